@@ -1,0 +1,111 @@
+"""Wires the shells together: config -> scheduler -> prober -> (store, metrics, log)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from pulse_agent.clock import Clock, SystemClock
+from pulse_agent.config.model import AgentSpec, CheckSpec
+from pulse_agent.probe.http import Prober
+from pulse_agent.result import Result
+from pulse_agent.scheduler import Scheduler
+from pulse_agent.store import ResultStore
+from pulse_agent.web.app import make_app, serve
+from pulse_agent.web.metrics import Metrics
+
+log = logging.getLogger("pulse_agent.agent")
+results_log = logging.getLogger("pulse_agent.result")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Command-line overrides of the config's agent settings."""
+
+    database: str | None = None
+    listen: str | None = None
+
+
+def log_result(result: Result) -> None:
+    """One structured line per finished run."""
+    fields = result.to_json()
+    fields.pop("ts")
+    results_log.info("result", extra=fields)
+
+
+def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
+    """Longest time an in-flight run can still take: its timeouts and backoffs, all attempts."""
+    worst = 0.0
+    for c in checks:
+        attempts = max(1, c.retries.attempts)
+        backoffs = sum(c.retries.backoff * 2**i for i in range(attempts - 1))
+        worst = max(worst, c.timeout * attempts + backoffs)
+    return worst + 1.0
+
+
+class Agent:
+    """One running agent: owns the store, prober, scheduler, metrics and web surface."""
+
+    def __init__(self, spec: AgentSpec, options: RunOptions = RunOptions(), *, clock: Clock | None = None) -> None:
+        self.spec = spec
+        self.database = options.database or spec.agent.database
+        self.listen = options.listen or spec.agent.listen
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.store: ResultStore | None = None
+        self.prober = Prober(wall=self.clock.time)
+        self.scheduler = Scheduler(
+            self._run_check,
+            clock=self.clock,
+            max_concurrency=spec.agent.max_concurrency,
+            on_skip=self.metrics.skipped,
+            on_lag=self.metrics.scheduler_lag.observe,
+        )
+        self.port: int | None = None
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready when the config is loaded and the database is open."""
+        if self.store is None:
+            return False, "database not open"
+        return True, f"ready: {len(self.scheduler.checks)} checks"
+
+    async def _run_check(self, spec: CheckSpec, due: float) -> Result:
+        self.metrics.inflight.inc()
+        try:
+            result = await self.prober.run(spec, due)
+        finally:
+            self.metrics.inflight.dec()
+        if self.store is not None:
+            self.store.submit(result)
+        self.metrics.observe(result)
+        log_result(result)
+        return result
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
+        started = time.monotonic()
+        # Opening the store first: a locked or missing database must fail before anything starts.
+        self.store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
+        web_runner, self.port = await serve(make_app(self.metrics, self.ready), self.listen)
+        checks = [c for c in self.spec.checks if c.enabled]
+        self.scheduler.set_checks(checks)
+        self.metrics.set_checks([c.name for c in checks])
+        log.info(
+            "agent started",
+            extra={"config": self.spec.source, "checks": len(checks), "database": self.database,
+                   "listen": f"{self.listen.rpartition(':')[0]}:{self.port}", "startup_ms": round((time.monotonic() - started) * 1000, 1)},
+        )
+        loop_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+        await stop.wait()
+        log.info("stopping: finishing in-flight runs", extra={"inflight": self.scheduler.inflight})
+        self.scheduler.stop()
+        await loop_task
+        cancelled = await self.scheduler.drain(drain_budget(self.spec.checks))
+        await self.prober.close()
+        store, self.store = self.store, None
+        await asyncio.to_thread(store.close)
+        await web_runner.cleanup()
+        log.info("agent stopped", extra={"results_written": store.written, "cancelled_runs": cancelled})
+        return 0

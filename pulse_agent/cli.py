@@ -1,0 +1,169 @@
+"""Command line: parse arguments, call one function per command. Heavy imports stay lazy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from pulse_agent import __version__
+
+DEFAULT_CONFIG = "pulse.yaml"
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", default=os.environ.get("PULSE_CONFIG", DEFAULT_CONFIG),
+                   help="config file (default: $PULSE_CONFIG or pulse.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every command."""
+    parser = argparse.ArgumentParser(prog="pulse-agent", description="Declarative HTTP monitoring agent.")
+    parser.add_argument("--version", action="version", version=f"pulse-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the agent")
+    _config_arg(run)
+    run.add_argument("--db", help="DuckDB file (overrides agent.database)")
+    run.add_argument("--listen", help="HOST:PORT of /metrics, /healthz, /readyz (overrides agent.listen)")
+    run.add_argument("--log-format", choices=["json", "text"], help="log format (overrides agent.log_format)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides agent.log_level")
+
+    validate = sub.add_parser("validate", help="check a config file; exit 1 listing every error")
+    _config_arg(validate)
+
+    check = sub.add_parser("check", help="run one check now and print the result")
+    check.add_argument("name", help="name of the check")
+    _config_arg(check)
+    check.add_argument("--format", choices=["text", "json"], default="text")
+
+    sub.add_parser("schema", help="print the JSON Schema of the config file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the pulse-agent command."""
+    args = build_parser().parse_args(argv)
+    command = {"run": cmd_run, "validate": cmd_validate, "check": cmd_check, "schema": cmd_schema}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(path: str):  # -> AgentSpec | None
+    from pulse_agent.config import ConfigInvalid, load_config
+
+    try:
+        return load_config(path)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        n = len(exc.errors)
+        print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0 with a summary when the config is valid, else 1 with every error."""
+    spec = _load(args.config)
+    if spec is None:
+        return 1
+    enabled = sum(c.enabled for c in spec.checks)
+    disabled = len(spec.checks) - enabled
+    print(f"{args.config}: valid ({_count(len(spec.checks), 'check')}"
+          f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})")
+    return 0
+
+
+def cmd_schema(_: argparse.Namespace) -> int:
+    """Print the JSON Schema."""
+    from pulse_agent.config.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run one check once; exit 0 if it passed, 1 if it failed, 2 if it does not exist."""
+    import asyncio
+
+    from pulse_agent.probe.http import Prober
+
+    spec = _load(args.config)
+    if spec is None:
+        return 1
+    check = spec.check(args.name)
+    if check is None:
+        names = ", ".join(c.name for c in spec.checks) or "none"
+        print(f"{args.config}: no check named {args.name!r} (checks: {names})", file=sys.stderr)
+        return 2
+
+    async def once():  # -> Result
+        prober = Prober()
+        try:
+            return await prober.run(check)
+        finally:
+            await prober.close()
+
+    result = asyncio.run(once())
+    if args.format == "json":
+        print(json.dumps(result.to_json()))
+    else:
+        print(format_result(result))
+    return 0 if result.ok else 1
+
+
+def format_result(result) -> str:  # result: Result
+    """One human line: OK/FAIL, status, time, and why."""
+    verdict = ("DEGRADED" if result.degraded else "OK") if result.ok else "FAIL"
+    parts = [verdict, result.check]
+    if result.status_code is not None:
+        parts.append(str(result.status_code))
+    if result.response_time_ms is not None:
+        parts.append(f"{result.response_time_ms:.1f}ms")
+    if result.attempts > 1:
+        parts.append(f"after {result.attempts} attempts")
+    if result.error:
+        parts.append(f"{result.error_kind}: {result.error}")
+    return "  ".join(parts)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the agent until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from pulse_agent.logs import setup_logging
+
+    spec = _load(args.config)
+    if spec is None:
+        return 1
+    setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
+
+    from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.store import StoreError
+
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen))
+
+    async def main_task() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await agent.run(stop)
+
+    try:
+        return asyncio.run(main_task())
+    except StoreError as exc:
+        print(f"pulse-agent: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the listen address is taken
+        print(f"pulse-agent: cannot listen on {args.listen or spec.agent.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"

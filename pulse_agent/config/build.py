@@ -1,0 +1,179 @@
+"""Validated plain data -> AgentSpec: defaults merged, cross-references and values checked."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pulse_agent.config.errors import ConfigError, Path
+from pulse_agent.config.load import Document
+from pulse_agent.config.model import (
+    AgentSettings,
+    AgentSpec,
+    AlertSpec,
+    CheckSpec,
+    Expect,
+    NotifierSpec,
+    Retries,
+    StatusRange,
+)
+from pulse_agent.durations import parse_duration
+from pulse_agent.schedule import ScheduleError, parse_schedule
+
+DEFAULT_SCHEDULE = "60s"
+DEFAULT_TIMEOUT = "10s"
+
+
+def merge_defaults(defaults: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
+    """Check settings over defaults; mappings merge key by key, everything else is replaced."""
+    merged = dict(defaults)
+    for key, value in check.items():
+        base = merged.get(key)
+        merged[key] = merge_defaults(base, value) if isinstance(base, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def build_spec(doc: Document) -> AgentSpec:
+    """Typed spec of a schema-checked document; semantic problems are appended to doc.errors.
+
+    Parts with schema errors are skipped (their errors are already reported), so that every
+    other part is still checked and all errors come out at once.
+    """
+    schema_errors = [e.path for e in doc.errors]
+
+    def clean(path: Path) -> bool:
+        return not any(p[: len(path)] == path or path[: len(p)] == p for p in schema_errors)
+
+    data = doc.data if isinstance(doc.data, dict) else {}
+    raw_notifiers = data.get("notifiers") if isinstance(data.get("notifiers"), dict) else {}
+    notifiers = tuple(_notifier(n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
+    raw_checks = data.get("checks") if isinstance(data.get("checks"), list) else []
+    defaults = (data.get("defaults") or {}) if clean(("defaults",)) else None
+    checks: list[CheckSpec] = []
+    first_seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_checks):
+        path: Path = ("checks", i)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name in first_seen:
+            first = first_seen[name]
+            line = doc.where(("checks", first, "name"))
+            doc.error((*path, "name"), f"duplicate check name {name!r} (first at checks[{first}]{f', line {line.line}' if line else ''})")
+        elif isinstance(name, str):
+            first_seen[name] = i
+        if clean(path) and defaults is not None:
+            spec = _check(doc, path, merge_defaults(defaults, raw), set(raw_notifiers))
+            if spec is not None:
+                checks.append(spec)
+    agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
+    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
+
+
+def _notifier(name: str, raw: dict[str, Any]) -> NotifierSpec:
+    return NotifierSpec(name=name, urls=tuple(raw["urls"]), title=raw.get("title"), body=raw.get("body"))
+
+
+def _check(doc: Document, path: Path, raw: dict[str, Any], notifiers: set[str]) -> CheckSpec | None:
+    before = len(doc.errors)
+
+    def fail(key: Path, message: str) -> None:
+        doc.error((*path, *key), message)
+
+    url = raw["url"]
+    if not urlsplit(url).hostname:
+        fail(("url",), f"{url!r} has no host")
+    timeout = parse_duration(raw.get("timeout", DEFAULT_TIMEOUT))
+    if timeout <= 0:
+        fail(("timeout",), "must be more than 0")
+    tz = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(("timezone",), f"unknown time zone {tz!r}; use an IANA name such as Europe/Berlin or UTC")
+    try:
+        schedule = parse_schedule(raw.get("schedule", DEFAULT_SCHEDULE))
+    except ScheduleError as exc:
+        fail(("schedule",), str(exc))
+    alert = raw.get("alert") or {}
+    for j, target in enumerate(alert.get("notify", [])):
+        if target not in notifiers:
+            have = ", ".join(sorted(notifiers)) or "none are defined"
+            fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
+    expect = _expect(raw.get("expect") or {}, lambda key, msg: fail(("expect", key), msg))
+    if len(doc.errors) > before:
+        return None
+    headers, body = _request_body(raw.get("headers") or {}, raw.get("body"))
+    retries = raw.get("retries") or {}
+    return CheckSpec(
+        name=raw["name"],
+        url=url,
+        method=raw.get("method", "GET"),
+        headers=headers,
+        body=body,
+        schedule=schedule,
+        timezone=tz,
+        timeout=timeout,
+        retries=Retries(attempts=retries.get("attempts", 1), backoff=parse_duration(retries.get("backoff", 1))),
+        expect=expect,
+        alert=AlertSpec(
+            notify=tuple(alert.get("notify", ())),
+            failure_threshold=alert.get("failure_threshold", 3),
+            success_threshold=alert.get("success_threshold", 2),
+            remind_every=parse_duration(alert.get("remind_every", 0)),
+            send_on_resolved=alert.get("send_on_resolved", True),
+        ),
+        labels=tuple(sorted((raw.get("labels") or {}).items())),
+        enabled=raw.get("enabled", True),
+    )
+
+
+def _expect(raw: dict[str, Any], fail: Any) -> Expect:
+    status = raw.get("status", "2xx")
+    ranges = tuple(StatusRange.parse(s) for s in (status if isinstance(status, list) else [status]))
+    pattern = raw.get("body_matches")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            fail("body_matches", f"invalid regular expression: {exc}")
+    json_rules = tuple(raw.get("json", {}).items())
+    if json_rules:
+        from pulse_agent.probe.expect import compile_jsonpath
+
+        for expr, _ in json_rules:
+            try:
+                compile_jsonpath(expr)
+            except Exception as exc:  # jsonpath-ng raises several unrelated types
+                fail("json", f"invalid JSONPath {expr!r}: {exc}")
+
+    def seconds(key: str) -> float | None:
+        return parse_duration(raw[key]) if key in raw else None
+
+    return Expect(
+        status=ranges,
+        max_response_time=seconds("max_response_time"),
+        degraded_response_time=seconds("degraded_response_time"),
+        body_contains=raw.get("body_contains"),
+        body_matches=pattern,
+        json=json_rules,
+        headers=tuple((k.lower(), v) for k, v in raw.get("headers", {}).items()),
+        certificate_valid_for=seconds("certificate_valid_for"),
+    )
+
+
+def _request_body(headers: dict[str, str], body: Any) -> tuple[tuple[tuple[str, str], ...], bytes | None]:
+    """Headers and encoded body; a mapping or list body is sent as JSON."""
+    if body is None:
+        return tuple(headers.items()), None
+    if isinstance(body, str):
+        return tuple(headers.items()), body.encode("utf-8")
+    if not any(k.lower() == "content-type" for k in headers):
+        headers = {**headers, "Content-Type": "application/json"}
+    return tuple(headers.items()), json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def errors_of(doc: Document) -> list[ConfigError]:
+    """Errors found so far, each once."""
+    return list(dict.fromkeys(doc.errors))

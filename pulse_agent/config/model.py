@@ -1,0 +1,128 @@
+"""The typed config: frozen dataclasses that the rest of the agent reads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pulse_agent.schedule import Interval, Schedule
+
+Pairs = tuple[tuple[str, str], ...]
+
+_STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)(?:-([1-5]\d\d))?")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRange:
+    """Accepted status codes low..high inclusive, as the user wrote them."""
+
+    low: int
+    high: int
+    text: str
+
+    @classmethod
+    def parse(cls, value: int | str) -> StatusRange:
+        """200 -> 200..200, "2xx" -> 200..299, "200-204" -> 200..204."""
+        if isinstance(value, int):
+            return cls(value, value, str(value))
+        m = _STATUS.fullmatch(value.strip())
+        if m is None:
+            raise ValueError(f"{value!r} is not a status code, class (2xx) or range (200-299)")
+        if m.group(1):
+            low = int(m.group(1)) * 100
+            return cls(low, low + 99, value)
+        low, high = int(m.group(2)), int(m.group(3) or m.group(2))
+        if high < low:
+            raise ValueError(f"range {value!r} ends before it starts")
+        return cls(low, high, value)
+
+    def matches(self, code: int) -> bool:
+        """Whether code is in this range."""
+        return self.low <= code <= self.high
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """What a healthy response looks like."""
+
+    status: tuple[StatusRange, ...] = (StatusRange(200, 299, "2xx"),)
+    max_response_time: float | None = None
+    degraded_response_time: float | None = None
+    body_contains: str | None = None
+    body_matches: str | None = None
+    json: tuple[tuple[str, object], ...] = ()
+    headers: Pairs = ()
+    certificate_valid_for: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """Total attempts per run and the wait before the first retry (doubling)."""
+
+    attempts: int = 1
+    backoff: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """When a check opens and resolves incidents and whom it tells."""
+
+    notify: tuple[str, ...] = ()
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    remind_every: float = 0.0
+    send_on_resolved: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """One HTTP check, defaults merged in."""
+
+    name: str
+    url: str
+    method: str = "GET"
+    headers: Pairs = ()
+    body: bytes | None = None
+    schedule: Schedule = field(default_factory=lambda: Interval(60.0, "60s"))
+    timezone: str = "UTC"
+    timeout: float = 10.0
+    retries: Retries = Retries()
+    expect: Expect = Expect()
+    alert: AlertSpec = AlertSpec()
+    labels: Pairs = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierSpec:
+    """A named alert destination: Apprise URLs and optional templates."""
+
+    name: str
+    urls: tuple[str, ...]
+    title: str | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """Settings of the agent process itself."""
+
+    listen: str = "127.0.0.1:9108"
+    database: str = "pulse.duckdb"
+    max_concurrency: int = 256
+    log_format: str = "json"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """A whole validated config."""
+
+    source: str
+    agent: AgentSettings = AgentSettings()
+    checks: tuple[CheckSpec, ...] = ()
+    notifiers: tuple[NotifierSpec, ...] = ()
+
+    def check(self, name: str) -> CheckSpec | None:
+        """The check called name, if any."""
+        return next((c for c in self.checks if c.name == name), None)

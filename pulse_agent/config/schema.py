@@ -1,0 +1,121 @@
+"""Validate config data against schemas/pulse.schema.json and place each error."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from pathlib import Path as FsPath
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from pulse_agent.config.load import Document
+
+_SCHEMA_NAME = "pulse.schema.json"
+_TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+
+
+def schema_path() -> FsPath:
+    """Where the one schema file is: inside the wheel, or schemas/ of a source checkout."""
+    here = FsPath(__file__).resolve().parent.parent
+    for candidate in (here / _SCHEMA_NAME, here.parent / "schemas" / _SCHEMA_NAME):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{_SCHEMA_NAME} is missing from the installation (looked in {here} and {here.parent / 'schemas'})")
+
+
+def schema_text() -> str:
+    """The JSON Schema, as shipped."""
+    return schema_path().read_text(encoding="utf-8")
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_text()))
+
+
+def validate_document(doc: Document) -> None:
+    """Append every schema violation of doc.data to doc.errors, placed at its key."""
+    for error in _validator().iter_errors(doc.data):
+        _place(doc, error)
+
+
+def _place(doc: Document, error: ValidationError) -> None:
+    path = tuple(error.absolute_path)
+    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+        allowed = sorted(_property_names(error.schema))
+        for key in error.instance:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                advice = f"did you mean {hint[0]!r}?" if hint else f"allowed: {', '.join(allowed)}"
+                doc.error((*path, key), f"unknown key {key!r}; {advice}", key=True)
+        return
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        _place(doc, _closest(error.context))
+        return
+    if "propertyNames" in error.schema_path:
+        doc.error((*path, error.instance), f"key {_message(error)}", key=True)
+        return
+    doc.error(path, _message(error))
+
+
+def _closest(errors: list[ValidationError]) -> ValidationError:
+    """The alternative that got furthest: deepest path, and a wrong value before a wrong type."""
+    return max(errors, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+
+
+def _message(error: ValidationError) -> str:
+    schema, value, kind = error.schema, error.instance, error.validator
+    title = schema.get("title", "value") if isinstance(schema, dict) else "value"
+    examples = schema.get("examples") if isinstance(schema, dict) else None
+    example = f" (e.g. {', '.join(str(e) for e in examples)})" if examples else ""
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return f"missing required key {missing[0]!r}" if missing else error.message
+    if kind == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        got = _TYPE_NAMES.get(type(value), type(value).__name__)
+        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got} {_show(value)}"
+    if kind == "pattern":
+        return f"{_show(value)} is not a valid {title}{example}"
+    if kind in ("enum", "const"):
+        options = error.validator_value if kind == "enum" else [error.validator_value]
+        return f"{_show(value)} is not one of: {', '.join(_show(o) for o in options)}"
+    if kind in ("minimum", "maximum"):
+        word = "at least" if kind == "minimum" else "at most"
+        return f"{_show(value)} is out of range; must be {word} {error.validator_value}"
+    if kind == "minItems":
+        return f"needs at least {error.validator_value} item(s)"
+    if kind == "minLength":
+        return "must not be empty"
+    return error.message
+
+
+def _property_names(schema: dict[str, Any]) -> set[str]:
+    """Keys a mapping schema allows, following $ref and allOf."""
+    names = set(schema.get("properties", {}))
+    ref = schema.get("$ref")
+    if ref:
+        names |= _property_names(_local_ref(ref))
+    for sub in schema.get("allOf", []):
+        names |= _property_names(sub)
+    return names
+
+
+def _local_ref(ref: str) -> dict[str, Any]:
+    """The subschema a "#/$defs/x" reference names (the schema uses no other kind)."""
+    node: Any = _validator().schema
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _json_type(name: str) -> str:
+    return {"object": "mapping", "array": "list"}.get(name, name)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,1 @@
+"""Probing: the HTTP runner (I/O) and the pure assertions over what it saw."""

@@ -1,0 +1,54 @@
+"""The outcome of one check run: what is stored, exported, logged and alerted on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# The closed set of error_kind values; docs/errors.md explains each.
+ERROR_KINDS = (
+    "timeout",  # no complete response within the check's timeout
+    "dns",  # the host name did not resolve
+    "connect",  # TCP connection refused or unreachable
+    "tls",  # TLS handshake or certificate verification failed
+    "reset",  # the server closed or reset the connection before a complete response
+    "protocol",  # the answer was not valid HTTP
+    "redirects",  # more redirects than allowed
+    "body_too_large",  # the body exceeded the size limit
+    "status",  # status code not expected
+    "latency",  # slower than expect.max_response_time
+    "body",  # body_contains / body_matches failed
+    "json",  # body not JSON, or a JSONPath value differs
+    "header",  # an expected header is missing or differs
+    "certificate",  # the peer certificate expires too soon
+    "internal",  # a fault in pulse-agent itself; please report it
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One finished run of a check (after retries)."""
+
+    check: str
+    ts: float  # run start, epoch seconds
+    ok: bool
+    degraded: bool = False
+    status_code: int | None = None
+    response_time_ms: float | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    attempts: int = 1
+    scheduled_ts: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready mapping with ISO-8601 UTC timestamps."""
+        out = asdict(self)
+        out["ts"] = iso(self.ts)
+        out["scheduled_ts"] = iso(self.scheduled_ts) if self.scheduled_ts is not None else None
+        return out
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds -> ISO-8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,158 @@
+"""The timing heap: runs each enabled check when due, never two runs of one check at once."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from pulse_agent.clock import Clock, SystemClock, Timer
+from pulse_agent.config.model import CheckSpec
+
+log = logging.getLogger("pulse_agent.scheduler")
+
+Runner = Callable[[CheckSpec, float], Awaitable[object]]
+
+
+@dataclass(slots=True)
+class _Entry:
+    spec: CheckSpec
+    generation: int
+
+
+class Scheduler:
+    """Pops due checks off a heap and starts their runs, within a global concurrency bound."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        clock: Clock | None = None,
+        max_concurrency: int = 256,
+        on_skip: Callable[[str], None] | None = None,
+        on_lag: Callable[[float], None] | None = None,
+    ) -> None:
+        self._runner = runner
+        self._clock = clock or SystemClock()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._on_skip = on_skip
+        self._on_lag = on_lag
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._entries: dict[str, _Entry] = {}
+        self._generation = 0
+        self._inflight: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiter: asyncio.Future[None] | None = None
+        self._stopping = False
+        self.skipped: dict[str, int] = {}
+
+    @property
+    def inflight(self) -> int:
+        """Runs in progress now."""
+        return len(self._inflight)
+
+    @property
+    def checks(self) -> list[CheckSpec]:
+        """The checks being scheduled."""
+        return [e.spec for e in self._entries.values()]
+
+    def set_checks(self, specs: Iterable[CheckSpec]) -> None:
+        """Schedule exactly these (enabled) checks; unchanged ones keep their place in time."""
+        now = self._clock.time()
+        entries: dict[str, _Entry] = {}
+        for spec in specs:
+            if not spec.enabled:
+                continue
+            old = self._entries.get(spec.name)
+            if old is not None and old.spec == spec:
+                entries[spec.name] = old
+                continue
+            self._generation += 1
+            entries[spec.name] = _Entry(spec, self._generation)
+            self._push(spec.schedule.next_due(now, spec.name), spec.name, self._generation)
+        self._entries = entries
+        self._wake()
+
+    def stop(self) -> None:
+        """Start no more runs; run() returns."""
+        self._stopping = True
+        self._wake()
+
+    async def drain(self, timeout: float) -> int:
+        """Wait for in-flight runs to finish (cancel those past timeout); return how many were cancelled."""
+        if not self._tasks:
+            return 0
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        return len(pending)
+
+    async def run(self) -> None:
+        """Start runs as they fall due until stop() is called."""
+        while not self._stopping:
+            if not self._heap:
+                await self._sleep_until(None)
+                continue
+            due, _, name, generation = self._heap[0]
+            entry = self._entries.get(name)
+            if entry is None or entry.generation != generation:
+                heapq.heappop(self._heap)  # a removed or replaced check
+                continue
+            now = self._clock.time()
+            if due > now:
+                await self._sleep_until(due)
+                continue
+            heapq.heappop(self._heap)
+            spec = entry.spec
+            self._push(spec.schedule.next_due(max(due, now), name), name, generation)
+            if name in self._inflight:
+                self.skipped[name] = self.skipped.get(name, 0) + 1
+                if self._on_skip is not None:
+                    self._on_skip(name)
+                continue
+            await self._slots.acquire()
+            if self._stopping:
+                self._slots.release()
+                break
+            if self._on_lag is not None:
+                self._on_lag(max(0.0, self._clock.time() - due))
+            self._inflight.add(name)
+            task = asyncio.create_task(self._run_one(spec, due), name=f"check:{name}")
+            self._tasks.add(task)
+
+    async def _run_one(self, spec: CheckSpec, due: float) -> None:
+        try:
+            await self._runner(spec, due)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the runner's bug must not stop the scheduler
+            log.exception("run of check %s failed", spec.name)
+        finally:
+            self._inflight.discard(spec.name)
+            self._slots.release()
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    def _push(self, due: float | None, name: str, generation: int) -> None:
+        if due is not None:
+            heapq.heappush(self._heap, (due, generation, name, generation))
+
+    async def _sleep_until(self, when: float | None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        timer: Timer | None = None
+        if when is not None:
+            timer = self._clock.call_at(when, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)

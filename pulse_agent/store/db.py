@@ -1,0 +1,186 @@
+"""DuckDB: open and migrate the file, and write results in batches from one writer thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pulse_agent.result import Result
+
+log = logging.getLogger("pulse_agent.store")
+
+# Append-only: a released migration is never edited, a new one is added at the end.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE results (
+        ts               TIMESTAMPTZ NOT NULL,  -- run start
+        check_name       VARCHAR     NOT NULL,
+        ok               BOOLEAN     NOT NULL,
+        degraded         BOOLEAN     NOT NULL,
+        status_code      SMALLINT,
+        response_time_ms DOUBLE,
+        error_kind       VARCHAR,
+        error            VARCHAR,
+        attempts         SMALLINT    NOT NULL,
+        scheduled_ts     TIMESTAMPTZ
+    );
+    """,
+)
+
+_STOP = object()
+_FLUSH = object()
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message names the file and the reason."""
+
+
+def open_database(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Connect to the DuckDB file, turning failures into a one-line StoreError."""
+    file = Path(path)
+    if not file.parent.exists():
+        raise StoreError(
+            f"cannot open database {str(file)!r}: directory {str(file.parent)!r} does not exist; create it or set agent.database / --db"
+        )
+    try:
+        return duckdb.connect(str(file), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = re.search(r"PID (\d+)", text)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            reason = f"it is locked by another process{holder}, probably another pulse-agent"
+            raise StoreError(f"cannot open database {str(file)!r}: {reason}") from None
+        raise StoreError(f"cannot open database {str(file)!r}: {_last_line(text)}") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open database {str(file)!r}: {_last_line(str(exc))}") from None
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply the migrations the file has not seen; return its schema version."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    current = int(row[0]) if row else 0
+    for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+        con.execute("BEGIN")
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+        con.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def result_row(r: Result) -> tuple[object, ...]:
+    """A Result as a row of the results table."""
+    return (
+        _utc(r.ts),
+        r.check,
+        r.ok,
+        r.degraded,
+        r.status_code,
+        r.response_time_ms,
+        r.error_kind,
+        r.error,
+        r.attempts,
+        _utc(r.scheduled_ts) if r.scheduled_ts is not None else None,
+    )
+
+
+class ResultStore:
+    """Owns the read-write connection; results queue up and one thread appends them in batches."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        flush_interval: float = 1.0,
+        batch_size: int = 1000,
+        max_pending: int = 1_000_000,
+        on_written: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._con = open_database(self.path)
+        try:
+            migrate(self._con)
+        except duckdb.Error as exc:
+            self._con.close()
+            raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._max_pending = max_pending
+        self._on_written = on_written
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="pulse-store-writer", daemon=True)
+        self._thread.start()
+        self.written = 0
+        self.dropped = 0
+
+    def submit(self, result: Result) -> None:
+        """Queue a result for writing; never blocks."""
+        self._queue.put(result)
+
+    def flush(self) -> None:
+        """Ask the writer to write what it holds now (returns at once)."""
+        self._queue.put(_FLUSH)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then close the file."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        self._con.close()
+
+    def _write_loop(self) -> None:
+        batch: list[tuple[object, ...]] = []
+        deadline = 0.0
+        while True:
+            wait = max(0.0, deadline - time.monotonic()) if batch else None
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = _FLUSH
+            if isinstance(item, Result):
+                if not batch:
+                    deadline = time.monotonic() + self._flush_interval
+                batch.append(result_row(item))
+                if len(batch) < self._batch_size:
+                    continue
+            if batch:
+                batch = self._write(batch)
+                deadline = time.monotonic() + self._flush_interval
+            if item is _STOP:
+                return
+
+    def _write(self, batch: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        """Append batch; on failure keep it (bounded) for the next try."""
+        try:
+            with self._con.appender("results") as appender:
+                appender.append_rows(batch)
+        except duckdb.Error as exc:
+            log.error("writing %d results to %s failed, will retry: %s", len(batch), self.path, _last_line(str(exc)))
+            excess = len(batch) - self._max_pending
+            if excess > 0:
+                self.dropped += excess
+                log.error("dropped %d oldest unwritten results (more than %d pending)", excess, self._max_pending)
+                return batch[excess:]
+            return batch
+        self.written += len(batch)
+        if self._on_written is not None:
+            self._on_written(len(batch))
+        return []
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text

@@ -1,0 +1,51 @@
+"""aiohttp.web routes of the agent: /metrics, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from pulse_agent.web.metrics import Metrics
+
+
+def make_app(metrics: Metrics, ready: Callable[[], tuple[bool, str]]) -> web.Application:
+    """The web application; `ready` says whether the agent can do its work, and why not."""
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        # Exposition is synchronous and slow for many checks: keep it off the event loop.
+        body = await asyncio.to_thread(metrics.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok, reason = ready()
+        return web.Response(text=f"{reason}\n", status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT (or [v6]:PORT) -> (host, port)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def serve(app: web.Application, listen: str) -> tuple[web.AppRunner, int]:
+    """Start serving app on listen; return the runner and the bound port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = split_listen(listen)
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # the only way to learn the port chosen for port 0
+    sockets = getattr(server, "sockets", None) or []
+    return runner, sockets[0].getsockname()[1] if sockets else port

@@ -1,0 +1,88 @@
+"""Prometheus metrics of one agent, on its own registry (no process-global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+from pulse_agent.result import Result
+
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(slots=True)
+class _CheckSeries:
+    """The labelled children of one check, looked up once instead of per result."""
+
+    up: MetricWrapperBase
+    duration: MetricWrapperBase
+    status: MetricWrapperBase
+    success: MetricWrapperBase
+    failure: MetricWrapperBase
+    skipped: MetricWrapperBase
+
+
+class Metrics:
+    """Every series pulse-agent exports (names fixed by DESIGN.md)."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # a *_created series per check doubles every scrape for nothing
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self.check_up = Gauge("pulse_check_up", "1 if the last run of the check succeeded, else 0.", ["check"], registry=r)
+        self.check_duration = Gauge("pulse_check_duration_seconds", "Response time of the last run.", ["check"], registry=r)
+        self.check_status = Gauge("pulse_check_status_code", "HTTP status code of the last run (0: none).", ["check"], registry=r)
+        self.check_runs = Counter("pulse_check_runs", "Finished runs by result.", ["check", "result"], registry=r)
+        self.check_skipped = Counter(
+            "pulse_check_skipped_runs", "Runs skipped because the previous run was still going.", ["check"], registry=r
+        )
+        self.scheduler_lag = Histogram("pulse_scheduler_lag_seconds", "Due time to run start.", buckets=LAG_BUCKETS, registry=r)
+        self.inflight = Gauge("pulse_checks_inflight", "Runs in progress.", registry=r)
+        self.configured = Gauge("pulse_checks_configured", "Enabled checks in the loaded config.", registry=r)
+        self.results_written = Counter("pulse_results_written", "Results written to the database.", registry=r)
+        self._series: dict[str, _CheckSeries] = {}
+
+    def _for(self, check: str) -> _CheckSeries:
+        series = self._series.get(check)
+        if series is None:
+            series = _CheckSeries(
+                up=self.check_up.labels(check),
+                duration=self.check_duration.labels(check),
+                status=self.check_status.labels(check),
+                success=self.check_runs.labels(check, "success"),
+                failure=self.check_runs.labels(check, "failure"),
+                skipped=self.check_skipped.labels(check),
+            )
+            self._series[check] = series
+        return series
+
+    def observe(self, result: Result) -> None:
+        """Update the per-check series from a finished run."""
+        s = self._for(result.check)
+        s.up.set(1 if result.ok else 0)
+        if result.response_time_ms is not None:
+            s.duration.set(result.response_time_ms / 1000)
+        s.status.set(result.status_code or 0)
+        (s.success if result.ok else s.failure).inc()
+
+    def skipped(self, check: str) -> None:
+        """Count a run skipped because the previous one was still going."""
+        self._for(check).skipped.inc()
+
+    def set_checks(self, names: list[str]) -> None:
+        """Export series for exactly these checks (removed checks disappear)."""
+        for name in set(self._series) - set(names):
+            for metric in (self.check_up, self.check_duration, self.check_status, self.check_skipped):
+                metric.remove(name)
+            for result in ("success", "failure"):
+                self.check_runs.remove(name, result)
+            del self._series[name]
+        for name in names:
+            self._for(name)
+        self.configured.set(len(names))
+
+    def render(self) -> bytes:
+        """The text exposition (slow for many checks: call it off the event loop)."""
+        return generate_latest(self.registry)
