@@ -86,26 +86,36 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
-        # Opening the store first: a locked or missing database must fail before anything starts.
-        self.store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
-        web_runner, self.port = await serve(make_app(self.metrics, self.ready), self.listen)
-        checks = [c for c in self.spec.checks if c.enabled]
-        self.scheduler.set_checks(checks)
-        self.metrics.set_checks([c.name for c in checks])
-        log.info(
-            "agent started",
-            extra={"config": self.spec.source, "checks": len(checks), "database": self.database,
-                   "listen": f"{self.listen.rpartition(':')[0]}:{self.port}", "startup_ms": round((time.monotonic() - started) * 1000, 1)},
-        )
-        loop_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
-        await stop.wait()
-        log.info("stopping: finishing in-flight runs", extra={"inflight": self.scheduler.inflight})
-        self.scheduler.stop()
-        await loop_task
-        cancelled = await self.scheduler.drain(drain_budget(self.spec.checks))
-        await self.prober.close()
-        store, self.store = self.store, None
-        await asyncio.to_thread(store.close)
-        await web_runner.cleanup()
+        # The store first: a locked or missing database must fail before anything starts.
+        store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
+        web_runner = None
+        try:
+            web_runner, self.port = await serve(make_app(self.metrics, self.ready), self.listen)
+            self.store = store
+            checks = [c for c in self.spec.checks if c.enabled]
+            self.scheduler.set_checks(checks)
+            self.metrics.set_checks([c.name for c in checks])
+            log.info(
+                "agent started",
+                extra={
+                    "config": self.spec.source,
+                    "checks": len(checks),
+                    "database": self.database,
+                    "listen": f"{self.listen.rpartition(':')[0]}:{self.port}",
+                    "startup_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
+            loop_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+            await stop.wait()
+            log.info("stopping: finishing in-flight runs", extra={"inflight": self.scheduler.inflight})
+            self.scheduler.stop()
+            await loop_task
+            cancelled = await self.scheduler.drain(drain_budget(self.spec.checks))
+        finally:
+            self.store = None
+            await self.prober.close()
+            await asyncio.to_thread(store.close)
+            if web_runner is not None:
+                await web_runner.cleanup()
         log.info("agent stopped", extra={"results_written": store.written, "cancelled_runs": cancelled})
         return 0

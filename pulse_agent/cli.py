@@ -14,8 +14,9 @@ DEFAULT_CONFIG = "pulse.yaml"
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default=os.environ.get("PULSE_CONFIG", DEFAULT_CONFIG),
-                   help="config file (default: $PULSE_CONFIG or pulse.yaml)")
+    p.add_argument(
+        "-c", "--config", default=os.environ.get("PULSE_CONFIG", DEFAULT_CONFIG), help="config file (default: $PULSE_CONFIG or pulse.yaml)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +74,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     enabled = sum(c.enabled for c in spec.checks)
     disabled = len(spec.checks) - enabled
-    print(f"{args.config}: valid ({_count(len(spec.checks), 'check')}"
-          f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})")
+    print(
+        f"{args.config}: valid ({_count(len(spec.checks), 'check')}"
+        f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
+    )
     return 0
 
 

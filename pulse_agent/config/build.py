@@ -39,8 +39,8 @@ def merge_defaults(defaults: dict[str, Any], check: dict[str, Any]) -> dict[str,
 def build_spec(doc: Document) -> AgentSpec:
     """Typed spec of a schema-checked document; semantic problems are appended to doc.errors.
 
-    Parts with schema errors are skipped (their errors are already reported), so that every
-    other part is still checked and all errors come out at once.
+    A value with a schema error is not checked again, but everything else is, so that all
+    errors come out at once. The spec is only used when doc.errors stays empty.
     """
     schema_errors = [e.path for e in doc.errors]
 
@@ -51,22 +51,23 @@ def build_spec(doc: Document) -> AgentSpec:
     raw_notifiers = data.get("notifiers") if isinstance(data.get("notifiers"), dict) else {}
     notifiers = tuple(_notifier(n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
     raw_checks = data.get("checks") if isinstance(data.get("checks"), list) else []
-    defaults = (data.get("defaults") or {}) if clean(("defaults",)) else None
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     checks: list[CheckSpec] = []
     first_seen: dict[str, int] = {}
     for i, raw in enumerate(raw_checks):
-        path: Path = ("checks", i)
-        name = raw.get("name") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict):
+            continue
+        name = raw.get("name")
         if isinstance(name, str) and name in first_seen:
             first = first_seen[name]
             line = doc.where(("checks", first, "name"))
-            doc.error((*path, "name"), f"duplicate check name {name!r} (first at checks[{first}]{f', line {line.line}' if line else ''})")
+            at = f"checks[{first}]" + (f", line {line.line}" if line else "")
+            doc.error(("checks", i, "name"), f"duplicate check name {name!r} (first at {at})")
         elif isinstance(name, str):
             first_seen[name] = i
-        if clean(path) and defaults is not None:
-            spec = _check(doc, path, merge_defaults(defaults, raw), set(raw_notifiers))
-            if spec is not None:
-                checks.append(spec)
+        spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers))
+        if spec is not None:
+            checks.append(spec)
     agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
 
@@ -75,58 +76,88 @@ def _notifier(name: str, raw: dict[str, Any]) -> NotifierSpec:
     return NotifierSpec(name=name, urls=tuple(raw["urls"]), title=raw.get("title"), body=raw.get("body"))
 
 
-def _check(doc: Document, path: Path, raw: dict[str, Any], notifiers: set[str]) -> CheckSpec | None:
-    before = len(doc.errors)
+class _CheckBuilder:
+    """Checks and types one check's settings, blaming defaults for values that came from there."""
 
-    def fail(key: Path, message: str) -> None:
-        doc.error((*path, *key), message)
+    def __init__(self, doc: Document, path: Path, raw: dict[str, Any], defaults: dict[str, Any], clean: Any) -> None:
+        self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
+        self.merged = merge_defaults(defaults, raw)
+        self.failed = False
 
-    url = raw["url"]
-    if not urlsplit(url).hostname:
-        fail(("url",), f"{url!r} has no host")
-    timeout = parse_duration(raw.get("timeout", DEFAULT_TIMEOUT))
-    if timeout <= 0:
-        fail(("timeout",), "must be more than 0")
-    tz = raw.get("timezone", "UTC")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail(("timezone",), f"unknown time zone {tz!r}; use an IANA name such as Europe/Berlin or UTC")
-    try:
-        schedule = parse_schedule(raw.get("schedule", DEFAULT_SCHEDULE))
-    except ScheduleError as exc:
-        fail(("schedule",), str(exc))
-    alert = raw.get("alert") or {}
-    for j, target in enumerate(alert.get("notify", [])):
-        if target not in notifiers:
-            have = ", ".join(sorted(notifiers)) or "none are defined"
-            fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
-    expect = _expect(raw.get("expect") or {}, lambda key, msg: fail(("expect", key), msg))
-    if len(doc.errors) > before:
-        return None
-    headers, body = _request_body(raw.get("headers") or {}, raw.get("body"))
-    retries = raw.get("retries") or {}
-    return CheckSpec(
-        name=raw["name"],
-        url=url,
-        method=raw.get("method", "GET"),
-        headers=headers,
-        body=body,
-        schedule=schedule,
-        timezone=tz,
-        timeout=timeout,
-        retries=Retries(attempts=retries.get("attempts", 1), backoff=parse_duration(retries.get("backoff", 1))),
-        expect=expect,
-        alert=AlertSpec(
-            notify=tuple(alert.get("notify", ())),
-            failure_threshold=alert.get("failure_threshold", 3),
-            success_threshold=alert.get("success_threshold", 2),
-            remind_every=parse_duration(alert.get("remind_every", 0)),
-            send_on_resolved=alert.get("send_on_resolved", True),
-        ),
-        labels=tuple(sorted((raw.get("labels") or {}).items())),
-        enabled=raw.get("enabled", True),
-    )
+    def origin(self, *keys: str) -> Path:
+        """Key path of the value the check uses: its own, or the one in defaults."""
+        node: Any = self.raw
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return ("defaults", *keys)
+            node = node[key]
+        return (*self.path, *keys)
+
+    def get(self, *keys: str, default: Any = None) -> Any:
+        """The merged value at keys, or default when absent or already reported by the schema."""
+        node: Any = self.merged
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return default
+            node = node[key]
+        if not self.clean(self.origin(*keys)):
+            self.failed = True
+            return default
+        return node
+
+    def fail(self, keys: tuple[str | int, ...], message: str) -> None:
+        self.failed = True
+        self.doc.error((*self.origin(*(k for k in keys if isinstance(k, str))), *(k for k in keys if isinstance(k, int))), message)
+
+    def build(self, notifiers: set[str]) -> CheckSpec | None:
+        url = self.get("url", default="")
+        if url and not urlsplit(url).hostname:
+            self.fail(("url",), f"{url!r} has no host")
+        timeout = parse_duration(self.get("timeout", default=DEFAULT_TIMEOUT))
+        if timeout <= 0:
+            self.fail(("timeout",), "must be more than 0")
+        tz = self.get("timezone", default="UTC")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(("timezone",), f"unknown time zone {tz!r}; use an IANA name such as Europe/Berlin or UTC")
+        schedule = None
+        try:
+            schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE))
+        except ScheduleError as exc:
+            self.fail(("schedule",), str(exc))
+        for j, target in enumerate(self.get("alert", "notify", default=[])):
+            if target not in notifiers:
+                have = ", ".join(sorted(notifiers)) or "none are defined"
+                self.fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
+        expect = _expect(self.get("expect", default={}), lambda key, msg: self.fail(("expect", key), msg))
+        if self.failed or not self.clean(self.path) or schedule is None:
+            return None
+        raw = self.merged
+        headers, body = _request_body(raw.get("headers") or {}, raw.get("body"))
+        retries = raw.get("retries") or {}
+        alert = raw.get("alert") or {}
+        return CheckSpec(
+            name=raw["name"],
+            url=url,
+            method=raw.get("method", "GET"),
+            headers=headers,
+            body=body,
+            schedule=schedule,
+            timezone=tz,
+            timeout=timeout,
+            retries=Retries(attempts=retries.get("attempts", 1), backoff=parse_duration(retries.get("backoff", 1))),
+            expect=expect,
+            alert=AlertSpec(
+                notify=tuple(alert.get("notify", ())),
+                failure_threshold=alert.get("failure_threshold", 3),
+                success_threshold=alert.get("success_threshold", 2),
+                remind_every=parse_duration(alert.get("remind_every", 0)),
+                send_on_resolved=alert.get("send_on_resolved", True),
+            ),
+            labels=tuple(sorted((raw.get("labels") or {}).items())),
+            enabled=raw.get("enabled", True),
+        )
 
 
 def _expect(raw: dict[str, Any], fail: Any) -> Expect:

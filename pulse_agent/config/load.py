@@ -14,6 +14,7 @@ from pulse_agent.config.errors import ConfigError, Path, Position
 _ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "merge", "timestamp")}
 
 
 @dataclass
@@ -75,6 +76,9 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.doc.values.setdefault(path, self.pos(node))
+        if node.tag not in _PLAIN_TAGS:
+            self.doc.errors.append(ConfigError(self.pos(node), path, f"unsupported YAML tag {node.tag!r}; plain values only"))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -97,9 +101,7 @@ class _Builder:
                 continue
             if key in out:
                 first = self.doc.keys[(*path, key)]
-                self.doc.errors.append(
-                    ConfigError(self.pos(key_node), (*path, key), f"duplicate key {key!r} (first at line {first.line})")
-                )
+                self.doc.errors.append(ConfigError(self.pos(key_node), (*path, key), f"duplicate key {key!r} (first at line {first.line})"))
                 continue
             self.doc.keys[(*path, key)] = self.pos(key_node)
             out[key] = self.build(value_node, (*path, key))

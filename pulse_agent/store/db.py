@@ -67,8 +67,8 @@ def open_database(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDB
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply the migrations the file has not seen; return its schema version."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    current = int(row[0]) if row else 0
+    # fetchall, not fetchone: DuckDB 2 refuses new work while a result is unfinished.
+    [(current,)] = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()
     for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
         con.execute("BEGIN")
         con.execute(sql)
@@ -156,6 +156,9 @@ class ResultStore:
                 batch = self._write(batch)
                 deadline = time.monotonic() + self._flush_interval
             if item is _STOP:
+                if batch:
+                    self.dropped += len(batch)
+                    log.error("closing with %d results that could not be written to %s", len(batch), self.path)
                 return
 
     def _write(self, batch: list[tuple[object, ...]]) -> list[tuple[object, ...]]:

@@ -1,0 +1,195 @@
+"""Whole-config validation: every error with file:line:col and key path, all at once."""
+
+import textwrap
+
+import pytest
+
+from pulse_agent.config import ConfigInvalid, load_config, parse_config
+from pulse_agent.config.model import StatusRange
+
+
+def errors(text: str, env=None) -> list[str]:
+    with pytest.raises(ConfigInvalid) as info:
+        parse_config(textwrap.dedent(text), "p.yaml", env or {})
+    return [str(e) for e in info.value.errors]
+
+
+def one_check(lines: str) -> str:
+    return "version: 1\nchecks:\n  - name: a\n    url: http://127.0.0.1/\n" + textwrap.indent(textwrap.dedent(lines), "    ")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 2\n", "p.yaml:1:10: version: 2 is not one of: 1"),
+        ("checks: []\n", "p.yaml:1:1: missing required key 'version'"),
+        ("version: 1\nchek: []\n", "p.yaml:2:1: chek: unknown key 'chek'; did you mean 'checks'?"),
+        (
+            "version: 1\nagent: {listen: nope}\n",
+            'p.yaml:2:17: agent.listen: "nope" is not a valid listen address (e.g. 127.0.0.1:9108, 0.0.0.0:9108)',
+        ),
+        (one_check("timeout: 5x\n"), 'p.yaml:5:14: checks[0].timeout: "5x" is not a valid duration (e.g. 250ms, 30s, 5m, 1h30m, 7d, 10)'),
+        (one_check("timeout: 0\n"), "p.yaml:5:14: checks[0].timeout: must be more than 0"),
+        (
+            one_check("method: FETCH\n"),
+            'p.yaml:5:13: checks[0].method: "FETCH" is not one of: "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"',
+        ),
+        (one_check("retries: {attempts: 0}\n"), "p.yaml:5:25: checks[0].retries.attempts: 0 is out of range; must be at least 1"),
+        (
+            one_check("expect: {status: [200, 2yy]}\n"),
+            'p.yaml:5:28: checks[0].expect.status[1]: "2yy" is not a valid status code (e.g. 200, 2xx, 200-299)',
+        ),
+        (
+            one_check("expect: {body_matches: '('}\n"),
+            "p.yaml:5:28: checks[0].expect.body_matches: invalid regular expression: missing ), unterminated subpattern at position 0",
+        ),
+        (
+            one_check("expect: {json: {status: UP}}\n"),
+            'p.yaml:5:21: checks[0].expect.json.status: key "status" is not a valid JSONPath expression (e.g. $.status)',
+        ),
+        (one_check("expect: {json: {'$.[': 1}}\n"), None),
+        (
+            one_check("schedule: every fortnight\n"),
+            "p.yaml:5:15: checks[0].schedule: cannot read 'every fortnight' (at 'fortnight'); "
+            "write an interval such as 30s, 1h30m, 'every 5 minutes' or 'every hour' (1s .. 24h)",
+        ),
+        (
+            one_check("schedule: 500ms\n"),
+            "p.yaml:5:15: checks[0].schedule: interval '500ms' is out of range; it must be between 1s and 24h",
+        ),
+        (
+            one_check("timezone: Mars/Base\n"),
+            "p.yaml:5:15: checks[0].timezone: unknown time zone 'Mars/Base'; use an IANA name such as Europe/Berlin or UTC",
+        ),
+        (
+            one_check("alert: {notify: [ops]}\n"),
+            "p.yaml:5:22: checks[0].alert.notify[0]: unknown notifier 'ops' (notifiers: none are defined)",
+        ),
+        (one_check("labels: {a-b: x}\n"), 'p.yaml:5:14: checks[0].labels.a-b: key "a-b" is not a valid label name (e.g. team)'),
+        (one_check("header: {}\n"), "p.yaml:5:5: checks[0].header: unknown key 'header'; did you mean 'headers'?"),
+        (one_check("headers: {X-Count: 5}\n"), "p.yaml:5:24: checks[0].headers.X-Count: expected string, got integer 5"),
+        (
+            "version: 1\nchecks:\n  - name: a\n    url: ftp://x\n",
+            'p.yaml:4:10: checks[0].url: "ftp://x" is not a valid URL (e.g. https://api.example.com/health)',
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a b\n    url: http://x\n",
+            'p.yaml:3:11: checks[0].name: "a b" is not a valid name (e.g. api-health)',
+        ),
+        ("version: 1\nchecks:\n  - url: http://x\n", "p.yaml:3:5: checks[0]: missing required key 'name'"),
+        ("version: 1\nchecks: {a: 1}\n", "p.yaml:2:9: checks: expected list, got mapping {'a': 1}"),
+        (
+            "version: 1\ndefaults: {name: x}\n",
+            "p.yaml:2:12: defaults.name: unknown key 'name'; allowed: alert, body, enabled, expect, headers, "
+            "labels, method, retries, schedule, timeout, timezone",
+        ),
+        ("version: 1\nnotifiers: {ops: {urls: []}}\n", "p.yaml:2:25: notifiers.ops.urls: needs at least 1 item(s)"),
+    ],
+)
+def test_each_bad_config_gets_one_placed_error(text, expected):
+    found = errors(text)
+    assert len(found) == 1, found
+    if expected is not None:
+        assert found == [expected]
+
+
+def test_all_errors_are_reported_at_once_in_file_order():
+    text = """\
+    version: 1
+    agent: {max_concurrency: 0}
+    checks:
+      - name: a
+        url: http://127.0.0.1/
+        timeout: soon
+      - name: a
+        url: http://127.0.0.1/
+      - name: c
+        url: http://127.0.0.1/
+        schedule: whenever
+        surprise: true
+    """
+    found = errors(text)
+    assert [e.split(": ")[1] for e in found] == [
+        "agent.max_concurrency",
+        "checks[0].timeout",
+        "checks[1].name",
+        "checks[2].schedule",
+        "checks[2].surprise",
+    ]
+    assert "duplicate check name 'a' (first at checks[0], line 4)" in found[2]
+
+
+def test_defaults_merge_into_checks():
+    spec = parse_config(
+        textwrap.dedent(
+            """\
+            version: 1
+            defaults:
+              timeout: 3s
+              schedule: every 2 minutes
+              headers: {User-Agent: probe, Accept: text/plain}
+              expect: {status: [200, "3xx"], max_response_time: 1s}
+              labels: {team: core}
+            checks:
+              - name: a
+                url: http://127.0.0.1/
+                headers: {Accept: application/json}
+                expect: {body_contains: ok}
+              - name: b
+                url: http://127.0.0.1/
+                timeout: 1s
+                labels: {team: web, tier: "1"}
+            """
+        ),
+        "p.yaml",
+        {},
+    )
+    a, b = spec.checks
+    assert a.timeout == 3 and b.timeout == 1
+    assert a.schedule.seconds == 120
+    assert dict(a.headers) == {"User-Agent": "probe", "Accept": "application/json"}
+    assert a.expect.status == (StatusRange(200, 200, "200"), StatusRange(300, 399, "3xx"))
+    assert a.expect.max_response_time == 1 and a.expect.body_contains == "ok"
+    assert dict(b.labels) == {"team": "web", "tier": "1"}
+
+
+def test_minimal_check_gets_documented_defaults():
+    spec = parse_config("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/'}]\n", "p.yaml", {})
+    [c] = spec.checks
+    assert (c.method, c.timeout, c.schedule.seconds, c.retries.attempts, c.enabled) == ("GET", 10, 60, 1, True)
+    assert c.expect.status == (StatusRange(200, 299, "2xx"),)
+    assert spec.agent.listen == "127.0.0.1:9108" and spec.agent.database == "pulse.duckdb"
+
+
+def test_mapping_body_is_sent_as_json():
+    spec = parse_config(one_check("method: POST\nbody: {ping: true, n: [1, 2]}\n"), "p.yaml", {})
+    [c] = spec.checks
+    assert c.body == b'{"ping":true,"n":[1,2]}'
+    assert ("Content-Type", "application/json") in c.headers
+
+
+def test_env_secrets_in_config():
+    spec = parse_config(one_check("headers: {Authorization: 'Bearer ${TOKEN}'}\n"), "p.yaml", {"TOKEN": "s3cret"})
+    assert dict(spec.checks[0].headers)["Authorization"] == "Bearer s3cret"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigInvalid, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("value", "low", "high"), [(204, 204, 204), ("2xx", 200, 299), ("200-204", 200, 204), ("5xx", 500, 599)])
+def test_status_ranges(value, low, high):
+    rule = StatusRange.parse(value)
+    assert (rule.low, rule.high) == (low, high)
+
+
+def test_status_range_backwards_is_refused():
+    with pytest.raises(ValueError, match="ends before"):
+        StatusRange.parse("299-200")
+
+
+def test_bad_default_is_blamed_on_defaults_once():
+    text = "version: 1\ndefaults: {schedule: whenever}\nchecks:\n  - {name: a, url: 'http://h/'}\n  - {name: b, url: 'http://h/'}\n"
+    [found] = errors(text)
+    assert found.startswith("p.yaml:2:22: defaults.schedule: cannot read 'whenever'")

@@ -1,0 +1,148 @@
+"""The HTTP prober against real local servers, well-behaved and not."""
+
+import asyncio
+
+import aiohttp
+import pytest
+from werkzeug import Response as WzResponse
+
+from pulse_agent.config.model import CheckSpec, Expect, Retries, StatusRange
+from pulse_agent.probe.http import Prober, classify
+from tests.conftest import free_port, misbehaving
+
+
+def spec(url, **kw):
+    return CheckSpec(name=kw.pop("name", "t"), url=url, **kw)
+
+
+@pytest.fixture
+async def prober():
+    p = Prober()
+    yield p
+    await p.close()
+
+
+async def test_ok(httpserver, prober):
+    httpserver.expect_request("/health").respond_with_data("ok")
+    r = await prober.run(spec(httpserver.url_for("/health")), scheduled_ts=123.0)
+    assert (r.ok, r.status_code, r.error_kind, r.error, r.attempts, r.scheduled_ts) == (True, 200, None, None, 1, 123.0)
+    assert r.response_time_ms > 0
+
+
+async def test_server_error_fails_with_status(httpserver, prober):
+    httpserver.expect_request("/").respond_with_data("down", status=500)
+    r = await prober.run(spec(httpserver.url_for("/")))
+    assert (r.ok, r.status_code, r.error_kind, r.error) == (False, 500, "status", "status 500 not in [2xx]")
+
+
+async def test_expected_status_list(httpserver, prober):
+    httpserver.expect_request("/").respond_with_data("", status=302, headers={"Location": "/elsewhere"})
+    check = spec(httpserver.url_for("/"), expect=Expect(status=(StatusRange.parse(200), StatusRange.parse("3xx"))))
+    r = await prober.run(check)
+    # the redirect is followed; /elsewhere is unknown to the server, which answers 500
+    assert r.status_code == 500 and r.error_kind == "status"
+
+
+async def test_hanging_target_times_out_within_its_timeout(prober):
+    async with misbehaving("hang") as url:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        r = await prober.run(spec(url, timeout=0.3))
+        took = loop.time() - t0
+    assert (r.ok, r.error_kind, r.error) == (False, "timeout", "no complete response within 300ms")
+    assert 0.3 <= took < 2.0  # bounded by the timeout, not by the server
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [("close", "reset"), ("reset", "reset"), ("garbage", "protocol"), ("headers-then-close", "reset")],
+)
+async def test_misbehaving_targets_fail_with_a_precise_kind(prober, mode, kind):
+    async with misbehaving(mode) as url:
+        r = await prober.run(spec(url, timeout=2))
+    assert (r.ok, r.error_kind) == (False, kind), r.error
+
+
+async def test_connection_refused(prober):
+    r = await prober.run(spec(f"http://127.0.0.1:{free_port()}/"))
+    assert r.error_kind == "connect" and "cannot connect to 127.0.0.1" in r.error
+
+
+async def test_body_over_the_limit_is_not_read(httpserver):
+    httpserver.expect_request("/big").respond_with_data(b"x" * (2 * 1024 * 1024))
+    p = Prober(max_body=1024 * 1024)
+    try:
+        r = await p.run(spec(httpserver.url_for("/big")))
+    finally:
+        await p.close()
+    assert (r.ok, r.error_kind, r.error) == (False, "body_too_large", "body larger than 1 MiB")
+
+
+async def test_slow_response_fails_latency_but_completes(httpserver, prober):
+    def slow(_request):
+        import time
+
+        time.sleep(0.15)
+        return WzResponse("ok")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    r = await prober.run(spec(httpserver.url_for("/slow"), timeout=5, expect=Expect(max_response_time=0.05)))
+    assert (r.ok, r.status_code, r.error_kind) == (False, 200, "latency")
+    assert r.response_time_ms >= 150
+
+
+async def test_retries_until_success_and_counts_attempts(httpserver, prober):
+    httpserver.expect_ordered_request("/flaky").respond_with_data("no", status=503)
+    httpserver.expect_ordered_request("/flaky").respond_with_data("no", status=503)
+    httpserver.expect_ordered_request("/flaky").respond_with_data("yes")
+    r = await prober.run(spec(httpserver.url_for("/flaky"), retries=Retries(attempts=3, backoff=0.01)))
+    assert (r.ok, r.attempts, r.status_code) == (True, 3, 200)
+
+
+async def test_retries_exhausted_reports_the_last_attempt(httpserver, prober):
+    httpserver.expect_request("/down").respond_with_data("no", status=503)
+    r = await prober.run(spec(httpserver.url_for("/down"), retries=Retries(attempts=2, backoff=0.01)))
+    assert (r.ok, r.attempts, r.error_kind) == (False, 2, "status")
+    assert len(httpserver.log) == 2
+
+
+async def test_method_headers_and_json_body_are_sent(httpserver, prober):
+    httpserver.expect_request(
+        "/hook", method="POST", json={"ping": True}, headers={"X-Token": "abc", "Content-Type": "application/json"}
+    ).respond_with_data("accepted", status=202)
+    check = spec(
+        httpserver.url_for("/hook"),
+        method="POST",
+        headers=(("X-Token", "abc"), ("Content-Type", "application/json")),
+        body=b'{"ping":true}',
+    )
+    r = await prober.run(check)
+    assert (r.ok, r.status_code) == (True, 202)
+    assert httpserver.log[0][0].headers["User-Agent"].startswith("pulse-agent/")
+
+
+async def test_each_run_uses_a_fresh_connection(httpserver, prober):
+    httpserver.expect_request("/").respond_with_data("ok")
+    for _ in range(3):
+        assert (await prober.run(spec(httpserver.url_for("/")))).ok
+    ports = {req.environ["REMOTE_PORT"] for req, _ in httpserver.log}
+    assert len(ports) == 3
+
+
+async def test_a_hanging_target_does_not_delay_other_checks(httpserver, prober):
+    httpserver.expect_request("/").respond_with_data("ok")
+    async with misbehaving("hang") as url:
+        hang = asyncio.create_task(prober.run(spec(url, name="hang", timeout=1)))
+        fine = asyncio.create_task(prober.run(spec(httpserver.url_for("/"), name="fine")))
+        done, _ = await asyncio.wait({hang, fine}, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {fine} and fine.result().ok
+        assert (await hang).error_kind == "timeout"
+
+
+def test_dns_errors_are_classified():
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("no-such-host.example", 80, False, True, None, None, None)
+    failure = classify(aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known")))
+    assert failure.kind == "dns"
+    assert failure.message == "cannot resolve no-such-host.example: Name or service not known"

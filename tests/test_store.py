@@ -1,0 +1,109 @@
+"""The DuckDB store on a real file."""
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from pulse_agent.result import Result
+from pulse_agent.store.db import MIGRATIONS, ResultStore, StoreError
+
+T0 = 1_800_000_000.0
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def rows(path, sql="SELECT * FROM results ORDER BY ts"):
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_results_round_trip_with_every_column(tmp_path):
+    db = tmp_path / "p.duckdb"
+    store = ResultStore(db)
+    store.submit(Result("a", T0, True, status_code=200, response_time_ms=12.5, attempts=1, scheduled_ts=T0 - 0.002))
+    store.submit(
+        Result("b", T0 + 1, False, status_code=503, response_time_ms=3.0, error_kind="status", error="status 503 not in [2xx]", attempts=2)
+    )
+    store.close()
+    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled) = rows(db)[1]
+    assert (name, ok, degraded, code, ms, kind, error, attempts, scheduled) == (
+        "b",
+        False,
+        False,
+        503,
+        3.0,
+        "status",
+        "status 503 not in [2xx]",
+        2,
+        None,
+    )
+    assert ts.timestamp() == T0 + 1
+    assert rows(db)[0][9].timestamp() == pytest.approx(T0 - 0.002)
+
+
+def test_results_are_flushed_within_the_flush_interval_without_closing(tmp_path):
+    written = []
+    store = ResultStore(tmp_path / "p.duckdb", flush_interval=0.05, on_written=written.append)
+    for i in range(3):
+        store.submit(Result("a", T0 + i, True))
+    wait_for(lambda: store.written == 3)
+    assert written == [3]
+    store.close()
+
+
+def test_full_batches_are_written_at_once(tmp_path):
+    store = ResultStore(tmp_path / "p.duckdb", flush_interval=60, batch_size=100)
+    for i in range(250):
+        store.submit(Result("a", T0 + i, True))
+    wait_for(lambda: store.written == 200)
+    store.close()  # the remaining 50 on close
+    assert store.written == 250
+    assert rows(tmp_path / "p.duckdb", "SELECT count(*) FROM results") == [(250,)]
+
+
+def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path):
+    db = tmp_path / "p.duckdb"
+    for i in range(2):
+        store = ResultStore(db)
+        store.submit(Result("a", T0 + i, True))
+        store.close()
+    assert rows(db, "SELECT count(*) FROM results") == [(2,)]
+    assert rows(db, "SELECT version FROM schema_migrations") == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
+
+
+def test_missing_directory_is_a_one_line_error(tmp_path):
+    with pytest.raises(StoreError) as info:
+        ResultStore(tmp_path / "nope" / "p.duckdb")
+    assert (
+        str(info.value)
+        == f"cannot open database '{tmp_path}/nope/p.duckdb': directory '{tmp_path}/nope' does not exist; create it or set agent.database / --db"
+    )
+
+
+def test_database_held_by_another_process_is_a_one_line_error(tmp_path):
+    db = tmp_path / "p.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(db)!r}); print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreError) as info:
+            ResultStore(db)
+        message = str(info.value)
+        assert message.startswith(f"cannot open database '{db}': it is locked by another process (PID {holder.pid})")
+        assert "\n" not in message
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
