@@ -50,8 +50,7 @@ def one_check(lines: str) -> str:
         (one_check("expect: {json: {'$.[': 1}}\n"), None),
         (
             one_check("schedule: every fortnight\n"),
-            "p.yaml:5:15: checks[0].schedule: cannot read 'every fortnight' (at 'fortnight'); "
-            "write an interval such as 30s, 1h30m, 'every 5 minutes' or 'every hour' (1s .. 24h)",
+            "p.yaml:5:15: checks[0].schedule: cannot read 'every fortnight' at 'fortnight': 'fortnight' is not a day; ",
         ),
         (
             one_check("schedule: 500ms\n"),
@@ -81,7 +80,7 @@ def one_check(lines: str) -> str:
         (
             "version: 1\ndefaults: {name: x}\n",
             "p.yaml:2:12: defaults.name: unknown key 'name'; allowed: alert, body, enabled, expect, headers, "
-            "labels, method, retries, schedule, timeout, timezone",
+            "labels, method, missed, retries, schedule, timeout, timezone",
         ),
         ("version: 1\nnotifiers: {ops: {urls: []}}\n", "p.yaml:2:25: notifiers.ops.urls: needs at least 1 item(s)"),
     ],
@@ -90,7 +89,7 @@ def test_each_bad_config_gets_one_placed_error(text, expected):
     found = errors(text)
     assert len(found) == 1, found
     if expected is not None:
-        assert found == [expected]
+        assert found[0].startswith(expected), found  # long messages end with the accepted forms
 
 
 def test_all_errors_are_reported_at_once_in_file_order():

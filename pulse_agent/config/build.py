@@ -121,9 +121,10 @@ class _CheckBuilder:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             self.fail(("timezone",), f"unknown time zone {tz!r}; use an IANA name such as Europe/Berlin or UTC")
+            tz = "UTC"
         schedule = None
         try:
-            schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE))
+            schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE), tz)
         except ScheduleError as exc:
             self.fail(("schedule",), str(exc))
         for j, target in enumerate(self.get("alert", "notify", default=[])):
@@ -145,6 +146,7 @@ class _CheckBuilder:
             body=body,
             schedule=schedule,
             timezone=tz,
+            missed=raw.get("missed", "skip"),
             timeout=timeout,
             retries=Retries(attempts=retries.get("attempts", 1), backoff=parse_duration(retries.get("backoff", 1))),
             expect=expect,

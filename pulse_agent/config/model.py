@@ -85,6 +85,7 @@ class CheckSpec:
     body: bytes | None = None
     schedule: Schedule = field(default_factory=lambda: Interval(60.0, "60s"))
     timezone: str = "UTC"
+    missed: str = "skip"  # or "run_once"
     timeout: float = 10.0
     retries: Retries = Retries()
     expect: Expect = Expect()
