@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.probe.http import Prober
-from pulse_agent.result import Result
+from pulse_agent.result import Result, iso
+from pulse_agent.schedule import missed_due
 from pulse_agent.scheduler import Scheduler
 from pulse_agent.store import ResultStore
+from pulse_agent.store.db import History
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
 
@@ -64,6 +66,7 @@ class Agent:
             on_lag=self.metrics.scheduler_lag.observe,
         )
         self.port: int | None = None
+        self.started = asyncio.Event()  # set once serving and catch-up runs have been started
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the config is loaded and the database is open."""
@@ -83,6 +86,20 @@ class Agent:
         log_result(result)
         return result
 
+    async def _catch_up(self, checks: list[CheckSpec], history: History) -> None:
+        """Runs missed while the agent was down: one catch-up per `missed: run_once` check, else a log line."""
+        now = self.clock.time()
+        for spec in checks:
+            due = missed_due(spec.schedule, history.last_runs.get(spec.name), history.last_seen, now)
+            if due is None:
+                continue
+            fields = {"check": spec.name, "missed_due": iso(due), "policy": spec.missed}
+            if spec.missed == "run_once":
+                log.info("running a missed run now", extra=fields)
+                await self.scheduler.run_now(spec, due)
+            else:
+                log.info("skipping a run missed while the agent was down", extra=fields)
+
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
@@ -95,6 +112,8 @@ class Agent:
             checks = [c for c in self.spec.checks if c.enabled]
             self.scheduler.set_checks(checks)
             self.metrics.set_checks([c.name for c in checks])
+            await self._catch_up(checks, store.history)
+            self.started.set()
             log.info(
                 "agent started",
                 extra={

@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a config file; exit 1 listing every error")
     _config_arg(validate)
+    validate.add_argument("--show-schedule", action="store_true", help="also list each check's next due time")
+
+    schedule = sub.add_parser("schedule", help="print the next due times of a schedule expression")
+    schedule.add_argument("expr", help="e.g. '*/5 * * * *', 'every weekday at 08:00', 'at 2026-12-01T09:00:00Z'")
+    schedule.add_argument("--timezone", default="UTC", help="IANA time zone the schedule is read in (default UTC)")
+    schedule.add_argument("--from", dest="start", help="ISO-8601 instant to start from (default now)")
+    schedule.add_argument("-n", type=int, default=5, help="how many due times (default 5)")
 
     check = sub.add_parser("check", help="run one check now and print the result")
     check.add_argument("name", help="name of the check")
@@ -47,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the pulse-agent command."""
     args = build_parser().parse_args(argv)
-    command = {"run": cmd_run, "validate": cmd_validate, "check": cmd_check, "schema": cmd_schema}[args.command]
+    commands = {"run": cmd_run, "validate": cmd_validate, "check": cmd_check, "schema": cmd_schema, "schedule": cmd_schedule}
+    command = commands[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:
@@ -78,6 +86,52 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.config}: valid ({_count(len(spec.checks), 'check')}"
         f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
     )
+    if args.show_schedule:
+        print_next_due(spec.checks)
+    return 0
+
+
+def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]
+    """One line per check: name, next due time (UTC), schedule as written, zone."""
+    import time
+
+    from pulse_agent.result import iso
+
+    now = time.time()
+    width = max((len(c.name) for c in checks), default=0)
+    for c in checks:
+        due = c.schedule.next_due(now, c.name) if c.enabled else None
+        when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (its one run is past)")
+        zone = f"  [{c.timezone}]" if c.timezone != "UTC" else ""
+        print(f"  {c.name:<{width}}  {when:<24}  {c.schedule.text}{zone}")
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Print the next N due times: UTC, and local time beside it when a zone is given."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from pulse_agent.result import iso
+    from pulse_agent.schedule import ScheduleError, parse_schedule
+
+    try:
+        zone = ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"unknown time zone {args.timezone!r}; use an IANA name such as Europe/Berlin or UTC", file=sys.stderr)
+        return 1
+    try:
+        schedule = parse_schedule(args.expr, args.timezone)
+        start = datetime.fromisoformat(args.start) if args.start else datetime.now(zone)
+    except (ScheduleError, ValueError) as exc:
+        print(f"pulse-agent: {exc}", file=sys.stderr)
+        return 1
+    t: float | None = (start if start.tzinfo else start.replace(tzinfo=zone)).timestamp()
+    for _ in range(args.n):
+        t = schedule.next_due(t, args.expr) if t is not None else None
+        if t is None:
+            break
+        local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
+        print(f"{iso(t).replace('.000Z', 'Z')}{local}")
     return 0
 
 

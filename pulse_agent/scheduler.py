@@ -80,6 +80,14 @@ class Scheduler:
         self._stopping = True
         self._wake()
 
+    async def run_now(self, spec: CheckSpec, scheduled_ts: float) -> bool:
+        """Start a run outside the heap (catch-up, run-now); False if that check is already running."""
+        if spec.name in self._inflight or self._stopping:
+            return False
+        await self._slots.acquire()
+        self._start(spec, scheduled_ts)
+        return True
+
     async def drain(self, timeout: float) -> int:
         """Wait for in-flight runs to finish (cancel those past timeout); return how many were cancelled."""
         if not self._tasks:
@@ -120,9 +128,13 @@ class Scheduler:
                 break
             if self._on_lag is not None:
                 self._on_lag(max(0.0, self._clock.time() - due))
-            self._inflight.add(name)
-            task = asyncio.create_task(self._run_one(spec, due), name=f"check:{name}")
-            self._tasks.add(task)
+            self._start(spec, due)
+
+    def _start(self, spec: CheckSpec, due: float) -> None:
+        """Start a run; the caller holds a concurrency slot for it."""
+        self._inflight.add(spec.name)
+        task = asyncio.create_task(self._run_one(spec, due), name=f"check:{spec.name}")
+        self._tasks.add(task)
 
     async def _run_one(self, spec: CheckSpec, due: float) -> None:
         try:

@@ -139,3 +139,47 @@ def test_run_with_an_unopenable_database_exits_1_with_one_line(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"pulse-agent: cannot open database '{tmp_path}/no/x.duckdb': directory")
+
+
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (["*/15 * * * *", "--from", "2026-11-22T12:05:00Z", "-n", "2"], ["2026-11-22T12:15:00Z", "2026-11-22T12:30:00Z"]),
+        (["every weekday at 08:00", "--timezone", "Europe/Berlin", "--from", "2026-10-23T00:00:00Z", "-n", "2"],
+         ["2026-10-23T06:00:00Z  2026-10-23T08:00:00+02:00", "2026-10-26T07:00:00Z  2026-10-26T08:00:00+01:00"]),
+        (["at 2026-12-01T09:00:00Z", "--from", "2026-11-22T00:00:00Z"], ["2026-12-01T09:00:00Z"]),
+        (["every 10 seconds", "--from", "2026-11-22T00:00:00Z", "-n", "3"], None),
+    ],
+)  # fmt: skip
+def test_schedule_command(args, lines, capsys):
+    assert main(["schedule", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    if lines is not None:
+        assert out == lines
+    else:
+        assert len(out) == 3 and all(line.endswith("Z") for line in out)
+
+
+def test_schedule_command_rejects_bad_input(capsys):
+    assert main(["schedule", "every blursday"]) == 1
+    assert "at 'blursday'" in capsys.readouterr().err
+    assert main(["schedule", "30s", "--timezone", "Mars/Base"]) == 1
+    assert "unknown time zone" in capsys.readouterr().err
+
+
+def test_validate_show_schedule(tmp_path, capsys):
+    cfg = write(
+        tmp_path,
+        """\
+        version: 1
+        checks:
+          - {name: nightly, url: "http://127.0.0.1/", schedule: "every day at 3am", timezone: Europe/Berlin}
+          - {name: once, url: "http://127.0.0.1/", schedule: "at 2020-01-01T00:00:00Z"}
+          - {name: off, url: "http://127.0.0.1/", enabled: false}
+        """.replace("name: off", "name: 'off'"),
+    )
+    assert main(["validate", "--show-schedule", "-c", cfg]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines[0].split()[0] == "nightly" and lines[0].endswith("every day at 3am  [Europe/Berlin]")
+    assert "never (its one run is past)" in lines[1]
+    assert lines[2].split()[:2] == ["off", "disabled"]

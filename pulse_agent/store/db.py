@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,6 +94,21 @@ def result_row(r: Result) -> tuple[object, ...]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the file remembers of earlier runs: each check's last due time, and the last result time."""
+
+    last_runs: dict[str, float]
+    last_seen: float | None
+
+
+def read_history(con: duckdb.DuckDBPyConnection) -> History:
+    """Last scheduled_ts per check, and the newest ts overall (when the agent was last seen working)."""
+    rows = con.execute("SELECT check_name, epoch(max(coalesce(scheduled_ts, ts))) FROM results GROUP BY check_name").fetchall()
+    [(seen,)] = con.execute("SELECT epoch(max(ts)) FROM results").fetchall()
+    return History({name: float(t) for name, t in rows}, float(seen) if seen is not None else None)
+
+
 class ResultStore:
     """Owns the read-write connection; results queue up and one thread appends them in batches."""
 
@@ -109,6 +125,7 @@ class ResultStore:
         self._con = open_database(self.path)
         try:
             migrate(self._con)
+            self.history = read_history(self._con)
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None

@@ -1,0 +1,72 @@
+"""A fast local HTTP target for benchmarks: nginx on 127.0.0.1 (installed from Debian when missing)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log crit;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port} backlog=8192;
+        location / {{ return 200 'ok'; }}
+    }}
+}}
+"""
+
+
+def ensure_debian_package(binary: str, package: str) -> str:
+    """Path of binary, installing its Debian package when missing."""
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    if path:
+        return path
+    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, capture_output=True)
+    path = shutil.which(binary) or f"/usr/sbin/{binary}"
+    if not Path(path).exists():
+        raise RuntimeError(f"{binary} not found after installing {package}")
+    return path
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def nginx_target() -> Iterator[str]:
+    """nginx answering 200 'ok' on 127.0.0.1; yields its base URL."""
+    nginx = ensure_debian_package("nginx", "nginx-light")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        conf = Path(d) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=d, port=port))
+        proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("nginx did not start") from None
+                    time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(10)
