@@ -185,6 +185,9 @@ def format_result(result) -> str:  # result: Result
         parts.append(f"after {result.attempts} attempts")
     if result.error:
         parts.append(f"{result.error_kind}: {result.error}")
+    phases = ", ".join(f"{name.replace('_', ' ')} {ms:.1f}ms" for name, ms in result.phases().items() if ms is not None and name != "total")
+    if phases:
+        parts.append(f"({phases})")
     return "  ".join(parts)
 
 

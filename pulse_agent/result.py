@@ -40,12 +40,23 @@ class Result:
     error: str | None = None
     attempts: int = 1
     scheduled_ts: float | None = None
+    dns_ms: float | None = None  # phases of the last attempt's last hop
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    first_byte_ms: float | None = None
+    cert_expires: float | None = None  # epoch seconds, https with verification
+
+    def phases(self) -> dict[str, float | None]:
+        """Phase timings by name, total included."""
+        return {"dns": self.dns_ms, "connect": self.connect_ms, "tls": self.tls_ms,
+                "first_byte": self.first_byte_ms, "total": self.response_time_ms}  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready mapping with ISO-8601 UTC timestamps."""
         out = asdict(self)
         out["ts"] = iso(self.ts)
         out["scheduled_ts"] = iso(self.scheduled_ts) if self.scheduled_ts is not None else None
+        out["cert_expires"] = iso(self.cert_expires) if self.cert_expires is not None else None
         return out
 
 

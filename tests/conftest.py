@@ -11,7 +11,11 @@ from contextlib import asynccontextmanager
 
 @asynccontextmanager
 async def misbehaving(mode: str) -> AsyncIterator[str]:
-    """A local target that reads the request and then: hangs, closes, resets, or answers garbage."""
+    """A local target that reads the request and then misbehaves as `mode` says.
+
+    hang: never answers; close: closes; reset: sends RST; garbage: not HTTP; drip: one body byte
+    every 0.1 s; huge: a 50 MiB body; many-headers: 10,000 headers; headers-then-close: cut body.
+    """
     hold = asyncio.Event()
     writers: list[asyncio.StreamWriter] = []
 
@@ -27,6 +31,22 @@ async def misbehaving(mode: str) -> AsyncIterator[str]:
             elif mode == "reset":
                 sock = writer.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif mode == "drip":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                for _ in range(1000):
+                    writer.write(b".")
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+            elif mode == "huge":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (50 * 1024 * 1024))
+                chunk = b"x" * 65536
+                for _ in range(800):  # 50 MiB at most, stops when the client hangs up
+                    writer.write(chunk)
+                    await writer.drain()
+            elif mode == "many-headers":
+                head = b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))
+                writer.write(b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 2\r\n\r\nok")
+                await writer.drain()
             elif mode == "headers-then-close":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
                 await writer.drain()
@@ -51,3 +71,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def tls_server(cert, body: bytes = b"ok") -> AsyncIterator[str]:
+    """An https target on 127.0.0.1 serving `cert` (a trustme LeafCert), answering 200 `body`."""
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"https://localhost:{port}/"
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -105,9 +105,11 @@ def test_check_command_json(tmp_path, httpserver, capsys):
         "error": None,
     }
     assert good["response_time_ms"] > 0 and good["ts"].endswith("Z")
+    assert good["degraded"] is False and good["attempts"] == 1
+    assert good["connect_ms"] > 0 and good["first_byte_ms"] > 0 and good["tls_ms"] is None and "dns_ms" in good
     assert main(["check", "bad", "-c", cfg]) == 1
     line = capsys.readouterr().out
-    assert line.startswith("FAIL  bad  503  ") and line.rstrip().endswith("status: status 503 not in [2xx]")
+    assert line.startswith("FAIL  bad  503  ") and "status: status 503 not in [2xx]  (" in line and "first byte" in line
     assert main(["check", "nope", "-c", cfg]) == 2
     assert "no check named 'nope' (checks: good, bad)" in capsys.readouterr().err
 

@@ -79,8 +79,7 @@ def one_check(lines: str) -> str:
         ("version: 1\nchecks: {a: 1}\n", "p.yaml:2:9: checks: expected list, got mapping {'a': 1}"),
         (
             "version: 1\ndefaults: {name: x}\n",
-            "p.yaml:2:12: defaults.name: unknown key 'name'; allowed: alert, body, enabled, expect, headers, "
-            "labels, method, missed, retries, schedule, timeout, timezone",
+            "p.yaml:2:12: defaults.name: unknown key 'name'; allowed: alert, basic_auth, bearer_token, body, ca_file, delivery, ",
         ),
         ("version: 1\nnotifiers: {ops: {urls: []}}\n", "p.yaml:2:25: notifiers.ops.urls: needs at least 1 item(s)"),
     ],
@@ -192,3 +191,34 @@ def test_bad_default_is_blamed_on_defaults_once():
     text = "version: 1\ndefaults: {schedule: whenever}\nchecks:\n  - {name: a, url: 'http://h/'}\n  - {name: b, url: 'http://h/'}\n"
     [found] = errors(text)
     assert found.startswith("p.yaml:2:22: defaults.schedule: cannot read 'whenever'")
+
+
+def test_probe_settings(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    spec = parse_config(
+        one_check(f"tls_verify: false\nca_file: {ca}\nmax_body_size: 512KiB\nfollow_redirects: false\nmax_redirects: 3\n"
+                  "retries: {attempts: 3, backoff: 200ms, max_backoff: 2s}\nidempotency_key: true\n"
+                  "expect: {json: {'$.n': '< 10'}, headers: {etag: '/^W/'}}\n"),
+        "p.yaml", {},
+    )  # fmt: skip
+    c = spec.checks[0]
+    assert (c.tls_verify, c.ca_file, c.max_body_size, c.follow_redirects, c.max_redirects) == (False, str(ca), 512 * 1024, False, 3)
+    assert (c.retries.attempts, c.retries.backoff, c.retries.max_backoff, c.idempotency_key) == (3, 0.2, 2, True)
+    assert c.expect.json[0][1].op == "<"
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("ca_file: /no/such/ca.pem\n", "checks[0].ca_file: '/no/such/ca.pem' is not a readable file"),
+        ("basic_auth: {username: u, password: p}\nbearer_token: t\n", "checks[0].bearer_token: set basic_auth or bearer_token, not both"),
+        ("max_body_size: 1 parsec\n", 'checks[0].max_body_size: "1 parsec" is not a valid size'),
+        ("expect: {json: {'$.n': '< many'}}\n", "checks[0].expect.json: '< many': < compares numbers"),
+        ("expect: {headers: {etag: '/(/'}}\n", "checks[0].expect.headers: etag: invalid regular expression /(/"),
+        ("delivery: exactly_once\n", 'checks[0].delivery: "exactly_once" is not one of: "at_least_once", "at_most_once"'),
+    ],
+)
+def test_bad_probe_settings(lines, message):
+    [found] = errors(one_check(lines))
+    assert message in found

@@ -44,3 +44,17 @@ def test_two_agents_in_one_process_do_not_share_metrics():
     one, two = Metrics(), Metrics()
     one.set_checks(["x"])
     assert 'check="x"' not in two.render().decode()
+
+
+def test_degraded_certificate_and_phase_series():
+    m = Metrics()
+    m.set_checks(["tls"])
+    m.observe(Result("tls", 0.0, True, degraded=True, status_code=200, response_time_ms=40.0,
+                     dns_ms=1.0, connect_ms=2.0, tls_ms=10.0, first_byte_ms=30.0, cert_expires=1_900_000_000.0))  # fmt: skip
+    text = m.render().decode()
+    assert 'pulse_check_degraded{check="tls"} 1.0' in text
+    assert 'pulse_check_certificate_expiry_timestamp_seconds{check="tls"} 1.9e+09' in text
+    assert 'pulse_check_phase_duration_seconds{check="tls",phase="tls"} 0.01' in text
+    assert 'pulse_check_phase_duration_seconds{check="tls",phase="total"} 0.04' in text
+    m.set_checks([])
+    assert 'check="tls"' not in m.render().decode()

@@ -70,9 +70,9 @@ async def test_connection_refused(prober):
 
 async def test_body_over_the_limit_is_not_read(httpserver):
     httpserver.expect_request("/big").respond_with_data(b"x" * (2 * 1024 * 1024))
-    p = Prober(max_body=1024 * 1024)
+    p = Prober()
     try:
-        r = await p.run(spec(httpserver.url_for("/big")))
+        r = await p.run(spec(httpserver.url_for("/big"), max_body_size=1024 * 1024))
     finally:
         await p.close()
     assert (r.ok, r.error_kind, r.error) == (False, "body_too_large", "body larger than 1 MiB")

@@ -29,12 +29,28 @@ def rows(path, sql="SELECT * FROM results ORDER BY ts"):
 def test_results_round_trip_with_every_column(tmp_path):
     db = tmp_path / "p.duckdb"
     store = ResultStore(db)
-    store.submit(Result("a", T0, True, status_code=200, response_time_ms=12.5, attempts=1, scheduled_ts=T0 - 0.002))
+    store.submit(
+        Result(
+            "a",
+            T0,
+            True,
+            status_code=200,
+            response_time_ms=12.5,
+            attempts=1,
+            scheduled_ts=T0 - 0.002,
+            dns_ms=0.5,
+            connect_ms=1.0,
+            tls_ms=2.0,
+            first_byte_ms=8.0,
+            cert_expires=T0 + 86400,
+        )
+    )
     store.submit(
         Result("b", T0 + 1, False, status_code=503, response_time_ms=3.0, error_kind="status", error="status 503 not in [2xx]", attempts=2)
     )
     store.close()
-    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled) = rows(db)[1]
+    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled, *phases) = rows(db)[1]
+    assert phases == [None] * 5
     assert (name, ok, degraded, code, ms, kind, error, attempts, scheduled) == (
         "b",
         False,
@@ -47,7 +63,9 @@ def test_results_round_trip_with_every_column(tmp_path):
         None,
     )
     assert ts.timestamp() == T0 + 1
-    assert rows(db)[0][9].timestamp() == pytest.approx(T0 - 0.002)
+    first = rows(db)[0]
+    assert first[9].timestamp() == pytest.approx(T0 - 0.002)
+    assert first[10:14] == (0.5, 1.0, 2.0, 8.0) and first[14].timestamp() == T0 + 86400
 
 
 def test_results_are_flushed_within_the_flush_interval_without_closing(tmp_path):

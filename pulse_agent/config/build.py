@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pulse_agent.config.errors import ConfigError, Path
+from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.load import Document
 from pulse_agent.config.model import (
     AgentSettings,
@@ -21,7 +22,9 @@ from pulse_agent.config.model import (
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
+from pulse_agent.probe.expect import header_pattern
 from pulse_agent.schedule import ScheduleError, parse_schedule
+from pulse_agent.sizes import parse_size
 
 DEFAULT_SCHEDULE = "60s"
 DEFAULT_TIMEOUT = "10s"
@@ -44,7 +47,7 @@ def build_spec(doc: Document) -> AgentSpec:
     """
     schema_errors = [e.path for e in doc.errors]
 
-    def clean(path: Path) -> bool:
+    def clean(path: KeyPath) -> bool:
         return not any(p[: len(path)] == path or path[: len(p)] == p for p in schema_errors)
 
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -79,12 +82,12 @@ def _notifier(name: str, raw: dict[str, Any]) -> NotifierSpec:
 class _CheckBuilder:
     """Checks and types one check's settings, blaming defaults for values that came from there."""
 
-    def __init__(self, doc: Document, path: Path, raw: dict[str, Any], defaults: dict[str, Any], clean: Any) -> None:
+    def __init__(self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any) -> None:
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
         self.merged = merge_defaults(defaults, raw)
         self.failed = False
 
-    def origin(self, *keys: str) -> Path:
+    def origin(self, *keys: str) -> KeyPath:
         """Key path of the value the check uses: its own, or the one in defaults."""
         node: Any = self.raw
         for key in keys:
@@ -132,23 +135,45 @@ class _CheckBuilder:
                 have = ", ".join(sorted(notifiers)) or "none are defined"
                 self.fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
         expect = _expect(self.get("expect", default={}), lambda key, msg: self.fail(("expect", key), msg))
+        ca_file = self.get("ca_file")
+        if ca_file is not None and not Path(ca_file).is_file():
+            self.fail(("ca_file",), f"{ca_file!r} is not a readable file")
+        if self.get("basic_auth") is not None and self.get("bearer_token") is not None:
+            self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
+        size = self.get("max_body_size")
+        if size is not None and parse_size(size) < 1:
+            self.fail(("max_body_size",), "must be at least 1 byte")
         if self.failed or not self.clean(self.path) or schedule is None:
             return None
         raw = self.merged
+        method = raw.get("method", "GET")
         headers, body = _request_body(raw.get("headers") or {}, raw.get("body"))
         retries = raw.get("retries") or {}
         alert = raw.get("alert") or {}
         return CheckSpec(
             name=raw["name"],
             url=url,
-            method=raw.get("method", "GET"),
+            method=method,
             headers=headers,
             body=body,
             schedule=schedule,
             timezone=tz,
             missed=raw.get("missed", "skip"),
             timeout=timeout,
-            retries=Retries(attempts=retries.get("attempts", 1), backoff=parse_duration(retries.get("backoff", 1))),
+            retries=Retries(
+                attempts=retries.get("attempts", 1),
+                backoff=parse_duration(retries.get("backoff", 1)),
+                max_backoff=parse_duration(retries.get("max_backoff", 30)),
+            ),
+            delivery=raw.get("delivery") or default_delivery(method),
+            idempotency_key=raw.get("idempotency_key", False),
+            max_body_size=parse_size(raw.get("max_body_size", "1MiB")),
+            follow_redirects=raw.get("follow_redirects", True),
+            max_redirects=raw.get("max_redirects", 10),
+            tls_verify=raw.get("tls_verify", True),
+            ca_file=raw.get("ca_file"),
+            basic_auth=(auth["username"], auth["password"]) if (auth := raw.get("basic_auth")) else None,
+            bearer_token=raw.get("bearer_token"),
             expect=expect,
             alert=AlertSpec(
                 notify=tuple(alert.get("notify", ())),
@@ -171,15 +196,24 @@ def _expect(raw: dict[str, Any], fail: Any) -> Expect:
             re.compile(pattern)
         except re.error as exc:
             fail("body_matches", f"invalid regular expression: {exc}")
-    json_rules = tuple(raw.get("json", {}).items())
-    if json_rules:
-        from pulse_agent.probe.expect import compile_jsonpath
+    json_rules = []
+    if raw.get("json"):
+        from pulse_agent.probe.expect import compile_jsonpath, parse_json_rule
 
-        for expr, _ in json_rules:
+        for expr, expected in raw["json"].items():
             try:
                 compile_jsonpath(expr)
+                json_rules.append((expr, parse_json_rule(expected)))
+            except ValueError as exc:
+                fail("json", str(exc))
             except Exception as exc:  # jsonpath-ng raises several unrelated types
                 fail("json", f"invalid JSONPath {expr!r}: {exc}")
+    headers = tuple((k.lower(), v) for k, v in raw.get("headers", {}).items())
+    for name, pattern in headers:
+        try:
+            header_pattern(pattern)
+        except re.error as exc:
+            fail("headers", f"{name}: invalid regular expression {pattern}: {exc}")
 
     def seconds(key: str) -> float | None:
         return parse_duration(raw[key]) if key in raw else None
@@ -189,11 +223,17 @@ def _expect(raw: dict[str, Any], fail: Any) -> Expect:
         max_response_time=seconds("max_response_time"),
         degraded_response_time=seconds("degraded_response_time"),
         body_contains=raw.get("body_contains"),
+        body_not_contains=raw.get("body_not_contains"),
         body_matches=pattern,
-        json=json_rules,
-        headers=tuple((k.lower(), v) for k, v in raw.get("headers", {}).items()),
+        json=tuple(json_rules),
+        headers=headers,
         certificate_valid_for=seconds("certificate_valid_for"),
     )
+
+
+def default_delivery(method: str) -> str:
+    """at_least_once for methods that are safe to repeat, at_most_once for the rest."""
+    return "at_least_once" if method in ("GET", "HEAD", "OPTIONS") else "at_most_once"
 
 
 def _request_body(headers: dict[str, str], body: Any) -> tuple[tuple[tuple[str, str], ...], bytes | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class ConfigError:
     """One problem in a config, with its place and key path."""
 
     position: Position | None
-    path: Path
+    path: KeyPath
     message: str
 
     def __str__(self) -> str:
@@ -46,7 +46,7 @@ def _sort_key(e: ConfigError) -> tuple[str, int, int, str]:
     return (p.file, p.line, p.column, e.message) if p else ("", 0, 0, e.message)
 
 
-def format_path(path: Path) -> str:
+def format_path(path: KeyPath) -> str:
     """Key path as users write it: ("checks", 2, "timeout") -> "checks[2].timeout"."""
     out = ""
     for part in path:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pulse_agent.config.errors import ConfigError, Path, Position
+from pulse_agent.config.errors import ConfigError, KeyPath, Position
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -23,11 +23,11 @@ class Document:
 
     source: str
     data: Any = None
-    values: dict[Path, Position] = field(default_factory=dict)
-    keys: dict[Path, Position] = field(default_factory=dict)
+    values: dict[KeyPath, Position] = field(default_factory=dict)
+    keys: dict[KeyPath, Position] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
 
-    def where(self, path: Path, *, key: bool = False) -> Position | None:
+    def where(self, path: KeyPath, *, key: bool = False) -> Position | None:
         """Position of the value (or key) at path, else of its nearest parent."""
         if key and path in self.keys:
             return self.keys[path]
@@ -37,7 +37,7 @@ class Document:
                 return pos
         return None
 
-    def error(self, path: Path, message: str, *, key: bool = False) -> None:
+    def error(self, path: KeyPath, message: str, *, key: bool = False) -> None:
         """Record an error placed at path."""
         self.errors.append(ConfigError(self.where(path, key=key), path, message))
 
@@ -74,7 +74,7 @@ class _Builder:
     def pos(self, node: yaml.Node) -> Position:
         return Position(self.doc.source, node.start_mark.line + 1, node.start_mark.column + 1)
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.doc.values.setdefault(path, self.pos(node))
         if node.tag not in _PLAIN_TAGS:
             self.doc.errors.append(ConfigError(self.pos(node), path, f"unsupported YAML tag {node.tag!r}; plain values only"))
@@ -85,7 +85,7 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         return self.scalar(node, path)
 
-    def mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+    def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         merged: list[yaml.MappingNode] = []
         for key_node, value_node in node.value:
@@ -110,7 +110,7 @@ class _Builder:
                 out.setdefault(key, value)
         return out
 
-    def scalar(self, node: yaml.Node, path: Path, *, expand: bool = True) -> Any:
+    def scalar(self, node: yaml.Node, path: KeyPath, *, expand: bool = True) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             return None
         value = node.value
@@ -126,7 +126,7 @@ class _Builder:
             self.doc.errors.append(ConfigError(self.pos(node) if node.start_mark else self.doc.where(path), path, str(exc)))
             return None
 
-    def expand(self, text: str, node: yaml.Node, path: Path) -> str:
+    def expand(self, text: str, node: yaml.Node, path: KeyPath) -> str:
         def replace(m: re.Match[str]) -> str:
             if m.group(0) == "$${":
                 return "${"

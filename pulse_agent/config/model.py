@@ -42,6 +42,15 @@ class StatusRange:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonRule:
+    """One expect.json entry: compare the value at a JSONPath with `op` ("==", "<", "exists", ...)."""
+
+    op: str
+    value: object
+    text: str  # as written, for messages
+
+
+@dataclass(frozen=True, slots=True)
 class Expect:
     """What a healthy response looks like."""
 
@@ -49,8 +58,9 @@ class Expect:
     max_response_time: float | None = None
     degraded_response_time: float | None = None
     body_contains: str | None = None
+    body_not_contains: str | None = None
     body_matches: str | None = None
-    json: tuple[tuple[str, object], ...] = ()
+    json: tuple[tuple[str, JsonRule], ...] = ()
     headers: Pairs = ()
     certificate_valid_for: float | None = None
 
@@ -61,6 +71,7 @@ class Retries:
 
     attempts: int = 1
     backoff: float = 1.0
+    max_backoff: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +92,22 @@ class CheckSpec:
     name: str
     url: str
     method: str = "GET"
-    headers: Pairs = ()
+    headers: Pairs = field(default=(), repr=False)  # may carry secrets
     body: bytes | None = None
     schedule: Schedule = field(default_factory=lambda: Interval(60.0, "60s"))
     timezone: str = "UTC"
     missed: str = "skip"  # or "run_once"
     timeout: float = 10.0
     retries: Retries = Retries()
+    delivery: str = "at_least_once"  # or "at_most_once"
+    idempotency_key: bool = False
+    max_body_size: int = 1024 * 1024
+    follow_redirects: bool = True
+    max_redirects: int = 10
+    tls_verify: bool = True
+    ca_file: str | None = None
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
     expect: Expect = Expect()
     alert: AlertSpec = AlertSpec()
     labels: Pairs = ()

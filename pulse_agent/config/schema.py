@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from functools import cache
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -17,9 +17,9 @@ _SCHEMA_NAME = "pulse.schema.json"
 _TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
 
 
-def schema_path() -> FsPath:
+def schema_path() -> Path:
     """Where the one schema file is: inside the wheel, or schemas/ of a source checkout."""
-    here = FsPath(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent.parent
     for candidate in (here / _SCHEMA_NAME, here.parent / "schemas" / _SCHEMA_NAME):
         if candidate.is_file():
             return candidate

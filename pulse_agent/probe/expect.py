@@ -11,10 +11,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from pulse_agent.config.model import Expect
+from pulse_agent.config.model import Expect, JsonRule
 from pulse_agent.durations import format_duration
-
-_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +42,36 @@ class Failure:
     message: str
 
 
+_OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+_ORDERING = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
+
+
+def parse_json_rule(expected: object) -> JsonRule:
+    """An expect.json value: a plain value (equality), or '< 100', '!= null', 'exists', 'not exists'."""
+    if isinstance(expected, str):
+        text = expected.strip()
+        if text in ("exists", "not exists"):
+            return JsonRule(text, None, text)
+        for op in _OPERATORS:
+            if text.startswith(op):
+                operand = text[len(op) :].strip()
+                try:
+                    value = json.loads(operand)
+                except ValueError:
+                    value = operand  # a bare word: != DOWN
+                if op in _ORDERING and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise ValueError(f"{expected!r}: {op} compares numbers; write e.g. '{op} 100'")
+                return JsonRule(op, value, text)
+    return JsonRule("==", expected, _show(expected))
+
+
+def header_pattern(pattern: str) -> re.Pattern[str] | None:
+    """The compiled regex of a /regex/ header expectation; None for a glob."""
+    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+        return re.compile(pattern[1:-1], re.IGNORECASE)
+    return None
+
+
 @lru_cache(maxsize=4096)
 def compile_jsonpath(expr: str) -> Any:
     """Compiled JSONPath expression (cached; the same few are evaluated on every run)."""
@@ -70,12 +98,14 @@ def evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Failu
 
 
 def _body_failures(expect: Expect, response: Response) -> list[Failure]:
-    if expect.body_contains is None and expect.body_matches is None and not expect.json:
+    if expect.body_contains is None and expect.body_not_contains is None and expect.body_matches is None and not expect.json:
         return []
     text = response.text()
     out = []
     if expect.body_contains is not None and expect.body_contains not in text:
         out.append(Failure("body", f"body does not contain {_show(expect.body_contains)}"))
+    if expect.body_not_contains is not None and expect.body_not_contains in text:
+        out.append(Failure("body", f"body contains {_show(expect.body_not_contains)}"))
     if expect.body_matches is not None and re.search(expect.body_matches, text) is None:
         out.append(Failure("body", f"body does not match /{expect.body_matches}/"))
     if expect.json:
@@ -83,14 +113,29 @@ def _body_failures(expect: Expect, response: Response) -> list[Failure]:
             document = json.loads(text)
         except ValueError as exc:
             return [*out, Failure("json", f"body is not valid JSON ({exc})")]
-        for expr, wanted in expect.json:
-            found = [m.value for m in compile_jsonpath(expr).find(document)]
-            got = found[0] if len(found) == 1 else (found if found else _MISSING)
-            if got is _MISSING:
-                out.append(Failure("json", f"{expr}: expected {_show(wanted)}, not found"))
-            elif not _same(got, wanted):
-                out.append(Failure("json", f"{expr}: expected {_show(wanted)}, got {_show(got)}"))
+        for expr, rule in expect.json:
+            problem = _json_problem(rule, [m.value for m in compile_jsonpath(expr).find(document)])
+            if problem is not None:
+                out.append(Failure("json", f"{expr}: expected {rule.text}, {problem}"))
     return out
+
+
+def _json_problem(rule: JsonRule, found: list[Any]) -> str | None:
+    """What is wrong with the values a JSONPath found, or None when the rule holds."""
+    if rule.op == "exists":
+        return None if found else "not found"
+    if rule.op == "not exists":
+        return None if not found else f"got {_show(found[0] if len(found) == 1 else found)}"
+    if not found:
+        return "not found"
+    got = found[0] if len(found) == 1 else found
+    if rule.op == "==":
+        ok = _same(got, rule.value)
+    elif rule.op == "!=":
+        ok = not _same(got, rule.value)
+    else:
+        ok = isinstance(got, (int, float)) and not isinstance(got, bool) and _ORDERING[rule.op](float(got), float(rule.value))  # type: ignore[arg-type]
+    return None if ok else f"got {_show(got)}"
 
 
 def _same(got: Any, wanted: Any) -> bool:
@@ -104,9 +149,16 @@ def _header_failures(rules: tuple[tuple[str, str], ...], headers: Mapping[str, s
         value = headers.get(name)
         if value is None:
             out.append(Failure("header", f"header {name}: expected {_show(pattern)}, missing"))
-        elif not fnmatch.fnmatchcase(value.lower(), pattern.lower()):
+        elif not _header_matches(value, pattern):
             out.append(Failure("header", f"header {name}: expected {_show(pattern)}, got {_show(value)}"))
     return out
+
+
+def _header_matches(value: str, pattern: str) -> bool:
+    regex = header_pattern(pattern)
+    if regex is not None:
+        return regex.search(value) is not None
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
 def _certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:

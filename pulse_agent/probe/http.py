@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import random
 import ssl
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -14,34 +18,51 @@ from pulse_agent import __version__
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.expect import Failure, Response, evaluate
+from pulse_agent.probe.phases import PhaseClock, Phases, timed_connector, trace_config
 from pulse_agent.result import Result
+from pulse_agent.sizes import format_size
 
-MAX_BODY = 1024 * 1024
-MAX_REDIRECTS = 10
 USER_AGENT = f"pulse-agent/{__version__}"
+JITTER = 0.2  # up to +20% on each backoff, so retries of many checks do not align
 
 log = logging.getLogger("pulse_agent.probe")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One HTTP exchange: the response facts or why there are none, its phases, and whether it was sent."""
+
+    outcome: Response | Failure
+    phases: Phases
+    request_sent: bool
 
 
 class Prober:
     """Runs checks over one shared aiohttp session; a fresh connection per request."""
 
-    def __init__(self, *, wall: Callable[[], float] = time.time, max_body: int = MAX_BODY) -> None:
+    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
-        self._max_body = max_body
         self._session: aiohttp.ClientSession | None = None
+        self._ssl: dict[tuple[bool, str | None], ssl.SSLContext | bool] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             # force_close: like blackbox_exporter, connect (and TLS) time is part of every result.
-            connector = aiohttp.TCPConnector(force_close=True, limit=0)
             self._session = aiohttp.ClientSession(
-                connector=connector,
+                connector=timed_connector(force_close=True, limit=0),
                 timeout=aiohttp.ClientTimeout(total=None),
                 headers={"User-Agent": USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=[trace_config()],
             )
         return self._session
+
+    def _ssl_for(self, spec: CheckSpec) -> ssl.SSLContext | bool:
+        """Verification setting of a check; one context per distinct CA file, built once."""
+        key = (spec.tls_verify, spec.ca_file)
+        if key not in self._ssl:
+            self._ssl[key] = False if not spec.tls_verify else ssl.create_default_context(cafile=spec.ca_file)
+        return self._ssl[key]
 
     async def close(self) -> None:
         """Close the session and its connections."""
@@ -50,19 +71,21 @@ class Prober:
             self._session = None
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
-        """Run spec once, retrying failed attempts, and judge the last attempt."""
+        """Run spec once, retrying as its retries and delivery allow, and judge the last attempt."""
         started = self._wall()
+        headers = _request_headers(spec)
         attempts = max(1, spec.retries.attempts)
-        for attempt in range(1, attempts + 1):
-            outcome = await self.attempt(spec)
-            if isinstance(outcome, Failure):
-                failures, degraded, response = [outcome], False, None
+        for number in range(1, attempts + 1):
+            attempt = await self.attempt(spec, headers)
+            if isinstance(attempt.outcome, Failure):
+                failures, degraded, response = [attempt.outcome], False, None
             else:
-                response = outcome
+                response = attempt.outcome
                 failures, degraded = evaluate(spec.expect, response, self._wall())
-            if not failures or attempt == attempts:
+            if not failures or number == attempts or not may_retry(spec.delivery, attempt.request_sent):
                 break
-            await asyncio.sleep(spec.retries.backoff * 2 ** (attempt - 1))
+            await asyncio.sleep(backoff(spec, number) * (1 + random.uniform(0, JITTER)))
+        phases = attempt.phases
         return Result(
             check=spec.name,
             ts=started,
@@ -72,52 +95,90 @@ class Prober:
             response_time_ms=round(response.elapsed * 1000, 3) if response else None,
             error_kind=failures[0].kind if failures else None,
             error="; ".join(f.message for f in failures) if failures else None,
-            attempts=attempt,
+            attempts=number,
             scheduled_ts=scheduled_ts,
+            dns_ms=phases.dns_ms,
+            connect_ms=phases.connect_ms,
+            tls_ms=phases.tls_ms,
+            first_byte_ms=phases.first_byte_ms,
+            cert_expires=response.cert_not_after if response else None,
         )
 
-    async def attempt(self, spec: CheckSpec) -> Response | Failure:
-        """One HTTP exchange within the check's timeout: the response facts, or why there are none."""
-        t0 = time.perf_counter()
+    async def attempt(self, spec: CheckSpec, headers: dict[str, str] | None = None) -> Attempt:
+        """One HTTP exchange within the check's timeout."""
+        with PhaseClock(tls=spec.url[:6].lower() == "https:") as clock:
+            outcome = await self._exchange(spec, _request_headers(spec) if headers is None else headers, clock)
+        return Attempt(outcome, clock.phases(), clock.request_sent)
+
+    async def _exchange(self, spec: CheckSpec, headers: dict[str, str], clock: PhaseClock) -> Response | Failure:
         try:
             async with asyncio.timeout(spec.timeout):
                 async with self._client().request(
                     spec.method,
                     spec.url,
-                    headers=dict(spec.headers),
+                    headers=headers,
                     data=spec.body,
-                    max_redirects=MAX_REDIRECTS,
+                    allow_redirects=spec.follow_redirects,
+                    max_redirects=spec.max_redirects,
+                    ssl=self._ssl_for(spec),
+                    trace_request_ctx=clock,
                 ) as resp:
-                    body = await _read_capped(resp.content, self._max_body)
+                    clock.headers = time.perf_counter()
+                    body = await _read_capped(resp.content, spec.max_body_size)
                     if body is None:
-                        return Failure("body_too_large", f"body larger than {_size(self._max_body)}")
+                        return Failure("body_too_large", f"body larger than {format_size(spec.max_body_size)}")
                     return Response(
                         status_code=resp.status,
                         headers=resp.headers,
                         body=body,
-                        elapsed=time.perf_counter() - t0,
+                        elapsed=time.perf_counter() - clock.start,
                         charset=resp.charset or "utf-8",
-                        cert_not_after=_cert_not_after(resp),
+                        cert_not_after=clock.cert_not_after,
                     )
         except TimeoutError:
             return Failure("timeout", f"no complete response within {format_duration(spec.timeout)}")
         except aiohttp.ClientError as exc:
-            return classify(exc)
+            return classify(exc, spec)
         except Exception as exc:  # a bug of ours must fail this run only, never the agent
             log.exception("probe of %s failed unexpectedly", spec.name)
             return Failure("internal", f"internal error: {type(exc).__name__}: {exc}")
 
 
-def classify(exc: aiohttp.ClientError) -> Failure:
-    """Map an aiohttp error to a stable error_kind and a human message."""
+def may_retry(delivery: str, request_sent: bool) -> bool:
+    """at_least_once retries any failure; at_most_once only when the request never left this machine."""
+    return delivery == "at_least_once" or not request_sent
+
+
+def backoff(spec: CheckSpec, attempt: int) -> float:
+    """Wait after the given failed attempt, before jitter: doubling, capped at max_backoff."""
+    return min(spec.retries.max_backoff, spec.retries.backoff * 2 ** (attempt - 1))
+
+
+def _request_headers(spec: CheckSpec) -> dict[str, str]:
+    """Headers of every attempt of one run (one Idempotency-Key shared by all of them)."""
+    headers = dict(spec.headers)
+    if spec.bearer_token:
+        headers["Authorization"] = f"Bearer {spec.bearer_token}"
+    elif spec.basic_auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(spec.basic_auth).encode("utf-8")).decode("ascii")
+    if spec.idempotency_key:
+        headers["Idempotency-Key"] = str(uuid.uuid4())
+    return headers
+
+
+def classify(exc: aiohttp.ClientError, spec: CheckSpec | None = None) -> Failure:
+    """Map an aiohttp error to a stable error_kind and a human message (never with secrets)."""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return Failure("dns", f"cannot resolve {exc.host}: {exc.os_error.strerror or exc.os_error}")
-    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return Failure("tls", f"certificate not trusted: {exc.certificate_error.verify_message or exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientSSLError):
         return Failure("tls", f"TLS failed: {_reason(exc)}")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Failure("connect", f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}")
     if isinstance(exc, aiohttp.TooManyRedirects):
-        return Failure("redirects", f"more than {MAX_REDIRECTS} redirects")
+        limit = spec.max_redirects if spec else "the allowed"
+        return Failure("redirects", f"more than {limit} redirects")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return Failure("reset", "server closed the connection without a complete response")
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -127,7 +188,7 @@ def classify(exc: aiohttp.ClientError) -> Failure:
     if isinstance(exc, aiohttp.ClientOSError):
         return Failure("reset", f"connection error: {exc.strerror or exc}")
     if isinstance(exc, aiohttp.InvalidURL):
-        return Failure("connect", f"invalid URL: {exc}")
+        return Failure("connect", "invalid URL")
     return Failure("protocol", f"{type(exc).__name__}: {exc}")
 
 
@@ -143,21 +204,6 @@ async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None
     return b"".join(chunks)
 
 
-def _cert_not_after(resp: aiohttp.ClientResponse) -> float | None:
-    """Expiry of the verified peer certificate, for https responses."""
-    if resp.connection is None or resp.connection.transport is None:
-        return None
-    ssl_object = resp.connection.transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    cert = ssl_object.getpeercert()
-    return ssl.cert_time_to_seconds(cert["notAfter"]) if cert and "notAfter" in cert else None
-
-
 def _reason(exc: BaseException) -> str:
     inner = getattr(exc, "os_error", None) or exc.__cause__ or exc
     return str(getattr(inner, "reason", None) or inner)
-
-
-def _size(n: int) -> str:
-    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"

@@ -34,6 +34,13 @@ MIGRATIONS: tuple[str, ...] = (
         scheduled_ts     TIMESTAMPTZ
     );
     """,
+    """
+    ALTER TABLE results ADD COLUMN dns_ms DOUBLE;
+    ALTER TABLE results ADD COLUMN connect_ms DOUBLE;
+    ALTER TABLE results ADD COLUMN tls_ms DOUBLE;
+    ALTER TABLE results ADD COLUMN first_byte_ms DOUBLE;
+    ALTER TABLE results ADD COLUMN cert_expires TIMESTAMPTZ;
+    """,
 )
 
 _STOP = object()
@@ -91,6 +98,11 @@ def result_row(r: Result) -> tuple[object, ...]:
         r.error,
         r.attempts,
         _utc(r.scheduled_ts) if r.scheduled_ts is not None else None,
+        r.dns_ms,
+        r.connect_ms,
+        r.tls_ms,
+        r.first_byte_ms,
+        _utc(r.cert_expires) if r.cert_expires is not None else None,
     )
 
 

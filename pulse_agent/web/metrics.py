@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
@@ -9,6 +10,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from pulse_agent.result import Result
 
+PHASES = ("dns", "connect", "tls", "first_byte", "total")
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -22,6 +24,8 @@ class _CheckSeries:
     success: MetricWrapperBase
     failure: MetricWrapperBase
     skipped: MetricWrapperBase
+    degraded: MetricWrapperBase
+    phases: dict[str, MetricWrapperBase]
 
 
 class Metrics:
@@ -37,6 +41,21 @@ class Metrics:
         self.check_runs = Counter("pulse_check_runs", "Finished runs by result.", ["check", "result"], registry=r)
         self.check_skipped = Counter(
             "pulse_check_skipped_runs", "Runs skipped because the previous run was still going.", ["check"], registry=r
+        )
+        self.check_degraded = Gauge(
+            "pulse_check_degraded", "1 if the last run was ok but slower than degraded_response_time.", ["check"], registry=r
+        )
+        self.check_cert_expiry = Gauge(
+            "pulse_check_certificate_expiry_timestamp_seconds",
+            "Expiry (Unix time) of the peer certificate seen by the last https run.",
+            ["check"],
+            registry=r,
+        )
+        self.check_phase = Gauge(
+            "pulse_check_phase_duration_seconds",
+            "Time spent in each phase of the last run (dns, connect, tls, first_byte, total).",
+            ["check", "phase"],
+            registry=r,
         )
         self.scheduler_lag = Histogram("pulse_scheduler_lag_seconds", "Due time to run start.", buckets=LAG_BUCKETS, registry=r)
         self.inflight = Gauge("pulse_checks_inflight", "Runs in progress.", registry=r)
@@ -54,6 +73,8 @@ class Metrics:
                 success=self.check_runs.labels(check, "success"),
                 failure=self.check_runs.labels(check, "failure"),
                 skipped=self.check_skipped.labels(check),
+                degraded=self.check_degraded.labels(check),
+                phases={p: self.check_phase.labels(check, p) for p in PHASES},
             )
             self._series[check] = series
         return series
@@ -66,6 +87,11 @@ class Metrics:
             s.duration.set(result.response_time_ms / 1000)
         s.status.set(result.status_code or 0)
         (s.success if result.ok else s.failure).inc()
+        s.degraded.set(1 if result.degraded else 0)
+        for phase, ms in result.phases().items():
+            s.phases[phase].set(ms / 1000 if ms is not None else 0)
+        if result.cert_expires is not None:
+            self.check_cert_expiry.labels(result.check).set(result.cert_expires)
 
     def skipped(self, check: str) -> None:
         """Count a run skipped because the previous one was still going."""
@@ -74,8 +100,12 @@ class Metrics:
     def set_checks(self, names: list[str]) -> None:
         """Export series for exactly these checks (removed checks disappear)."""
         for name in set(self._series) - set(names):
-            for metric in (self.check_up, self.check_duration, self.check_status, self.check_skipped):
+            for metric in (self.check_up, self.check_duration, self.check_status, self.check_skipped, self.check_degraded):
                 metric.remove(name)
+            for phase in PHASES:
+                self.check_phase.remove(name, phase)
+            with contextlib.suppress(KeyError):
+                self.check_cert_expiry.remove(name)
             for result in ("success", "failure"):
                 self.check_runs.remove(name, result)
             del self._series[name]

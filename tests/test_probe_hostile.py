@@ -1,0 +1,180 @@
+"""Hostile and unusual targets, TLS, auth, retries and delivery semantics: each against a real local server."""
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+import trustme
+
+from pulse_agent.config import parse_config
+from pulse_agent.config.model import CheckSpec, Expect, Retries
+from pulse_agent.probe.http import Prober
+from tests.conftest import free_port, misbehaving, tls_server
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def spec(url, **kw):
+    return CheckSpec(name=kw.pop("name", "t"), url=url, **kw)
+
+
+@pytest.fixture
+async def prober():
+    p = Prober()
+    yield p
+    await p.close()
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+async def test_a_dripping_body_still_ends_at_the_total_timeout(prober):
+    async with misbehaving("drip") as url:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        r = await prober.run(spec(url, timeout=0.5))
+        took = loop.time() - t0
+    assert (r.ok, r.error_kind) == (False, "timeout")
+    assert took < 2.0  # bytes kept coming every 0.1 s; the total timeout held anyway
+
+
+async def test_a_50_mib_body_fails_fast_without_being_read(prober):
+    async with misbehaving("huge") as url:
+        r = await prober.run(spec(url, timeout=10, max_body_size=1024 * 1024))
+    assert (r.ok, r.error_kind, r.error) == (False, "body_too_large", "body larger than 1 MiB")
+
+
+async def test_ten_thousand_response_headers_are_a_protocol_error(prober):
+    async with misbehaving("many-headers") as url:
+        r = await prober.run(spec(url, timeout=5))
+    assert (r.ok, r.error_kind) == (False, "protocol"), r.error
+
+
+async def test_a_redirect_loop_fails_with_redirects(httpserver, prober):
+    httpserver.expect_request("/loop").respond_with_data("", status=302, headers={"Location": "/loop"})
+    r = await prober.run(spec(httpserver.url_for("/loop"), max_redirects=5))
+    assert (r.ok, r.error_kind, r.error) == (False, "redirects", "more than 5 redirects")
+
+
+async def test_redirects_not_followed_judges_the_3xx_itself(httpserver, prober):
+    httpserver.expect_request("/old").respond_with_data("", status=301, headers={"Location": "/new"})
+    r = await prober.run(spec(httpserver.url_for("/old"), follow_redirects=False))
+    assert (r.ok, r.status_code, r.error) == (False, 301, "status 301 not in [2xx]")
+    assert len(httpserver.log) == 1
+
+
+async def test_invalid_json_when_json_is_expected(httpserver):
+    httpserver.expect_request("/j").respond_with_data("<html>oops</html>", content_type="text/html")
+    cfg = parse_config(
+        f"version: 1\nchecks: [{{name: j, url: '{httpserver.url_for('/j')}', expect: {{json: {{'$.ok': true}}}}}}]\n", "p", {}
+    )
+    p = Prober()
+    try:
+        r = await p.run(cfg.checks[0])
+    finally:
+        await p.close()
+    assert (r.ok, r.status_code, r.error_kind) == (False, 200, "json")
+    assert r.error.startswith("body is not valid JSON")
+
+
+async def test_self_signed_certificate_is_a_tls_failure(prober):
+    untrusted = trustme.CA().issue_cert("localhost")
+    async with tls_server(untrusted) as url:
+        r = await prober.run(spec(url, timeout=5))
+        insecure = await prober.run(spec(url, timeout=5, tls_verify=False))
+    assert (r.ok, r.error_kind) == (False, "tls")
+    assert "certificate" in r.error
+    assert (insecure.ok, insecure.status_code) == (True, 200)
+    assert insecure.cert_expires is None  # not verified: no expiry is claimed
+
+
+async def test_expired_certificate_is_a_tls_failure(ca, ca_file, prober):
+    expired = ca.issue_cert("localhost", not_before=NOW - dt.timedelta(days=30), not_after=NOW - dt.timedelta(days=1))
+    async with tls_server(expired) as url:
+        r = await prober.run(spec(url, timeout=5, ca_file=ca_file))
+    assert (r.ok, r.error_kind) == (False, "tls")
+    assert "expired" in r.error
+
+
+async def test_ca_file_trust_phases_and_certificate_expiry(ca, ca_file, prober):
+    soon = ca.issue_cert("localhost", not_after=NOW + dt.timedelta(days=3))
+    async with tls_server(soon) as url:
+        ok = await prober.run(spec(url, timeout=5, ca_file=ca_file))
+        strict = await prober.run(spec(url, timeout=5, ca_file=ca_file, expect=Expect(certificate_valid_for=14 * 86400)))
+    assert (ok.ok, ok.status_code) == (True, 200)
+    assert ok.cert_expires == pytest.approx((NOW + dt.timedelta(days=3)).timestamp(), abs=2)
+    assert ok.connect_ms > 0 and ok.tls_ms > 0 and ok.first_byte_ms > 0
+    assert ok.first_byte_ms <= ok.response_time_ms
+    assert (strict.ok, strict.error_kind) == (False, "certificate")
+    assert "expected at least 14d" in strict.error
+
+
+async def test_plain_http_phases(httpserver, prober):
+    httpserver.expect_request("/").respond_with_data("ok")
+    r = await prober.run(spec(httpserver.url_for("/")))
+    assert r.connect_ms > 0 and r.tls_ms is None
+    assert 0 < r.first_byte_ms <= r.response_time_ms
+    assert set(r.phases()) == {"dns", "connect", "tls", "first_byte", "total"}
+
+
+async def test_basic_auth_and_bearer_token_are_sent_but_never_shown(httpserver, prober):
+    httpserver.expect_request("/basic", headers={"Authorization": "Basic cHJvYmU6czNjcmV0"}).respond_with_data("ok")
+    httpserver.expect_request("/bearer", headers={"Authorization": "Bearer t0ken-xyz"}).respond_with_data("ok")
+    cfg = parse_config(
+        "version: 1\nchecks:\n"
+        f"  - {{name: b, url: '{httpserver.url_for('/basic')}', basic_auth: {{username: probe, password: '${{PW}}'}}}}\n"
+        f"  - {{name: t, url: '{httpserver.url_for('/bearer')}', bearer_token: '${{TOKEN}}'}}\n",
+        "p",
+        {"PW": "s3cret", "TOKEN": "t0ken-xyz"},
+    )
+    results = [await prober.run(c) for c in cfg.checks]
+    assert [r.ok for r in results] == [True, True]
+    shown = json.dumps([r.to_json() for r in results]) + repr(cfg)
+    assert "s3cret" not in shown and "t0ken-xyz" not in shown
+
+
+async def test_at_most_once_post_is_not_retried_once_sent(httpserver, prober):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("busy", status=503)
+    r = await prober.run(spec(httpserver.url_for("/hook"), method="POST", delivery="at_most_once", retries=Retries(3, 0.01)))
+    assert (r.ok, r.attempts, len(httpserver.log)) == (False, 1, 1)
+
+
+async def test_at_most_once_retries_when_the_request_never_left(prober):
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    r = await prober.run(spec(url, method="POST", delivery="at_most_once", retries=Retries(3, 0.01)))
+    assert (r.ok, r.error_kind, r.attempts) == (False, "connect", 3)
+
+
+async def test_at_least_once_retries_and_keeps_one_idempotency_key(httpserver, prober):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("busy", status=503)
+    check = spec(httpserver.url_for("/hook"), method="POST", delivery="at_least_once", idempotency_key=True, retries=Retries(3, 0.01))
+    r = await prober.run(check)
+    await prober.run(check)
+    keys = [req.headers["Idempotency-Key"] for req, _ in httpserver.log]
+    assert r.attempts == 3 and len(keys) == 6
+    assert len(set(keys[:3])) == 1 and len(set(keys[3:])) == 1 and keys[0] != keys[3]
+
+
+@pytest.mark.parametrize(
+    ("method", "delivery"), [("GET", "at_least_once"), ("HEAD", "at_least_once"), ("POST", "at_most_once"), ("DELETE", "at_most_once")]
+)
+def test_delivery_defaults_by_method(method, delivery):
+    cfg = parse_config(f"version: 1\nchecks: [{{name: a, url: 'http://127.0.0.1/', method: {method}}}]\n", "p", {})
+    assert cfg.checks[0].delivery == delivery
+
+
+async def test_backoff_doubles_up_to_max_backoff():
+    from pulse_agent.probe.http import backoff
+
+    check = spec("http://x/", retries=Retries(attempts=6, backoff=1, max_backoff=5))
+    assert [backoff(check, n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
