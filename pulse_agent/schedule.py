@@ -66,22 +66,20 @@ class Cron:
 
     def next_due(self, after: float, key: str = "") -> float:
         """First firing strictly after `after`; a wall time repeated by a DST fall-back fires once."""
-        zone = _zone(self.timezone)
-        it = croniter(self.expr, datetime.fromtimestamp(after, zone), second_at_beginning=_has_seconds(self.expr))
-        while True:
-            nxt: datetime = it.get_next(datetime)
-            if not (_pins_hours(self.expr) and _is_repeat(nxt, zone)):
-                return nxt.timestamp()
+        return self._firing(after, forward=True)
 
     def previous_due(self, before: float) -> float:
         """Last firing at or before `before`."""
-        nxt = self.next_due(before)
+        return self._firing(self._firing(before, forward=True), forward=False)
+
+    def _firing(self, start: float, *, forward: bool) -> float:
         zone = _zone(self.timezone)
-        it = croniter(self.expr, datetime.fromtimestamp(nxt, zone), second_at_beginning=_has_seconds(self.expr))
+        it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
+        step = it.get_next if forward else it.get_prev
         while True:
-            prev: datetime = it.get_prev(datetime)
-            if not (_pins_hours(self.expr) and _is_repeat(prev, zone)):
-                return prev.timestamp()
+            moment: datetime = step(datetime)
+            if not (_pins_hours(self.expr) and _is_repeat(moment, zone)):
+                return moment.timestamp()
 
 
 @dataclass(frozen=True, slots=True)

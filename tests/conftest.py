@@ -5,8 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import pytest
+
+from pulse_agent.config.model import CheckSpec
+from pulse_agent.probe.http import Prober
 
 
 @asynccontextmanager
@@ -98,3 +105,21 @@ async def tls_server(cert, body: bytes = b"ok") -> AsyncIterator[str]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def spec(url: str, **kw: object) -> CheckSpec:
+    """A check of url named "t" unless given a name; other CheckSpec fields by keyword."""
+    return CheckSpec(name=str(kw.pop("name", "t")), url=url, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def prober() -> AsyncIterator[Prober]:
+    """A Prober closed after the test."""
+    p = Prober()
+    yield p
+    await p.close()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """pulse-agent ARGS in a subprocess, output captured."""
+    return subprocess.run([sys.executable, "-m", "pulse_agent", *args], capture_output=True, text=True, timeout=60)

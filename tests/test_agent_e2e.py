@@ -17,7 +17,7 @@ import duckdb
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_cli
 
 ENTRY_POINT = Path(sys.executable).parent / "pulse-agent"
 
@@ -156,22 +156,6 @@ def test_listen_address_in_use_is_a_clear_error(tmp_path):
         port = busy.getsockname()[1]
         cfg = tmp_path / "pulse.yaml"
         cfg.write_text("version: 1\n")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pulse_agent",
-                "run",
-                "-c",
-                str(cfg),
-                "--db",
-                str(tmp_path / "x.duckdb"),
-                "--listen",
-                f"127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_cli("run", "-c", str(cfg), "--db", str(tmp_path / "x.duckdb"), "--listen", f"127.0.0.1:{port}")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"pulse-agent: cannot listen on 127.0.0.1:{port}")

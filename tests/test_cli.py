@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pulse_agent.cli import main
-from tests.conftest import free_port
+from tests.conftest import free_port, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,23 +122,7 @@ def test_run_with_an_invalid_config_exits_1(tmp_path, capsys):
 
 def test_run_with_an_unopenable_database_exits_1_with_one_line(tmp_path):
     cfg = write(tmp_path, "version: 1\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pulse_agent",
-            "run",
-            "-c",
-            cfg,
-            "--db",
-            str(tmp_path / "no" / "x.duckdb"),
-            "--listen",
-            f"127.0.0.1:{free_port()}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("run", "-c", cfg, "--db", str(tmp_path / "no" / "x.duckdb"), "--listen", f"127.0.0.1:{free_port()}")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"pulse-agent: cannot open database '{tmp_path}/no/x.duckdb': directory")
 

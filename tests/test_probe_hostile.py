@@ -8,22 +8,11 @@ import pytest
 import trustme
 
 from pulse_agent.config import parse_config
-from pulse_agent.config.model import CheckSpec, Expect, Retries
+from pulse_agent.config.model import Expect, Retries
 from pulse_agent.probe.http import Prober
-from tests.conftest import free_port, misbehaving, tls_server
+from tests.conftest import free_port, misbehaving, spec, tls_server
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-def spec(url, **kw):
-    return CheckSpec(name=kw.pop("name", "t"), url=url, **kw)
-
-
-@pytest.fixture
-async def prober():
-    p = Prober()
-    yield p
-    await p.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,9 @@ import aiohttp
 import pytest
 from werkzeug import Response as WzResponse
 
-from pulse_agent.config.model import CheckSpec, Expect, Retries, StatusRange
+from pulse_agent.config.model import Expect, Retries, StatusRange
 from pulse_agent.probe.http import Prober, classify
-from tests.conftest import free_port, misbehaving
-
-
-def spec(url, **kw):
-    return CheckSpec(name=kw.pop("name", "t"), url=url, **kw)
-
-
-@pytest.fixture
-async def prober():
-    p = Prober()
-    yield p
-    await p.close()
+from tests.conftest import free_port, misbehaving, spec
 
 
 async def test_ok(httpserver, prober):

@@ -120,7 +120,7 @@ class Prober:
                     data=spec.body,
                     allow_redirects=spec.follow_redirects,
                     max_redirects=spec.max_redirects,
-                    ssl=self._ssl_for(spec),
+                    ssl=self._ssl_for(spec) if clock.tls else True,
                     trace_request_ctx=clock,
                 ) as resp:
                     clock.headers = time.perf_counter()
