@@ -155,10 +155,6 @@ class ResultStore:
         """Queue a result for writing; never blocks."""
         self._queue.put(result)
 
-    def flush(self) -> None:
-        """Ask the writer to write what it holds now (returns at once)."""
-        self._queue.put(_FLUSH)
-
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then close the file."""
         if self._thread.is_alive():
