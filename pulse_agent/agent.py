@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import AgentSpec, CheckSpec
-from pulse_agent.probe.http import Prober
+from pulse_agent.probe.http import Prober, run_budget
 from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
 from pulse_agent.scheduler import Scheduler
@@ -31,20 +31,16 @@ class RunOptions:
 
 
 def log_result(result: Result) -> None:
-    """One structured line per finished run."""
-    fields = result.to_json()
-    fields.pop("ts")
-    results_log.info("result", extra=fields)
+    """One structured line per finished run (nothing is formatted when info is off)."""
+    if results_log.isEnabledFor(logging.INFO):
+        fields = result.to_json()
+        fields.pop("ts")
+        results_log.info("result", extra=fields)
 
 
 def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
-    """Longest time an in-flight run can still take: its timeouts and backoffs, all attempts."""
-    worst = 0.0
-    for c in checks:
-        attempts = max(1, c.retries.attempts)
-        backoffs = sum(c.retries.backoff * 2**i for i in range(attempts - 1))
-        worst = max(worst, c.timeout * attempts + backoffs)
-    return worst + 1.0
+    """Longest time an in-flight run can still take, plus a second to store it."""
+    return max((run_budget(c) for c in checks), default=0.0) + 1.0
 
 
 class Agent:
@@ -65,6 +61,7 @@ class Agent:
             on_skip=self.metrics.skipped,
             on_lag=self.metrics.scheduler_lag.observe,
         )
+        self.metrics.inflight.set_function(lambda: self.scheduler.inflight)
         self.port: int | None = None
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
 
@@ -75,11 +72,7 @@ class Agent:
         return True, f"ready: {len(self.scheduler.checks)} checks"
 
     async def _run_check(self, spec: CheckSpec, due: float) -> Result:
-        self.metrics.inflight.inc()
-        try:
-            result = await self.prober.run(spec, due)
-        finally:
-            self.metrics.inflight.dec()
+        result = await self.prober.run(spec, due)
         if self.store is not None:
             self.store.submit(result)
         self.metrics.observe(result)

@@ -109,17 +109,12 @@ def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Print the next N due times: UTC, and local time beside it when a zone is given."""
     from datetime import datetime
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from pulse_agent.result import iso
-    from pulse_agent.schedule import ScheduleError, parse_schedule
+    from pulse_agent.schedule import ScheduleError, parse_schedule, time_zone
 
     try:
-        zone = ZoneInfo(args.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        print(f"unknown time zone {args.timezone!r}; use an IANA name such as Europe/Berlin or UTC", file=sys.stderr)
-        return 1
-    try:
+        zone = time_zone(args.timezone)
         schedule = parse_schedule(args.expr, args.timezone)
         start = datetime.fromisoformat(args.start) if args.start else datetime.now(zone)
     except (ScheduleError, ValueError) as exc:

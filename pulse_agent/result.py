@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-# The closed set of error_kind values; docs/errors.md explains each.
+# The closed set of error_kind values; docs/probes.md explains each (a test keeps them in step).
 ERROR_KINDS = (
     "timeout",  # no complete response within the check's timeout
     "dns",  # the host name did not resolve
@@ -53,7 +53,7 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready mapping with ISO-8601 UTC timestamps."""
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in self.__slots__}
         out["ts"] = iso(self.ts)
         out["scheduled_ts"] = iso(self.scheduled_ts) if self.scheduled_ts is not None else None
         out["cert_expires"] = iso(self.cert_expires) if self.cert_expires is not None else None

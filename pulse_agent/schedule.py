@@ -8,7 +8,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
@@ -170,11 +170,13 @@ def _cron_reason(expr: str, exc: Exception) -> str:
     names = ("second", "minute", "hour", "day of month", "month", "day of week")
     fields = expr.split()
     labels = names if len(fields) == 6 else names[1:]
-    for label, field in zip(labels, fields, strict=False):
+    for i, label in enumerate(labels[: len(fields)]):
+        alone = ["*"] * len(fields)
+        alone[i] = fields[i]  # this field with every other one a wildcard
         try:
-            croniter(" ".join("*" if f is not field else f for f in fields), second_at_beginning=len(fields) == 6)
+            croniter(" ".join(alone), second_at_beginning=len(fields) == 6)
         except (CroniterError, ValueError, KeyError):
-            return f"bad {label} field {field!r}"
+            return f"bad {label} field {fields[i]!r}"
     return str(exc)
 
 
@@ -197,6 +199,14 @@ def _interval_seconds(body: str) -> float | None:
     if m is None or m.group(2) not in _UNIT_WORDS:
         return None
     return float(m.group(1) or 1) * _UNIT_WORDS[m.group(2)]
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone called name; ScheduleError saying what to write when there is none."""
+    try:
+        return _zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
 
 
 @lru_cache(maxsize=256)

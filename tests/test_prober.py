@@ -32,14 +32,19 @@ async def test_expected_status_list(httpserver, prober):
     assert r.status_code == 500 and r.error_kind == "status"
 
 
-async def test_hanging_target_times_out_within_its_timeout(prober):
-    async with misbehaving("hang") as url:
+@pytest.mark.parametrize(
+    ("mode", "timeout", "message"),
+    [("hang", 0.3, "no complete response within 300ms"), ("drip", 0.5, "no complete response within 500ms")],
+)
+async def test_the_total_timeout_holds_against_silent_and_dripping_targets(prober, mode, timeout, message):
+    """hang: never answers; drip: a body byte every 0.1 s, so no read ever waits long."""
+    async with misbehaving(mode) as url:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        r = await prober.run(spec(url, timeout=0.3))
+        r = await prober.run(spec(url, timeout=timeout))
         took = loop.time() - t0
-    assert (r.ok, r.error_kind, r.error) == (False, "timeout", "no complete response within 300ms")
-    assert 0.3 <= took < 2.0  # bounded by the timeout, not by the server
+    assert (r.ok, r.error_kind, r.error) == (False, "timeout", message)
+    assert timeout <= took < 2.0  # bounded by the timeout, not by the server
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.load import Document
@@ -22,8 +21,8 @@ from pulse_agent.config.model import (
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
-from pulse_agent.probe.expect import header_pattern
-from pulse_agent.schedule import ScheduleError, parse_schedule
+from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
+from pulse_agent.schedule import ScheduleError, parse_schedule, time_zone
 from pulse_agent.sizes import parse_size
 
 DEFAULT_SCHEDULE = "60s"
@@ -121,9 +120,9 @@ class _CheckBuilder:
             self.fail(("timeout",), "must be more than 0")
         tz = self.get("timezone", default="UTC")
         try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.fail(("timezone",), f"unknown time zone {tz!r}; use an IANA name such as Europe/Berlin or UTC")
+            time_zone(tz)
+        except ScheduleError as exc:
+            self.fail(("timezone",), str(exc))
             tz = "UTC"
         schedule = None
         try:
@@ -198,8 +197,6 @@ def _expect(raw: dict[str, Any], fail: Any) -> Expect:
             fail("body_matches", f"invalid regular expression: {exc}")
     json_rules = []
     if raw.get("json"):
-        from pulse_agent.probe.expect import compile_jsonpath, parse_json_rule
-
         for expr, expected in raw["json"].items():
             try:
                 compile_jsonpath(expr)

@@ -76,7 +76,7 @@ class Prober:
         headers = _request_headers(spec)
         attempts = max(1, spec.retries.attempts)
         for number in range(1, attempts + 1):
-            attempt = await self.attempt(spec, headers)
+            attempt = await self._attempt(spec, headers)
             if isinstance(attempt.outcome, Failure):
                 failures, degraded, response = [attempt.outcome], False, None
             else:
@@ -104,10 +104,10 @@ class Prober:
             cert_expires=response.cert_not_after if response else None,
         )
 
-    async def attempt(self, spec: CheckSpec, headers: dict[str, str] | None = None) -> Attempt:
+    async def _attempt(self, spec: CheckSpec, headers: dict[str, str]) -> Attempt:
         """One HTTP exchange within the check's timeout."""
         with PhaseClock(tls=spec.url[:6].lower() == "https:") as clock:
-            outcome = await self._exchange(spec, _request_headers(spec) if headers is None else headers, clock)
+            outcome = await self._exchange(spec, headers, clock)
         return Attempt(outcome, clock.phases(), clock.request_sent)
 
     async def _exchange(self, spec: CheckSpec, headers: dict[str, str], clock: PhaseClock) -> Response | Failure:
@@ -152,6 +152,13 @@ def may_retry(delivery: str, request_sent: bool) -> bool:
 def backoff(spec: CheckSpec, attempt: int) -> float:
     """Wait after the given failed attempt, before jitter: doubling, capped at max_backoff."""
     return min(spec.retries.max_backoff, spec.retries.backoff * 2 ** (attempt - 1))
+
+
+def run_budget(spec: CheckSpec) -> float:
+    """Longest one run can take: every attempt's timeout plus every wait between attempts, jitter included."""
+    attempts = max(1, spec.retries.attempts)
+    waits = sum(backoff(spec, n) for n in range(1, attempts)) * (1 + JITTER)
+    return spec.timeout * attempts + waits
 
 
 def _request_headers(spec: CheckSpec) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
@@ -26,6 +25,7 @@ class _CheckSeries:
     skipped: MetricWrapperBase
     degraded: MetricWrapperBase
     phases: dict[str, MetricWrapperBase]
+    cert: MetricWrapperBase | None = None  # created on the first verified https result
 
 
 class Metrics:
@@ -91,7 +91,9 @@ class Metrics:
         for phase, ms in result.phases().items():
             s.phases[phase].set(ms / 1000 if ms is not None else 0)
         if result.cert_expires is not None:
-            self.check_cert_expiry.labels(result.check).set(result.cert_expires)
+            if s.cert is None:
+                s.cert = self.check_cert_expiry.labels(result.check)
+            s.cert.set(result.cert_expires)
 
     def skipped(self, check: str) -> None:
         """Count a run skipped because the previous one was still going."""
@@ -104,7 +106,7 @@ class Metrics:
                 metric.remove(name)
             for phase in PHASES:
                 self.check_phase.remove(name, phase)
-            with contextlib.suppress(KeyError):
+            if self._series[name].cert is not None:
                 self.check_cert_expiry.remove(name)
             for result in ("success", "failure"):
                 self.check_runs.remove(name, result)
