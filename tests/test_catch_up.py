@@ -1,6 +1,7 @@
 """Missed runs across restarts: the real agent (in-process, manual clock), a real DuckDB file and target."""
 
 import asyncio
+import gc
 from datetime import datetime
 
 import duckdb
@@ -26,9 +27,11 @@ async def start_and_stop(spec, db, now=NOW):
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.wait_for(agent.started.wait(), 10)
+    assert gc.get_freeze_count() > 0  # start-up's heap is exempt from full collections while running
     await agent.scheduler.drain(10)
     stop.set()
     assert await task == 0
+    assert gc.get_freeze_count() == 0
 
 
 def seed(db, *results):

@@ -66,6 +66,7 @@ class PhaseClock:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.protocol = None  # also when the connection never completed
         if self._token is not None:
             _CURRENT.reset(self._token)
 
@@ -126,6 +127,7 @@ def trace_config() -> aiohttp.TraceConfig:
         if isinstance(clock, PhaseClock):
             clock.conn_end = time.perf_counter()
             clock.cert_not_after = peer_cert_not_after(clock.protocol)
+            clock.protocol = None  # needed only to read the certificate; do not keep the connection reachable
 
     config.on_connection_create_end.append(connected)
     config.on_request_headers_sent.append(mark("sent"))
