@@ -6,8 +6,10 @@ import asyncio
 import gc
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from pulse_agent.alerts.alerting import Alerting
+from pulse_agent.alerts.sender import Deliver, Sender
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.probe.http import Prober, run_budget
@@ -57,13 +59,17 @@ def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
 class Agent:
     """One running agent: owns the store, prober, scheduler, metrics and web surface."""
 
-    def __init__(self, spec: AgentSpec, options: RunOptions = RunOptions(), *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, spec: AgentSpec, options: RunOptions = RunOptions(), *, clock: Clock | None = None, deliver: Deliver | None = None
+    ) -> None:
         self.spec = spec
         self.database = options.database or spec.agent.database
         self.listen = options.listen or spec.agent.listen
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.store: ResultStore | None = None
+        self.alerting: Alerting | None = None
+        self._deliver = deliver
         self.prober = Prober(wall=self.clock.time)
         self.scheduler = Scheduler(
             self._run_check,
@@ -84,11 +90,30 @@ class Agent:
 
     async def _run_check(self, spec: CheckSpec, due: float) -> Result:
         result = await self.prober.run(spec, due)
+        if spec.maintenance and spec.in_maintenance(result.ts):
+            result = replace(result, maintenance=True)
         if self.store is not None:
             self.store.submit(result)
         self.metrics.observe(result)
         log_result(result)
+        if self.alerting is not None:
+            await self.alerting.observe(spec, result)
         return result
+
+    async def _start_alerting(self, store: ResultStore, checks: list[CheckSpec]) -> Alerting:
+        """Alert state restored from the store, undelivered notifications queued again."""
+        if self._deliver is None:
+            from pulse_agent.alerts.notify import deliver  # Apprise: imported only by a running agent
+
+            self._deliver = deliver
+        sender = Sender(store, self.clock, self._deliver, on_outcome=self.metrics.notification)
+        alerting = Alerting(store, sender, self.clock)
+        alerting.set_notifiers(self.spec.notifiers)
+        await alerting.restore(checks)
+        self.metrics.notification_queue.set_function(lambda: sender.depth)
+        self.metrics.incidents_open.set_function(lambda: alerting.open_incidents)
+        self.alerting = alerting
+        return alerting
 
     async def _catch_up(self, checks: list[CheckSpec], history: History) -> None:
         """Runs missed while the agent was down: one catch-up per `missed: run_once` check, else a log line."""
@@ -114,6 +139,7 @@ class Agent:
             web_runner, self.port = await serve(make_app(self.metrics, self.ready), self.listen)
             self.store = store
             checks = [c for c in self.spec.checks if c.enabled]
+            await self._start_alerting(store, checks)
             self.scheduler.set_checks(checks)
             self.metrics.set_checks([c.name for c in checks])
             await self._catch_up(checks, store.history)
@@ -136,6 +162,8 @@ class Agent:
             await loop_task
             cancelled = await self.scheduler.drain(drain_budget(self.spec.checks))
         finally:
+            if self.alerting is not None:
+                await self.alerting.close()
             gc.unfreeze()  # the heap was this agent's; an embedding process keeps collecting it
             self.store = None
             await self.prober.close()

@@ -80,6 +80,16 @@ class ManualClock:
         await settle()
 
 
+async def sleep_until(clock: Clock, when: float) -> None:
+    """Wait until the clock reads `when`."""
+    done = asyncio.get_running_loop().create_future()
+    timer = clock.call_at(when, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        timer.cancel()
+
+
 async def settle(rounds: int = 20) -> None:
     """Let every ready task on the loop run until it blocks again."""
     for _ in range(rounds):

@@ -45,6 +45,7 @@ class Result:
     tls_ms: float | None = None
     first_byte_ms: float | None = None
     cert_expires: float | None = None  # epoch seconds, https with verification
+    maintenance: bool = False  # ran inside a maintenance window: stored, never alerted on
 
     def phases(self) -> dict[str, float | None]:
         """Phase timings by name, total included."""

@@ -93,6 +93,10 @@ class OneShot:
         """`at` while it lies ahead, then never."""
         return self.at if self.at > after else None
 
+    def previous_due(self, before: float) -> float | None:
+        """`at` once it has come, else None."""
+        return self.at if self.at <= before else None
+
 
 Schedule = Interval | Cron | OneShot
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pulse_agent.alerts.template import template_problem
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.load import Document
 from pulse_agent.config.model import (
@@ -16,13 +17,14 @@ from pulse_agent.config.model import (
     AlertSpec,
     CheckSpec,
     Expect,
+    MaintenanceWindow,
     NotifierSpec,
     Retries,
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
 from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
-from pulse_agent.schedule import ScheduleError, parse_schedule, time_zone
+from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.sizes import parse_size
 
 DEFAULT_SCHEDULE = "60s"
@@ -51,7 +53,8 @@ def build_spec(doc: Document) -> AgentSpec:
 
     data = doc.data if isinstance(doc.data, dict) else {}
     raw_notifiers = data.get("notifiers") if isinstance(data.get("notifiers"), dict) else {}
-    notifiers = tuple(_notifier(n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
+    notifiers = tuple(_notifier(doc, n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
+    windows = _windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
     raw_checks = data.get("checks") if isinstance(data.get("checks"), list) else []
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     checks: list[CheckSpec] = []
@@ -67,15 +70,61 @@ def build_spec(doc: Document) -> AgentSpec:
             doc.error(("checks", i, "name"), f"duplicate check name {name!r} (first at {at})")
         elif isinstance(name, str):
             first_seen[name] = i
-        spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers))
+        spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers), windows)
         if spec is not None:
             checks.append(spec)
     agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
 
 
-def _notifier(name: str, raw: dict[str, Any]) -> NotifierSpec:
-    return NotifierSpec(name=name, urls=tuple(raw["urls"]), title=raw.get("title"), body=raw.get("body"))
+def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
+    from pulse_agent.alerts.notify import url_problem  # imports Apprise: only configs with notifiers pay for it
+
+    for j, url in enumerate(raw["urls"]):
+        if (problem := url_problem(url)) is not None:
+            doc.error(("notifiers", name, "urls", j), problem)
+    for key in ("title", "body"):
+        if key in raw and (problem := template_problem(raw[key])) is not None:
+            doc.error(("notifiers", name, key), problem)
+    return NotifierSpec(
+        name=name,
+        urls=tuple(raw["urls"]),
+        title=raw.get("title"),
+        body=raw.get("body"),
+        backoff=parse_duration(raw.get("backoff", 5)),
+        max_backoff=parse_duration(raw.get("max_backoff", 300)),
+        give_up_after=parse_duration(raw.get("give_up_after", 86400)),
+        timeout=parse_duration(raw.get("timeout", 30)),
+    )
+
+
+def _windows(doc: Document, path: KeyPath, raw: list[dict[str, Any]] | None) -> tuple[MaintenanceWindow, ...]:
+    """Maintenance windows at path; problems go to doc.errors."""
+    windows = []
+    for j, item in enumerate(raw or ()):
+        tz = item.get("timezone", "UTC")
+        try:
+            time_zone(tz)
+        except ScheduleError as exc:
+            doc.error((*path, j, "timezone"), str(exc))
+            continue
+        try:
+            start = parse_schedule(item["schedule"], tz)
+        except ScheduleError as exc:
+            doc.error((*path, j, "schedule"), str(exc))
+            continue
+        if isinstance(start, Interval):
+            doc.error(
+                (*path, j, "schedule"),
+                f"{item['schedule']!r} is an interval; a window opens at times: use cron, a calendar phrase or 'at <time>'",
+            )
+            continue
+        duration = parse_duration(item["duration"])
+        if duration <= 0:
+            doc.error((*path, j, "duration"), "must be more than 0")
+            continue
+        windows.append(MaintenanceWindow(start, duration))
+    return tuple(windows)
 
 
 class _CheckBuilder:
@@ -111,7 +160,7 @@ class _CheckBuilder:
         self.failed = True
         self.doc.error((*self.origin(*(k for k in keys if isinstance(k, str))), *(k for k in keys if isinstance(k, int))), message)
 
-    def build(self, notifiers: set[str]) -> CheckSpec | None:
+    def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
         if url and not urlsplit(url).hostname:
             self.fail(("url",), f"{url!r} has no host")
@@ -142,6 +191,8 @@ class _CheckBuilder:
         size = self.get("max_body_size")
         if size is not None and parse_size(size) < 1:
             self.fail(("max_body_size",), "must be at least 1 byte")
+        own_path = (*self.path, "maintenance")
+        own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:
             return None
         raw = self.merged
@@ -180,7 +231,9 @@ class _CheckBuilder:
                 success_threshold=alert.get("success_threshold", 2),
                 remind_every=parse_duration(alert.get("remind_every", 0)),
                 send_on_resolved=alert.get("send_on_resolved", True),
+                notify_on_degraded=alert.get("notify_on_degraded", False),
             ),
+            maintenance=windows + own_windows,
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pulse_agent.schedule import Interval, Schedule
+from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -83,6 +83,20 @@ class AlertSpec:
     success_threshold: int = 2
     remind_every: float = 0.0
     send_on_resolved: bool = True
+    notify_on_degraded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """Opens at each firing of `start` and stays open `duration` seconds."""
+
+    start: Cron | OneShot
+    duration: float
+
+    def covers(self, ts: float) -> bool:
+        """Whether ts falls inside one of this window's openings."""
+        opened = self.start.previous_due(ts)
+        return opened is not None and ts < opened + self.duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +126,11 @@ class CheckSpec:
     alert: AlertSpec = AlertSpec()
     labels: Pairs = ()
     enabled: bool = True
+    maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
+
+    def in_maintenance(self, ts: float) -> bool:
+        """Whether ts falls in one of this check's maintenance windows."""
+        return any(w.covers(ts) for w in self.maintenance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +141,10 @@ class NotifierSpec:
     urls: tuple[str, ...]
     title: str | None = None
     body: str | None = None
+    backoff: float = 5.0
+    max_backoff: float = 300.0
+    give_up_after: float = 86400.0
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from pulse_agent import __version__
+from pulse_agent.backoff import doubling
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.expect import Failure, Response, evaluate
@@ -151,7 +152,7 @@ def may_retry(delivery: str, request_sent: bool) -> bool:
 
 def backoff(spec: CheckSpec, attempt: int) -> float:
     """Wait after the given failed attempt, before jitter: doubling, capped at max_backoff."""
-    return min(spec.retries.max_backoff, spec.retries.backoff * 2 ** (attempt - 1))
+    return doubling(spec.retries.backoff, spec.retries.max_backoff, attempt)
 
 
 def run_budget(spec: CheckSpec) -> float:

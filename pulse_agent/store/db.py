@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import re
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar, cast
 
 import duckdb
 
@@ -41,10 +44,56 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE results ADD COLUMN first_byte_ms DOUBLE;
     ALTER TABLE results ADD COLUMN cert_expires TIMESTAMPTZ;
     """,
+    """
+    ALTER TABLE results ADD COLUMN maintenance BOOLEAN NOT NULL DEFAULT false;
+    CREATE TABLE incidents (
+        id                 VARCHAR PRIMARY KEY,
+        check_name         VARCHAR     NOT NULL,
+        opened_at          TIMESTAMPTZ NOT NULL,  -- first failing run of the streak that opened it
+        resolved_at        TIMESTAMPTZ,           -- first ok run of the streak that resolved it
+        first_error_kind   VARCHAR,
+        first_error        VARCHAR,
+        last_notified_at   TIMESTAMPTZ NOT NULL,
+        notifications_sent INTEGER     NOT NULL DEFAULT 0  -- deliveries, one per URL
+    );
+    CREATE TABLE alert_state (
+        check_name    VARCHAR PRIMARY KEY,
+        transition_ts TIMESTAMPTZ NOT NULL,  -- the run that caused the last recorded event
+        degraded      BOOLEAN     NOT NULL
+    );
+    CREATE TABLE outbox (
+        id              BIGINT PRIMARY KEY,
+        created_at      TIMESTAMPTZ NOT NULL,
+        check_name      VARCHAR     NOT NULL,
+        incident_id     VARCHAR,
+        event           VARCHAR     NOT NULL,
+        notifier        VARCHAR     NOT NULL,
+        url_key         VARCHAR     NOT NULL,  -- hash of the URL; the URL itself (a secret) stays in the config
+        url_hint        VARCHAR     NOT NULL,  -- the URL with secrets masked
+        kind            VARCHAR     NOT NULL,  -- Apprise notify type
+        title           VARCHAR     NOT NULL,
+        body            VARCHAR     NOT NULL,
+        attempts        INTEGER     NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        delivered_at    TIMESTAMPTZ,
+        dead_at         TIMESTAMPTZ,  -- gave up: the dead letters
+        last_error      VARCHAR
+    );
+    """,
 )
 
 _STOP = object()
 _FLUSH = object()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Work for the writer thread: fn(connection) in a transaction, then done(value or exception)."""
+
+    fn: Callable[[duckdb.DuckDBPyConnection], object]
+    done: Callable[[object, BaseException | None], None]
 
 
 class StoreError(Exception):
@@ -103,6 +152,7 @@ def result_row(r: Result) -> tuple[object, ...]:
         r.tls_ms,
         r.first_byte_ms,
         _utc(r.cert_expires) if r.cert_expires is not None else None,
+        r.maintenance,
     )
 
 
@@ -155,6 +205,26 @@ class ResultStore:
         """Queue a result for writing; never blocks."""
         self._queue.put(result)
 
+    async def call(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn on the writer's connection in one transaction, after every result submitted before it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def done(value: object, error: BaseException | None) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(cast(T, value))
+
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(settle)
+
+        self._queue.put(_Call(fn, done))
+        return await future
+
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then close the file."""
         if self._thread.is_alive():
@@ -180,11 +250,25 @@ class ResultStore:
             if batch:
                 batch = self._write(batch)
                 deadline = time.monotonic() + self._flush_interval
+            if isinstance(item, _Call):
+                self._call(item)
             if item is _STOP:
                 if batch:
                     self.dropped += len(batch)
                     log.error("closing with %d results that could not be written to %s", len(batch), self.path)
                 return
+
+    def _call(self, call: _Call) -> None:
+        try:
+            self._con.execute("BEGIN")
+            value = call.fn(self._con)
+            self._con.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("ROLLBACK")
+            call.done(None, exc)
+        else:
+            call.done(value, None)
 
     def _write(self, batch: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
         """Append batch; on failure keep it (bounded) for the next try."""

@@ -61,6 +61,12 @@ class Metrics:
         self.inflight = Gauge("pulse_checks_inflight", "Runs in progress.", registry=r)
         self.configured = Gauge("pulse_checks_configured", "Enabled checks in the loaded config.", registry=r)
         self.results_written = Counter("pulse_results_written", "Results written to the database.", registry=r)
+        self.notifications = Counter(
+            "pulse_notifications", "Delivery attempts by notifier: delivered, failed (will retry) or dead (gave up).",
+            ["notifier", "result"], registry=r,
+        )  # fmt: skip
+        self.notification_queue = Gauge("pulse_notification_queue_depth", "Notifications waiting to be delivered.", registry=r)
+        self.incidents_open = Gauge("pulse_incidents_open", "Checks with an open incident.", registry=r)
         self._series: dict[str, _CheckSeries] = {}
 
     def _for(self, check: str) -> _CheckSeries:
@@ -94,6 +100,10 @@ class Metrics:
             if s.cert is None:
                 s.cert = self.check_cert_expiry.labels(result.check)
             s.cert.set(result.cert_expires)
+
+    def notification(self, notifier: str, result: str) -> None:
+        """Count one delivery attempt's outcome."""
+        self.notifications.labels(notifier, result).inc()
 
     def skipped(self, check: str) -> None:
         """Count a run skipped because the previous one was still going."""

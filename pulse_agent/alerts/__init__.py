@@ -1,0 +1,1 @@
+"""Alerting: the incident state machine, message templates, the outbox and Apprise delivery."""

@@ -1,0 +1,119 @@
+"""Feeds results to the alert machine, records its events with their messages, hands messages to the sender."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Sequence
+
+from pulse_agent.alerts import outbox
+from pulse_agent.alerts.machine import AlertState, Event, replay, step
+from pulse_agent.alerts.notify import url_hint
+from pulse_agent.alerts.outbox import Message, Record
+from pulse_agent.alerts.sender import Sender
+from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, NOTIFY_TYPE, event_fields, render
+from pulse_agent.clock import Clock
+from pulse_agent.config.model import CheckSpec, NotifierSpec
+from pulse_agent.result import Result, iso
+from pulse_agent.store import ResultStore
+
+log = logging.getLogger("pulse_agent.alerts")
+
+_QUIET = AlertState()
+
+
+class Alerting:
+    """Alert state of every check; the one place results turn into incidents and notifications."""
+
+    def __init__(self, store: ResultStore, sender: Sender, clock: Clock) -> None:
+        self._store = store
+        self._sender = sender
+        self._clock = clock
+        self._states: dict[str, AlertState] = {}
+        self._notifiers: dict[str, NotifierSpec] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def open_incidents(self) -> int:
+        """Checks with an open incident."""
+        return sum(1 for s in self._states.values() if s.incident is not None)
+
+    async def close(self) -> None:
+        """Stop delivering; undelivered messages wait in the outbox for the next start."""
+        await self._sender.close()
+
+    def set_notifiers(self, notifiers: Iterable[NotifierSpec]) -> None:
+        """Address messages with these notifiers from now on."""
+        self._notifiers = {n.name: n for n in notifiers}
+        self._sender.set_notifiers(self._notifiers.values())
+
+    async def restore(self, checks: Iterable[CheckSpec]) -> None:
+        """Take up where the last run stopped: open incidents, degraded flags, streaks, undelivered messages."""
+        specs = list(checks)
+        window = max((max(c.alert.failure_threshold, c.alert.success_threshold) for c in specs), default=1)
+        saved = await self._store.call(lambda con: outbox.load(con, window))
+        self._ids = itertools.count(saved.next_id)
+        self._sender.add(saved.pending)
+        for spec in specs:
+            start = AlertState(incident=saved.incidents.get(spec.name), degraded=spec.name in saved.degraded)
+            # Runs stored after the last recorded event may have raised one the crash kept from being recorded.
+            state, events = replay(start, saved.recent.get(spec.name, ()), spec.alert)
+            self._states[spec.name] = state
+            if events:
+                await self._emit(spec, state, events)
+        if saved.incidents or saved.pending:
+            log.info("alert state restored", extra={"open_incidents": len(saved.incidents), "pending_notifications": len(saved.pending)})
+
+    async def observe(self, spec: CheckSpec, result: Result) -> None:
+        """Feed one finished run; runs in maintenance windows are not seen."""
+        if result.maintenance:
+            return
+        state, events = step(self._states.get(spec.name, _QUIET), result, spec.alert)
+        self._states[spec.name] = state
+        if events:
+            await self._emit(spec, state, events)
+
+    async def _emit(self, spec: CheckSpec, state: AlertState, events: Sequence[Event]) -> None:
+        now = self._clock.time()
+        records = [
+            Record(spec.name, e.result.ts, state.degraded, e.incident, tuple(self._messages(spec, e, now)) if e.send else ())
+            for e in events
+        ]
+        try:
+            await self._store.call(lambda con: outbox.record(con, records))
+        except Exception as exc:  # better sent without a record than not sent
+            log.error("recording alert events of %s failed, sending anyway: %s", spec.name, exc)
+        for rec, event in zip(records, events, strict=True):
+            _log_event(event, len(rec.messages))
+            self._sender.add(rec.messages)
+
+    def _messages(self, spec: CheckSpec, event: Event, now: float) -> Iterable[Message]:
+        fields = event_fields(event, spec)
+        for name in spec.alert.notify:
+            notifier = self._notifiers.get(name)
+            if notifier is None:
+                continue
+            title = render(notifier.title or DEFAULT_TITLE, fields)
+            body = render(notifier.body or DEFAULT_BODY, fields)
+            for url in notifier.urls:
+                yield Message(
+                    id=next(self._ids),
+                    created_at=now,
+                    check=spec.name,
+                    incident_id=event.incident.id if event.incident is not None else None,
+                    event=event.kind,
+                    notifier=name,
+                    url_key=outbox.url_key(url),
+                    url_hint=url_hint(url),
+                    kind=NOTIFY_TYPE[event.kind],
+                    title=title,
+                    body=body,
+                    next_attempt_at=now,
+                )
+
+
+def _log_event(event: Event, messages: int) -> None:
+    fields: dict[str, object] = {"check": event.check, "event": event.kind, "messages": messages}
+    if event.incident is not None:
+        fields.update(incident=event.incident.id, opened_at=iso(event.incident.opened_at))
+    log.warning("alert %s", event.kind, extra=fields)

@@ -1,0 +1,53 @@
+"""Apprise: check that a URL parses, hint at it without secrets, and deliver one message to it."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import apprise
+
+_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise cannot use url (nothing is sent), or None."""
+    logging.getLogger("apprise").disabled = True  # it logs every rejected URL itself
+    try:
+        plugin = apprise.Apprise.instantiate(url)
+    finally:
+        logging.getLogger("apprise").disabled = False
+    if plugin is None:
+        scheme = urlsplit(url).scheme or "(none)"
+        return f"not a usable Apprise URL (scheme {scheme}); see https://github.com/caronc/apprise/wiki for the syntax"
+    return None
+
+
+def url_hint(url: str) -> str:
+    """url with its secrets masked, as Apprise prints it, for logs, tables and CLI output."""
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        return f"{urlsplit(url).scheme}://..."
+    return str(plugin.url(privacy=True)).partition("?")[0]
+
+
+async def deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:
+    """Send one message to url; None when delivered, else why not."""
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        return url_problem(url) or "not a usable Apprise URL"
+    problems: list[str] = []
+
+    def collect(entry: object, *_: object) -> None:
+        level = getattr(entry, "level", "")
+        if str(getattr(level, "name", level)) in _LEVELS:
+            problems.append(str(getattr(entry, "message", entry)))
+
+    try:
+        outcome = await sender.async_notify(body=body, title=title, notify_type=kind, timeout=timeout, log_callback=collect)
+    except Exception as exc:  # a plugin's bug must not reach the agent
+        return f"{type(exc).__name__}: {exc}"
+    if outcome:
+        return None
+    status = outcome.results[0].status.name.lower() if outcome.results else "failure"
+    return problems[-1] if problems else f"delivery {status}"

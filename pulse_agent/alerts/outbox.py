@@ -1,0 +1,137 @@
+"""The alert tables: record events and their messages before sending, mark deliveries, restore after a restart.
+
+Every function here takes the writer's DuckDB connection and runs inside ResultStore.call, so
+an event, its incident row and its outbox messages commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from pulse_agent.alerts.machine import Incident
+from pulse_agent.result import Result
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification to one URL of one notifier: a row of the outbox."""
+
+    id: int
+    created_at: float
+    check: str
+    incident_id: str | None
+    event: str
+    notifier: str
+    url_key: str
+    url_hint: str
+    kind: str  # Apprise notify type
+    title: str
+    body: str
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What one event changes: the check's alert state, its incident, and the messages to send."""
+
+    check: str
+    transition_ts: float  # the run that caused the event
+    degraded: bool
+    incident: Incident | None
+    messages: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """The alert tables as a restarting agent finds them."""
+
+    incidents: dict[str, Incident]  # open ones, by check
+    degraded: set[str]  # checks whose degraded event has not been followed by recovered
+    recent: dict[str, list[Result]]  # per check, the last runs after its last recorded event, oldest first
+    pending: list[Message]  # undelivered, not dead, oldest first
+    next_id: int
+
+
+def url_key(url: str) -> str:
+    """A stable, secret-free name of url."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def record(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
+    """Write events: incident rows upserted, alert state replaced, messages queued."""
+    for rec in records:
+        if rec.incident is not None:
+            i = rec.incident
+            con.execute(
+                """INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at""",
+                [i.id, i.check, _utc(i.opened_at), _utc(i.resolved_at), i.first_error_kind, i.first_error, _utc(i.last_notified_at)],
+            )
+        con.execute("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?)", [rec.check, _utc(rec.transition_ts), rec.degraded])
+        for m in rec.messages:
+            con.execute(
+                "INSERT INTO outbox (id, created_at, check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [m.id, _utc(m.created_at), m.check, m.incident_id, m.event, m.notifier, m.url_key, m.url_hint, m.kind, m.title, m.body,
+                 _utc(m.next_attempt_at)],
+            )  # fmt: skip
+
+
+def mark_delivered(con: duckdb.DuckDBPyConnection, message: Message, at: float) -> None:
+    """message reached its URL."""
+    con.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?", [_utc(at), message.id])
+    if message.incident_id is not None:
+        con.execute("UPDATE incidents SET notifications_sent = notifications_sent + 1 WHERE id = ?", [message.incident_id])
+
+
+def mark_failed(con: duckdb.DuckDBPyConnection, message: Message, error: str, next_attempt_at: float | None, at: float) -> None:
+    """An attempt failed: try again at next_attempt_at, or (None) give up into the dead letters."""
+    if next_attempt_at is None:
+        con.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, dead_at = ? WHERE id = ?", [error, _utc(at), message.id])
+    else:
+        con.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            [error, _utc(next_attempt_at), message.id],
+        )
+
+
+def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
+    """Open incidents, degraded flags, the last `window` runs per check since its last event, pending messages."""
+    incidents = {
+        row[1]: Incident(row[0], row[1], row[2], row[3], row[4], row[5])
+        for row in con.execute(
+            "SELECT id, check_name, epoch(opened_at), first_error_kind, first_error, epoch(last_notified_at)"
+            " FROM incidents WHERE resolved_at IS NULL"
+        ).fetchall()
+    }
+    degraded = {name for (name,) in con.execute("SELECT check_name FROM alert_state WHERE degraded").fetchall()}
+    recent: dict[str, list[Result]] = {}
+    rows = con.execute(
+        """SELECT r.check_name, epoch(r.ts), r.ok, r.degraded, r.status_code, r.response_time_ms, r.error_kind, r.error
+           FROM results r LEFT JOIN alert_state s USING (check_name)
+           WHERE NOT r.maintenance AND (s.transition_ts IS NULL OR r.ts > s.transition_ts)
+           QUALIFY row_number() OVER (PARTITION BY r.check_name ORDER BY r.ts DESC) <= ?
+           ORDER BY r.check_name, r.ts""",
+        [window],
+    ).fetchall()
+    for name, ts, ok, slow, status, ms, kind, error in rows:
+        recent.setdefault(name, []).append(Result(name, ts, ok, slow, status, ms, kind, error))
+    pending = [
+        Message(*row)
+        for row in con.execute(
+            "SELECT id, epoch(created_at), check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body, attempts,"
+            " epoch(next_attempt_at) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL ORDER BY id"
+        ).fetchall()
+    ]
+    [(top,)] = con.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchall()
+    return Saved(incidents, degraded, recent, pending, int(top) + 1)
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
