@@ -96,8 +96,8 @@ class Agent:
             self.store.submit(result)
         self.metrics.observe(result)
         log_result(result)
-        if self.alerting is not None:
-            await self.alerting.observe(spec, result)
+        if self.alerting is not None and (events := self.alerting.observe(spec, result)) is not None:
+            await events  # recorded before the run counts as finished: the next run of this check sees them
         return result
 
     async def _start_alerting(self, store: ResultStore, checks: list[CheckSpec]) -> Alerting:

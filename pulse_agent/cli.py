@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(check)
     check.add_argument("--format", choices=["text", "json"], default="text")
 
+    notify = sub.add_parser("notify", help="send a test notification through a notifier and report each URL")
+    notify.add_argument("notifier", help="name of the notifier")
+    _config_arg(notify)
+    notify.add_argument("--message", default="it works", help="text of the test message")
+
     sub.add_parser("schema", help="print the JSON Schema of the config file")
     return parser
 
@@ -54,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the pulse-agent command."""
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "validate": cmd_validate, "check": cmd_check, "schema": cmd_schema, "schedule": cmd_schedule}
+    commands = {
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "check": cmd_check,
+        "notify": cmd_notify,
+        "schema": cmd_schema,
+        "schedule": cmd_schedule,
+    }
     command = commands[args.command]
     try:
         return command(args)
@@ -149,9 +161,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     check = spec.check(args.name)
     if check is None:
-        names = ", ".join(c.name for c in spec.checks) or "none"
-        print(f"{args.config}: no check named {args.name!r} (checks: {names})", file=sys.stderr)
-        return 2
+        return _not_found(args.config, "check", args.name, [c.name for c in spec.checks])
 
     async def once():  # -> Result
         prober = Prober()
@@ -166,6 +176,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(format_result(result))
     return 0 if result.ok else 1
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Send a test message to each URL of a notifier; exit 0 if all arrived, 1 if any failed, 2 if no such notifier."""
+    import asyncio
+
+    from pulse_agent.alerts.notify import send_trial
+
+    spec = _load(args.config)
+    if spec is None:
+        return 1
+    notifier = next((n for n in spec.notifiers if n.name == args.notifier), None)
+    if notifier is None:
+        return _not_found(args.config, "notifier", args.notifier, [n.name for n in spec.notifiers])
+    outcomes = asyncio.run(send_trial(notifier, args.message))
+    for hint, error in outcomes:
+        print(f"ok      {hint}" if error is None else f"FAILED  {hint}: {error}")
+    failed = sum(1 for _, error in outcomes if error is not None)
+    print(f"{notifier.name}: {len(outcomes) - failed} of {_count(len(outcomes), 'URL')} delivered")
+    return 1 if failed else 0
+
+
+def _not_found(config: str, kind: str, name: str, names: list[str]) -> int:
+    print(f"{config}: no {kind} named {name!r} ({kind}s: {', '.join(names) or 'none'})", file=sys.stderr)
+    return 2
 
 
 def format_result(result) -> str:  # result: Result

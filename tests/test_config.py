@@ -1,6 +1,7 @@
 """Whole-config validation: every error with file:line:col and key path, all at once."""
 
 import textwrap
+from datetime import datetime
 
 import pytest
 
@@ -82,6 +83,33 @@ def one_check(lines: str) -> str:
             "p.yaml:2:12: defaults.name: unknown key 'name'; allowed: alert, basic_auth, bearer_token, body, ca_file, delivery, ",
         ),
         ("version: 1\nnotifiers: {ops: {urls: []}}\n", "p.yaml:2:25: notifiers.ops.urls: needs at least 1 item(s)"),
+        (
+            "version: 1\nnotifiers: {ops: {urls: ['json://127.0.0.1/x', 'slak://token']}}\n",
+            "p.yaml:2:48: notifiers.ops.urls[1]: not a usable Apprise URL (scheme slak)",
+        ),
+        (
+            "version: 1\nnotifiers:\n  ops:\n    urls: ['json://127.0.0.1/x']\n    body: 'down since {since}'\n",
+            "p.yaml:5:11: notifiers.ops.body: unknown template field {since}; fields: check, url, event, summary,",
+        ),
+        (
+            "version: 1\nnotifiers: {ops: {urls: ['json://127.0.0.1/x'], title: '{check'}}\n",
+            "p.yaml:2:56: notifiers.ops.title: invalid template:",
+        ),
+        (
+            "version: 1\nmaintenance: [{schedule: every 2h, duration: 1h}]\n",
+            "p.yaml:2:26: maintenance[0].schedule: 'every 2h' is an interval; a window opens at times",
+        ),
+        ("version: 1\nmaintenance: [{schedule: 'at noon', duration: 1h}]\n", "p.yaml:2:26: maintenance[0].schedule: "),
+        ("version: 1\nmaintenance: [{schedule: '@daily'}]\n", "p.yaml:2:15: maintenance[0]: missing required key 'duration'"),
+        (
+            one_check("maintenance: [{schedule: '@daily', duration: 1h, timezone: Moon/Base}]\n"),
+            "p.yaml:5:64: checks[0].maintenance[0].timezone: unknown time zone 'Moon/Base'",
+        ),
+        (
+            one_check("maintenance: [{schedule: '@daily', duration: 0}]\n"),
+            "p.yaml:5:50: checks[0].maintenance[0].duration: must be more than 0",
+        ),
+        (one_check("alert: {notify_on_degraded: maybe}\n"), "p.yaml:5:33: checks[0].alert.notify_on_degraded: "),
     ],
 )
 def test_each_bad_config_gets_one_placed_error(text, expected):
@@ -89,6 +117,33 @@ def test_each_bad_config_gets_one_placed_error(text, expected):
     assert len(found) == 1, found
     if expected is not None:
         assert found[0].startswith(expected), found  # long messages end with the accepted forms
+
+
+def test_alerting_settings_and_maintenance_windows_reach_the_spec():
+    spec = parse_config(
+        textwrap.dedent("""\
+            version: 1
+            maintenance: [{schedule: every sunday at 02:00, duration: 2h, timezone: Europe/Berlin}]
+            notifiers:
+              ops: {urls: ['json://127.0.0.1:9/x'], title: '[{event}] {check}', backoff: 1s, max_backoff: 1m, give_up_after: 2h}
+            checks:
+              - name: a
+                url: http://127.0.0.1/
+                alert: {notify: [ops], notify_on_degraded: true, remind_every: 30m}
+                maintenance: [{schedule: 'at 2026-12-01T22:00:00Z', duration: 30m}]
+              - {name: b, url: http://127.0.0.1/}
+        """),
+        "p.yaml",
+        {},
+    )
+    (ops,) = spec.notifiers
+    assert (ops.backoff, ops.max_backoff, ops.give_up_after, ops.timeout, ops.title) == (1, 60, 7200, 10, "[{event}] {check}")
+    a, b = spec.checks
+    assert a.alert.notify_on_degraded and a.alert.remind_every == 1800
+    assert len(a.maintenance) == 2 and len(b.maintenance) == 1  # the top-level window, plus a's own
+    assert b.in_maintenance(datetime.fromisoformat("2026-11-22T01:30:00+00:00").timestamp())  # Sunday 02:30 in Berlin
+    assert not b.in_maintenance(datetime.fromisoformat("2026-12-01T22:10:00+00:00").timestamp())
+    assert a.in_maintenance(datetime.fromisoformat("2026-12-01T22:10:00+00:00").timestamp())
 
 
 def test_all_errors_are_reported_at_once_in_file_order():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 
 from pulse_agent.alerts import outbox
 from pulse_agent.alerts.machine import AlertState, Event, replay, step
@@ -64,14 +64,14 @@ class Alerting:
         if saved.incidents or saved.pending:
             log.info("alert state restored", extra={"open_incidents": len(saved.incidents), "pending_notifications": len(saved.pending)})
 
-    async def observe(self, spec: CheckSpec, result: Result) -> None:
-        """Feed one finished run; runs in maintenance windows are not seen."""
+    def observe(self, spec: CheckSpec, result: Result) -> Coroutine[None, None, None] | None:
+        """Feed one finished run (runs in maintenance windows are not seen); when it raised events,
+        the coroutine that records and sends them, for the caller to await."""
         if result.maintenance:
-            return
+            return None
         state, events = step(self._states.get(spec.name, _QUIET), result, spec.alert)
         self._states[spec.name] = state
-        if events:
-            await self._emit(spec, state, events)
+        return self._emit(spec, state, events) if events else None
 
     async def _emit(self, spec: CheckSpec, state: AlertState, events: Sequence[Event]) -> None:
         now = self._clock.time()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from urllib.parse import urlsplit
 
 import apprise
+
+from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, NOTIFY_TYPE, render, trial_fields
+from pulse_agent.config.model import NotifierSpec
 
 _LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 
@@ -51,3 +55,12 @@ async def deliver(url: str, title: str, body: str, kind: str, timeout: float) ->
         return None
     status = outcome.results[0].status.name.lower() if outcome.results else "failure"
     return problems[-1] if problems else f"delivery {status}"
+
+
+async def send_trial(notifier: NotifierSpec, message: str) -> list[tuple[str, str | None]]:
+    """Send a test message to every URL of notifier at once; (masked URL, error or None) for each."""
+    fields = trial_fields(notifier.name, message)
+    title = render(notifier.title or DEFAULT_TITLE, fields)
+    body = render(notifier.body or DEFAULT_BODY, fields)
+    outcomes = await asyncio.gather(*(deliver(url, title, body, NOTIFY_TYPE["test"], notifier.timeout) for url in notifier.urls))
+    return [(url_hint(url), error) for url, error in zip(notifier.urls, outcomes, strict=True)]

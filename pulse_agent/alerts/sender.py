@@ -39,6 +39,8 @@ class Sender:
         self._notifiers: dict[str, NotifierSpec] = {}
         self._lanes: dict[tuple[str, str], deque[Message]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()  # lanes in a delivery attempt, not waiting for one
+        self._closing = False
 
     @property
     def depth(self) -> int:
@@ -61,8 +63,14 @@ class Sender:
                 task.add_done_callback(self._tasks.discard)
             lane.append(m)
 
-    async def close(self) -> None:
-        """Stop sending; what is still queued stays in the outbox for the next start."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop sending: attempts under way get `grace` seconds to finish and be recorded; what is
+        still queued stays in the outbox for the next start."""
+        self._closing = True
+        for task in self._tasks - self._sending:
+            task.cancel()
+        if self._sending:
+            await asyncio.wait(list(self._sending), timeout=grace)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -70,7 +78,7 @@ class Sender:
 
     async def _run_lane(self, key: tuple[str, str], lane: deque[Message]) -> None:
         try:
-            while lane:
+            while lane and not self._closing:
                 retry = await self._attempt(lane[0])
                 if retry is None:
                     lane.popleft()
@@ -84,6 +92,15 @@ class Sender:
         """One delivery attempt when due; the message to try again, or None when delivered or dead."""
         if m.next_attempt_at > self._clock.time():
             await sleep_until(self._clock, m.next_attempt_at)
+        task = asyncio.current_task()
+        assert task is not None
+        self._sending.add(task)
+        try:
+            return await self._send(m)
+        finally:
+            self._sending.discard(task)
+
+    async def _send(self, m: Message) -> Message | None:
         notifier = self._notifiers.get(m.notifier)
         url = _url(notifier, m.url_key)
         if notifier is None or url is None:

@@ -94,7 +94,7 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
         backoff=parse_duration(raw.get("backoff", 5)),
         max_backoff=parse_duration(raw.get("max_backoff", 300)),
         give_up_after=parse_duration(raw.get("give_up_after", 86400)),
-        timeout=parse_duration(raw.get("timeout", 30)),
+        timeout=parse_duration(raw.get("timeout", 10)),
     )
 
 

@@ -144,7 +144,7 @@ class NotifierSpec:
     backoff: float = 5.0
     max_backoff: float = 300.0
     give_up_after: float = 86400.0
-    timeout: float = 30.0
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
