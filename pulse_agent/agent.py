@@ -51,6 +51,13 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:
+    """Deliver through Apprise, imported on first use: agents without notifiers never load it."""
+    from pulse_agent.alerts.notify import deliver
+
+    return await deliver(url, title, body, kind, timeout)
+
+
 def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
     """Longest time an in-flight run can still take, plus a second to store it."""
     return max((run_budget(c) for c in checks), default=0.0) + 1.0
@@ -102,11 +109,7 @@ class Agent:
 
     async def _start_alerting(self, store: ResultStore, checks: list[CheckSpec]) -> Alerting:
         """Alert state restored from the store, undelivered notifications queued again."""
-        if self._deliver is None:
-            from pulse_agent.alerts.notify import deliver  # Apprise: imported only by a running agent
-
-            self._deliver = deliver
-        sender = Sender(store, self.clock, self._deliver, on_outcome=self.metrics.notification)
+        sender = Sender(store, self.clock, self._deliver or apprise_deliver, on_outcome=self.metrics.notification)
         alerting = Alerting(store, sender, self.clock)
         alerting.set_notifiers(self.spec.notifiers)
         await alerting.restore(checks)

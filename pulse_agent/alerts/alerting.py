@@ -8,7 +8,6 @@ from collections.abc import Coroutine, Iterable, Sequence
 
 from pulse_agent.alerts import outbox
 from pulse_agent.alerts.machine import AlertState, Event, replay, step
-from pulse_agent.alerts.notify import url_hint
 from pulse_agent.alerts.outbox import Message, Record
 from pulse_agent.alerts.sender import Sender
 from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, NOTIFY_TYPE, event_fields, render
@@ -88,6 +87,8 @@ class Alerting:
             self._sender.add(rec.messages)
 
     def _messages(self, spec: CheckSpec, event: Event, now: float) -> Iterable[Message]:
+        from pulse_agent.alerts.notify import url_hint  # Apprise: loaded only where notifiers exist
+
         fields = event_fields(event, spec)
         for name in spec.alert.notify:
             notifier = self._notifiers.get(name)
