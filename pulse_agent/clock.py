@@ -80,10 +80,16 @@ class ManualClock:
         await settle()
 
 
+def resolve(future: asyncio.Future[None]) -> None:
+    """Complete future unless it is already done (a timer and a wake-up may race)."""
+    if not future.done():
+        future.set_result(None)
+
+
 async def sleep_until(clock: Clock, when: float) -> None:
     """Wait until the clock reads `when`."""
     done = asyncio.get_running_loop().create_future()
-    timer = clock.call_at(when, lambda: done.done() or done.set_result(None))
+    timer = clock.call_at(when, lambda: resolve(done))
     try:
         await done
     finally:

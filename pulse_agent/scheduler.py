@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from pulse_agent.clock import Clock, SystemClock, Timer
+from pulse_agent.clock import Clock, SystemClock, Timer, resolve
 from pulse_agent.config.model import CheckSpec
 
 log = logging.getLogger("pulse_agent.scheduler")
@@ -157,7 +157,7 @@ class Scheduler:
         self._waiter = waiter
         timer: Timer | None = None
         if when is not None:
-            timer = self._clock.call_at(when, lambda: waiter.done() or waiter.set_result(None))
+            timer = self._clock.call_at(when, lambda: resolve(waiter))
         try:
             await waiter
         finally:
@@ -166,5 +166,5 @@ class Scheduler:
                 timer.cancel()
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            resolve(self._waiter)

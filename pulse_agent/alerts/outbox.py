@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import duckdb
 
 from pulse_agent.alerts.machine import Incident
 from pulse_agent.result import Result
+from pulse_agent.store.db import utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +71,21 @@ def record(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
                 """INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at""",
-                [i.id, i.check, _utc(i.opened_at), _utc(i.resolved_at), i.first_error_kind, i.first_error, _utc(i.last_notified_at)],
+                [i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at)],
             )
-        con.execute("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?)", [rec.check, _utc(rec.transition_ts), rec.degraded])
+        con.execute("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?)", [rec.check, utc(rec.transition_ts), rec.degraded])
         for m in rec.messages:
             con.execute(
                 "INSERT INTO outbox (id, created_at, check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body,"
                 " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [m.id, _utc(m.created_at), m.check, m.incident_id, m.event, m.notifier, m.url_key, m.url_hint, m.kind, m.title, m.body,
-                 _utc(m.next_attempt_at)],
+                [m.id, utc(m.created_at), m.check, m.incident_id, m.event, m.notifier, m.url_key, m.url_hint, m.kind, m.title, m.body,
+                 utc(m.next_attempt_at)],
             )  # fmt: skip
 
 
 def mark_delivered(con: duckdb.DuckDBPyConnection, message: Message, at: float) -> None:
     """message reached its URL."""
-    con.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?", [_utc(at), message.id])
+    con.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?", [utc(at), message.id])
     if message.incident_id is not None:
         con.execute("UPDATE incidents SET notifications_sent = notifications_sent + 1 WHERE id = ?", [message.incident_id])
 
@@ -93,11 +93,11 @@ def mark_delivered(con: duckdb.DuckDBPyConnection, message: Message, at: float) 
 def mark_failed(con: duckdb.DuckDBPyConnection, message: Message, error: str, next_attempt_at: float | None, at: float) -> None:
     """An attempt failed: try again at next_attempt_at, or (None) give up into the dead letters."""
     if next_attempt_at is None:
-        con.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, dead_at = ? WHERE id = ?", [error, _utc(at), message.id])
+        con.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, dead_at = ? WHERE id = ?", [error, utc(at), message.id])
     else:
         con.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-            [error, _utc(next_attempt_at), message.id],
+            [error, utc(next_attempt_at), message.id],
         )
 
 
@@ -131,7 +131,3 @@ def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
     ]
     [(top,)] = con.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchall()
     return Saved(incidents, degraded, recent, pending, int(top) + 1)
-
-
-def _utc(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None

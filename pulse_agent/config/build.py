@@ -51,12 +51,12 @@ def build_spec(doc: Document) -> AgentSpec:
     def clean(path: KeyPath) -> bool:
         return not any(p[: len(path)] == path or path[: len(p)] == p for p in schema_errors)
 
-    data = doc.data if isinstance(doc.data, dict) else {}
-    raw_notifiers = data.get("notifiers") if isinstance(data.get("notifiers"), dict) else {}
+    data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
+    raw_notifiers: dict[str, Any] = _of_type(data, "notifiers", dict)
     notifiers = tuple(_notifier(doc, n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
     windows = _windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
-    raw_checks = data.get("checks") if isinstance(data.get("checks"), list) else []
-    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    raw_checks: list[Any] = _of_type(data, "checks", list)
+    defaults: dict[str, Any] = _of_type(data, "defaults", dict)
     checks: list[CheckSpec] = []
     first_seen: dict[str, int] = {}
     for i, raw in enumerate(raw_checks):
@@ -75,6 +75,12 @@ def build_spec(doc: Document) -> AgentSpec:
             checks.append(spec)
     agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
+
+
+def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:
+    """data[key] when it has the expected kind (else the schema already complained), or an empty one."""
+    value = data.get(key)
+    return value if isinstance(value, kind) else kind()
 
 
 def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:

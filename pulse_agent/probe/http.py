@@ -179,7 +179,8 @@ def classify(exc: aiohttp.ClientError, spec: CheckSpec | None = None) -> Failure
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return Failure("dns", f"cannot resolve {exc.host}: {exc.os_error.strerror or exc.os_error}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return Failure("tls", f"certificate not trusted: {exc.certificate_error.verify_message or exc.certificate_error}")
+        reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return Failure("tls", f"certificate not trusted: {reason}")
     if isinstance(exc, aiohttp.ClientSSLError):
         return Failure("tls", f"TLS failed: {_reason(exc)}")
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -148,5 +148,5 @@ def timed_connector(**kwargs: Any) -> aiohttp.TCPConnector:
             clock.protocol = protocol
         return protocol
 
-    connector._factory = marking_factory  # type: ignore[method-assign]
+    connector._factory = marking_factory  # type: ignore[method-assign,assignment]
     return connector

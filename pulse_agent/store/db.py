@@ -137,7 +137,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
 def result_row(r: Result) -> tuple[object, ...]:
     """A Result as a row of the results table."""
     return (
-        _utc(r.ts),
+        utc(r.ts),
         r.check,
         r.ok,
         r.degraded,
@@ -146,12 +146,12 @@ def result_row(r: Result) -> tuple[object, ...]:
         r.error_kind,
         r.error,
         r.attempts,
-        _utc(r.scheduled_ts) if r.scheduled_ts is not None else None,
+        utc(r.scheduled_ts),
         r.dns_ms,
         r.connect_ms,
         r.tls_ms,
         r.first_byte_ms,
-        _utc(r.cert_expires) if r.cert_expires is not None else None,
+        utc(r.cert_expires),
         r.maintenance,
     )
 
@@ -289,8 +289,9 @@ class ResultStore:
         return []
 
 
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+def utc(ts: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime for DuckDB (None stays None)."""
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def _last_line(text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 
 from pulse_agent.result import Result
 
@@ -17,15 +16,15 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 class _CheckSeries:
     """The labelled children of one check, looked up once instead of per result."""
 
-    up: MetricWrapperBase
-    duration: MetricWrapperBase
-    status: MetricWrapperBase
-    success: MetricWrapperBase
-    failure: MetricWrapperBase
-    skipped: MetricWrapperBase
-    degraded: MetricWrapperBase
-    phases: dict[str, MetricWrapperBase]
-    cert: MetricWrapperBase | None = None  # created on the first verified https result
+    up: Gauge
+    duration: Gauge
+    status: Gauge
+    success: Counter
+    failure: Counter
+    skipped: Counter
+    degraded: Gauge
+    phases: dict[str, Gauge]
+    cert: Gauge | None = None  # created on the first verified https result
 
 
 class Metrics:
