@@ -78,3 +78,11 @@ T = datetime.fromisoformat("2026-11-22T00:00:00+00:00").timestamp()  # a Sunday
 def test_maintenance_window_covers(start, tz, duration, at, covered):
     window = MaintenanceWindow(parse_schedule(start, tz), duration)
     assert window.covers(datetime.fromisoformat(at).timestamp()) is covered
+
+
+@pytest.mark.parametrize("start", ["every sunday at 02:00", "*/10 * * * *", "at 2026-11-22T10:00:00Z"])
+def test_a_window_asked_again_and_again_answers_like_a_fresh_one(start):
+    shared = MaintenanceWindow(parse_schedule(start, "Europe/Berlin"), 150)
+    times = [T + 37 * i for i in range(0, 20000, 41)] + [T + 86400 * 8 - 600 * i for i in range(100)]  # forward, then back
+    for ts in times:
+        assert shared.covers(ts) is MaintenanceWindow(parse_schedule(start, "Europe/Berlin"), 150).covers(ts), ts
