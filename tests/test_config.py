@@ -169,7 +169,7 @@ def test_all_errors_are_reported_at_once_in_file_order():
         "checks[2].schedule",
         "checks[2].surprise",
     ]
-    assert "duplicate check name 'a' (first at checks[0], line 4)" in found[2]
+    assert "duplicate check name 'a' (first at line 4)" in found[2]
 
 
 def test_defaults_merge_into_checks():

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from pulse_agent.config.build import build_spec, errors_of
-from pulse_agent.config.errors import ConfigError, ConfigInvalid, Position
+from pulse_agent.config.errors import ConfigError, ConfigInvalid
+from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import parse_document
+from pulse_agent.config.merge import merge_documents
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.config.schema import validate_document
 
@@ -27,11 +30,27 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AgentSpec:
-    """Read and parse a config file; a missing or unreadable file is a ConfigInvalid too."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigInvalid([ConfigError(None, (), f"config file {str(path)!r} not found; pass -c FILE")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigInvalid([ConfigError(Position(str(path), 1, 1), (), f"cannot read config: {exc}")]) from None
-    return parse_config(text, str(path), env)
+    """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is a ConfigInvalid too."""
+    sources = read_sources(path)
+    if len(sources) == 1 and not Path(path).is_dir():
+        return replace(parse_config(sources[0].text, sources[0].name, env), digest=digest(sources))
+    return parse_sources(sources, str(path), env)
+
+
+def parse_sources(sources: list[Source], name: str, env: Mapping[str, str] | None = None) -> AgentSpec:
+    """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
+    docs = []
+    for source in sources:
+        doc = parse_document(source.text, source.name, os.environ if env is None else env)
+        if doc.data is not None:
+            validate_document(doc)
+        docs.append(doc)
+    merged = merge_documents(docs, name)
+    schema_errors = len(merged.errors)
+    spec = build_spec(merged)
+    # build_spec numbers checks across all files; tell users the number within their file.
+    local = [ConfigError(e.position, merged.local_path(e.path), e.message) for e in merged.errors[schema_errors:]]
+    merged.errors[schema_errors:] = local
+    if merged.errors:
+        raise ConfigInvalid(errors_of(merged))
+    return replace(spec, digest=digest(sources))

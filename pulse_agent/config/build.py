@@ -64,10 +64,9 @@ def build_spec(doc: Document) -> AgentSpec:
             continue
         name = raw.get("name")
         if isinstance(name, str) and name in first_seen:
-            first = first_seen[name]
-            line = doc.where(("checks", first, "name"))
-            at = f"checks[{first}]" + (f", line {line.line}" if line else "")
-            doc.error(("checks", i, "name"), f"duplicate check name {name!r} (first at {at})")
+            first, here = doc.where(("checks", first_seen[name], "name")), doc.where(("checks", i, "name"))
+            at = "" if first is None else f" (first at line {first.line})" if here and here.file == first.file else f" (first at {first})"
+            doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
         spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers), windows)

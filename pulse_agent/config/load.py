@@ -32,6 +32,8 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
             if len(self._tags) < 65536:
                 self._tags[value] = tag
         return tag  # type: ignore[no-any-return]
+
+
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "merge", "timestamp")}
 
 

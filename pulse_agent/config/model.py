@@ -171,6 +171,7 @@ class AgentSpec:
 
     source: str
     agent: AgentSettings = AgentSettings()
+    digest: str = ""  # content hash of the file(s), set by load_config
     checks: tuple[CheckSpec, ...] = ()
     notifiers: tuple[NotifierSpec, ...] = ()
 

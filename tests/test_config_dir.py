@@ -1,0 +1,80 @@
+"""A config directory: every *.yaml / *.yml merged, conflicts named with both files."""
+
+import pytest
+
+from pulse_agent.config import ConfigInvalid, load_config
+
+
+def write(root, **files):
+    root.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (root / name.replace("__", ".")).write_text(text)
+    return root
+
+
+def errors(root) -> list[str]:
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(root)
+    return [str(e) for e in info.value.errors]
+
+
+def test_files_merge_in_name_order(tmp_path):
+    root = write(
+        tmp_path / "conf",
+        base__yaml="version: 1\nagent: {listen: '127.0.0.1:0'}\ndefaults: {timeout: 3s}\nnotifiers:\n  ops: {urls: ['json://127.0.0.1:9/x']}\n",
+        api__yaml="version: 1\nchecks:\n  - {name: api, url: 'http://127.0.0.1/api', alert: {notify: [ops]}}\n",
+        web__yml="version: 1\nchecks:\n  - {name: web, url: 'http://127.0.0.1/'}\nmaintenance: [{schedule: '@daily', duration: 1h}]\n",
+        notes__txt="not a config",
+        _hidden="",
+    )
+    (root / ".editor-swap.yaml").write_text("version: [broken")
+    spec = load_config(root)
+    assert [c.name for c in spec.checks] == ["api", "web"]  # api.yaml, base.yaml, web.yml
+    assert all(c.timeout == 3 for c in spec.checks)  # defaults from another file apply
+    assert spec.agent.listen == "127.0.0.1:0"
+    assert [n.name for n in spec.notifiers] == ["ops"]
+    assert len(spec.checks[0].maintenance) == 1  # top-level windows from any file
+    assert spec.source == str(root) and len(spec.digest) == 12
+
+
+def test_the_digest_follows_content_not_time(tmp_path):
+    root = write(tmp_path / "conf", a__yaml="version: 1\n")
+    before = load_config(root).digest
+    (root / "a.yaml").write_text("version: 1\n")
+    assert load_config(root).digest == before
+    (root / "b.yaml").write_text("version: 1\nchecks: []\n")
+    assert load_config(root).digest != before
+
+
+def test_conflicts_name_both_files_and_errors_keep_file_local_numbers(tmp_path):
+    root = write(
+        tmp_path / "conf",
+        a__yaml="version: 1\nagent: {listen: '127.0.0.1:1'}\nnotifiers:\n  ops: {urls: ['json://127.0.0.1:9/x']}\nchecks:\n  - {name: api, url: 'http://127.0.0.1/'}\n",
+        b__yaml=(
+            "version: 1\nagent: {listen: '127.0.0.1:2'}\nnotifiers:\n  ops: {urls: ['json://127.0.0.1:9/y']}\n"
+            "checks:\n  - {name: web, url: 'http://127.0.0.1/'}\n  - {name: api, url: 'http://127.0.0.1/', timeout: 0}\n"
+        ),
+    )
+    a, b = root / "a.yaml", root / "b.yaml"
+    assert errors(root) == [
+        f"{b}:2:9: agent.listen: set in two files (first in {a}:2:9); set each setting in one file",
+        f"{b}:4:3: notifiers.ops: notifier 'ops' is defined twice (first in {a}:4:3); names must be unique across files",
+        f"{b}:7:12: checks[1].name: duplicate check name 'api' (first at {a}:6:12)",
+        f"{b}:7:52: checks[1].timeout: must be more than 0",
+    ]
+
+
+def test_each_file_is_checked_by_the_schema_on_its_own(tmp_path):
+    root = write(
+        tmp_path / "conf", a__yaml="version: 1\nchecks: []\n", b__yaml="checks:\n  - {name: x, url: 'http://127.0.0.1/', tiemout: 1s}\n"
+    )
+    b = root / "b.yaml"
+    assert errors(root) == [
+        f"{b}:1:1: missing required key 'version'",
+        f"{b}:2:41: checks[0].tiemout: unknown key 'tiemout'; did you mean 'timeout'?",
+    ]
+
+
+def test_an_empty_directory_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert errors(tmp_path / "empty") == [f"config directory '{tmp_path / 'empty'}' has no *.yaml or *.yml files"]
