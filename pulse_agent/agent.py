@@ -7,17 +7,26 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pulse_agent.alerts.alerting import Alerting
+from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
 from pulse_agent.clock import Clock, SystemClock
+from pulse_agent.config import ConfigInvalid, load_config
+from pulse_agent.config.files import digest, read_sources
 from pulse_agent.config.model import AgentSpec, CheckSpec
+from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
+from pulse_agent.live.events import EventHub
+from pulse_agent.live.reload import Reload, record_version
+from pulse_agent.live.watch import watch_config
 from pulse_agent.probe.http import Prober, run_budget
 from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
 from pulse_agent.scheduler import Scheduler
 from pulse_agent.store import ResultStore
 from pulse_agent.store.db import History
+from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
 
@@ -31,6 +40,8 @@ class RunOptions:
 
     database: str | None = None
     listen: str | None = None
+    config: str | None = None  # file or directory to reload from; None: no reloads
+    watch: bool = True  # follow changes of the config on disk
 
 
 def log_result(result: Result) -> None:
@@ -74,6 +85,9 @@ class Agent:
         self.listen = options.listen or spec.agent.listen
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
+        self.options = options
+        self.events = EventHub()
+        self.last_results: dict[str, Result] = {}
         self.store: ResultStore | None = None
         self.alerting: Alerting | None = None
         self._deliver = deliver
@@ -86,6 +100,8 @@ class Agent:
             on_lag=self.metrics.scheduler_lag.observe,
         )
         self.metrics.inflight.set_function(lambda: self.scheduler.inflight)
+        self._reload_lock = asyncio.Lock()
+        self._refused_digest = ""  # a broken config is reported once, not at every file event
         self.port: int | None = None
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
 
@@ -102,6 +118,9 @@ class Agent:
         if self.store is not None:
             self.store.submit(result)
         self.metrics.observe(result)
+        self.last_results[spec.name] = result
+        if self.events.active:
+            self.events.publish("result", result.to_json())
         log_result(result)
         if self.alerting is not None and (events := self.alerting.observe(spec, result)) is not None:
             await events  # recorded before the run counts as finished: the next run of this check sees them
@@ -110,13 +129,96 @@ class Agent:
     async def _start_alerting(self, store: ResultStore, checks: list[CheckSpec]) -> Alerting:
         """Alert state restored from the store, undelivered notifications queued again."""
         sender = Sender(store, self.clock, self._deliver or apprise_deliver, on_outcome=self.metrics.notification)
-        alerting = Alerting(store, sender, self.clock)
+        alerting = Alerting(store, sender, self.clock, on_event=self._publish_alert)
         alerting.set_notifiers(self.spec.notifiers)
         await alerting.restore(checks)
         self.metrics.notification_queue.set_function(lambda: sender.depth)
         self.metrics.incidents_open.set_function(lambda: alerting.open_incidents)
         self.alerting = alerting
         return alerting
+
+    def _publish_alert(self, event: AlertEvent) -> None:
+        if self.events.active:
+            incident = event.incident
+            self.events.publish("incident", {
+                "event": event.kind, "check": event.check, "ts": iso(event.result.ts),
+                "incident": incident.id if incident else None,
+                "opened_at": iso(incident.opened_at) if incident else None,
+                "resolved_at": iso(incident.resolved_at) if incident and incident.resolved_at else None})  # fmt: skip
+
+    async def run_now(self, spec: CheckSpec) -> Result | None:
+        """Run spec now and return its result; None when a run of it is in progress already."""
+        task = await self.scheduler.run_now(spec, self.clock.time())
+        if task is None:
+            return None
+        result = await task
+        return result if isinstance(result, Result) else None
+
+    async def reload(self, reason: str) -> Reload:
+        """Load the config again and apply what changed; a config with errors changes nothing."""
+        async with self._reload_lock:
+            return await self._reload(reason)
+
+    async def reload_if_changed(self) -> Reload | None:
+        """Reload when the files' digest differs from the running (or last refused) config's."""
+        if self.options.config is None:
+            return None
+        try:
+            now = digest(await asyncio.to_thread(read_sources, self.options.config))
+        except ConfigInvalid:
+            now = "unreadable"  # e.g. the file is gone for the moment of a rename; reload reports it
+        if now in (self.spec.digest, self._refused_digest):
+            return None
+        return await self.reload("file")
+
+    async def _reload(self, reason: str) -> Reload:
+        if self.options.config is None:
+            return Reload(False, reason, self.spec.digest, errors=("the agent was not started from a config file",))
+        try:
+            new = await asyncio.to_thread(load_config, self.options.config)
+        except ConfigInvalid as exc:
+            errors = tuple(str(e) for e in exc.errors)
+            self.metrics.reloaded(False, self.clock.time())
+            log.error("config reload refused; still running the last good config", extra={
+                "reason": reason, "running": self.spec.digest, "errors": list(errors)})  # fmt: skip
+            self._refused_digest = digest(read_sources(self.options.config)) if errors else ""
+            return Reload(False, reason, self.spec.digest, errors=errors)
+        started = time.perf_counter()
+        change = diff(self.spec, new)
+        self._apply(new, change)
+        applied_ms = round((time.perf_counter() - started) * 1000, 1)
+        self._refused_digest = ""
+        self.metrics.reloaded(True, self.clock.time())
+        await self._record_version(change, reason)
+        restart = [s for s in change.settings if s in RESTART_SETTINGS]
+        notifiers = change.notifiers
+        fields = {"reason": reason, "digest": new.digest, "apply_ms": applied_ms, **change.checks.counts(),
+                  "notifiers_changed": len(notifiers.added) + len(notifiers.removed) + len(notifiers.changed)}  # fmt: skip
+        log.info("config reloaded", extra=fields)
+        if restart:
+            log.warning("these agent settings take effect at the next restart", extra={"settings": restart})
+        return Reload(True, reason, new.digest, change)
+
+    def _apply(self, new: AgentSpec, change: ConfigDiff) -> None:
+        """Swap in the new config: unchanged checks keep their place in time, counters and incidents."""
+        self.spec = new
+        checks = [c for c in new.checks if c.enabled]
+        self.scheduler.set_checks(checks)
+        self.metrics.set_checks([c.name for c in checks])
+        if self.alerting is not None:
+            self.alerting.set_notifiers(new.notifiers)
+            self.alerting.forget(change.checks.removed)
+        if "log_level" in change.settings:
+            logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
+
+    async def _record_version(self, change: ConfigDiff, reason: str) -> None:
+        if self.store is None:
+            return
+        spec, at = self.spec, self.clock.time()
+        try:
+            await self.store.call(lambda con: record_version(con, spec, change, reason, at))
+        except Exception as exc:  # the reload stands; only its record is missing
+            log.error("recording config version %s failed: %s", spec.digest, exc)
 
     async def _catch_up(self, checks: list[CheckSpec], history: History) -> None:
         """Runs missed while the agent was down: one catch-up per `missed: run_once` check, else a log line."""
@@ -139,13 +241,18 @@ class Agent:
         store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
         web_runner = None
         try:
-            web_runner, self.port = await serve(make_app(self.metrics, self.ready), self.listen)
+            app = make_app(self.metrics, self.ready, api_routes(self), self.spec.agent.api_token)
+            web_runner, self.port = await serve(app, self.listen)
             self.store = store
             checks = [c for c in self.spec.checks if c.enabled]
             await self._start_alerting(store, checks)
             self.scheduler.set_checks(checks)
             self.metrics.set_checks([c.name for c in checks])
             await self._catch_up(checks, store.history)
+            await self._record_version(diff(AgentSpec(source=self.spec.source), self.spec), "start")
+            watcher = None
+            if self.options.config is not None and self.options.watch:
+                watcher = asyncio.create_task(watch_config(Path(self.options.config), self.reload_if_changed, stop), name="watcher")
             freeze_heap()
             self.started.set()
             log.info(
@@ -160,6 +267,8 @@ class Agent:
             )
             loop_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
             await stop.wait()
+            if watcher is not None:
+                await watcher
             log.info("stopping: finishing in-flight runs", extra={"inflight": self.scheduler.inflight})
             self.scheduler.stop()
             await loop_task
@@ -171,6 +280,7 @@ class Agent:
             self.store = None
             await self.prober.close()
             await asyncio.to_thread(store.close)
+            self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:
                 await web_runner.cleanup()
         log.info("agent stopped", extra={"results_written": store.written, "cancelled_runs": cancelled})

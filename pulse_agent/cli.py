@@ -15,7 +15,10 @@ DEFAULT_CONFIG = "pulse.yaml"
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-c", "--config", default=os.environ.get("PULSE_CONFIG", DEFAULT_CONFIG), help="config file (default: $PULSE_CONFIG or pulse.yaml)"
+        "-c",
+        "--config",
+        default=os.environ.get("PULSE_CONFIG", DEFAULT_CONFIG),
+        help="config file, or a directory of *.yaml files (default: $PULSE_CONFIG or pulse.yaml)",
     )
 
 
@@ -25,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pulse-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the agent")
+    run = sub.add_parser("run", help="run the agent (reloads the config when it changes, on SIGHUP and POST /-/reload)")
     _config_arg(run)
     run.add_argument("--db", help="DuckDB file (overrides agent.database)")
     run.add_argument("--listen", help="HOST:PORT of /metrics, /healthz, /readyz (overrides agent.listen)")
@@ -236,13 +239,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulse_agent.agent import Agent, RunOptions
     from pulse_agent.store import StoreError
 
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen))
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config))
 
     async def main_task() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[object]] = set()
+
+        def on_sighup() -> None:
+            task = loop.create_task(agent.reload("sighup"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         return await agent.run(stop)
 
     try:

@@ -43,7 +43,7 @@ class Scheduler:
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
         self._inflight: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self.skipped: dict[str, int] = {}
@@ -80,13 +80,20 @@ class Scheduler:
         self._stopping = True
         self._wake()
 
-    async def run_now(self, spec: CheckSpec, scheduled_ts: float) -> bool:
-        """Start a run outside the heap (catch-up, run-now); False if that check is already running."""
+    def running(self, name: str) -> bool:
+        """Whether a run of the check called name is in progress."""
+        return name in self._inflight
+
+    async def run_now(self, spec: CheckSpec, scheduled_ts: float) -> asyncio.Task[object] | None:
+        """Start a run outside the heap (catch-up, run-now): its task, whose result is the runner's;
+        None if that check is already running or the scheduler is stopping."""
         if spec.name in self._inflight or self._stopping:
-            return False
+            return None
         await self._slots.acquire()
-        self._start(spec, scheduled_ts)
-        return True
+        if spec.name in self._inflight:  # started while we waited for a slot
+            self._slots.release()
+            return None
+        return self._start(spec, scheduled_ts)
 
     async def drain(self, timeout: float) -> int:
         """Wait for in-flight runs to finish (cancel those past timeout); return how many were cancelled."""
@@ -130,19 +137,21 @@ class Scheduler:
                 self._on_lag(max(0.0, self._clock.time() - due))
             self._start(spec, due)
 
-    def _start(self, spec: CheckSpec, due: float) -> None:
+    def _start(self, spec: CheckSpec, due: float) -> asyncio.Task[object]:
         """Start a run; the caller holds a concurrency slot for it."""
         self._inflight.add(spec.name)
         task = asyncio.create_task(self._run_one(spec, due), name=f"check:{spec.name}")
         self._tasks.add(task)
+        return task
 
-    async def _run_one(self, spec: CheckSpec, due: float) -> None:
+    async def _run_one(self, spec: CheckSpec, due: float) -> object:
         try:
-            await self._runner(spec, due)
+            return await self._runner(spec, due)
         except asyncio.CancelledError:
             raise
         except Exception:  # the runner's bug must not stop the scheduler
             log.exception("run of check %s failed", spec.name)
+            return None
         finally:
             self._inflight.discard(spec.name)
             self._slots.release()

@@ -109,6 +109,10 @@ def one_check(lines: str) -> str:
             one_check("maintenance: [{schedule: '@daily', duration: 0}]\n"),
             "p.yaml:5:50: checks[0].maintenance[0].duration: must be more than 0",
         ),
+        (
+            "version: 1\nchecks:\n  - {name: a, url: 'http://u:p@127.0.0.1/', bearer_token: t}\n",
+            "p.yaml:3:20: checks[0].url: the URL carries user:password and basic_auth or bearer_token is set too; keep one",
+        ),
         (one_check("alert: {notify_on_degraded: maybe}\n"), "p.yaml:5:33: checks[0].alert.notify_on_degraded: "),
     ],
 )

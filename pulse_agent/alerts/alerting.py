@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 
 from pulse_agent.alerts import outbox
 from pulse_agent.alerts.machine import AlertState, Event, replay, step
@@ -24,8 +24,9 @@ _QUIET = AlertState()
 class Alerting:
     """Alert state of every check; the one place results turn into incidents and notifications."""
 
-    def __init__(self, store: ResultStore, sender: Sender, clock: Clock) -> None:
+    def __init__(self, store: ResultStore, sender: Sender, clock: Clock, on_event: Callable[[Event], None] | None = None) -> None:
         self._store = store
+        self._on_event = on_event
         self._sender = sender
         self._clock = clock
         self._states: dict[str, AlertState] = {}
@@ -40,6 +41,15 @@ class Alerting:
     async def close(self) -> None:
         """Stop delivering; undelivered messages wait in the outbox for the next start."""
         await self._sender.close()
+
+    def state(self, check: str) -> AlertState | None:
+        """The alert state of check, if it has run."""
+        return self._states.get(check)
+
+    def forget(self, checks: Iterable[str]) -> None:
+        """Drop the in-memory state of removed checks (their incidents stay in the table)."""
+        for name in checks:
+            self._states.pop(name, None)
 
     def set_notifiers(self, notifiers: Iterable[NotifierSpec]) -> None:
         """Address messages with these notifiers from now on."""
@@ -85,6 +95,8 @@ class Alerting:
         for rec, event in zip(records, events, strict=True):
             _log_event(event, len(rec.messages))
             self._sender.add(rec.messages)
+            if self._on_event is not None:
+                self._on_event(event)
 
     def _messages(self, spec: CheckSpec, event: Event, now: float) -> Iterable[Message]:
         from pulse_agent.alerts.notify import url_hint  # Apprise: loaded only where notifiers exist

@@ -193,6 +193,8 @@ class _CheckBuilder:
             self.fail(("ca_file",), f"{ca_file!r} is not a readable file")
         if self.get("basic_auth") is not None and self.get("bearer_token") is not None:
             self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
+        if url and urlsplit(url).username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):
+            self.fail(("url",), "the URL carries user:password and basic_auth or bearer_token is set too; keep one")
         size = self.get("max_body_size")
         if size is not None and parse_size(size) < 1:
             self.fail(("max_body_size",), "must be at least 1 byte")

@@ -163,6 +163,7 @@ class AgentSettings:
     max_concurrency: int = 256
     log_format: str = "json"
     log_level: str = "info"
+    api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*
 
 
 @dataclass(frozen=True, slots=True)

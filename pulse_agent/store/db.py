@@ -80,6 +80,19 @@ MIGRATIONS: tuple[str, ...] = (
         last_error      VARCHAR
     );
     """,
+    """
+    CREATE TABLE config_versions (
+        applied_at TIMESTAMPTZ NOT NULL,
+        digest     VARCHAR     NOT NULL,  -- content hash of the config file(s)
+        source     VARCHAR     NOT NULL,
+        reason     VARCHAR     NOT NULL,  -- start, file, sighup, api
+        checks     INTEGER     NOT NULL,
+        added      VARCHAR[]   NOT NULL,  -- check names
+        removed    VARCHAR[]   NOT NULL,
+        changed    VARCHAR[]   NOT NULL,
+        unchanged  INTEGER     NOT NULL
+    );
+    """,
 )
 
 _STOP = object()
@@ -191,6 +204,8 @@ class ResultStore:
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None
+        self._reader = self._con.cursor()  # a second connection to the same database, for queries
+        self._reader_lock = threading.Lock()
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_pending = max_pending
@@ -204,6 +219,15 @@ class ResultStore:
     def submit(self, result: Result) -> None:
         """Queue a result for writing; never blocks."""
         self._queue.put(result)
+
+    async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run a query function in a thread on the reader connection; sees what has been written."""
+
+        def run() -> T:
+            with self._reader_lock:
+                return fn(self._reader)
+
+        return await asyncio.to_thread(run)
 
     async def call(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run fn on the writer's connection in one transaction, after every result submitted before it."""
@@ -230,6 +254,8 @@ class ResultStore:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+        with self._reader_lock:
+            self._reader.close()
         self._con.close()
 
     def _write_loop(self) -> None:

@@ -1,18 +1,25 @@
-"""aiohttp.web routes of the agent: /metrics, /healthz, /readyz."""
+"""aiohttp.web application of the agent: /metrics, /healthz, /readyz, and the API routes given to it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from pulse_agent.web.api import bearer_auth
 from pulse_agent.web.metrics import Metrics
 
 
-def make_app(metrics: Metrics, ready: Callable[[], tuple[bool, str]]) -> web.Application:
-    """The web application; `ready` says whether the agent can do its work, and why not."""
+def make_app(
+    metrics: Metrics,
+    ready: Callable[[], tuple[bool, str]],
+    routes: Sequence[web.RouteDef] = (),
+    token: str | None = None,
+) -> web.Application:
+    """The web application; `ready` says whether the agent can do its work, and why not; `routes`
+    (the API) are guarded by the bearer token when one is set."""
 
     async def metrics_handler(_: web.Request) -> web.Response:
         # Exposition is synchronous and slow for many checks: keep it off the event loop.
@@ -26,7 +33,8 @@ def make_app(metrics: Metrics, ready: Callable[[], tuple[bool, str]]) -> web.App
         ok, reason = ready()
         return web.Response(text=f"{reason}\n", status=200 if ok else 503)
 
-    app = web.Application()
+    app = web.Application(middlewares=[bearer_auth(token)])
+    app.add_routes(routes)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

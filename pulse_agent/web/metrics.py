@@ -66,6 +66,16 @@ class Metrics:
         )  # fmt: skip
         self.notification_queue = Gauge("pulse_notification_queue_depth", "Notifications waiting to be delivered.", registry=r)
         self.incidents_open = Gauge("pulse_incidents_open", "Checks with an open incident.", registry=r)
+        self.config_reloads = Counter("pulse_config_reloads", "Config reload attempts by result.", ["result"], registry=r)
+        self.config_last_reload_ok = Gauge(
+            "pulse_config_last_reload_successful", "1 if the last config reload was applied, 0 if it was refused.", registry=r
+        )
+        self.config_last_reload_ok.set(1)
+        self.config_last_reload_time = Gauge(
+            "pulse_config_last_reload_success_timestamp_seconds", "When a config was last loaded successfully.", registry=r
+        )
+        for result in ("success", "failure"):
+            self.config_reloads.labels(result)
         self._series: dict[str, _CheckSeries] = {}
 
     def _for(self, check: str) -> _CheckSeries:
@@ -99,6 +109,13 @@ class Metrics:
             if s.cert is None:
                 s.cert = self.check_cert_expiry.labels(result.check)
             s.cert.set(result.cert_expires)
+
+    def reloaded(self, ok: bool, at: float) -> None:
+        """Record one reload attempt."""
+        self.config_reloads.labels("success" if ok else "failure").inc()
+        self.config_last_reload_ok.set(1 if ok else 0)
+        if ok:
+            self.config_last_reload_time.set(at)
 
     def notification(self, notifier: str, result: str) -> None:
         """Count one delivery attempt's outcome."""

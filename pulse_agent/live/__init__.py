@@ -1,0 +1,1 @@
+"""Live operations: reload diffs, the config watcher, the event feed."""

@@ -1,0 +1,64 @@
+"""The reload diff: (old config, new config) -> what was added, removed, changed, kept. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+from pulse_agent.config.model import AgentSpec
+
+# Agent settings a running agent cannot take over; they need a restart.
+RESTART_SETTINGS = ("listen", "database", "max_concurrency", "log_format", "api_token")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Names added, removed, changed and kept, each sorted."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """How many of each."""
+        return {"added": len(self.added), "removed": len(self.removed), "changed": len(self.changed), "unchanged": len(self.unchanged)}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDiff:
+    """Everything a reload changes."""
+
+    checks: Changes
+    notifiers: Changes
+    settings: tuple[str, ...]  # agent settings whose value changed
+
+    @property
+    def empty(self) -> bool:
+        """Whether applying it changes nothing."""
+        c, n = self.checks, self.notifiers
+        return not (c.added or c.removed or c.changed or n.added or n.removed or n.changed or self.settings)
+
+
+def compare(old: Sequence[_Named], new: Sequence[_Named]) -> Changes:
+    """Items matched by name: equal ones are unchanged."""
+    before = {item.name: item for item in old}
+    after = {item.name: item for item in new}
+    return Changes(
+        added=tuple(sorted(after.keys() - before.keys())),
+        removed=tuple(sorted(before.keys() - after.keys())),
+        changed=tuple(sorted(n for n in after.keys() & before.keys() if after[n] != before[n])),
+        unchanged=tuple(sorted(n for n in after.keys() & before.keys() if after[n] == before[n])),
+    )
+
+
+def diff(old: AgentSpec, new: AgentSpec) -> ConfigDiff:
+    """What turning old into new changes."""
+    settings = tuple(f.name for f in fields(old.agent) if getattr(old.agent, f.name) != getattr(new.agent, f.name))
+    return ConfigDiff(compare(old.checks, new.checks), compare(old.notifiers, new.notifiers), settings)

@@ -1,0 +1,218 @@
+"""The agent API under /api/v1 and POST /-/reload: checks, results, run-now, incidents, live events.
+
+Answers never carry secrets: no header values, bodies, credentials or notifier URLs, and URLs
+lose their password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from pulse_agent.config.model import CheckSpec
+from pulse_agent.durations import parse_duration
+from pulse_agent.result import iso
+from pulse_agent.store import queries
+
+if TYPE_CHECKING:
+    from pulse_agent.agent import Agent
+
+PROTECTED = re.compile(r"^/api/|^/-/")
+MAX_LIMIT = 10_000
+KEEP_ALIVE_S = 15.0
+
+
+def bearer_auth(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: with a token set, /api/* and /-/* need `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode() if token else b""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if expected and PROTECTED.match(request.path):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "missing or wrong bearer token", headers={"WWW-Authenticate": 'Bearer realm="pulse-agent"'})
+        return await handler(request)
+
+    return check
+
+
+def api_routes(agent: Agent) -> list[web.RouteDef]:
+    """Every API route, bound to one agent."""
+
+    async def list_checks(_: web.Request) -> web.Response:
+        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.spec.checks]})
+
+    async def get_check(request: web.Request) -> web.Response:
+        return web.json_response(_check_summary(agent, _check(agent, request)))
+
+    async def check_results(request: web.Request) -> web.Response:
+        spec = _check(agent, request)
+        since, limit = _since(request, agent.clock.time()), _limit(request)
+        rows = await _store(agent).read(lambda con: queries.results(con, spec.name, since, limit))
+        return web.json_response({"check": spec.name, "results": rows})
+
+    async def run_check(request: web.Request) -> web.Response:
+        spec = _check(agent, request)
+        result = await agent.run_now(spec)
+        if result is None:
+            return _error(409, f"check {spec.name!r} is running already; try again when it has finished")
+        return web.json_response(result.to_json())
+
+    async def list_incidents(request: web.Request) -> web.Response:
+        open_only = request.query.get("open", "false").lower() in ("1", "true", "yes")
+        check, limit = request.query.get("check"), _limit(request)
+        rows = await _store(agent).read(lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
+        return web.json_response({"incidents": rows})
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        with agent.events.subscribe() as sub:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), KEEP_ALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if item is None:
+                    break
+                if sub.dropped:
+                    await response.write(_sse("dropped", {"events": sub.dropped}))
+                    sub.dropped = 0
+                await response.write(_sse(*item))
+        return response
+
+    async def reload(_: web.Request) -> web.Response:
+        outcome = await agent.reload("api")
+        return web.json_response(outcome.to_json(), status=200 if outcome.ok else 400)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.Response(text=openapi_text(), content_type="application/json")
+
+    return [
+        web.get("/api/v1/checks", list_checks),
+        web.get("/api/v1/checks/{name}", get_check),
+        web.get("/api/v1/checks/{name}/results", check_results),
+        web.post("/api/v1/checks/{name}/run", run_check),
+        web.get("/api/v1/incidents", list_incidents),
+        web.get("/api/v1/events", events),
+        web.get("/api/v1/openapi.json", openapi),
+        web.post("/-/reload", reload),
+    ]
+
+
+def openapi_text() -> str:
+    """The OpenAPI 3.1 document of this API, as shipped in the package."""
+    return resources.files("pulse_agent.web").joinpath("openapi.json").read_text(encoding="utf-8")
+
+
+def redact_url(url: str) -> str:
+    """url without the password of its user info."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
+    now = agent.clock.time()
+    state = agent.alerting.state(spec.name) if agent.alerting is not None else None
+    incident = state.incident if state is not None else None
+    last = agent.last_results.get(spec.name)
+    due = spec.schedule.next_due(now, spec.name) if spec.enabled else None
+    return {
+        "name": spec.name,
+        "url": redact_url(spec.url),
+        "method": spec.method,
+        "schedule": spec.schedule.text,
+        "timezone": spec.timezone,
+        "timeout_s": spec.timeout,
+        "enabled": spec.enabled,
+        "labels": dict(spec.labels),
+        "alert": {
+            "notify": list(spec.alert.notify),
+            "failure_threshold": spec.alert.failure_threshold,
+            "success_threshold": spec.alert.success_threshold,
+            "remind_every_s": spec.alert.remind_every,
+            "send_on_resolved": spec.alert.send_on_resolved,
+            "notify_on_degraded": spec.alert.notify_on_degraded,
+        },
+        "state": {
+            "running": agent.scheduler.running(spec.name),
+            "in_maintenance": spec.in_maintenance(now),
+            "consecutive_failures": state.failures if state is not None else 0,
+            "consecutive_successes": state.successes if state is not None else 0,
+            "degraded": state.degraded if state is not None else False,
+            "incident": None
+            if incident is None
+            else {
+                "id": incident.id,
+                "opened_at": iso(incident.opened_at),
+                "first_error_kind": incident.first_error_kind,
+                "first_error": incident.first_error,
+            },
+        },
+        "next_due": iso(due) if due is not None else None,
+        "last_result": last.to_json() if last is not None else None,
+    }
+
+
+def _check(agent: Agent, request: web.Request) -> CheckSpec:
+    name = request.match_info["name"]
+    spec = agent.spec.check(name)
+    if spec is None:
+        raise _http_error(web.HTTPNotFound, f"no check named {name!r}")
+    return spec
+
+
+def _store(agent: Agent) -> Any:
+    if agent.store is None:
+        raise _http_error(web.HTTPServiceUnavailable, "the database is not open")
+    return agent.store
+
+
+def _since(request: web.Request, now: float) -> float | None:
+    """?since=ISO-8601 instant, or a duration back from now (since=1h)."""
+    text = request.query.get("since")
+    if not text:
+        return None
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise _http_error(web.HTTPBadRequest, f"since={text!r}: give an ISO-8601 time (2026-11-22T10:00:00Z) or a duration (1h)") from None
+
+
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit", "100")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise _http_error(web.HTTPBadRequest, f"limit={text!r}: give a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _http_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")
