@@ -69,6 +69,14 @@ async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: f
     return await deliver(url, title, body, kind, timeout)
 
 
+def disk_digest(config: str) -> str:
+    """Digest of the config as it is on disk now; "unreadable" while it cannot be read (reload says why)."""
+    try:
+        return digest(read_sources(config))
+    except ConfigInvalid:
+        return "unreadable"
+
+
 def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
     """Longest time an in-flight run can still take, plus a second to store it."""
     return max((run_budget(c) for c in checks), default=0.0) + 1.0
@@ -163,10 +171,7 @@ class Agent:
         """Reload when the files' digest differs from the running (or last refused) config's."""
         if self.options.config is None:
             return None
-        try:
-            now = digest(await asyncio.to_thread(read_sources, self.options.config))
-        except ConfigInvalid:
-            now = "unreadable"  # e.g. the file is gone for the moment of a rename; reload reports it
+        now = await asyncio.to_thread(disk_digest, self.options.config)
         if now in (self.spec.digest, self._refused_digest):
             return None
         return await self.reload("file")
@@ -181,7 +186,7 @@ class Agent:
             self.metrics.reloaded(False, self.clock.time())
             log.error("config reload refused; still running the last good config", extra={
                 "reason": reason, "running": self.spec.digest, "errors": list(errors)})  # fmt: skip
-            self._refused_digest = digest(read_sources(self.options.config)) if errors else ""
+            self._refused_digest = await asyncio.to_thread(disk_digest, self.options.config)
             return Reload(False, reason, self.spec.digest, errors=errors)
         started = time.perf_counter()
         change = diff(self.spec, new)

@@ -117,10 +117,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running(text: str, db, now: float = NOW):
-    spec = parse_config(text, "pulse.yaml", {})
+async def running(text: str, db, now: float = NOW, config_path=None):
+    spec = parse_config(text, str(config_path or "pulse.yaml"), {})
     clock = ManualClock(now)
-    agent = Agent(spec, RunOptions(database=str(db), listen="127.0.0.1:0"), clock=clock)
+    options = RunOptions(database=str(db), listen="127.0.0.1:0", config=str(config_path) if config_path else None, watch=False)
+    agent = Agent(spec, options, clock=clock)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.wait_for(agent.started.wait(), 10)

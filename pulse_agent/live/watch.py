@@ -36,13 +36,20 @@ def relevant(config: Path) -> Callable[[Change, str], bool]:
     return keep
 
 
-async def watch_config(config: Path, on_change: Callable[[], Awaitable[object]], stop: asyncio.Event, *, settle_ms: int = 50) -> None:
-    """Call on_change after each burst of relevant file events until stop is set; never raises."""
+async def watch_config(
+    config: Path, on_change: Callable[[], Awaitable[object]], stop: asyncio.Event, *, settle_ms: int = 50, poll_ms: int = 1000
+) -> None:
+    """Call on_change after each burst of relevant file events, and every poll_ms without any
+    (a change made before the watch was in place, or one a file system does not report, is
+    still found), until stop is set; never raises."""
     config = config.absolute()
     where = config if config.is_dir() else config.parent
     while not stop.is_set():
         try:
-            async for _ in awatch(where, watch_filter=relevant(config), step=settle_ms, debounce=1000, stop_event=stop, recursive=True):
+            async for _ in awatch(
+                where, watch_filter=relevant(config), step=settle_ms, debounce=1000, stop_event=stop, recursive=True,
+                rust_timeout=poll_ms, yield_on_timeout=True,
+            ):  # fmt: skip
                 await on_change()
         except Exception as exc:  # e.g. the directory vanished for a moment: keep the agent, retry
             log.warning("watching %s failed, retrying in 1 s: %s", where, exc)
