@@ -13,7 +13,7 @@ from pulse_agent.alerts.alerting import Alerting
 from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
 from pulse_agent.clock import Clock, SystemClock
-from pulse_agent.config import ConfigInvalid, load_config
+from pulse_agent.config import ConfigInvalid, Memo, load_config
 from pulse_agent.config.files import digest, read_sources
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
@@ -86,7 +86,13 @@ class Agent:
     """One running agent: owns the store, prober, scheduler, metrics and web surface."""
 
     def __init__(
-        self, spec: AgentSpec, options: RunOptions = RunOptions(), *, clock: Clock | None = None, deliver: Deliver | None = None
+        self,
+        spec: AgentSpec,
+        options: RunOptions = RunOptions(),
+        *,
+        clock: Clock | None = None,
+        deliver: Deliver | None = None,
+        memo: Memo | None = None,
     ) -> None:
         self.spec = spec
         self.database = options.database or spec.agent.database
@@ -94,6 +100,7 @@ class Agent:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.options = options
+        self._memo = memo or Memo()
         self.events = EventHub()
         self.last_results: dict[str, Result] = {}
         self.store: ResultStore | None = None
@@ -179,8 +186,9 @@ class Agent:
     async def _reload(self, reason: str) -> Reload:
         if self.options.config is None:
             return Reload(False, reason, self.spec.digest, errors=("the agent was not started from a config file",))
+        loading = time.perf_counter()
         try:
-            new = await asyncio.to_thread(load_config, self.options.config)
+            new = await asyncio.to_thread(load_config, self.options.config, None, self._memo)
         except ConfigInvalid as exc:
             errors = tuple(str(e) for e in exc.errors)
             self.metrics.reloaded(False, self.clock.time())
@@ -189,15 +197,18 @@ class Agent:
             self._refused_digest = await asyncio.to_thread(disk_digest, self.options.config)
             return Reload(False, reason, self.spec.digest, errors=errors)
         started = time.perf_counter()
+        load_ms = round((started - loading) * 1000, 1)
         change = diff(self.spec, new)
+        diffed = time.perf_counter()
         self._apply(new, change)
-        applied_ms = round((time.perf_counter() - started) * 1000, 1)
+        diff_ms, apply_ms = round((diffed - started) * 1000, 1), round((time.perf_counter() - diffed) * 1000, 1)
         self._refused_digest = ""
         self.metrics.reloaded(True, self.clock.time())
         await self._record_version(change, reason)
         restart = [s for s in change.settings if s in RESTART_SETTINGS]
         notifiers = change.notifiers
-        fields = {"reason": reason, "digest": new.digest, "apply_ms": applied_ms, **change.checks.counts(),
+        fields = {"reason": reason, "digest": new.digest, "load_ms": load_ms, "diff_ms": diff_ms, "apply_ms": apply_ms,
+                  **change.checks.counts(),
                   "notifiers_changed": len(notifiers.added) + len(notifiers.removed) + len(notifiers.changed)}  # fmt: skip
         log.info("config reloaded", extra=fields)
         if restart:
@@ -208,7 +219,7 @@ class Agent:
         """Swap in the new config: unchanged checks keep their place in time, counters and incidents."""
         self.spec = new
         checks = [c for c in new.checks if c.enabled]
-        self.scheduler.set_checks(checks)
+        self.scheduler.set_checks(checks, prompt=True)
         self.metrics.set_checks([c.name for c in checks])
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)

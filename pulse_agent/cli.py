@@ -77,11 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(path: str):  # -> AgentSpec | None
+def _load(path: str, memo=None):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
 
     try:
-        return load_config(path)
+        return load_config(path, memo=memo)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -229,9 +229,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from pulse_agent.config import Memo
     from pulse_agent.logs import setup_logging
 
-    spec = _load(args.config)
+    memo = Memo()  # the agent's reloads redo only what an edit changed
+    spec = _load(args.config, memo)
     if spec is None:
         return 1
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
@@ -239,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulse_agent.agent import Agent, RunOptions
     from pulse_agent.store import StoreError
 
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config))
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config), memo=memo)
 
     async def main_task() -> int:
         stop = asyncio.Event()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pulse_agent.clock import Clock, SystemClock, Timer, resolve
 from pulse_agent.config.model import CheckSpec
+from pulse_agent.schedule import Interval, spread
 
 log = logging.getLogger("pulse_agent.scheduler")
 
@@ -20,6 +21,17 @@ Runner = Callable[[CheckSpec, float], Awaitable[object]]
 class _Entry:
     spec: CheckSpec
     generation: int
+
+
+def first_due(spec: CheckSpec, now: float, prompt: float | None) -> float | None:
+    """When a newly scheduled check first runs: its next due time; or, for an interval check added or
+    changed while running, within `prompt` seconds (spread by name), so an edit shows at once."""
+    if prompt is not None and isinstance(spec.schedule, Interval):
+        return now + spread(spec.name) * min(prompt, spec.schedule.seconds)
+    return spec.schedule.next_due(now, spec.name)
+
+
+PROMPT_RATE = 1000.0  # checks per second that a reload may start at once (at least 0.1 s of spread)
 
 
 class Scheduler:
@@ -58,20 +70,26 @@ class Scheduler:
         """The checks being scheduled."""
         return [e.spec for e in self._entries.values()]
 
-    def set_checks(self, specs: Iterable[CheckSpec]) -> None:
-        """Schedule exactly these (enabled) checks; unchanged ones keep their place in time."""
+    def set_checks(self, specs: Iterable[CheckSpec], *, prompt: bool = False) -> None:
+        """Schedule exactly these (enabled) checks; unchanged ones keep their place in time. With
+        prompt (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
+        1,000 per second when many), then on their grid."""
         now = self._clock.time()
         entries: dict[str, _Entry] = {}
+        fresh: list[CheckSpec] = []
         for spec in specs:
             if not spec.enabled:
                 continue
             old = self._entries.get(spec.name)
-            if old is not None and old.spec == spec:
+            if old is not None and (old.spec is spec or old.spec == spec):
                 entries[spec.name] = old
-                continue
+            else:
+                fresh.append(spec)
+        window = max(0.1, len(fresh) / PROMPT_RATE) if prompt else None  # many new checks: a wider spread
+        for spec in fresh:
             self._generation += 1
             entries[spec.name] = _Entry(spec, self._generation)
-            self._push(spec.schedule.next_due(now, spec.name), spec.name, self._generation)
+            self._push(first_due(spec, now, window), spec.name, self._generation)
         self._entries = entries
         self._wake()
 

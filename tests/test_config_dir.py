@@ -78,3 +78,31 @@ def test_each_file_is_checked_by_the_schema_on_its_own(tmp_path):
 def test_an_empty_directory_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     assert errors(tmp_path / "empty") == [f"config directory '{tmp_path / 'empty'}' has no *.yaml or *.yml files"]
+
+
+def test_a_memo_changes_no_answer_and_keeps_only_what_the_last_load_used(tmp_path):
+    from pulse_agent.config import Memo
+
+    cfg = tmp_path / "pulse.yaml"
+    checks = [f"  - {{name: c{i}, url: 'http://127.0.0.1/{i}', timeout: {i + 1}s}}" for i in range(50)]
+    cfg.write_text("version: 1\ndefaults: {schedule: 30s}\nchecks:\n" + "\n".join(checks) + "\n")
+    memo = Memo()
+    first = load_config(cfg, memo=memo)
+    assert first == load_config(cfg) and len(memo.specs) == 50 and len(memo.valid) == 50
+    again = load_config(cfg, memo=memo)
+    assert all(a is b for a, b in zip(first.checks, again.checks, strict=True))  # reused, so the diff is cheap
+
+    cfg.write_text(
+        "version: 1\ndefaults: {schedule: 30s}\nchecks:\n"
+        + "\n".join([*checks[:10], "  - {name: c10, url: 'http://x/', timeout: 0}"])
+        + "\n"
+    )
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(cfg, memo=memo)  # a remembered valid check does not hide a new error
+    assert [str(e) for e in info.value.errors] == [f"{cfg}:14:44: checks[10].timeout: must be more than 0"]
+    assert len(memo.specs) == 50  # a failed load forgets nothing
+
+    cfg.write_text("version: 1\ndefaults: {schedule: 45s}\nchecks:\n" + "\n".join(checks[:10]) + "\n")
+    changed = load_config(cfg, memo=memo)
+    assert changed == load_config(cfg) and all(c.schedule.text == "45s" for c in changed.checks)  # defaults are part of the key
+    assert len(memo.specs) == 10 and len(memo.documents) == 1  # only what this load used

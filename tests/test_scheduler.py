@@ -179,3 +179,29 @@ async def test_stop_before_anything_is_due(n):
     task = await start(scheduler)
     await stop(scheduler, task)
     assert task.done()
+
+
+async def test_checks_added_or_changed_by_a_reload_run_at_once_then_on_their_grid():
+    from tests.conftest import spec
+
+    clock = ManualClock(1_800_000_000.0)
+    runs: list[tuple[str, float]] = []
+
+    async def runner(s, due):
+        runs.append((s.name, due))
+
+    scheduler = Scheduler(runner, clock=clock)
+    kept = spec("http://127.0.0.1/", name="kept", schedule=parse_schedule("60s"))
+    scheduler.set_checks([kept])
+    task = asyncio.create_task(scheduler.run())
+    added = spec("http://127.0.0.1/", name="added", schedule=parse_schedule("60s"))
+    cron = spec("http://127.0.0.1/", name="cron", schedule=parse_schedule("0 * * * *"))
+    scheduler.set_checks([kept, added, cron], prompt=True)
+    await clock.advance(0.1)
+    assert [name for name, _ in runs] == ["added"]  # at once; kept keeps its phase, cron its times
+    first = runs[0][1]
+    await clock.advance(60)
+    later = [due for name, due in runs if name == "added"][1:]
+    assert later == [parse_schedule("60s").next_due(first, "added")]  # then on its grid
+    scheduler.stop()
+    await task

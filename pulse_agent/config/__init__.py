@@ -10,44 +10,62 @@ from pathlib import Path
 from pulse_agent.config.build import build_spec, errors_of
 from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
-from pulse_agent.config.load import parse_document
+from pulse_agent.config.load import Document, parse_document
+from pulse_agent.config.memo import Memo
 from pulse_agent.config.merge import merge_documents
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.config.schema import validate_document
 
-__all__ = ["AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "load_config", "parse_config"]
+__all__ = ["AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "load_config", "parse_config"]
 
 
-def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> AgentSpec:
+def parse_config(text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
     """Config text -> AgentSpec; raise ConfigInvalid listing every error."""
-    doc = parse_document(text, source, os.environ if env is None else env)
+    doc = _document(Source(source, text), env, memo)
     if doc.data is not None:
-        validate_document(doc)
-        spec = build_spec(doc)
+        spec = build_spec(doc, memo)
     if doc.errors:
         raise ConfigInvalid(errors_of(doc))
     return spec
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AgentSpec:
-    """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is a ConfigInvalid too."""
-    sources = read_sources(path)
-    if len(sources) == 1 and not Path(path).is_dir():
-        return replace(parse_config(sources[0].text, sources[0].name, env), digest=digest(sources))
-    return parse_sources(sources, str(path), env)
+def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None) -> Document:
+    """Parsed and schema-checked, or the same work remembered from the last load."""
+    key = (source.name, source.text)
+    if memo is not None and (known := memo.document(key)) is not None:
+        return known
+    doc = parse_document(source.text, source.name, os.environ if env is None else env)
+    if doc.data is not None:
+        validate_document(doc, memo)
+    if memo is not None:
+        memo.remember_document(key, doc)
+    return doc
 
 
-def parse_sources(sources: list[Source], name: str, env: Mapping[str, str] | None = None) -> AgentSpec:
+def load_config(path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
+    """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
+    a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap."""
+    if memo is not None:
+        memo.begin()
+    ok = False
+    try:
+        sources = read_sources(path)
+        if len(sources) == 1 and not Path(path).is_dir():
+            spec = replace(parse_config(sources[0].text, sources[0].name, env, memo), digest=digest(sources))
+        else:
+            spec = parse_sources(sources, str(path), env, memo)
+        ok = True
+        return spec
+    finally:
+        if memo is not None:
+            memo.end(ok=ok)
+
+
+def parse_sources(sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
     """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
-    docs = []
-    for source in sources:
-        doc = parse_document(source.text, source.name, os.environ if env is None else env)
-        if doc.data is not None:
-            validate_document(doc)
-        docs.append(doc)
-    merged = merge_documents(docs, name)
+    merged = merge_documents([_document(source, env, memo) for source in sources], name)
     schema_errors = len(merged.errors)
-    spec = build_spec(merged)
+    spec = build_spec(merged, memo)
     # build_spec numbers checks across all files; tell users the number within their file.
     local = [ConfigError(e.position, merged.local_path(e.path), e.message) for e in merged.errors[schema_errors:]]
     merged.errors[schema_errors:] = local

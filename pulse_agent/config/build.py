@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.load import Document
+from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
     AgentSettings,
     AgentSpec,
@@ -40,7 +41,7 @@ def merge_defaults(defaults: dict[str, Any], check: dict[str, Any]) -> dict[str,
     return merged
 
 
-def build_spec(doc: Document) -> AgentSpec:
+def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     """Typed spec of a schema-checked document; semantic problems are appended to doc.errors.
 
     A value with a schema error is not checked again, but everything else is, so that all
@@ -59,6 +60,8 @@ def build_spec(doc: Document) -> AgentSpec:
     defaults: dict[str, Any] = _of_type(data, "defaults", dict)
     checks: list[CheckSpec] = []
     first_seen: dict[str, int] = {}
+    # A check's spec depends only on these (and itself): reuse it when none changed and nothing is wrong.
+    context = (canonical(defaults), tuple(sorted(raw_notifiers)), windows) if memo is not None and not doc.errors else None
     for i, raw in enumerate(raw_checks):
         if not isinstance(raw, dict):
             continue
@@ -69,7 +72,13 @@ def build_spec(doc: Document) -> AgentSpec:
             doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
-        spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers), windows)
+        key = (memo.text(raw), *context) if memo is not None and context is not None else None
+        spec = memo.spec(key) if memo is not None and key is not None else None
+        if spec is None:
+            errors = len(doc.errors)
+            spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers), windows)
+            if spec is not None and memo is not None and key is not None and len(doc.errors) == errors:
+                memo.remember_spec(key, spec)
         if spec is not None:
             checks.append(spec)
     agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from functools import cache
@@ -12,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from pulse_agent.config.load import Document
+from pulse_agent.config.memo import Memo
 
 _SCHEMA_NAME = "pulse.schema.json"
 _TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
@@ -36,10 +38,38 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_text()))
 
 
-def validate_document(doc: Document) -> None:
-    """Append every schema violation of doc.data to doc.errors, placed at its key."""
-    for error in _validator().iter_errors(doc.data):
+@cache
+def _split_validators() -> tuple[Draft202012Validator, Draft202012Validator]:
+    """The schema without check items, and the schema of one check: together they say what the whole
+    schema says (checks is an array of check), but a check can be judged alone and remembered."""
+    schema = json.loads(schema_text())
+    outer = copy.deepcopy(schema)
+    del outer["properties"]["checks"]["items"]
+    one = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/check"}
+    return Draft202012Validator(outer), Draft202012Validator(one)
+
+
+def validate_document(doc: Document, memo: Memo | None = None) -> None:
+    """Append every schema violation of doc.data to doc.errors, placed at its key; with a memo,
+    checks the schema accepted before are not judged again."""
+    if memo is None:
+        for error in _validator().iter_errors(doc.data):
+            _place(doc, error)
+        return
+    outer, one = _split_validators()
+    for error in outer.iter_errors(doc.data):
         _place(doc, error)
+    checks = doc.data.get("checks") if isinstance(doc.data, dict) else None
+    for i, item in enumerate(checks if isinstance(checks, list) else ()):
+        text = memo.text(item)
+        if memo.is_valid(text):
+            continue
+        errors = list(one.iter_errors(item))
+        for error in errors:
+            error.path.extendleft((i, "checks"))  # place it in the whole document
+            _place(doc, error)
+        if not errors:
+            memo.remember_valid(text)
 
 
 def _place(doc: Document, error: ValidationError) -> None:

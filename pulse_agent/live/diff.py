@@ -53,9 +53,13 @@ def compare(old: Sequence[_Named], new: Sequence[_Named]) -> Changes:
     return Changes(
         added=tuple(sorted(after.keys() - before.keys())),
         removed=tuple(sorted(before.keys() - after.keys())),
-        changed=tuple(sorted(n for n in after.keys() & before.keys() if after[n] != before[n])),
-        unchanged=tuple(sorted(n for n in after.keys() & before.keys() if after[n] == before[n])),
+        changed=tuple(sorted(n for n in after.keys() & before.keys() if not _same(after[n], before[n]))),
+        unchanged=tuple(sorted(n for n in after.keys() & before.keys() if _same(after[n], before[n]))),
     )
+
+
+def _same(a: object, b: object) -> bool:
+    return a is b or a == b  # a reload reuses the spec of an untouched check: no field-by-field compare
 
 
 def diff(old: AgentSpec, new: AgentSpec) -> ConfigDiff:
