@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["json", "text"], help="log format (overrides agent.log_format)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides agent.log_level")
 
-    validate = sub.add_parser("validate", help="check a config file; exit 1 listing every error")
+    validate = sub.add_parser("validate", help="check config files; exit 1 listing every error")
     _config_arg(validate)
+    validate.add_argument("files", nargs="*", help="configs to check instead of -c (for pre-commit)")
     validate.add_argument("--show-schedule", action="store_true", help="also list each check's next due time")
 
     schedule = sub.add_parser("schedule", help="print the next due times of a schedule expression")
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(notify)
     notify.add_argument("--message", default="it works", help="text of the test message")
 
+    health = sub.add_parser("healthcheck", help="exit 0 when a running agent's /healthz answers 200, else 1")
+    _config_arg(health)
+    health.add_argument("--url", help="the /healthz URL (default: from agent.listen of the config)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
+
     sub.add_parser("schema", help="print the JSON Schema of the config file")
     return parser
 
@@ -67,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate,
         "check": cmd_check,
         "notify": cmd_notify,
+        "healthcheck": cmd_healthcheck,
         "schema": cmd_schema,
         "schedule": cmd_schedule,
     }
@@ -91,19 +98,52 @@ def _load(path: str, memo=None):  # -> AgentSpec | None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Exit 0 with a summary when the config is valid, else 1 with every error."""
-    spec = _load(args.config)
-    if spec is None:
+    """Exit 0 with a summary per config when all are valid, else 1 with every error."""
+    failed = 0
+    for path in args.files or [args.config]:
+        spec = _load(path)
+        if spec is None:
+            failed += 1
+            continue
+        enabled = sum(c.enabled for c in spec.checks)
+        disabled = len(spec.checks) - enabled
+        print(
+            f"{path}: valid ({_count(len(spec.checks), 'check')}"
+            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
+        )
+        if args.show_schedule:
+            print_next_due(spec.checks)
+    return 1 if failed else 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 when the agent's /healthz answers 200, else 1 (for container HEALTHCHECKs: no curl needed)."""
+    import urllib.request
+
+    url = args.url or health_url(args.config)
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+            ok = answer.status == 200
+    except (OSError, ValueError) as exc:
+        print(f"pulse-agent healthcheck: {url}: {exc}", file=sys.stderr)
         return 1
-    enabled = sum(c.enabled for c in spec.checks)
-    disabled = len(spec.checks) - enabled
-    print(
-        f"{args.config}: valid ({_count(len(spec.checks), 'check')}"
-        f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
-    )
-    if args.show_schedule:
-        print_next_due(spec.checks)
-    return 0
+    print(f"{url}: {'ok' if ok else 'not healthy'}")
+    return 0 if ok else 1
+
+
+def health_url(config: str) -> str:
+    """http://HOST:PORT/healthz of agent.listen in config (the default when it cannot be read)."""
+    from pulse_agent.config import ConfigInvalid, load_config
+    from pulse_agent.config.model import AgentSettings
+    from pulse_agent.web.app import split_listen
+
+    try:
+        listen = load_config(config).agent.listen
+    except ConfigInvalid:
+        listen = AgentSettings().listen
+    host, port = split_listen(listen)
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
 
 
 def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]

@@ -51,6 +51,8 @@ def test_agent_runs_checks_stores_results_exports_metrics_and_stops_cleanly(agen
         result = agent.wait_for(lambda r: r.get("msg") == "result" and r.get("check") == "down")
         assert (result["ok"], result["status_code"], result["error_kind"]) == (False, 500, "status")
 
+        health = run_cli("healthcheck", "--url", f"{base}/healthz")
+        assert health.returncode == 0 and health.stdout.strip() == f"{base}/healthz: ok"
         with httpx.Client(base_url=base, timeout=5) as client:
             assert client.get("/healthz").status_code == 200
             ready = client.get("/readyz")
@@ -106,3 +108,13 @@ def test_listen_address_in_use_is_a_clear_error(tmp_path):
         proc = run_cli("run", "-c", str(cfg), "--db", str(tmp_path / "x.duckdb"), "--listen", f"127.0.0.1:{port}")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"pulse-agent: cannot listen on 127.0.0.1:{port}")
+
+
+def test_healthcheck_fails_when_no_agent_answers_and_finds_the_url_in_the_config(tmp_path):
+    port = free_port()
+    proc = run_cli("healthcheck", "--url", f"http://127.0.0.1:{port}/healthz", "--timeout", "1")
+    assert proc.returncode == 1 and "Connection refused" in proc.stderr
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(f"version: 1\nagent: {{listen: '0.0.0.0:{port}'}}\n")
+    from_config = run_cli("healthcheck", "-c", str(cfg), "--timeout", "1")
+    assert from_config.returncode == 1 and f"http://127.0.0.1:{port}/healthz" in from_config.stderr

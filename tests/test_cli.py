@@ -169,3 +169,14 @@ def test_validate_show_schedule(tmp_path, capsys):
     assert lines[0].split()[0] == "nightly" and lines[0].endswith("every day at 3am  [Europe/Berlin]")
     assert "never (its one run is past)" in lines[1]
     assert lines[2].split()[:2] == ["off", "disabled"]
+
+
+def test_validate_takes_several_files_for_pre_commit(tmp_path, capsys):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("version: 1\n")
+    bad.write_text("version: 2\n")
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(good), str(bad)]) == 1
+    out = capsys.readouterr()
+    assert f"{good}: valid (0 checks, 0 notifiers)" in out.out
+    assert f"{bad}:1:10: version: 2 is not one of: 1" in out.err

@@ -25,6 +25,8 @@ def test_results_update_the_per_check_series():
         'pulse_scheduler_lag_seconds_bucket{le="0.005"} 1.0',
         "pulse_checks_inflight 0.0",
         "pulse_results_written_total 0.0",
+        'pulse_check_failures_total{check="b",error_kind="timeout"} 1.0',
+        'pulse_check_failures_total{check="b",error_kind="status"} 1.0',
     ]:
         assert line in text, line
     assert "_created" not in text
@@ -34,6 +36,7 @@ def test_removed_checks_disappear_from_the_exposition():
     m = Metrics()
     m.set_checks(["a", "gone"])
     m.observe(Result("gone", 0.0, True, status_code=200, response_time_ms=1.0))
+    m.observe(Result("gone", 0.0, False, error_kind="dns"))
     m.set_checks(["a"])
     text = m.render().decode()
     assert 'check="gone"' not in text

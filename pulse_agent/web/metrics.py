@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
@@ -25,6 +25,7 @@ class _CheckSeries:
     degraded: Gauge
     phases: dict[str, Gauge]
     cert: Gauge | None = None  # created on the first verified https result
+    kinds: set[str] = field(default_factory=set)  # error kinds seen, for pulse_check_failures_total
 
 
 class Metrics:
@@ -56,6 +57,10 @@ class Metrics:
             ["check", "phase"],
             registry=r,
         )
+        self.check_failures = Counter(
+            "pulse_check_failures", "Failed runs by error_kind (series appear with the first failure of a kind).",
+            ["check", "error_kind"], registry=r,
+        )  # fmt: skip
         self.scheduler_lag = Histogram("pulse_scheduler_lag_seconds", "Due time to run start.", buckets=LAG_BUCKETS, registry=r)
         self.inflight = Gauge("pulse_checks_inflight", "Runs in progress.", registry=r)
         self.configured = Gauge("pulse_checks_configured", "Enabled checks in the loaded config.", registry=r)
@@ -101,7 +106,13 @@ class Metrics:
         if result.response_time_ms is not None:
             s.duration.set(result.response_time_ms / 1000)
         s.status.set(result.status_code or 0)
-        (s.success if result.ok else s.failure).inc()
+        if result.ok:
+            s.success.inc()
+        else:
+            s.failure.inc()
+            kind = result.error_kind or "internal"
+            s.kinds.add(kind)
+            self.check_failures.labels(result.check, kind).inc()
         s.degraded.set(1 if result.degraded else 0)
         for phase, ms in result.phases().items():
             s.phases[phase].set(ms / 1000 if ms is not None else 0)
@@ -136,6 +147,8 @@ class Metrics:
                 self.check_cert_expiry.remove(name)
             for result in ("success", "failure"):
                 self.check_runs.remove(name, result)
+            for kind in self._series[name].kinds:
+                self.check_failures.remove(name, kind)
             del self._series[name]
         for name in names:
             self._for(name)
