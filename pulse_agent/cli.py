@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="the /healthz URL (default: from agent.listen of the config)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
 
-    sub.add_parser("schema", help="print the JSON Schema of the config file")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
+    schema.add_argument("--markdown", action="store_true", help="print the config reference (docs/config.md) instead")
     return parser
 
 
@@ -185,11 +186,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_schema(_: argparse.Namespace) -> int:
-    """Print the JSON Schema."""
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema, or the config reference rendered from it."""
     from pulse_agent.config.schema import schema_text
 
-    sys.stdout.write(schema_text())
+    if args.markdown:
+        from pulse_agent.config.reference import render_reference
+
+        sys.stdout.write(render_reference(json.loads(schema_text())))
+    else:
+        sys.stdout.write(schema_text())
     return 0
 
 
