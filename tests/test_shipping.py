@@ -154,3 +154,15 @@ def test_the_pre_commit_hook_runs_validate_on_pulse_yaml(tmp_path):
     assert hook["entry"] == "pulse-agent validate" and hook["pass_filenames"] is True
     assert re.search(hook["files"], "deploy/pulse.yaml") and re.search(hook["files"], "pulse.yml")
     assert not re.search(hook["files"], "other.yaml")
+
+
+def test_shipped_configs_pass_the_schema_as_editors_and_check_jsonschema_see_them():
+    # Unexpanded: ${VAR} values are still text, so patterned keys must accept them.
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(schema_text()))
+    files = [ROOT / "pulse.yaml", *sorted((ROOT / "examples").glob("*.yaml")), ROOT / "examples" / "compose" / "pulse.yaml"]
+    configmap = next(d for d in documents(ROOT / "examples" / "kubernetes" / "pulse-sidecar.yaml") if d["kind"] == "ConfigMap")
+    raws = [(str(f), yaml.safe_load(f.read_text())) for f in files] + [(k, yaml.safe_load(v)) for k, v in configmap["data"].items()]
+    for name, raw in raws:
+        assert [e.message for e in validator.iter_errors(raw)] == [], name
