@@ -56,6 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(notify)
     notify.add_argument("--message", default="it works", help="text of the test message")
 
+    report = sub.add_parser("report", help="how did the checks do: uptime, latency, incidents, SLOs; or any read-only SQL")
+    _config_arg(report)
+    where = report.add_mutually_exclusive_group()
+    where.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
+    where.add_argument("--agent", help="ask the agent at this URL (default: when the file is locked, the config's agent.listen)")
+    where.add_argument("--from-parquet", metavar="GLOB", help="read exported Parquet files, e.g. 'exports/**/*.parquet'")
+    report.add_argument("--since", default="24h", help="window back from now (default 24h)")
+    report.add_argument("--from", dest="start", help="window start, ISO-8601 (instead of --since)")
+    report.add_argument("--to", dest="end", help="window end, ISO-8601 (default now)")
+    report.add_argument("--check", action="append", default=[], help="only this check (repeatable)")
+    report.add_argument("--label", action="append", default=[], help="only checks with this label, k=v (repeatable)")
+    report.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    view = report.add_mutually_exclusive_group()
+    view.add_argument("--by", choices=["hour", "day"], help="a time series instead of one row per check")
+    view.add_argument("--incidents", action="store_true", help="the list of incidents")
+    view.add_argument("--sql", help="run one read-only SELECT over results, incidents, outbox, ...")
+
     health = sub.add_parser("healthcheck", help="exit 0 when a running agent's /healthz answers 200, else 1")
     _config_arg(health)
     health.add_argument("--url", help="the /healthz URL (default: from agent.listen of the config)")
@@ -75,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": cmd_check,
         "notify": cmd_notify,
         "healthcheck": cmd_healthcheck,
+        "report": cmd_report,
         "schema": cmd_schema,
         "schedule": cmd_schedule,
     }
@@ -117,6 +135,72 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print a report; exit 1 when the data cannot be reached or the query is refused."""
+    import time
+
+    from pulse_agent.report import render
+    from pulse_agent.report_source import ReportError, from_agent, from_database, from_parquet
+
+    try:
+        request, spec = report_request(args, time.time())
+        if args.from_parquet:
+            report = from_parquet(args.from_parquet, request)
+        elif args.agent:
+            report = from_agent(args.agent, request)
+        else:
+            database = args.db or (spec.agent.database if spec else "pulse.duckdb")
+            offline = from_database(database, request)
+            if offline is None:  # a running agent holds the file: ask it
+                from pulse_agent.config.model import AgentSettings
+
+                listen = spec.agent.listen if spec else AgentSettings().listen
+                report = from_agent(health_url_of(listen).removesuffix("/healthz"), request)
+            else:
+                report = offline
+    except (ReportError, ValueError) as exc:
+        print(f"pulse-agent report: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
+def report_request(args: argparse.Namespace, now: float):  # -> tuple[ReportRequest, AgentSpec | None]
+    """The question of `report`, with check names resolved from --check and --label through the config."""
+    from datetime import datetime
+
+    from pulse_agent.config import ConfigInvalid, load_config
+    from pulse_agent.durations import parse_duration
+    from pulse_agent.report import ReportRequest
+
+    try:
+        spec = load_config(args.config)
+    except ConfigInvalid as exc:
+        if args.label or not (args.db or args.agent or args.from_parquet):
+            raise ValueError(f"{args.config}: {exc.errors[0]}") from None
+        spec = None  # the data is named explicitly; the config only adds labels and SLOs
+
+    def instant(text: str) -> float:
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO-8601 time such as 2026-11-22T10:00:00Z") from None
+
+    end = instant(args.end) if args.end else now
+    start = instant(args.start) if args.start else end - parse_duration(args.since)
+    checks = list(args.check)
+    if args.label:
+        wanted = [tuple(label.split("=", 1)) for label in args.label]
+        if any(len(w) != 2 for w in wanted):
+            raise ValueError("--label takes KEY=VALUE")
+        assert spec is not None
+        checks += [c.name for c in spec.checks if all((k, v) in c.labels for k, v in wanted)]
+        if not checks:
+            raise ValueError(f"no check has the labels {', '.join(args.label)}")
+    slos = {c.name: c.slo for c in spec.checks if c.slo is not None} if spec else {}
+    return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos), spec
+
+
 def cmd_healthcheck(args: argparse.Namespace) -> int:
     """Exit 0 when the agent's /healthz answers 200, else 1 (for container HEALTHCHECKs: no curl needed)."""
     import urllib.request
@@ -136,12 +220,18 @@ def health_url(config: str) -> str:
     """http://HOST:PORT/healthz of agent.listen in config (the default when it cannot be read)."""
     from pulse_agent.config import ConfigInvalid, load_config
     from pulse_agent.config.model import AgentSettings
-    from pulse_agent.web.app import split_listen
 
     try:
         listen = load_config(config).agent.listen
     except ConfigInvalid:
         listen = AgentSettings().listen
+    return health_url_of(listen)
+
+
+def health_url_of(listen: str) -> str:
+    """http://HOST:PORT/healthz for an agent listening on listen (any-address -> loopback)."""
+    from pulse_agent.web.app import split_listen
+
     host, port = split_listen(listen)
     host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"

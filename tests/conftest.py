@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import subprocess
@@ -120,6 +121,8 @@ async def prober() -> AsyncIterator[Prober]:
     await p.close()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """pulse-agent ARGS in a subprocess, output captured."""
-    return subprocess.run([sys.executable, "-m", "pulse_agent", *args], capture_output=True, text=True, timeout=60)
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """pulse-agent ARGS in a subprocess, output captured; env adds to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "pulse_agent", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )

@@ -250,6 +250,7 @@ class _CheckBuilder:
                 notify_on_degraded=alert.get("notify_on_degraded", False),
             ),
             maintenance=windows + own_windows,
+            slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
         )

@@ -134,6 +134,7 @@ class CheckSpec:
     labels: Pairs = ()
     enabled: bool = True
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
+    slo: float | None = None  # objective, percent of runs ok
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

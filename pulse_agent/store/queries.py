@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -55,4 +56,83 @@ def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def _json(value: object) -> object:
-    return iso(value.timestamp()) if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return iso(value.timestamp())
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+# Named parameters of every report query: $start, $end (TIMESTAMPTZ), $checks (names; empty = all).
+_IN_WINDOW = "ts >= $start AND ts < $end AND (len($checks) = 0 OR list_contains($checks, check_name)) AND NOT maintenance"
+_OVERLAPS = "opened_at < $end AND coalesce(resolved_at, $end) > $start AND (len($checks) = 0 OR list_contains($checks, check_name))"
+_INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
+
+
+def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
+    """One row per check over [start, end): runs outside maintenance, uptime, failures by kind,
+    latency percentiles, degraded share, incidents overlapping the window, last result."""
+    sql = f"""
+    WITH r AS (SELECT * FROM results WHERE {_IN_WINDOW}),
+    kinds AS (
+        SELECT check_name, map_from_entries(list(struct_pack(k := error_kind, v := n) ORDER BY n DESC, error_kind)) AS failures_by_kind
+        FROM (SELECT check_name, coalesce(error_kind, 'internal') AS error_kind, count(*) AS n FROM r WHERE NOT ok GROUP BY ALL)
+        GROUP BY check_name
+    ),
+    stats AS (
+        SELECT check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
+               count(*) FILTER (WHERE NOT ok) AS failures, count(*) FILTER (WHERE degraded) AS degraded_runs,
+               quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q,
+               max(response_time_ms) AS max_ms, max(ts) AS last_ts, arg_max(ok, ts) AS last_ok
+        FROM r GROUP BY check_name
+    ),
+    inc AS (
+        SELECT check_name, count(*) AS incidents, sum({_INSIDE}) AS downtime_s, max({_INSIDE}) AS longest_s
+        FROM incidents WHERE {_OVERLAPS} GROUP BY check_name
+    )
+    SELECT s.check_name, s.runs, s.ok_runs, s.failures, coalesce(k.failures_by_kind, MAP {{}}) AS failures_by_kind,
+           round(100.0 * s.ok_runs / s.runs, 4) AS uptime_pct, round(100.0 * s.degraded_runs / s.runs, 4) AS degraded_pct,
+           round(s.q[1], 3) AS p50_ms, round(s.q[2], 3) AS p95_ms, round(s.q[3], 3) AS p99_ms, round(s.max_ms, 3) AS max_ms,
+           coalesce(i.incidents, 0) AS incidents, round(coalesce(i.downtime_s, 0), 3) AS downtime_s,
+           round(coalesce(i.longest_s, 0), 3) AS longest_s, s.last_ts, s.last_ok
+    FROM stats s LEFT JOIN kinds k USING (check_name) LEFT JOIN inc i USING (check_name)
+    ORDER BY s.check_name"""
+    return _rows(con.execute(sql, _params(start, end, checks)))
+
+
+def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
+    """Run figures per check and hour (or day, UTC), in time order."""
+    width = {"hour": "1 hour", "day": "1 day"}[by]
+    sql = f"""
+    SELECT time_bucket(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, check_name, count(*) AS runs,
+           count(*) FILTER (WHERE NOT ok) AS failures, round(100.0 * count(*) FILTER (WHERE ok) / count(*), 4) AS uptime_pct,
+           round(100.0 * count(*) FILTER (WHERE degraded) / count(*), 4) AS degraded_pct,
+           round(quantile_cont(response_time_ms, 0.5), 3) AS p50_ms, round(quantile_cont(response_time_ms, 0.95), 3) AS p95_ms,
+           round(quantile_cont(response_time_ms, 0.99), 3) AS p99_ms
+    FROM results WHERE {_IN_WINDOW}
+    GROUP BY ALL ORDER BY bucket, check_name"""
+    return _rows(con.execute(sql, _params(start, end, checks)))
+
+
+def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
+    """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
+    sql = f"""
+    SELECT check_name, id AS incident, opened_at, resolved_at,
+           round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent
+    FROM incidents WHERE {_OVERLAPS}
+    ORDER BY opened_at, check_name"""
+    return _rows(con.execute(sql, _params(start, end, checks)))
+
+
+def select(con: duckdb.DuckDBPyConnection, sql: str, limit: int = 100_000) -> tuple[list[str], list[dict[str, Any]]]:
+    """Run a query the SQL guard accepted: its column names and (at most limit) rows."""
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description or ()]
+    rows = cursor.fetchmany(limit)
+    return names, [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in rows]
+
+
+def _params(start: float, end: float, checks: list[str] | None) -> dict[str, object]:
+    return {"start": utc(start), "end": utc(end), "checks": list(checks or [])}

@@ -16,12 +16,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import duckdb
 from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
+from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.result import iso
 from pulse_agent.store import queries
+from pulse_agent.store.sql_guard import QueryRefused
 
 if TYPE_CHECKING:
     from pulse_agent.agent import Agent
@@ -93,6 +96,19 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
                 await response.write(_sse(*item))
         return response
 
+    async def report(request: web.Request) -> web.Response:
+        try:
+            question = ReportRequest.from_json(await request.json())
+        except ValueError as exc:  # malformed JSON included
+            return _error(400, str(exc))
+        try:
+            answer = await _store(agent).read(lambda con: build_report(con, question))
+        except QueryRefused as exc:
+            return _error(400, f"query refused: {exc}")
+        except duckdb.Error as exc:
+            return _error(400, f"query failed: {str(exc).splitlines()[0]}")
+        return web.json_response(answer.to_json())
+
     async def reload(_: web.Request) -> web.Response:
         outcome = await agent.reload("api")
         return web.json_response(outcome.to_json(), status=200 if outcome.ok else 400)
@@ -107,6 +123,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         web.post("/api/v1/checks/{name}/run", run_check),
         web.get("/api/v1/incidents", list_incidents),
         web.get("/api/v1/events", events),
+        web.post("/api/v1/report", report),
         web.get("/api/v1/openapi.json", openapi),
         web.post("/-/reload", reload),
     ]

@@ -1,0 +1,206 @@
+"""`pulse-agent report`: what to ask (ReportRequest), the answer (Report), and its formats.
+
+The answer is computed by one function over a DuckDB connection, whichever way the data is
+reached (the file, a running agent's API, Parquet exports), so every path answers the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+from pulse_agent.alerts.template import human_duration
+from pulse_agent.result import iso
+from pulse_agent.store import queries
+from pulse_agent.store.sql_guard import check_sql
+
+FORMATS = ("table", "json", "csv", "markdown")
+WIDTH = 80  # the table format fits a terminal this wide
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRequest:
+    """One question: a window, which checks (none: all), and the view."""
+
+    start: float
+    end: float
+    checks: tuple[str, ...] = ()
+    by: str | None = None  # "hour" or "day": a time series
+    incidents: bool = False  # the incident list
+    sql: str | None = None  # a read-only query instead
+    slos: dict[str, float] = field(default_factory=dict)  # check -> objective in percent
+
+    def to_json(self) -> dict[str, Any]:
+        """As sent to a running agent."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReportRequest:
+        """From a running agent's request body; ValueError when malformed."""
+        try:
+            return cls(
+                start=float(data["start"]),
+                end=float(data["end"]),
+                checks=tuple(str(c) for c in data.get("checks") or ()),
+                by=data.get("by"),
+                incidents=bool(data.get("incidents", False)),
+                sql=data.get("sql"),
+                slos={str(k): float(v) for k, v in (data.get("slos") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed report request: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An answer: which view, its columns, and rows of plain JSON values."""
+
+    kind: str  # summary, series, incidents, sql
+    start: float
+    end: float
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form (also what the agent's API answers)."""
+        return {"kind": self.kind, "from": iso(self.start), "to": iso(self.end), "columns": list(self.columns), "rows": self.rows}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], start: float, end: float) -> Report:
+        """From an agent's answer."""
+        return cls(data["kind"], start, end, tuple(data["columns"]), data["rows"])
+
+
+def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:
+    """Answer request from the tables reachable through con (QueryRefused for unsafe SQL)."""
+    checks = list(request.checks)
+    if request.sql is not None:
+        check_sql(request.sql)
+        columns, rows = queries.select(con, request.sql)
+        return Report("sql", request.start, request.end, tuple(columns), rows)
+    if request.incidents:
+        rows = queries.incident_list(con, request.start, request.end, checks)
+        kind = "incidents"
+    elif request.by is not None:
+        rows = queries.series(con, request.start, request.end, checks, request.by)
+        kind = "series"
+    else:
+        rows = [_with_slo(row, request.slos.get(row["check_name"])) for row in queries.summary(con, request.start, request.end, checks)]
+        kind = "summary"
+    return Report(kind, request.start, request.end, tuple(rows[0]) if rows else _EMPTY[kind], rows)
+
+
+_EMPTY = {
+    "summary": ("check_name", "runs", "uptime_pct"),
+    "series": ("bucket", "check_name", "runs", "uptime_pct"),
+    "incidents": ("check_name", "incident", "opened_at", "resolved_at", "duration_s"),
+}
+
+
+def _with_slo(row: dict[str, Any], objective: float | None) -> dict[str, Any]:
+    """SLO attainment: met or not, and how much of the error budget (allowed failures) is left."""
+    met = budget_left = None
+    if objective is not None and row["runs"]:
+        met = row["uptime_pct"] >= objective
+        allowed = (100.0 - objective) / 100.0 * row["runs"]
+        budget_left = round(100.0 * (1 - row["failures"] / allowed), 2) if allowed > 0 else (100.0 if row["failures"] == 0 else 0.0)
+    return {**row, "slo_objective_pct": objective, "slo_met": met, "error_budget_left_pct": budget_left}
+
+
+def render(report: Report, fmt: str) -> str:
+    """report in one of FORMATS."""
+    if fmt == "json":
+        return json.dumps(report.to_json(), indent=1) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(report.columns)
+        writer.writerows([_text(row.get(c)) for c in report.columns] for row in report.rows)
+        return out.getvalue()
+    columns, cells = _view(report)
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        return "\n".join(lines) + "\n"
+    return _table(columns, cells, report)
+
+
+def _text(value: Any) -> str:
+    """A cell of csv: dicts as 'k:v k:v', None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return " ".join(f"{k}:{v}" for k, v in value.items())
+    return str(value)
+
+
+def _view(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The columns people read (all of them for sql), formatted."""
+    if report.kind == "summary":
+        columns = ["check", "runs", "uptime%", "p50ms", "p95ms", "p99ms", "fails", "inc", "down", "slo"]
+        cells = [[r["check_name"], str(r["runs"]), _pct(r["uptime_pct"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]), _ms(r["p99_ms"]),
+                  _fails(r), str(r["incidents"]), _dur(r["downtime_s"]), _slo(r)] for r in report.rows]  # fmt: skip
+    elif report.kind == "series":
+        columns = ["bucket", "check", "runs", "uptime%", "p95ms", "fails"]
+        cells = [[_ts(r["bucket"]), r["check_name"], str(r["runs"]), _pct(r["uptime_pct"]), _ms(r["p95_ms"]), str(r["failures"])]
+                 for r in report.rows]  # fmt: skip
+    elif report.kind == "incidents":
+        columns = ["check", "opened", "resolved", "length", "first error"]
+        cells = [[r["check_name"], _ts(r["opened_at"]), _ts(r["resolved_at"]) if r["resolved_at"] else "open", _dur(r["duration_s"]),
+                  r["first_error_kind"] or "-"] for r in report.rows]  # fmt: skip
+    else:
+        columns = list(report.columns)
+        cells = [[_text(r.get(c)) for c in columns] for r in report.rows]
+    return columns, cells
+
+
+def _table(columns: list[str], cells: list[list[str]], report: Report) -> str:
+    """Aligned columns, the first cut to make the table fit WIDTH."""
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    spare = WIDTH - (sum(widths) + 2 * (len(widths) - 1))
+    if spare < 0:
+        widths[0] = max(8, widths[0] + spare)
+    lines = [f"{report.kind} {iso(report.start)} .. {iso(report.end)}"]
+    for row in [columns, *cells]:
+        parts = [_fit(v, w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(parts).rstrip())
+    if not cells:
+        lines.append("(no results in this window)")
+    return "\n".join(lines) + "\n"
+
+
+def _fit(value: str, width: int) -> str:
+    return value.ljust(width) if len(value) <= width else value[: width - 1] + "~"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _dur(seconds: float | None) -> str:
+    return "-" if not seconds else human_duration(seconds)
+
+
+def _ts(value: str | None) -> str:
+    return "-" if value is None else value[:16].replace("T", " ")
+
+
+def _fails(row: dict[str, Any]) -> str:
+    kinds = row.get("failures_by_kind") or {}
+    top = next(iter(kinds), None)
+    return str(row["failures"]) + (f" {top}" if top else "")
+
+
+def _slo(row: dict[str, Any]) -> str:
+    if row.get("slo_objective_pct") is None:
+        return "-"
+    return f"{row['slo_objective_pct']:g} {'ok' if row['slo_met'] else 'MISS'}"

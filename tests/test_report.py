@@ -1,0 +1,189 @@
+"""`pulse-agent report` against hand-computed ground truth, in every format, offline and through a
+running agent (identical answers), with write queries refused on both paths."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from pulse_agent.agent import Agent, RunOptions
+from pulse_agent.clock import ManualClock
+from pulse_agent.config import load_config
+from pulse_agent.report import ReportRequest, build_report, render
+from pulse_agent.result import Result
+from pulse_agent.store import ResultStore
+from tests.conftest import free_port, run_cli
+
+T0 = datetime.fromisoformat("2026-11-20T00:00:00+00:00").timestamp()
+HOUR = 3600.0
+
+
+def history() -> list[Result]:
+    """api: 120 runs a minute apart from T0, response i+1 ms; runs 10-14 time out, 50-51 are 503s,
+    every 10th is degraded; runs 100-109 ran in a maintenance window (failing). web: 60 ok runs."""
+    out = []
+    for i in range(120):
+        maintenance = 100 <= i < 110
+        if 10 <= i < 15:
+            r = Result("api", T0 + 60 * i, False, error_kind="timeout", error="no answer in 5s", response_time_ms=None)
+        elif 50 <= i < 52 or maintenance:
+            r = Result("api", T0 + 60 * i, False, status_code=503, error_kind="status", error="503", response_time_ms=float(i + 1))
+        else:
+            r = Result("api", T0 + 60 * i, True, degraded=i % 10 == 0, status_code=200, response_time_ms=float(i + 1))
+        out.append(Result(**{**{s: getattr(r, s) for s in r.__slots__}, "maintenance": maintenance}))
+    out += [Result("web", T0 + 60 * i + 30, True, status_code=200, response_time_ms=5.0) for i in range(60)]
+    return out
+
+
+INCIDENTS = [  # id, check, opened, resolved
+    ("api@1", "api", T0 - HOUR, T0 + 600),  # straddles the window start
+    ("api@2", "api", T0 + 3000, T0 + 3180),
+    ("web@1", "web", T0 + 7000, None),  # still open
+]
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "p.duckdb"
+    store = ResultStore(path)
+    for r in history():
+        store.submit(r)
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        for iid, check, opened, resolved in INCIDENTS:
+            con.execute(
+                "INSERT INTO incidents VALUES (?, ?, to_timestamp(?), to_timestamp(?), 'status', '503', to_timestamp(?), 1)",
+                [iid, check, opened, resolved, opened],
+            )
+        # As the agent leaves it: each check's last event recorded, so a restart replays nothing older.
+        con.execute(
+            "INSERT INTO alert_state VALUES ('api', to_timestamp(?), false), ('web', to_timestamp(?), false)", [T0 + 3180, T0 + 7000]
+        )
+    return path
+
+
+END = T0 + 2 * HOUR  # the window is [T0, T0 + 2h)
+
+
+def answer(db, **kw) -> list[dict]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return build_report(con, ReportRequest(T0, END, **kw)).rows
+
+
+def test_summary_matches_hand_computed_figures(db):
+    api, web = answer(db, slos={"api": 95.0, "web": 99.9})
+    counted = [r for r in history() if r.check == "api" and not r.maintenance]
+    times = [r.response_time_ms for r in counted if r.response_time_ms is not None]
+    q = statistics.quantiles(times, n=100, method="inclusive")
+    assert (api["runs"], api["ok_runs"], api["failures"]) == (110, 103, 7)  # maintenance runs are not counted
+    assert api["failures_by_kind"] == {"timeout": 5, "status": 2}
+    assert api["uptime_pct"] == round(100 * 103 / 110, 4)
+    assert api["degraded_pct"] == round(100 * sum(r.degraded for r in counted) / 110, 4)
+    assert (api["p50_ms"], api["p95_ms"], api["p99_ms"]) == (round(q[49], 3), round(q[94], 3), round(q[98], 3))
+    assert api["max_ms"] == 120.0  # run 119, outside maintenance
+    assert (api["incidents"], api["downtime_s"], api["longest_s"]) == (2, 600 + 180, 600)  # the first clipped to the window
+    assert api["last_ts"] == "2026-11-20T01:59:00.000Z" and api["last_ok"] is True
+    assert (api["slo_met"], api["error_budget_left_pct"]) == (False, round(100 * (1 - 7 / 5.5), 2))
+    assert (web["runs"], web["uptime_pct"], web["incidents"], web["downtime_s"]) == (60, 100.0, 1, END - (T0 + 7000))
+    assert (web["slo_met"], web["error_budget_left_pct"]) == (True, 100.0)
+
+
+def test_series_incidents_and_check_filter(db):
+    hours = answer(db, by="hour", checks=("api",))
+    assert [(h["bucket"], h["runs"], h["failures"]) for h in hours] == [
+        ("2026-11-20T00:00:00.000Z", 60, 7),
+        ("2026-11-20T01:00:00.000Z", 50, 0),
+    ]
+    incidents = answer(db, incidents=True)
+    assert [(i["incident"], i["duration_s"], i["resolved_at"]) for i in incidents] == [
+        ("api@1", 4200.0, "2026-11-20T00:10:00.000Z"),
+        ("api@2", 180.0, "2026-11-20T00:53:00.000Z"),
+        ("web@1", END - (T0 + 7000), None),
+    ]
+    assert [r["check_name"] for r in answer(db, checks=("web",))] == ["web"]
+
+
+def test_formats(db):
+    with duckdb.connect(str(db), read_only=True) as con:
+        report = build_report(con, ReportRequest(T0, END, slos={"api": 99.9}))
+    table = render(report, "table")
+    assert all(len(line) <= 80 for line in table.splitlines())
+    assert table.splitlines()[1].split() == ["check", "runs", "uptime%", "p50ms", "p95ms", "p99ms", "fails", "inc", "down", "slo"]
+    assert table.splitlines()[2].split()[:3] == ["api", "110", "93.636"] and table.splitlines()[2].endswith("99.9 MISS")
+    assert json.loads(render(report, "json"))["rows"] == report.rows
+    csv_lines = render(report, "csv").splitlines()
+    assert csv_lines[0].startswith("check_name,runs,ok_runs,failures,failures_by_kind,uptime_pct")
+    assert ",timeout:5 status:2," in csv_lines[1]
+    md = render(report, "markdown").splitlines()
+    assert md[0].startswith("| check | runs |") and md[1].startswith("|---|") and len(md) == 4
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM results",
+        "DROP TABLE results",
+        "COPY results TO '/tmp/x.csv'",
+        "ATTACH '/tmp/other.duckdb'",
+        "INSTALL httpfs",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT getenv('HOME')",
+        "SELECT 1; DELETE FROM results",
+    ],
+)
+def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(f"version: 1\nagent: {{database: '{db}'}}\n")
+    proc = run_cli("report", "-c", str(cfg), "--sql", sql)
+    assert proc.returncode == 1 and "refused" in proc.stderr, proc.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM results").fetchall() == [(180,)]
+
+
+async def test_a_running_agent_answers_exactly_what_the_file_answers(db, tmp_path):
+    port = free_port()
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(
+        f"version: 1\nagent: {{database: '{db}', listen: '127.0.0.1:{port}', api_token: 'report-token-0123456789'}}\n"
+        "checks:\n  - {name: api, url: 'http://127.0.0.1:1/', labels: {team: core}, slo: {objective: 99.5}, schedule: '@yearly'}\n"
+        "  - {name: web, url: 'http://127.0.0.1:1/', schedule: '@yearly'}\n"
+    )
+    env = {"PULSE_API_TOKEN": "report-token-0123456789"}
+    window = ["--from", "2026-11-20T00:00:00Z", "--to", "2026-11-20T02:00:00Z"]
+    views = [
+        [],
+        ["--by", "hour"],
+        ["--incidents"],
+        ["--label", "team=core"],
+        ["--sql", "SELECT check_name, count(*) AS n FROM results GROUP BY 1 ORDER BY 1"],
+    ]
+
+    def ask(*extra: str):
+        return [await_cli(*view, *extra) for view in views]
+
+    def await_cli(*args: str) -> str:
+        proc = run_cli("report", "-c", str(cfg), *window, "--format", "json", *args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    offline = await asyncio.to_thread(ask)
+    agent = Agent(load_config(cfg, env=env), RunOptions(listen=f"127.0.0.1:{port}"), clock=ManualClock(T0 + 3 * HOUR))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(agent.started.wait(), 10)
+    try:
+        live = await asyncio.to_thread(ask)
+        refused = await asyncio.to_thread(run_cli, "report", "-c", str(cfg), "--sql", "DELETE FROM results", env=env)
+        no_token = await asyncio.to_thread(run_cli, "report", "-c", str(cfg), *window)
+    finally:
+        stop.set()
+        assert await task == 0
+    assert live == offline
+    assert json.loads(offline[3])["rows"][0]["slo_objective_pct"] == 99.5 and len(json.loads(offline[3])["rows"]) == 1
+    assert refused.returncode == 1 and "answered 400: query refused: DELETE statements are refused" in refused.stderr
+    assert no_token.returncode == 1 and "set PULSE_API_TOKEN" in no_token.stderr
