@@ -24,6 +24,7 @@ from pulse_agent.probe.http import Prober, run_budget
 from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
 from pulse_agent.scheduler import Scheduler
+from pulse_agent.shard import Shard, owned
 from pulse_agent.store import ResultStore
 from pulse_agent.store.db import History
 from pulse_agent.web.api import api_routes
@@ -41,6 +42,7 @@ class RunOptions:
     database: str | None = None
     listen: str | None = None
     config: str | None = None  # file or directory to reload from; None: no reloads
+    shard: str | None = None  # K/N over agent.shard (--shard, PULSE_SHARD)
     watch: bool = True  # follow changes of the config on disk
 
 
@@ -94,11 +96,12 @@ class Agent:
         deliver: Deliver | None = None,
         memo: Memo | None = None,
     ) -> None:
-        self.spec = spec
+        self.shard = Shard.parse(options.shard or spec.agent.shard)
+        self.spec = owned(spec, self.shard)
         self.database = options.database or spec.agent.database
         self.listen = options.listen or spec.agent.listen
         self.clock = clock or SystemClock()
-        self.metrics = Metrics()
+        self.metrics = Metrics(str(self.shard))
         self.options = options
         self._memo = memo or Memo()
         self.events = EventHub()
@@ -188,7 +191,7 @@ class Agent:
             return Reload(False, reason, self.spec.digest, errors=("the agent was not started from a config file",))
         loading = time.perf_counter()
         try:
-            new = await asyncio.to_thread(load_config, self.options.config, None, self._memo)
+            new = owned(await asyncio.to_thread(load_config, self.options.config, None, self._memo), self.shard)
         except ConfigInvalid as exc:
             errors = tuple(str(e) for e in exc.errors)
             self.metrics.reloaded(False, self.clock.time())
@@ -276,6 +279,7 @@ class Agent:
                 extra={
                     "config": self.spec.source,
                     "checks": len(checks),
+                    "shard": str(self.shard),
                     "database": self.database,
                     "listen": f"{self.listen.rpartition(':')[0]}:{self.port}",
                     "startup_ms": round((time.monotonic() - started) * 1000, 1),

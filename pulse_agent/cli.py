@@ -34,11 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", help="HOST:PORT of /metrics, /healthz, /readyz (overrides agent.listen)")
     run.add_argument("--log-format", choices=["json", "text"], help="log format (overrides agent.log_format)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides agent.log_level")
+    run.add_argument(
+        "--shard",
+        default=os.environ.get("PULSE_SHARD"),
+        help="K/N: run only shard K of N of the checks (default: $PULSE_SHARD, agent.shard)",
+    )
 
     validate = sub.add_parser("validate", help="check config files; exit 1 listing every error")
     _config_arg(validate)
     validate.add_argument("files", nargs="*", help="configs to check instead of -c (for pre-commit)")
     validate.add_argument("--show-schedule", action="store_true", help="also list each check's next due time")
+    validate.add_argument("--shard", help="K/N: also list the checks shard K of N owns")
 
     schedule = sub.add_parser("schedule", help="print the next due times of a schedule expression")
     schedule.add_argument("expr", help="e.g. '*/5 * * * *', 'every weekday at 08:00', 'at 2026-12-01T09:00:00Z'")
@@ -130,9 +136,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{path}: valid ({_count(len(spec.checks), 'check')}"
             f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
         )
+        if args.shard:
+            print_shard(spec, args.shard)
         if args.show_schedule:
             print_next_due(spec.checks)
     return 1 if failed else 0
+
+
+def print_shard(spec, text: str) -> None:  # spec: AgentSpec
+    """Which checks shard K/N of spec runs."""
+    from pulse_agent.shard import Shard, owned
+
+    shard = Shard.parse(text)
+    mine = owned(spec, shard).checks
+    print(f"shard {shard} runs {len(mine)} of {_count(len(spec.checks), 'check')}: {', '.join(c.name for c in mine) or '-'}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -375,9 +392,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
 
     from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.shard import Shard
     from pulse_agent.store import StoreError
 
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config), memo=memo)
+    try:
+        Shard.parse(args.shard or spec.agent.shard)
+    except ValueError as exc:
+        print(f"pulse-agent: --shard/PULSE_SHARD: {exc}", file=sys.stderr)
+        return 1
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=args.shard), memo=memo)
 
     async def main_task() -> int:
         stop = asyncio.Event()

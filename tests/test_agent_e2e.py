@@ -63,7 +63,7 @@ def test_agent_runs_checks_stores_results_exports_metrics_and_stops_cleanly(agen
         assert 'pulse_check_status_code{check="down"} 500.0' in metrics
         assert 'pulse_check_runs_total{check="down",result="failure"}' in metrics
         assert 'pulse_check_duration_seconds{check="up"}' in metrics
-        assert "pulse_checks_configured 2.0" in metrics
+        assert 'pulse_checks_configured{shard="1/1"} 2.0' in metrics
         assert "pulse_scheduler_lag_seconds_bucket" in metrics
         assert "pulse_results_written_total" in metrics
         assert 'check="paused"' not in metrics

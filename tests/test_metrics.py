@@ -21,7 +21,7 @@ def test_results_update_the_per_check_series():
         'pulse_check_runs_total{check="a",result="success"} 1.0',
         'pulse_check_runs_total{check="b",result="failure"} 2.0',
         'pulse_check_skipped_runs_total{check="b"} 1.0',
-        "pulse_checks_configured 2.0",
+        'pulse_checks_configured{shard="1/1"} 2.0',
         'pulse_scheduler_lag_seconds_bucket{le="0.005"} 1.0',
         "pulse_checks_inflight 0.0",
         "pulse_results_written_total 0.0",
@@ -40,7 +40,7 @@ def test_removed_checks_disappear_from_the_exposition():
     m.set_checks(["a"])
     text = m.render().decode()
     assert 'check="gone"' not in text
-    assert 'pulse_check_up{check="a"}' in text and "pulse_checks_configured 1.0" in text
+    assert 'pulse_check_up{check="a"}' in text and 'pulse_checks_configured{shard="1/1"} 1.0' in text
 
 
 def test_two_agents_in_one_process_do_not_share_metrics():

@@ -26,6 +26,7 @@ from pulse_agent.config.model import (
 from pulse_agent.durations import parse_duration
 from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
+from pulse_agent.shard import Shard
 from pulse_agent.sizes import parse_size
 
 DEFAULT_SCHEDULE = "60s"
@@ -82,6 +83,10 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         if spec is not None:
             checks.append(spec)
     agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
+    try:
+        Shard.parse(agent.shard)
+    except ValueError as exc:
+        doc.error(("agent", "shard"), str(exc))
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
 
 

@@ -165,6 +165,7 @@ class AgentSettings:
     log_format: str = "json"
     log_level: str = "info"
     api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*
+    shard: str = "1/1"  # K/N of the checks this agent runs
 
 
 @dataclass(frozen=True, slots=True)

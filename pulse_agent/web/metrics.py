@@ -31,7 +31,7 @@ class _CheckSeries:
 class Metrics:
     """Every series pulse-agent exports (names fixed by DESIGN.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shard: str = "1/1") -> None:
         disable_created_metrics()  # a *_created series per check doubles every scrape for nothing
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
@@ -63,7 +63,9 @@ class Metrics:
         )  # fmt: skip
         self.scheduler_lag = Histogram("pulse_scheduler_lag_seconds", "Due time to run start.", buckets=LAG_BUCKETS, registry=r)
         self.inflight = Gauge("pulse_checks_inflight", "Runs in progress.", registry=r)
-        self.configured = Gauge("pulse_checks_configured", "Enabled checks in the loaded config.", registry=r)
+        self.configured = Gauge(
+            "pulse_checks_configured", "Enabled checks this agent runs (its shard K/N of the config).", ["shard"], registry=r
+        ).labels(shard)
         self.results_written = Counter("pulse_results_written", "Results written to the database.", registry=r)
         self.notifications = Counter(
             "pulse_notifications", "Delivery attempts by notifier: delivered, failed (will retry) or dead (gave up).",
