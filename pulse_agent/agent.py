@@ -12,7 +12,7 @@ from pathlib import Path
 from pulse_agent.alerts.alerting import Alerting
 from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
-from pulse_agent.clock import Clock, SystemClock
+from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config import ConfigInvalid, Memo, load_config
 from pulse_agent.config.files import digest, read_sources
 from pulse_agent.config.model import AgentSpec, CheckSpec
@@ -25,7 +25,7 @@ from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
 from pulse_agent.scheduler import Scheduler
 from pulse_agent.shard import Shard, owned
-from pulse_agent.store import ResultStore
+from pulse_agent.store import ResultStore, retention
 from pulse_agent.store.db import History
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
@@ -77,6 +77,9 @@ def disk_digest(config: str) -> str:
         return digest(read_sources(config))
     except ConfigInvalid:
         return "unreadable"
+
+
+MAINTAIN_EVERY_S = 600.0  # roll up hours and apply retention this often
 
 
 def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
@@ -239,6 +242,33 @@ class Agent:
         except Exception as exc:  # the reload stands; only its record is missing
             log.error("recording config version %s failed: %s", spec.digest, exc)
 
+    async def maintain_storage(self) -> dict[str, int]:
+        """Roll up complete hours, then delete raw results past agent.retention (in batches, so
+        writes go on between them) and hourly rows past agent.rollup; what was done."""
+        store, now, settings = self.store, self.clock.time(), self.spec.agent
+        if store is None:
+            return {}
+        rolled = await store.call(lambda con: retention.roll_up(con, now))
+        deleted = 0
+        while True:
+            n = await store.call(lambda con: retention.delete_raw_batch(con, now - settings.retention))
+            deleted += n
+            if n < retention.BATCH:
+                break
+        expired = await store.call(lambda con: retention.delete_old_rollups(con, now - settings.rollup))
+        done = {"hours_rolled_up": rolled, "results_deleted": deleted, "hourly_rows_deleted": expired}
+        if any(done.values()):
+            log.info("storage maintained", extra=done)
+        return done
+
+    async def _maintain_forever(self) -> None:
+        while True:
+            try:
+                await self.maintain_storage()
+            except Exception as exc:  # a full disk must not stop the checks; the next round retries
+                log.error("storage maintenance failed: %s", exc)
+            await sleep_until(self.clock, self.clock.time() + MAINTAIN_EVERY_S)
+
     async def _catch_up(self, checks: list[CheckSpec], history: History) -> None:
         """Runs missed while the agent was down: one catch-up per `missed: run_once` check, else a log line."""
         now = self.clock.time()
@@ -286,12 +316,15 @@ class Agent:
                 },
             )
             loop_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+            maintenance = asyncio.create_task(self._maintain_forever(), name="storage-maintenance")
             await stop.wait()
             if watcher is not None:
                 await watcher
             log.info("stopping: finishing in-flight runs", extra={"inflight": self.scheduler.inflight})
             self.scheduler.stop()
             await loop_task
+            maintenance.cancel()
+            await asyncio.gather(maintenance, return_exceptions=True)
             cancelled = await self.scheduler.drain(drain_budget(self.spec.checks))
         finally:
             if self.alerting is not None:

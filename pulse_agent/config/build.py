@@ -82,12 +82,19 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
                 memo.remember_spec(key, spec)
         if spec is not None:
             checks.append(spec)
-    agent = AgentSettings(**(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
+    agent = AgentSettings(**_agent_settings(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
     try:
         Shard.parse(agent.shard)
     except ValueError as exc:
         doc.error(("agent", "shard"), str(exc))
+    if agent.rollup < agent.retention:
+        doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
+
+
+def _agent_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """agent: as AgentSettings takes it (durations in seconds)."""
+    return {k: parse_duration(v) if k in ("retention", "rollup") else v for k, v in raw.items()}
 
 
 def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:

@@ -166,6 +166,8 @@ class AgentSettings:
     log_level: str = "info"
     api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*
     shard: str = "1/1"  # K/N of the checks this agent runs
+    retention: float = 30 * 86400.0  # raw results, seconds
+    rollup: float = 400 * 86400.0  # hourly aggregates, seconds
 
 
 @dataclass(frozen=True, slots=True)

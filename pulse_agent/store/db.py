@@ -93,6 +93,21 @@ MIGRATIONS: tuple[str, ...] = (
         unchanged  INTEGER     NOT NULL
     );
     """,
+    """
+    CREATE TABLE results_hourly (
+        hour             TIMESTAMPTZ NOT NULL,  -- start of the hour (UTC)
+        check_name       VARCHAR     NOT NULL,
+        runs             INTEGER     NOT NULL,  -- maintenance runs excluded, as in reports
+        ok_runs          INTEGER     NOT NULL,
+        degraded_runs    INTEGER     NOT NULL,
+        failures_by_kind MAP(VARCHAR, INTEGER) NOT NULL,
+        p50_ms           DOUBLE,
+        p95_ms           DOUBLE,
+        p99_ms           DOUBLE,
+        max_ms           DOUBLE,
+        PRIMARY KEY (hour, check_name)
+    );
+    """,
 )
 
 _STOP = object()

@@ -66,53 +66,94 @@ def _json(value: object) -> object:
 
 
 # Named parameters of every report query: $start, $end (TIMESTAMPTZ), $checks (names; empty = all).
-_IN_WINDOW = "ts >= $start AND ts < $end AND (len($checks) = 0 OR list_contains($checks, check_name)) AND NOT maintenance"
-_OVERLAPS = "opened_at < $end AND coalesce(resolved_at, $end) > $start AND (len($checks) = 0 OR list_contains($checks, check_name))"
+_CHOSEN = "(len($checks) = 0 OR list_contains($checks, check_name))"
+_OVERLAPS = f"opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
 _INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
+# Raw results where retention kept them, hourly rollups before that: per check, raw rows count from
+# the first hour both hold (the raw hour may be cut by retention); a check with no raw rows left
+# counts from its rollups only.
+_SOURCES = f"""
+    bounds AS (
+        SELECT m.check_name, CASE WHEN h.check_name IS NULL THEN NULL ELSE date_trunc('hour', m.first) + INTERVAL 1 HOUR END AS raw_from
+        FROM (SELECT check_name, min(ts) AS first FROM results GROUP BY ALL) m
+        LEFT JOIN results_hourly h ON h.check_name = m.check_name AND h.hour = date_trunc('hour', m.first)
+    ),
+    r AS (
+        SELECT r.* FROM results r LEFT JOIN bounds b USING (check_name)
+        WHERE r.ts >= $start AND r.ts < $end AND {_CHOSEN} AND NOT r.maintenance AND r.ts >= coalesce(b.raw_from, '-infinity'::TIMESTAMPTZ)
+    ),
+    h AS (
+        SELECT h.* FROM results_hourly h LEFT JOIN bounds b USING (check_name)
+        WHERE h.hour >= $start AND h.hour < $end AND {_CHOSEN}
+          AND h.hour < CASE WHEN b.check_name IS NULL THEN 'infinity'::TIMESTAMPTZ ELSE coalesce(b.raw_from, '-infinity'::TIMESTAMPTZ) END
+    )"""
 
 
 def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
     """One row per check over [start, end): runs outside maintenance, uptime, failures by kind,
-    latency percentiles, degraded share, incidents overlapping the window, last result."""
+    latency percentiles (raw results only), degraded share, incidents overlapping the window, last result."""
     sql = f"""
-    WITH r AS (SELECT * FROM results WHERE {_IN_WINDOW}),
+    WITH {_SOURCES},
+    counts AS (
+        SELECT check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs FROM (
+            SELECT check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs, count(*) FILTER (WHERE degraded) AS degraded_runs
+            FROM r GROUP BY ALL
+            UNION ALL
+            SELECT check_name, sum(runs), sum(ok_runs), sum(degraded_runs) FROM h GROUP BY ALL
+        ) GROUP BY ALL
+    ),
     kinds AS (
         SELECT check_name, map_from_entries(list(struct_pack(k := error_kind, v := n) ORDER BY n DESC, error_kind)) AS failures_by_kind
-        FROM (SELECT check_name, coalesce(error_kind, 'internal') AS error_kind, count(*) AS n FROM r WHERE NOT ok GROUP BY ALL)
-        GROUP BY check_name
+        FROM (
+            SELECT check_name, error_kind, sum(n)::BIGINT AS n FROM (
+                SELECT check_name, coalesce(error_kind, 'internal') AS error_kind, count(*) AS n FROM r WHERE NOT ok GROUP BY ALL
+                UNION ALL
+                SELECT check_name, unnest(map_keys(failures_by_kind)), unnest(map_values(failures_by_kind)) FROM h
+            ) GROUP BY ALL
+        ) GROUP BY ALL
     ),
-    stats AS (
-        SELECT check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
-               count(*) FILTER (WHERE NOT ok) AS failures, count(*) FILTER (WHERE degraded) AS degraded_runs,
-               quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q,
-               max(response_time_ms) AS max_ms, max(ts) AS last_ts, arg_max(ok, ts) AS last_ok
-        FROM r GROUP BY check_name
+    latency AS (
+        SELECT check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q, max(response_time_ms) AS max_ms,
+               max(ts) AS last_ts, arg_max(ok, ts) AS last_ok
+        FROM r GROUP BY ALL
     ),
+    older_max AS (SELECT check_name, max(max_ms) AS max_ms FROM h GROUP BY ALL),
     inc AS (
         SELECT check_name, count(*) AS incidents, sum({_INSIDE}) AS downtime_s, max({_INSIDE}) AS longest_s
-        FROM incidents WHERE {_OVERLAPS} GROUP BY check_name
+        FROM incidents WHERE {_OVERLAPS} GROUP BY ALL
     )
-    SELECT s.check_name, s.runs, s.ok_runs, s.failures, coalesce(k.failures_by_kind, MAP {{}}) AS failures_by_kind,
-           round(100.0 * s.ok_runs / s.runs, 4) AS uptime_pct, round(100.0 * s.degraded_runs / s.runs, 4) AS degraded_pct,
-           round(s.q[1], 3) AS p50_ms, round(s.q[2], 3) AS p95_ms, round(s.q[3], 3) AS p99_ms, round(s.max_ms, 3) AS max_ms,
+    SELECT c.check_name, c.runs, c.ok_runs, c.runs - c.ok_runs AS failures, coalesce(k.failures_by_kind, MAP {{}}) AS failures_by_kind,
+           round(100.0 * c.ok_runs / c.runs, 4) AS uptime_pct, round(100.0 * c.degraded_runs / c.runs, 4) AS degraded_pct,
+           round(l.q[1], 3) AS p50_ms, round(l.q[2], 3) AS p95_ms, round(l.q[3], 3) AS p99_ms,
+           round(greatest(l.max_ms, o.max_ms), 3) AS max_ms,
            coalesce(i.incidents, 0) AS incidents, round(coalesce(i.downtime_s, 0), 3) AS downtime_s,
-           round(coalesce(i.longest_s, 0), 3) AS longest_s, s.last_ts, s.last_ok
-    FROM stats s LEFT JOIN kinds k USING (check_name) LEFT JOIN inc i USING (check_name)
-    ORDER BY s.check_name"""
+           round(coalesce(i.longest_s, 0), 3) AS longest_s, l.last_ts, l.last_ok
+    FROM counts c LEFT JOIN kinds k USING (check_name) LEFT JOIN latency l USING (check_name)
+    LEFT JOIN older_max o USING (check_name) LEFT JOIN inc i USING (check_name)
+    WHERE c.runs > 0
+    ORDER BY c.check_name"""
     return _rows(con.execute(sql, _params(start, end, checks)))
 
 
 def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
-    """Run figures per check and hour (or day, UTC), in time order."""
+    """Run figures per check and hour (or day, UTC), in time order; percentiles from raw results only."""
     width = {"hour": "1 hour", "day": "1 day"}[by]
+    bucket = f"time_bucket(INTERVAL '{width}', {{}}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
     sql = f"""
-    SELECT time_bucket(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, check_name, count(*) AS runs,
-           count(*) FILTER (WHERE NOT ok) AS failures, round(100.0 * count(*) FILTER (WHERE ok) / count(*), 4) AS uptime_pct,
-           round(100.0 * count(*) FILTER (WHERE degraded) / count(*), 4) AS degraded_pct,
-           round(quantile_cont(response_time_ms, 0.5), 3) AS p50_ms, round(quantile_cont(response_time_ms, 0.95), 3) AS p95_ms,
-           round(quantile_cont(response_time_ms, 0.99), 3) AS p99_ms
-    FROM results WHERE {_IN_WINDOW}
-    GROUP BY ALL ORDER BY bucket, check_name"""
+    WITH {_SOURCES},
+    rows AS (
+        SELECT {bucket.format("ts")} AS bucket, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
+               count(*) FILTER (WHERE degraded) AS degraded_runs, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q
+        FROM r GROUP BY ALL
+        UNION ALL
+        SELECT {bucket.format("hour")}, check_name, sum(runs), sum(ok_runs), sum(degraded_runs), NULL FROM h GROUP BY ALL
+    )
+    SELECT bucket, check_name, sum(runs) AS runs, sum(runs) - sum(ok_runs) AS failures,
+           round(100.0 * sum(ok_runs) / sum(runs), 4) AS uptime_pct, round(100.0 * sum(degraded_runs) / sum(runs), 4) AS degraded_pct,
+           round(any_value(q[1]) FILTER (WHERE q IS NOT NULL), 3) AS p50_ms,
+           round(any_value(q[2]) FILTER (WHERE q IS NOT NULL), 3) AS p95_ms,
+           round(any_value(q[3]) FILTER (WHERE q IS NOT NULL), 3) AS p99_ms
+    FROM rows GROUP BY ALL ORDER BY bucket, check_name"""
     return _rows(con.execute(sql, _params(start, end, checks)))
 
 
