@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pulse_agent import __version__
 
@@ -20,6 +21,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("PULSE_CONFIG", DEFAULT_CONFIG),
         help="config file, or a directory of *.yaml files (default: $PULSE_CONFIG or pulse.yaml)",
     )
+
+
+def _window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", default="24h", help="window back from now (default 24h)")
+    p.add_argument("--from", dest="start", help="window start, ISO-8601 (instead of --since)")
+    p.add_argument("--to", dest="end", help="window end, ISO-8601 (default now)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
     where.add_argument("--agent", help="ask the agent at this URL (default: when the file is locked, the config's agent.listen)")
     where.add_argument("--from-parquet", metavar="GLOB", help="read exported Parquet files, e.g. 'exports/**/*.parquet'")
-    report.add_argument("--since", default="24h", help="window back from now (default 24h)")
-    report.add_argument("--from", dest="start", help="window start, ISO-8601 (instead of --since)")
-    report.add_argument("--to", dest="end", help="window end, ISO-8601 (default now)")
+    _window_args(report)
     report.add_argument("--check", action="append", default=[], help="only this check (repeatable)")
     report.add_argument("--label", action="append", default=[], help="only checks with this label, k=v (repeatable)")
     report.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
@@ -78,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--by", choices=["hour", "day"], help="a time series instead of one row per check")
     view.add_argument("--incidents", action="store_true", help="the list of incidents")
     view.add_argument("--sql", help="run one read-only SELECT over results, incidents, outbox, ...")
+
+    export = sub.add_parser("export", help="write results as Parquet files partitioned by day (DIR/date=YYYY-MM-DD/)")
+    _config_arg(export)
+    export.add_argument("--format", choices=["parquet"], default="parquet")
+    export.add_argument("--out", required=True, help="directory to write into (on the agent's machine when a running agent exports)")
+    export.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
+    export.add_argument("--agent-name", help="value of the agent column (default: this host's name)")
+    _window_args(export)
 
     health = sub.add_parser("healthcheck", help="exit 0 when a running agent's /healthz answers 200, else 1")
     _config_arg(health)
@@ -99,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "notify": cmd_notify,
         "healthcheck": cmd_healthcheck,
         "report": cmd_report,
+        "export": cmd_export,
         "schema": cmd_schema,
         "schedule": cmd_schedule,
     }
@@ -184,10 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def report_request(args: argparse.Namespace, now: float):  # -> tuple[ReportRequest, AgentSpec | None]
     """The question of `report`, with check names resolved from --check and --label through the config."""
-    from datetime import datetime
-
     from pulse_agent.config import ConfigInvalid, load_config
-    from pulse_agent.durations import parse_duration
     from pulse_agent.report import ReportRequest
 
     try:
@@ -197,14 +208,7 @@ def report_request(args: argparse.Namespace, now: float):  # -> tuple[ReportRequ
             raise ValueError(f"{args.config}: {exc.errors[0]}") from None
         spec = None  # the data is named explicitly; the config only adds labels and SLOs
 
-    def instant(text: str) -> float:
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise ValueError(f"{text!r} is not an ISO-8601 time such as 2026-11-22T10:00:00Z") from None
-
-    end = instant(args.end) if args.end else now
-    start = instant(args.start) if args.start else end - parse_duration(args.since)
+    start, end = window_of(args, now)
     checks = list(args.check)
     if args.label:
         wanted = [tuple(label.split("=", 1)) for label in args.label]
@@ -216,6 +220,57 @@ def report_request(args: argparse.Namespace, now: float):  # -> tuple[ReportRequ
             raise ValueError(f"no check has the labels {', '.join(args.label)}")
     slos = {c.name: c.slo for c in spec.checks if c.slo is not None} if spec else {}
     return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos), spec
+
+
+def window_of(args: argparse.Namespace, now: float) -> tuple[float, float]:
+    """[start, end) from --from/--to (ISO-8601) or --since (a duration back from --to or now)."""
+    from datetime import datetime
+
+    from pulse_agent.durations import parse_duration
+
+    def instant(text: str) -> float:
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO-8601 time such as 2026-11-22T10:00:00Z") from None
+
+    end = instant(args.end) if args.end else now
+    start = instant(args.start) if args.start else end - parse_duration(args.since)
+    if start >= end:
+        raise ValueError("the window is empty: --from must be before --to")
+    return start, end
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export results to Parquet, through the running agent when it holds the database."""
+    import socket
+    import time
+
+    from pulse_agent.config import ConfigInvalid, load_config
+    from pulse_agent.config.model import AgentSettings
+    from pulse_agent.report_source import ReportError, ask_agent, export_from_database
+
+    name = args.agent_name or socket.gethostname()
+    try:
+        start, end = window_of(args, time.time())
+        try:
+            settings = load_config(args.config).agent
+        except ConfigInvalid:
+            if not args.db:
+                raise
+            settings = AgentSettings()
+        out = str(Path(args.out).absolute())
+        rows = export_from_database(args.db or settings.database, out, start, end, name)
+        via = "the database file"
+        if rows is None:
+            url = health_url_of(settings.listen).removesuffix("/healthz")
+            rows = int(ask_agent(url, "/api/v1/export", {"out": out, "start": start, "end": end, "agent": name})["rows"])
+            via = f"the agent at {url}"
+    except (ReportError, ValueError, ConfigInvalid) as exc:
+        print(f"pulse-agent export: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {rows} results to {out} (from {via})")
+    return 0
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:

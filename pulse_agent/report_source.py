@@ -5,55 +5,67 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from pulse_agent.report import Report, ReportRequest, build_report
-from pulse_agent.store.db import StoreError, open_database
+from pulse_agent.store.db import StoreError, migrate, open_database
 
 
 class ReportError(Exception):
     """The data cannot be reached, or the question was refused; the message says why."""
 
 
-def from_database(path: str, request: ReportRequest) -> Report | None:
-    """Answer from the file opened read-only; None when a running agent holds it."""
+def open_read_only(path: str) -> duckdb.DuckDBPyConnection | None:
+    """The file opened read-only; None when a running agent holds it (ask the agent then)."""
     if not Path(path).exists():
         raise ReportError(f"no database at {path!r}; pass --db FILE or -c with the agent's config")
     try:
-        con = open_database(path, read_only=True)
+        return open_database(path, read_only=True)
     except StoreError as exc:
         if "locked" in str(exc):
             return None
         raise ReportError(str(exc)) from None
+
+
+def from_database(path: str, request: ReportRequest) -> Report | None:
+    """Answer from the file opened read-only; None when a running agent holds it."""
+    con = open_read_only(path)
+    if con is None:
+        return None
     with con:
         return _answer(con, request)
 
 
 def from_parquet(pattern: str, request: ReportRequest) -> Report:
-    """Answer from exported Parquet files (of one agent or many): results only, no incidents."""
+    """Answer from exported Parquet files (of one agent or many): results only, no incidents or rollups."""
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        migrate(con)  # the agent's (empty) tables, then results replaced by the files
+        con.execute("DROP TABLE results")
         try:
             source = f"read_parquet({_quote(pattern)}, hive_partitioning = true, union_by_name = true)"
             con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
             con.execute("SELECT count(*) FROM results").fetchall()
         except duckdb.Error as exc:
             raise ReportError(f"cannot read Parquet files {pattern!r}: {str(exc).splitlines()[0]}") from None
-        con.execute(
-            "CREATE TABLE incidents (id VARCHAR, check_name VARCHAR, opened_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ,"
-            " first_error_kind VARCHAR, first_error VARCHAR, last_notified_at TIMESTAMPTZ, notifications_sent INTEGER)"
-        )
         return _answer(con, request)
 
 
-def from_agent(url: str, request: ReportRequest, token: str | None = None) -> Report:
+def from_agent(url: str, request: ReportRequest) -> Report:
     """Ask the agent at url (its POST /api/v1/report) with the bearer token from PULSE_API_TOKEN."""
+    return Report.from_json(ask_agent(url, "/api/v1/report", request.to_json()), request.start, request.end)
+
+
+def ask_agent(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST body to a running agent's API; its JSON answer, or ReportError saying what went wrong."""
     import httpx
 
-    token = token if token is not None else os.environ.get("PULSE_API_TOKEN")
+    token = os.environ.get("PULSE_API_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        answer = httpx.post(f"{url.rstrip('/')}/api/v1/report", json=request.to_json(), headers=headers, timeout=60)
+        answer = httpx.post(f"{url.rstrip('/')}{path}", json=body, headers=headers, timeout=300)
     except httpx.HTTPError as exc:
         raise ReportError(f"the database is locked by a running agent, and asking it at {url} failed: {exc}") from None
     if answer.status_code == 401:
@@ -64,7 +76,19 @@ def from_agent(url: str, request: ReportRequest, token: str | None = None) -> Re
         except ValueError:
             reason = answer.text
         raise ReportError(f"the agent at {url} answered {answer.status_code}: {reason}")
-    return Report.from_json(answer.json(), request.start, request.end)
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def export_from_database(path: str, out: str, start: float, end: float, agent: str) -> int | None:
+    """Export from the file opened read-only; None when a running agent holds it."""
+    from pulse_agent.store.export import export_parquet
+
+    con = open_read_only(path)
+    if con is None:
+        return None
+    with con:
+        return export_parquet(con, out, start, end, agent)
 
 
 def _answer(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:

@@ -187,3 +187,43 @@ async def test_a_running_agent_answers_exactly_what_the_file_answers(db, tmp_pat
     assert json.loads(offline[3])["rows"][0]["slo_objective_pct"] == 99.5 and len(json.loads(offline[3])["rows"]) == 1
     assert refused.returncode == 1 and "answered 400: query refused: DELETE statements are refused" in refused.stderr
     assert no_token.returncode == 1 and "set PULSE_API_TOKEN" in no_token.stderr
+
+
+def test_export_partitions_by_day_and_a_fleet_is_reported_from_parquet(db, tmp_path):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(f"version: 1\nagent: {{database: '{db}'}}\n")
+    out = tmp_path / "exports"
+    window = ["--from", "2026-11-19T00:00:00Z", "--to", "2026-11-21T00:00:00Z"]
+    for name in ("agent-a", "agent-b"):  # two agents exporting into one place
+        proc = run_cli("export", "-c", str(cfg), "--out", str(out), "--agent-name", name, *window)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"exported 180 results to {out} (from the database file)"
+    assert sorted(p.name for p in out.iterdir()) == ["date=2026-11-20"]
+    fleet = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", *window, "--format", "json")
+    assert fleet.returncode == 0, fleet.stderr
+    rows = {r["check_name"]: r for r in json.loads(fleet.stdout)["rows"]}
+    assert (rows["api"]["runs"], rows["web"]["runs"]) == (220, 120)  # both agents' runs
+    per_agent = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", *window, "--format", "csv",
+                        "--sql", "SELECT agent, count(*) AS n FROM results GROUP BY 1 ORDER BY 1")  # fmt: skip
+    assert per_agent.stdout.splitlines() == ["agent,n", "agent-a,180", "agent-b,180"]
+
+
+async def test_export_goes_through_the_agent_that_holds_the_file(db, tmp_path):
+    port = free_port()
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(f"version: 1\nagent: {{database: '{db}', listen: '127.0.0.1:{port}'}}\n")
+    agent = Agent(load_config(cfg), RunOptions(), clock=ManualClock(T0 + 3 * HOUR))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(agent.started.wait(), 10)
+    try:
+        out = tmp_path / "exports"
+        proc = await asyncio.to_thread(
+            run_cli, "export", "-c", str(cfg), "--out", str(out), "--since", "30d", "--to", "2026-11-21T00:00:00Z"
+        )
+    finally:
+        stop.set()
+        assert await task == 0
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"exported 180 results to {out} (from the agent at http://127.0.0.1:{port})"
+    assert len(list(out.glob("date=*/*.parquet"))) == 1

@@ -136,7 +136,9 @@ def open_database(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDB
             f"cannot open database {str(file)!r}: directory {str(file.parent)!r} does not exist; create it or set agent.database / --db"
         )
     try:
-        return duckdb.connect(str(file), read_only=read_only)
+        con = duckdb.connect(str(file), read_only=read_only)
+        con.execute("SET enable_progress_bar = false")  # long queries would draw on the terminal
+        return con
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():

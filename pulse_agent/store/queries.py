@@ -70,22 +70,28 @@ _CHOSEN = "(len($checks) = 0 OR list_contains($checks, check_name))"
 _OVERLAPS = f"opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
 _INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
 # Raw results where retention kept them, hourly rollups before that: per check, raw rows count from
-# the first hour both hold (the raw hour may be cut by retention); a check with no raw rows left
-# counts from its rollups only.
+# their first hour when it is complete (its run count equals its rollup's), else from the next hour
+# (retention cut it); a check with no raw rows left counts from its rollups only.
 _SOURCES = f"""
+    firsts AS (SELECT check_name, date_trunc('hour', min(ts)) AS first_hour FROM results GROUP BY ALL),
+    first_runs AS (
+        SELECT f.check_name, f.first_hour, count(*) FILTER (WHERE NOT x.maintenance) AS runs
+        FROM firsts f JOIN results x ON x.check_name = f.check_name AND x.ts >= f.first_hour AND x.ts < f.first_hour + INTERVAL 1 HOUR
+        GROUP BY ALL
+    ),
     bounds AS (
-        SELECT m.check_name, CASE WHEN h.check_name IS NULL THEN NULL ELSE date_trunc('hour', m.first) + INTERVAL 1 HOUR END AS raw_from
-        FROM (SELECT check_name, min(ts) AS first FROM results GROUP BY ALL) m
-        LEFT JOIN results_hourly h ON h.check_name = m.check_name AND h.hour = date_trunc('hour', m.first)
+        SELECT f.check_name, CASE WHEN h.check_name IS NULL OR h.runs = f.runs THEN f.first_hour ELSE f.first_hour + INTERVAL 1 HOUR END
+               AS raw_from
+        FROM first_runs f LEFT JOIN results_hourly h ON h.check_name = f.check_name AND h.hour = f.first_hour
     ),
     r AS (
         SELECT r.* FROM results r LEFT JOIN bounds b USING (check_name)
-        WHERE r.ts >= $start AND r.ts < $end AND {_CHOSEN} AND NOT r.maintenance AND r.ts >= coalesce(b.raw_from, '-infinity'::TIMESTAMPTZ)
+        WHERE r.ts >= $start AND r.ts < $end AND {_CHOSEN} AND NOT r.maintenance AND r.ts >= b.raw_from
     ),
     h AS (
         SELECT h.* FROM results_hourly h LEFT JOIN bounds b USING (check_name)
         WHERE h.hour >= $start AND h.hour < $end AND {_CHOSEN}
-          AND h.hour < CASE WHEN b.check_name IS NULL THEN 'infinity'::TIMESTAMPTZ ELSE coalesce(b.raw_from, '-infinity'::TIMESTAMPTZ) END
+          AND h.hour < coalesce(b.raw_from, 'infinity'::TIMESTAMPTZ)
     )"""
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ from pulse_agent.durations import parse_duration
 from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.result import iso
 from pulse_agent.store import queries
+from pulse_agent.store.export import export_parquet
 from pulse_agent.store.sql_guard import QueryRefused
 
 if TYPE_CHECKING:
@@ -109,6 +111,20 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
             return _error(400, f"query failed: {str(exc).splitlines()[0]}")
         return web.json_response(answer.to_json())
 
+    async def export(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            out, start, end, name = str(body["out"]), float(body["start"]), float(body["end"]), str(body.get("agent", "agent"))
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(400, f"malformed export request: {exc}")
+        if not Path(out).is_absolute():
+            return _error(400, f"out={out!r}: give an absolute directory on the agent's machine")
+        try:
+            rows = await _store(agent).read(lambda con: export_parquet(con, out, start, end, name))
+        except (OSError, duckdb.Error) as exc:
+            return _error(400, f"export failed: {str(exc).splitlines()[0]}")
+        return web.json_response({"rows": rows, "out": out})
+
     async def reload(_: web.Request) -> web.Response:
         outcome = await agent.reload("api")
         return web.json_response(outcome.to_json(), status=200 if outcome.ok else 400)
@@ -124,6 +140,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         web.get("/api/v1/incidents", list_incidents),
         web.get("/api/v1/events", events),
         web.post("/api/v1/report", report),
+        web.post("/api/v1/export", export),
         web.get("/api/v1/openapi.json", openapi),
         web.post("/-/reload", reload),
     ]
