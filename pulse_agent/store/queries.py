@@ -143,23 +143,22 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
 
 def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
     """Run figures per check and hour (or day, UTC), in time order; percentiles from raw results only."""
-    width = {"hour": "1 hour", "day": "1 day"}[by]
-    bucket = f"time_bucket(INTERVAL '{width}', {{}}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     sql = f"""
     WITH {_SOURCES},
     rows AS (
-        SELECT {bucket.format("ts")} AS bucket, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
+        SELECT epoch_us(ts) // {width_us} AS k, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
                count(*) FILTER (WHERE degraded) AS degraded_runs, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q
         FROM r GROUP BY ALL
         UNION ALL
-        SELECT {bucket.format("hour")}, check_name, sum(runs), sum(ok_runs), sum(degraded_runs), NULL FROM h GROUP BY ALL
+        SELECT epoch_us(hour) // {width_us}, check_name, sum(runs), sum(ok_runs), sum(degraded_runs), NULL FROM h GROUP BY ALL
     )
-    SELECT bucket, check_name, sum(runs) AS runs, sum(runs) - sum(ok_runs) AS failures,
+    SELECT make_timestamptz(k * {width_us}) AS bucket, check_name, sum(runs) AS runs, sum(runs) - sum(ok_runs) AS failures,
            round(100.0 * sum(ok_runs) / sum(runs), 4) AS uptime_pct, round(100.0 * sum(degraded_runs) / sum(runs), 4) AS degraded_pct,
            round(any_value(q[1]) FILTER (WHERE q IS NOT NULL), 3) AS p50_ms,
            round(any_value(q[2]) FILTER (WHERE q IS NOT NULL), 3) AS p95_ms,
            round(any_value(q[3]) FILTER (WHERE q IS NOT NULL), 3) AS p99_ms
-    FROM rows GROUP BY ALL ORDER BY bucket, check_name"""
+    FROM rows GROUP BY k, check_name ORDER BY k, check_name"""
     return _rows(con.execute(sql, _params(start, end, checks)))
 
 
