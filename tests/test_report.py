@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from pulse_agent.agent import Agent, RunOptions
+from pulse_agent.cli import main
 from pulse_agent.clock import ManualClock
 from pulse_agent.config import load_config
 from pulse_agent.report import ReportRequest, build_report, render
@@ -136,11 +137,12 @@ def test_formats(db):
         "SELECT 1; DELETE FROM results",
     ],
 )
-def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql):
+def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql, capsys):
     cfg = tmp_path / "pulse.yaml"
     cfg.write_text(f"version: 1\nagent: {{database: '{db}'}}\n")
-    proc = run_cli("report", "-c", str(cfg), "--sql", sql)
-    assert proc.returncode == 1 and "refused" in proc.stderr, proc.stderr
+    assert main(["report", "-c", str(cfg), "--sql", sql]) == 1
+    err = capsys.readouterr().err
+    assert "refused" in err, err
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM results").fetchall() == [(180,)]
 
