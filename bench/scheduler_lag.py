@@ -28,8 +28,13 @@ WARMUP = 2.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path: Path, url: str, n: int) -> None:
-    lines = ["version: 1", "agent: {max_concurrency: 4096, log_level: warning}", "checks:"]
+def write_config(path: Path, url: str, n: int, reuse: bool = False) -> None:
+    lines = [
+        "version: 1",
+        "agent: {max_concurrency: 4096, log_level: warning}",
+        f"defaults: {{reuse_connections: {str(reuse).lower()}}}",
+        "checks:",
+    ]
     lines += [f"  - {{name: c{i}, url: '{url}/c{i}', schedule: 1s, timeout: 5s}}" for i in range(n)]
     path.write_text("\n".join(lines) + "\n")
 
@@ -46,10 +51,11 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def measure(url: str, n: int, seconds: float) -> dict[str, float]:
+def measure(url: str, n: int, seconds: float, reuse: bool = False) -> dict[str, float]:
+    """Run the agent with n checks of 1 s for seconds (after a warm-up) and measure it."""
     with tempfile.TemporaryDirectory() as d:
         cfg, db = Path(d) / "pulse.yaml", Path(d) / "bench.duckdb"
-        write_config(cfg, url, n)
+        write_config(cfg, url, n, reuse)
         agent = subprocess.Popen(
             [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{free_port()}"],
             stderr=subprocess.DEVNULL,

@@ -140,3 +140,35 @@ def test_dns_errors_are_classified():
     failure = classify(aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known")))
     assert failure.kind == "dns"
     assert failure.message == "cannot resolve no-such-host.example: Name or service not known"
+
+
+async def test_reuse_connections_keeps_one_connection_across_runs():
+    from aiohttp import web
+
+    from pulse_agent.probe.http import Prober
+    from tests.conftest import spec
+
+    peers: set[object] = set()
+
+    async def handle(request: web.Request) -> web.Response:
+        peers.add(request.transport.get_extra_info("peername"))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", handle)
+    runner = web.AppRunner(app)  # keeps connections alive, unlike the werkzeug test server
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+    prober = Prober()
+    try:
+        fresh = [await prober.run(spec(url)) for _ in range(3)]
+        fresh_peers, peers = set(peers), set()
+        kept = [await prober.run(spec(url, reuse_connections=True)) for _ in range(3)]
+    finally:
+        await prober.close()
+        await runner.cleanup()
+    assert all(r.ok and r.connect_ms is not None for r in fresh) and len(fresh_peers) == 3  # a new connection each run
+    assert all(r.ok for r in kept) and len(peers) == 1  # one connection for all three
+    assert kept[0].connect_ms is not None and [r.connect_ms for r in kept[1:]] == [None, None]

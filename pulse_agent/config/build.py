@@ -247,6 +247,7 @@ class _CheckBuilder:
             idempotency_key=raw.get("idempotency_key", False),
             max_body_size=parse_size(raw.get("max_body_size", "1MiB")),
             follow_redirects=raw.get("follow_redirects", True),
+            reuse_connections=raw.get("reuse_connections", False),
             max_redirects=raw.get("max_redirects", 10),
             tls_verify=raw.get("tls_verify", True),
             ca_file=raw.get("ca_file"),

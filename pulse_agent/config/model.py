@@ -124,6 +124,7 @@ class CheckSpec:
     idempotency_key: bool = False
     max_body_size: int = 1024 * 1024
     follow_redirects: bool = True
+    reuse_connections: bool = False  # keep-alive between runs (connect/TLS then mostly not measured)
     max_redirects: int = 10
     tls_verify: bool = True
     ca_file: str | None = None

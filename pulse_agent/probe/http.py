@@ -39,24 +39,26 @@ class Attempt:
 
 
 class Prober:
-    """Runs checks over one shared aiohttp session; a fresh connection per request."""
+    """Runs checks over shared aiohttp sessions: a fresh connection per request unless the check reuses them."""
 
     def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext | bool] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # force_close: like blackbox_exporter, connect (and TLS) time is part of every result.
-            self._session = aiohttp.ClientSession(
-                connector=timed_connector(force_close=True, limit=0),
+    def _client(self, reuse: bool) -> aiohttp.ClientSession:
+        """The session for fresh connections (the default: like blackbox_exporter, connect and TLS
+        time are part of every result), or the one keeping connections alive between runs."""
+        session = self._sessions.get(reuse)
+        if session is None:
+            session = self._sessions[reuse] = aiohttp.ClientSession(
+                connector=timed_connector(force_close=not reuse, limit=0, keepalive_timeout=90.0 if reuse else None),
                 timeout=aiohttp.ClientTimeout(total=None),
                 headers={"User-Agent": USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trace_configs=[trace_config()],
             )
-        return self._session
+        return session
 
     def _ssl_for(self, spec: CheckSpec) -> ssl.SSLContext | bool:
         """Verification setting of a check; one context per distinct CA file, built once."""
@@ -66,10 +68,10 @@ class Prober:
         return self._ssl[key]
 
     async def close(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the sessions and their connections."""
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Run spec once, retrying as its retries and delivery allow, and judge the last attempt."""
@@ -114,7 +116,7 @@ class Prober:
     async def _exchange(self, spec: CheckSpec, headers: dict[str, str], clock: PhaseClock) -> Response | Failure:
         try:
             async with asyncio.timeout(spec.timeout):
-                async with self._client().request(
+                async with self._client(spec.reuse_connections).request(
                     spec.method,
                     spec.url,
                     headers=headers,

@@ -1,0 +1,219 @@
+"""One reproducible benchmark run: the machine's ceiling, the peer (blackbox_exporter), pulse-agent's
+sustained checks/s, the ratios between them, and the agent at scale. Sets up what it needs
+(Debian's nginx, wrk, prometheus-blackbox-exporter), sends traffic only to 127.0.0.1, bounds every
+loop, prints a table and writes bench/results/latest.json.
+
+    python bench/run.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from scheduler_lag import measure, rss_mb  # noqa: E402 (found through sys.path above)
+from target import ensure_debian_package, free_port, nginx_target  # noqa: E402
+
+BLACKBOX_CONFIG = """
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http: {method: GET, valid_status_codes: [200]}
+"""
+
+
+def wrk(url: str, seconds: float, connections: int) -> float:
+    """Requests/s wrk reaches against url."""
+    binary = ensure_debian_package("wrk", "wrk")
+    out = subprocess.run([binary, "-t2", f"-c{connections}", f"-d{int(seconds)}s", url], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if m is None:
+        raise RuntimeError(f"wrk printed no rate:\n{out}")
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    return float(m.group(1))
+
+
+def blackbox(target: str, seconds: float) -> float:
+    """blackbox_exporter's probes/s on target (fresh connection per probe), driven by wrk on /probe."""
+    binary = ensure_debian_package("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "blackbox.yml"
+        cfg.write_text(BLACKBOX_CONFIG)
+        proc = subprocess.Popen([binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+        try:
+            _wait_port(port)
+            probe = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={target}/"
+            assert "probe_success 1" in httpx.get(probe, timeout=10).text
+            return wrk(probe, seconds, 32)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def ramp(url: str, seconds: float, steps: list[int], reuse: bool) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Raise the check count until the agent falls behind (< 99% of scheduled runs, or p99 lag > 50 ms);
+    the last sustained step, and every step measured."""
+    best: dict[str, float] = {}
+    seen = []
+    for n in steps:
+        r = measure(url, n, seconds, reuse)
+        seen.append(r)
+        print(json.dumps({"reuse_connections": reuse, **r}), flush=True)
+        if r["achieved_ratio"] < 0.99 or r["lag_p99_ms"] > 50:
+            break
+        best = r
+    return best, seen
+
+
+def at_scale(url: str, n: int) -> dict[str, float]:
+    """n checks of 60 s: start-up to first result, RSS, /metrics render time and lag meanwhile."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg, db = Path(d) / "pulse.yaml", Path(d) / "b.duckdb"
+        lines = ["version: 1", "agent: {max_concurrency: 4096, log_level: info}", "checks:"]
+        lines += [f"  - {{name: c{i}, url: '{url}/c{i}', schedule: 60s, timeout: 5s}}" for i in range(n)]
+        cfg.write_text("\n".join(lines) + "\n")
+        started = time.monotonic()
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{port}"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert agent.stderr is not None
+        lines: queue.Queue[str] = queue.Queue()
+        # Keep reading: an agent whose stderr pipe fills up blocks on its next log line.
+        threading.Thread(target=lambda: [lines.put(line) for line in agent.stderr], daemon=True).start()  # type: ignore[union-attr]
+        first_result = ready = None
+        while first_result is None and time.monotonic() - started < 120:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("msg") == "agent started":
+                ready = time.monotonic() - started
+            if record.get("msg") == "result":
+                first_result = time.monotonic() - started
+        time.sleep(10)
+        rss = rss_mb(agent.pid)
+        renders = []
+        with httpx.Client(timeout=30) as client:
+            for _ in range(5):
+                t = time.monotonic()
+                body = client.get(f"http://127.0.0.1:{port}/metrics").text
+                renders.append(time.monotonic() - t)
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(60)
+    return {
+        "checks": n,
+        "startup_to_ready_s": round(ready or -1, 2),
+        "startup_to_first_result_s": round(first_result or -1, 2),
+        "rss_mb_after_10s": round(rss, 1),
+        "metrics_render_ms_median": round(statistics.median(renders) * 1000, 1),
+        "metrics_bytes": len(body),
+    }
+
+
+def ingest(rows: int) -> float:
+    """Results/s through the real store path (queue, writer thread, DuckDB appender)."""
+    from pulse_agent.result import Result
+    from pulse_agent.store import ResultStore
+
+    batch = [Result(f"c{i % 1000}", 1.8e9 + i, i % 50 != 0, status_code=200, response_time_ms=12.5, scheduled_ts=1.8e9 + i)
+             for i in range(rows)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        store = ResultStore(Path(d) / "i.duckdb")
+        t = time.perf_counter()
+        for r in batch:
+            store.submit(r)
+        store.close()
+        elapsed = time.perf_counter() - t
+        assert store.written == rows
+    return rows / elapsed
+
+
+def report_10m(quick: bool) -> dict[str, object]:
+    """The report benchmark (smaller when quick)."""
+    args = ["--checks", "1000", "--runs", "1000" if quick else "10000", "--repeat", "1" if quick else "3"]
+    out = subprocess.run([sys.executable, str(HERE / "report_speed.py"), *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter windows and fewer steps (a few minutes)")
+    args = parser.parse_args()
+    seconds = 5.0 if args.quick else 10.0
+    steps = [500, 1000, 1500, 2000] if args.quick else [500, 1000, 1250, 1500, 1750, 2000, 2500, 3000]
+    out: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), "quick": args.quick}
+    with nginx_target() as url:
+        out["nginx_ceiling_rps"] = round(wrk(url + "/", seconds, 64))
+        out["blackbox_probes_per_s"] = round(blackbox(url, seconds))
+        print(json.dumps({k: out[k] for k in ("nginx_ceiling_rps", "blackbox_probes_per_s")}), flush=True)
+        fresh, fresh_steps = ramp(url, seconds, steps, reuse=False)
+        reuse, reuse_steps = ramp(url, seconds, steps, reuse=True)
+        out["pulse_fresh"], out["pulse_reuse"] = fresh, reuse
+        out["ramp"] = fresh_steps + reuse_steps
+        out["scale"] = at_scale(url, 2000 if args.quick else 10_000)
+        print(json.dumps(out["scale"]), flush=True)
+    out["store_results_per_s"] = round(ingest(50_000 if args.quick else 200_000))
+    out["report"] = report_10m(args.quick)
+    bb = out["blackbox_probes_per_s"] or 1
+    sustained = fresh.get("achieved_per_s", 0.0)
+    out["ratio_pulse_vs_blackbox"] = round(sustained / bb, 2)
+    out["ratio_pulse_vs_nginx"] = round(sustained / out["nginx_ceiling_rps"], 3)
+    (HERE / "results" / "latest.json").write_text(json.dumps(out, indent=2))
+    table = [
+        ("nginx ceiling (wrk, keep-alive)", f"{out['nginx_ceiling_rps']:,} req/s"),
+        ("blackbox_exporter (fresh connections)", f"{out['blackbox_probes_per_s']:,} probes/s"),
+        ("pulse-agent, fresh connections",
+         f"{sustained:,.0f} checks/s sustained, p50 {fresh.get('lag_p50_ms')} ms / p99 {fresh.get('lag_p99_ms')} ms lag, "
+         f"{fresh.get('cpu_percent')}% CPU, {fresh.get('rss_mb')} MB"),
+        ("pulse-agent, reuse_connections",
+         f"{reuse.get('achieved_per_s', 0):,.0f} checks/s sustained, p99 {reuse.get('lag_p99_ms')} ms lag"),
+        ("pulse-agent / blackbox_exporter", f"{out['ratio_pulse_vs_blackbox']}x"),
+        ("pulse-agent / nginx ceiling", f"{out['ratio_pulse_vs_nginx']}"),
+        (f"{out['scale']['checks']:,} checks of 60 s",
+         f"ready {out['scale']['startup_to_ready_s']} s, first result {out['scale']['startup_to_first_result_s']} s, "
+         f"RSS {out['scale']['rss_mb_after_10s']} MB, /metrics {out['scale']['metrics_render_ms_median']} ms"),
+        ("store path (ResultStore)", f"{out['store_results_per_s']:,} results/s"),
+        (f"report over {out['report']['results']:,} results", f"summary {out['report']['views']['summary']['median_s']} s"),
+    ]  # fmt: skip
+    print("\n| measure | result |\n|---|---|")
+    for name, value in table:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
