@@ -473,13 +473,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         return await agent.run(stop)
 
     try:
-        return asyncio.run(main_task())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(main_task())
     except StoreError as exc:
         print(f"pulse-agent: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. the listen address is taken
         print(f"pulse-agent: cannot listen on {args.listen or spec.agent.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def event_loop_factory():  # -> Callable[[], asyncio.AbstractEventLoop] | None
+    """uvloop's loop where installed (PULSE_EVENT_LOOP=asyncio opts out), else asyncio's default."""
+    if os.environ.get("PULSE_EVENT_LOOP", "uvloop") == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return None
+        return uvloop.new_event_loop
+    return None
 
 
 def _count(n: int, word: str) -> str:
