@@ -56,7 +56,7 @@ def test_degraded_certificate_and_phase_series():
                      dns_ms=1.0, connect_ms=2.0, tls_ms=10.0, first_byte_ms=30.0, cert_expires=1_900_000_000.0))  # fmt: skip
     text = m.render().decode()
     assert 'pulse_check_degraded{check="tls"} 1.0' in text
-    assert 'pulse_check_certificate_expiry_timestamp_seconds{check="tls"} 1.9e+09' in text
+    assert 'pulse_check_certificate_expiry_timestamp_seconds{check="tls"} 1900000000.0' in text
     assert 'pulse_check_phase_duration_seconds{check="tls",phase="tls"} 0.01' in text
     assert 'pulse_check_phase_duration_seconds{check="tls",phase="total"} 0.04' in text
     m.set_checks([])
