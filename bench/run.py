@@ -14,7 +14,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from scheduler_lag import measure, rss_mb  # noqa: E402 (found through sys.path above)
-from target import ensure_debian_package, free_port, nginx_target  # noqa: E402
+from target import ensure_debian_package, free_port, nginx_target, wait_for_port  # noqa: E402
 
 BLACKBOX_CONFIG = """
 modules:
@@ -61,7 +60,7 @@ def blackbox(target: str, seconds: float) -> float:
         cfg.write_text(BLACKBOX_CONFIG)
         proc = subprocess.Popen([binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
         try:
-            _wait_port(port)
+            wait_for_port(port, "blackbox_exporter")
             probe = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={target}/"
             assert "probe_success 1" in httpx.get(probe, timeout=10).text
             return wrk(probe, seconds, 32)
@@ -156,18 +155,6 @@ def report_10m(quick: bool) -> dict[str, object]:
     args = ["--checks", "1000", "--runs", "1000" if quick else "10000", "--repeat", "1" if quick else "3"]
     out = subprocess.run([sys.executable, str(HERE / "report_speed.py"), *args], capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def main() -> None:

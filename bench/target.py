@@ -47,6 +47,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, what: str, timeout: float = 10.0) -> None:
+    """Return once something accepts connections on 127.0.0.1:port; RuntimeError after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start listening on port {port}") from None
+            time.sleep(0.05)
+
+
 @contextmanager
 def nginx_target() -> Iterator[str]:
     """nginx answering 200 'ok' on 127.0.0.1; yields its base URL."""
@@ -57,15 +70,7 @@ def nginx_target() -> Iterator[str]:
         conf.write_text(NGINX_CONF.format(dir=d, port=port))
         proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("nginx did not start") from None
-                    time.sleep(0.05)
+            wait_for_port(port, "nginx")
             yield f"http://127.0.0.1:{port}"
         finally:
             proc.terminate()
