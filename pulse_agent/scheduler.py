@@ -58,7 +58,6 @@ class Scheduler:
         self._tasks: set[asyncio.Task[object]] = set()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
-        self.skipped: dict[str, int] = {}
 
     @property
     def inflight(self) -> int:
@@ -143,7 +142,6 @@ class Scheduler:
             spec = entry.spec
             self._push(spec.schedule.next_due(max(due, now), name), name, generation)
             if name in self._inflight:
-                self.skipped[name] = self.skipped.get(name, 0) + 1
                 if self._on_skip is not None:
                     self._on_skip(name)
                 continue

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from pulse_agent.listen import split_listen
 from pulse_agent.web.api import bearer_auth
 from pulse_agent.web.metrics import Metrics
 
@@ -39,12 +40,6 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """HOST:PORT (or [v6]:PORT) -> (host, port)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 async def serve(app: web.Application, listen: str) -> tuple[web.AppRunner, int]:
