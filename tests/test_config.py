@@ -281,3 +281,41 @@ def test_probe_settings(tmp_path):
 def test_bad_probe_settings(lines, message):
     [found] = errors(one_check(lines))
     assert message in found
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"version": 1},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "timeout": "5s", "expect": {"status": ["2xx", 301]}}]},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "tiemout": "5s"}]},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "timeout": "5x"}]},
+        {"version": 1, "checks": [{"name": "a"}]},
+        {"version": 1, "defaults": {"name": "x"}},
+        {"version": 1, "defaults": {"timeout": "1s", "alert": {"failure_threshold": 2}}},
+        {"version": 1, "defaults": {"alert": {"failure_threshold": 0}}},
+        {"version": 1, "agent": {"listen": "${L}", "retention": "30d", "shard": "2/4"}},
+        {"version": 1, "agent": {"shard": "x"}},
+        {"version": 1, "notifiers": {"ops": {"urls": ["json://x"], "backoff": "1s"}}},
+        {"version": 1, "notifiers": {"ops": {"urls": []}}},
+        {"version": 1, "maintenance": [{"schedule": "@daily", "duration": "1h", "timezone": "UTC"}]},
+        {"version": 1, "maintenance": [{"schedule": "@daily", "duration": "1h", "extra": 1}]},
+        {
+            "version": 1,
+            "checks": [
+                {"name": "a", "url": "http://x/", "slo": {"objective": 99.9}, "maintenance": [{"schedule": "@daily", "duration": 60}]}
+            ],
+        },
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "slo": {"objective": 120}}]},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "basic_auth": {"username": "u"}}]},
+    ],
+)
+def test_the_inlined_schema_judges_like_the_file(doc):
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from pulse_agent.config.schema import inline_refs, schema_text
+
+    original = json.loads(schema_text())
+    assert Draft202012Validator(original).is_valid(doc) == Draft202012Validator(inline_refs(original)).is_valid(doc)

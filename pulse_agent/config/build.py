@@ -51,7 +51,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     schema_errors = [e.path for e in doc.errors]
 
     def clean(path: KeyPath) -> bool:
-        return not any(p[: len(path)] == path or path[: len(p)] == p for p in schema_errors)
+        return not schema_errors or not any(p[: len(path)] == path or path[: len(p)] == p for p in schema_errors)
 
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     raw_notifiers: dict[str, Any] = _of_type(data, "notifiers", dict)
