@@ -105,4 +105,4 @@ def test_a_memo_changes_no_answer_and_keeps_only_what_the_last_load_used(tmp_pat
     cfg.write_text("version: 1\ndefaults: {schedule: 45s}\nchecks:\n" + "\n".join(checks[:10]) + "\n")
     changed = load_config(cfg, memo=memo)
     assert changed == load_config(cfg) and all(c.schedule.text == "45s" for c in changed.checks)  # defaults are part of the key
-    assert len(memo.specs) == 10 and len(memo.documents) == 1  # only what this load used
+    assert len(memo.specs) == 10 and len(memo.documents) == 0  # only what this load used (one file: no document kept)

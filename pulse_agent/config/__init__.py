@@ -21,7 +21,8 @@ __all__ = ["AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "lo
 
 def parse_config(text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
     """Config text -> AgentSpec; raise ConfigInvalid listing every error."""
-    doc = _document(Source(source, text), env, memo)
+    # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
+    doc = _document(Source(source, text), env, memo, keep=False)
     if doc.data is not None:
         spec = build_spec(doc, memo)
     if doc.errors:
@@ -29,15 +30,15 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None, m
     return spec
 
 
-def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None) -> Document:
-    """Parsed and schema-checked, or the same work remembered from the last load."""
+def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True) -> Document:
+    """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it)."""
     key = (source.name, source.text)
     if memo is not None and (known := memo.document(key)) is not None:
         return known
     doc = parse_document(source.text, source.name, os.environ if env is None else env)
     if doc.data is not None:
         validate_document(doc, memo)
-    if memo is not None:
+    if memo is not None and keep:
         memo.remember_document(key, doc)
     return doc
 
