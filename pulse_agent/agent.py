@@ -227,6 +227,8 @@ class Agent:
         checks = [c for c in new.checks if c.enabled]
         self.scheduler.set_checks(checks, prompt=True)
         self.metrics.set_checks([c.name for c in checks])
+        for name in change.checks.removed:
+            self.last_results.pop(name, None)
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             self.alerting.forget(change.checks.removed)
