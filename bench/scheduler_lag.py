@@ -51,28 +51,38 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def measure(url: str, n: int, seconds: float, reuse: bool = False) -> dict[str, float]:
-    """Run the agent with n checks of 1 s for seconds (after a warm-up) and measure it."""
+def measure(url: str, n: int, seconds: float, reuse: bool = False, shards: int = 1) -> dict[str, float]:
+    """Run the agent with n checks of 1 s for seconds (after a warm-up) and measure it; with shards > 1,
+    that many agents on the one config, each running its shard (agent.shard K/N) into its own file."""
     with tempfile.TemporaryDirectory() as d:
-        cfg, db = Path(d) / "pulse.yaml", Path(d) / "bench.duckdb"
+        cfg = Path(d) / "pulse.yaml"
         write_config(cfg, url, n, reuse)
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{free_port()}"],
-            stderr=subprocess.DEVNULL,
-        )
+        dbs = [Path(d) / f"bench{k}.duckdb" for k in range(1, shards + 1)]
+        agents = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{free_port()}",
+                 "--shard", f"{k}/{shards}"],
+                stderr=subprocess.DEVNULL,
+            )
+            for k, db in enumerate(dbs, start=1)
+        ]  # fmt: skip
         start = time.time()
         time.sleep(WARMUP)
-        cpu0, t0 = cpu_seconds(agent.pid), time.time()
+        cpu0, t0 = sum(cpu_seconds(a.pid) for a in agents), time.time()
         time.sleep(seconds)
-        cpu1, t1 = cpu_seconds(agent.pid), time.time()
-        rss = rss_mb(agent.pid)
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(60)
-        with duckdb.connect(str(db), read_only=True) as con:
-            rows = con.execute(
-                "SELECT epoch(ts) - epoch(scheduled_ts), ok FROM results WHERE epoch(scheduled_ts) BETWEEN ? AND ?",
-                [t0, t1 - 1],
-            ).fetchall()
+        cpu1, t1 = sum(cpu_seconds(a.pid) for a in agents), time.time()
+        rss = sum(rss_mb(a.pid) for a in agents)
+        for agent in agents:
+            agent.send_signal(signal.SIGTERM)
+        for agent in agents:
+            agent.wait(60)
+        rows = []
+        for db in dbs:
+            with duckdb.connect(str(db), read_only=True) as con:
+                rows += con.execute(
+                    "SELECT epoch(ts) - epoch(scheduled_ts), ok FROM results WHERE epoch(scheduled_ts) BETWEEN ? AND ?",
+                    [t0, t1 - 1],
+                ).fetchall()
     window = (t1 - 1) - t0
     lags = sorted(max(0.0, r[0]) for r in rows)
     q = statistics.quantiles(lags, n=100) if len(lags) > 1 else [0.0] * 99
