@@ -19,7 +19,6 @@ from pulse_agent.result import iso
 from pulse_agent.store import queries
 from pulse_agent.store.sql_guard import check_sql
 
-FORMATS = ("table", "json", "csv", "markdown")
 WIDTH = 80  # the table format fits a terminal this wide
 
 
@@ -113,7 +112,7 @@ def _with_slo(row: dict[str, Any], objective: float | None) -> dict[str, Any]:
 
 
 def render(report: Report, fmt: str) -> str:
-    """report in one of FORMATS."""
+    """report as table, json, csv or markdown."""
     if fmt == "json":
         return json.dumps(report.to_json(), indent=1) + "\n"
     if fmt == "csv":

@@ -86,3 +86,10 @@ def test_a_window_asked_again_and_again_answers_like_a_fresh_one(start):
     times = [T + 37 * i for i in range(0, 20000, 41)] + [T + 86400 * 8 - 600 * i for i in range(100)]  # forward, then back
     for ts in times:
         assert shared.covers(ts) is MaintenanceWindow(parse_schedule(start, "Europe/Berlin"), 150).covers(ts), ts
+
+
+def test_every_event_has_an_apprise_type():
+    from pulse_agent.alerts.machine import EVENT_KINDS
+    from pulse_agent.alerts.template import NOTIFY_TYPE
+
+    assert set(NOTIFY_TYPE) == {*EVENT_KINDS, "test"}
