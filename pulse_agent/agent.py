@@ -207,6 +207,9 @@ class Agent:
         change = diff(self.spec, new)
         diffed = time.perf_counter()
         self._apply(new, change)
+        if self.alerting is not None:  # removed and newly disabled checks: their incidents close
+            stopped = [*change.checks.removed, *(n for n in change.checks.changed if not (c := new.check(n)) or not c.enabled)]
+            await self.alerting.retire(stopped)
         diff_ms, apply_ms = round((diffed - started) * 1000, 1), round((time.perf_counter() - diffed) * 1000, 1)
         self._refused_digest = ""
         self.metrics.reloaded(True, self.clock.time())
@@ -231,7 +234,6 @@ class Agent:
             self.last_results.pop(name, None)
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
-            self.alerting.forget(change.checks.removed)
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
 

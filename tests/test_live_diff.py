@@ -8,7 +8,7 @@ import pytest
 
 from pulse_agent.config import parse_config
 from pulse_agent.live.diff import diff
-from tests.test_alerting import Receiver, Target, config, running
+from tests.test_alerting import NOW, Receiver, Target, config, running
 
 
 def spec(checks: str, agent: str = "{}", notifiers: str = "{}"):
@@ -83,5 +83,36 @@ async def test_a_reload_keeps_open_incidents_counters_and_phase_of_what_it_does_
             assert sorted(c.name for c in run.agent.scheduler.checks) == ["api", "other"]
             await run.tick(1)
             await asyncio.sleep(0)
+    finally:
+        receiver.stop()
+
+
+async def test_incidents_of_checks_no_longer_run_close_at_reload_and_at_start(target, tmp_path):
+    import duckdb
+
+    receiver = Receiver().start()
+    try:
+        cfg, db = tmp_path / "pulse.yaml", tmp_path / "p.duckdb"
+        text = config(target, receiver.url)
+        cfg.write_text(text)
+        target.status = 500
+        async with running(text, db, config_path=cfg) as run:
+            await run.tick(2)
+            assert run.metric("pulse_incidents_open") == 1
+            cfg.write_text(text.replace("    url:", "    enabled: false\n    url:", 1))  # the check is switched off
+            assert (await run.agent.reload("test")).diff.checks.changed == ("api",)
+            assert run.metric("pulse_incidents_open") == 0
+        with duckdb.connect(str(db), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM incidents WHERE resolved_at IS NULL").fetchall() == [(0,)]
+        assert [p["title"] for p in receiver.posts] == ["[pulse] api is down (status)"]  # closing it sends nothing
+
+        async with running(text, db, now=NOW + 3600, config_path=cfg) as run:  # on again, failing again: a new incident
+            await run.tick(2)
+            assert run.metric("pulse_incidents_open") == 1
+        other = "version: 1\nchecks:\n  - {name: other, url: 'http://127.0.0.1:1/', schedule: '@yearly'}\n"
+        async with running(other, db, now=NOW + 7200) as run:  # started without it: closed at start
+            assert run.metric("pulse_incidents_open") == 0
+        with duckdb.connect(str(db), read_only=True) as con:
+            assert con.execute("SELECT count(*), count(resolved_at) FROM incidents").fetchall() == [(2, 2)]
     finally:
         receiver.stop()

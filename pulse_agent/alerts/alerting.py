@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import replace
 
 from pulse_agent.alerts import outbox
-from pulse_agent.alerts.machine import AlertState, Event, replay, step
+from pulse_agent.alerts.machine import AlertState, Event, Incident, replay, step
 from pulse_agent.alerts.outbox import Message, Record
 from pulse_agent.alerts.sender import Sender
 from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, NOTIFY_TYPE, event_fields, render
@@ -46,10 +47,22 @@ class Alerting:
         """The alert state of check, if it has run."""
         return self._states.get(check)
 
-    def forget(self, checks: Iterable[str]) -> None:
-        """Drop the in-memory state of removed checks (their incidents stay in the table)."""
-        for name in checks:
-            self._states.pop(name, None)
+    async def retire(self, checks: Iterable[str]) -> None:
+        """Checks no longer run (removed or disabled): drop their state and close their open
+        incidents as of now, without a notification (nobody watches them any more)."""
+        states = [(name, self._states.pop(name, None)) for name in checks]
+        await self._close({name: s.incident for name, s in states if s is not None and s.incident is not None})
+
+    async def _close(self, incidents: dict[str, Incident]) -> None:
+        now = self._clock.time()
+        records = [Record(name, now, False, replace(incident, resolved_at=now)) for name, incident in incidents.items()]
+        if not records:
+            return
+        try:
+            await self._store.call(lambda con: outbox.record(con, records))
+        except Exception as exc:
+            log.error("closing the incidents of checks no longer run failed: %s", exc)
+        log.info("incidents closed: their checks are no longer run", extra={"checks": sorted(incidents)})
 
     def set_notifiers(self, notifiers: Iterable[NotifierSpec]) -> None:
         """Address messages with these notifiers from now on."""
@@ -70,8 +83,11 @@ class Alerting:
             self._states[spec.name] = state
             if events:
                 await self._emit(spec, state, events)
+        running = {spec.name for spec in specs}
+        await self._close({name: incident for name, incident in saved.incidents.items() if name not in running})
         if saved.incidents or saved.pending:
-            log.info("alert state restored", extra={"open_incidents": len(saved.incidents), "pending_notifications": len(saved.pending)})
+            still_open = sum(1 for name in saved.incidents if name in running)
+            log.info("alert state restored", extra={"open_incidents": still_open, "pending_notifications": len(saved.pending)})
 
     def observe(self, spec: CheckSpec, result: Result) -> Coroutine[None, None, None] | None:
         """Feed one finished run (runs in maintenance windows are not seen); when it raised events,
