@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 
 
+@lru_cache(maxsize=4096)  # configs repeat the same few durations thousands of times
 def parse_duration(value: str | int | float) -> float:
     """Seconds in a duration such as 250ms, 30s, 1h30m, 7d or a number of seconds."""
     if isinstance(value, bool):

@@ -269,7 +269,12 @@ class _CheckBuilder:
         )
 
 
+_PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
+
+
 def _expect(raw: dict[str, Any], fail: Any) -> Expect:
+    if not raw:
+        return _PLAIN_EXPECT
     status = raw.get("status", "2xx")
     ranges = tuple(StatusRange.parse(s) for s in (status if isinstance(status, list) else [status]))
     pattern = raw.get("body_matches")

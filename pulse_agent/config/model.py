@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
@@ -24,6 +25,10 @@ class StatusRange:
     @classmethod
     def parse(cls, value: int | str) -> StatusRange:
         """200 -> 200..200, "2xx" -> 200..299, "200-204" -> 200..204."""
+        return _status_range(value)
+
+    @classmethod
+    def _parse(cls, value: int | str) -> StatusRange:
         if isinstance(value, int):
             return cls(value, value, str(value))
         m = _STATUS.fullmatch(value.strip())
@@ -40,6 +45,11 @@ class StatusRange:
     def matches(self, code: int) -> bool:
         """Whether code is in this range."""
         return self.low <= code <= self.high
+
+
+@lru_cache(maxsize=1024)
+def _status_range(value: int | str) -> StatusRange:
+    return StatusRange._parse(value)  # frozen, so one object serves every check that writes the same status
 
 
 @dataclass(frozen=True, slots=True)
