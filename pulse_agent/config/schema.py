@@ -82,9 +82,15 @@ def _split_validators() -> tuple[Draft202012Validator, Draft202012Validator]:
 def validate_document(doc: Document, memo: Memo | None = None) -> None:
     """Append every schema violation of doc.data to doc.errors, placed at its key; with a memo,
     checks the schema accepted before are not judged again."""
-    if memo is None:
-        for error in _validator().iter_errors(doc.data):
+    if memo is None or not memo.valid:
+        # No memo, or nothing known yet (the first load): one pass over the whole document is fastest.
+        errors = list(_validator().iter_errors(doc.data))
+        for error in errors:
             _place(doc, error)
+        checks = doc.data.get("checks") if isinstance(doc.data, dict) else None
+        if memo is not None and not errors and isinstance(checks, list):
+            for item in checks:
+                memo.remember_valid(memo.text(item))
         return
     outer, one = _split_validators()
     for error in outer.iter_errors(doc.data):
