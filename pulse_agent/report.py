@@ -17,7 +17,7 @@ import duckdb
 from pulse_agent.alerts.template import human_duration
 from pulse_agent.result import iso
 from pulse_agent.store import queries
-from pulse_agent.store.sql_guard import check_sql
+from pulse_agent.store.sql_guard import QueryRefused, check_sql
 
 WIDTH = 80  # the table format fits a terminal this wide
 
@@ -73,6 +73,20 @@ class Report:
     def from_json(cls, data: dict[str, Any], start: float, end: float) -> Report:
         """From an agent's answer."""
         return cls(data["kind"], start, end, tuple(data["columns"]), data["rows"])
+
+
+class ReportError(Exception):
+    """The data cannot be reached, or the question was refused; the message says why."""
+
+
+def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:
+    """build_report, with a refused or failing query as a ReportError (the CLI and the API say the same)."""
+    try:
+        return build_report(con, request)
+    except QueryRefused as exc:
+        raise ReportError(f"query refused: {exc}") from None
+    except duckdb.Error as exc:
+        raise ReportError(f"query failed: {str(exc).splitlines()[0]}") from None
 
 
 def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:

@@ -4,17 +4,20 @@ holds the file), or Parquet exports. Each path hands the same ReportRequest to b
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from pulse_agent.report import Report, ReportRequest, build_report
+from pulse_agent.listen import agent_url
+from pulse_agent.report import Report, ReportError, ReportRequest, answer
 from pulse_agent.store.db import StoreError, migrate, open_database
+from pulse_agent.store.export import export_parquet
 
+T = TypeVar("T")
 
-class ReportError(Exception):
-    """The data cannot be reached, or the question was refused; the message says why."""
+__all__ = ["ReportError", "ask_agent", "export", "from_agent", "from_parquet", "local_or_agent"]
 
 
 def open_read_only(path: str) -> duckdb.DuckDBPyConnection | None:
@@ -29,13 +32,25 @@ def open_read_only(path: str) -> duckdb.DuckDBPyConnection | None:
         raise ReportError(str(exc)) from None
 
 
-def from_database(path: str, request: ReportRequest) -> Report | None:
-    """Answer from the file opened read-only; None when a running agent holds it."""
-    con = open_read_only(path)
+def local_or_agent(
+    database: str, listen: str, local: Callable[[duckdb.DuckDBPyConnection], T], remote: Callable[[str], T]
+) -> tuple[T, str]:
+    """local(connection) on the file opened read-only, or, while a running agent holds it (DuckDB
+    lets one process open it), remote(agent URL) at agent.listen; the answer and where it came from."""
+    con = open_read_only(database)
     if con is None:
-        return None
+        url = agent_url(listen)
+        return remote(url), f"the agent at {url}"
     with con:
-        return _answer(con, request)
+        return local(con), "the database file"
+
+
+def export(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, agent: str) -> int:
+    """export_parquet, with a failure as a ReportError (the CLI and the API say the same)."""
+    try:
+        return export_parquet(con, out, start, end, agent)
+    except (OSError, duckdb.Error) as exc:
+        raise ReportError(f"export failed: {str(exc).splitlines()[0]}") from None
 
 
 def from_parquet(pattern: str, request: ReportRequest) -> Report:
@@ -50,7 +65,7 @@ def from_parquet(pattern: str, request: ReportRequest) -> Report:
             con.execute("SELECT count(*) FROM results").fetchall()
         except duckdb.Error as exc:
             raise ReportError(f"cannot read Parquet files {pattern!r}: {str(exc).splitlines()[0]}") from None
-        return _answer(con, request)
+        return answer(con, request)
 
 
 def from_agent(url: str, request: ReportRequest) -> Report:
@@ -78,28 +93,6 @@ def ask_agent(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         raise ReportError(f"the agent at {url} answered {answer.status_code}: {reason}")
     result: dict[str, Any] = answer.json()
     return result
-
-
-def export_from_database(path: str, out: str, start: float, end: float, agent: str) -> int | None:
-    """Export from the file opened read-only; None when a running agent holds it."""
-    from pulse_agent.store.export import export_parquet
-
-    con = open_read_only(path)
-    if con is None:
-        return None
-    with con:
-        return export_parquet(con, out, start, end, agent)
-
-
-def _answer(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:
-    from pulse_agent.store.sql_guard import QueryRefused
-
-    try:
-        return build_report(con, request)
-    except QueryRefused as exc:
-        raise ReportError(f"query refused: {exc}") from None
-    except duckdb.Error as exc:
-        raise ReportError(f"query failed: {str(exc).splitlines()[0]}") from None
 
 
 def _quote(text: str) -> str:

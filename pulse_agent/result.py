@@ -64,3 +64,11 @@ class Result:
 def iso(ts: float) -> str:
     """Epoch seconds -> ISO-8601 UTC with milliseconds."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_iso(text: str) -> float:
+    """ISO-8601 (Z or an offset) -> epoch seconds; ValueError saying what to write otherwise."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2026-11-22T10:00:00Z") from None

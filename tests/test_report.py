@@ -229,3 +229,10 @@ async def test_export_goes_through_the_agent_that_holds_the_file(db, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"exported 180 results to {out} (from the agent at http://127.0.0.1:{port})"
     assert len(list(out.glob("date=*/*.parquet"))) == 1
+
+
+def test_an_export_that_cannot_write_says_why(db, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["export", "--db", str(db), "--out", str(blocker / "exports"), "--since", "3650d"]) == 1
+    assert capsys.readouterr().err.startswith("pulse-agent export: export failed: ")

@@ -11,22 +11,19 @@ import hmac
 import json
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import duckdb
 from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
-from pulse_agent.report import ReportRequest, build_report
-from pulse_agent.result import iso
+from pulse_agent.report import ReportError, ReportRequest, answer
+from pulse_agent.report_source import export
+from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
-from pulse_agent.store.export import export_parquet
-from pulse_agent.store.sql_guard import QueryRefused
 
 if TYPE_CHECKING:
     from pulse_agent.agent import Agent
@@ -104,14 +101,12 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         except ValueError as exc:  # malformed JSON included
             return _error(400, str(exc))
         try:
-            answer = await _store(agent).read(lambda con: build_report(con, question))
-        except QueryRefused as exc:
-            return _error(400, f"query refused: {exc}")
-        except duckdb.Error as exc:
-            return _error(400, f"query failed: {str(exc).splitlines()[0]}")
-        return web.json_response(answer.to_json())
+            report = await _store(agent).read(lambda con: answer(con, question))
+        except ReportError as exc:
+            return _error(400, str(exc))
+        return web.json_response(report.to_json())
 
-    async def export(request: web.Request) -> web.Response:
+    async def export_results(request: web.Request) -> web.Response:
         try:
             body = await request.json()
             out, start, end, name = str(body["out"]), float(body["start"]), float(body["end"]), str(body.get("agent", "agent"))
@@ -120,9 +115,9 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         if not Path(out).is_absolute():
             return _error(400, f"out={out!r}: give an absolute directory on the agent's machine")
         try:
-            rows = await _store(agent).read(lambda con: export_parquet(con, out, start, end, name))
-        except (OSError, duckdb.Error) as exc:
-            return _error(400, f"export failed: {str(exc).splitlines()[0]}")
+            rows = await _store(agent).read(lambda con: export(con, out, start, end, name))
+        except ReportError as exc:
+            return _error(400, str(exc))
         return web.json_response({"rows": rows, "out": out})
 
     async def reload(_: web.Request) -> web.Response:
@@ -140,7 +135,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         web.get("/api/v1/incidents", list_incidents),
         web.get("/api/v1/events", events),
         web.post("/api/v1/report", report),
-        web.post("/api/v1/export", export),
+        web.post("/api/v1/export", export_results),
         web.get("/api/v1/openapi.json", openapi),
         web.post("/-/reload", reload),
     ]
@@ -228,7 +223,7 @@ def _since(request: web.Request, now: float) -> float | None:
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return from_iso(text)
     except ValueError:
         raise _http_error(web.HTTPBadRequest, f"since={text!r}: give an ISO-8601 time (2026-11-22T10:00:00Z) or a duration (1h)") from None
 
