@@ -206,9 +206,8 @@ class Agent:
         load_ms = round((started - loading) * 1000, 1)
         change = diff(self.spec, new)
         diffed = time.perf_counter()
-        self._apply(new, change)
-        if self.alerting is not None:  # removed and newly disabled checks: their incidents close
-            stopped = [*change.checks.removed, *(n for n in change.checks.changed if not (c := new.check(n)) or not c.enabled)]
+        stopped = self._apply(new, change)
+        if self.alerting is not None:  # checks no longer run: their incidents close
             await self.alerting.retire(stopped)
         diff_ms, apply_ms = round((diffed - started) * 1000, 1), round((time.perf_counter() - diffed) * 1000, 1)
         self._refused_digest = ""
@@ -224,18 +223,31 @@ class Agent:
             log.warning("these agent settings take effect at the next restart", extra={"settings": restart})
         return Reload(True, reason, new.digest, change)
 
-    def _apply(self, new: AgentSpec, change: ConfigDiff) -> None:
-        """Swap in the new config: unchanged checks keep their place in time, counters and incidents."""
+    def _apply(self, new: AgentSpec, change: ConfigDiff) -> list[str]:
+        """Swap in the new config: unchanged checks keep their place in time, counters and incidents.
+        Returns the checks that stopped running (removed, or now disabled)."""
+        before = {c.name for c in self._running()}
         self.spec = new
-        checks = [c for c in new.checks if c.enabled]
-        self.scheduler.set_checks(checks, prompt=True)
-        self.metrics.set_checks([c.name for c in checks])
-        for name in change.checks.removed:
+        running = self._schedule(prompt=True)
+        stopped = sorted(before - {c.name for c in running})
+        for name in stopped:
             self.last_results.pop(name, None)
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
+        return stopped
+
+    def _running(self) -> list[CheckSpec]:
+        """The checks of the config this agent runs (its shard's, enabled)."""
+        return [c for c in self.spec.checks if c.enabled]
+
+    def _schedule(self, *, prompt: bool) -> list[CheckSpec]:
+        """Hand the running checks to the scheduler and the metrics; prompt: a reload (see Scheduler)."""
+        checks = self._running()
+        self.scheduler.set_checks(checks, prompt=prompt)
+        self.metrics.set_checks([c.name for c in checks])
+        return checks
 
     async def _record_version(self, change: ConfigDiff, reason: str) -> None:
         if self.store is None:
@@ -297,10 +309,9 @@ class Agent:
             app = make_app(self.metrics, self.ready, api_routes(self), self.spec.agent.api_token)
             web_runner, self.port = await serve(app, self.listen)
             self.store = store
-            checks = [c for c in self.spec.checks if c.enabled]
+            checks = self._running()
             await self._start_alerting(store, checks)
-            self.scheduler.set_checks(checks)
-            self.metrics.set_checks([c.name for c in checks])
+            self._schedule(prompt=False)
             await self._catch_up(checks, store.history)
             await self._record_version(diff(AgentSpec(source=self.spec.source), self.spec), "start")
             watcher = None
