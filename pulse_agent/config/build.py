@@ -61,8 +61,10 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     defaults: dict[str, Any] = _of_type(data, "defaults", dict)
     checks: list[CheckSpec] = []
     first_seen: dict[str, int] = {}
+    notifier_names = set(raw_notifiers)
     # A check's spec depends only on these (and itself): reuse it when none changed and nothing is wrong.
-    context = (canonical(defaults), tuple(sorted(raw_notifiers)), windows) if memo is not None and not doc.errors else None
+    reuse = memo if memo is not None and not doc.errors else None
+    context = (canonical(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
     for i, raw in enumerate(raw_checks):
         if not isinstance(raw, dict):
             continue
@@ -73,13 +75,13 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
             doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
-        key = (memo.text(raw), *context) if memo is not None and context is not None else None
-        spec = memo.spec(key) if memo is not None and key is not None else None
+        key = (reuse.text(raw), *context) if reuse is not None else ()
+        spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(set(raw_notifiers), windows)
-            if spec is not None and memo is not None and key is not None and len(doc.errors) == errors:
-                memo.remember_spec(key, spec)
+            spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(notifier_names, windows)
+            if reuse is not None and spec is not None and len(doc.errors) == errors:
+                reuse.remember_spec(key, spec)
         if spec is not None:
             checks.append(spec)
     agent = AgentSettings(**_agent_settings(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()

@@ -34,8 +34,13 @@ def schema_text() -> str:
 
 
 @cache
+def _inlined() -> dict[str, Any]:
+    return inline_refs(json.loads(schema_text()))
+
+
+@cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(inline_refs(json.loads(schema_text())))
+    return Draft202012Validator(_inlined())
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -73,30 +78,29 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 def _split_validators() -> tuple[Draft202012Validator, Draft202012Validator]:
     """The schema without check items, and the schema of one check: together they say what the whole
     schema says (checks is an array of check), but a check can be judged alone and remembered."""
-    schema = inline_refs(json.loads(schema_text()))
-    outer = copy.deepcopy(schema)
-    one = {"$schema": schema["$schema"], **outer["properties"]["checks"].pop("items")}
+    outer = copy.deepcopy(_inlined())
+    one = {"$schema": outer["$schema"], **outer["properties"]["checks"].pop("items")}
     return Draft202012Validator(outer), Draft202012Validator(one)
 
 
 def validate_document(doc: Document, memo: Memo | None = None) -> None:
     """Append every schema violation of doc.data to doc.errors, placed at its key; with a memo,
     checks the schema accepted before are not judged again."""
+    raw = doc.data.get("checks") if isinstance(doc.data, dict) else None
+    checks = raw if isinstance(raw, list) else []
     if memo is None or not memo.valid:
         # No memo, or nothing known yet (the first load): one pass over the whole document is fastest.
         errors = list(_validator().iter_errors(doc.data))
         for error in errors:
             _place(doc, error)
-        checks = doc.data.get("checks") if isinstance(doc.data, dict) else None
-        if memo is not None and not errors and isinstance(checks, list):
+        if memo is not None and not errors:
             for item in checks:
                 memo.remember_valid(memo.text(item))
         return
     outer, one = _split_validators()
     for error in outer.iter_errors(doc.data):
         _place(doc, error)
-    checks = doc.data.get("checks") if isinstance(doc.data, dict) else None
-    for i, item in enumerate(checks if isinstance(checks, list) else ()):
+    for i, item in enumerate(checks):
         text = memo.text(item)
         if memo.is_valid(text):
             continue
