@@ -11,7 +11,7 @@ from pulse_agent.alerts import outbox
 from pulse_agent.alerts.machine import AlertState, Event, Incident, replay, step
 from pulse_agent.alerts.outbox import Message, Record
 from pulse_agent.alerts.sender import Sender
-from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, NOTIFY_TYPE, event_fields, render
+from pulse_agent.alerts.template import NOTIFY_TYPE, compose, event_fields
 from pulse_agent.clock import Clock
 from pulse_agent.config.model import CheckSpec, NotifierSpec
 from pulse_agent.result import Result, iso
@@ -122,8 +122,7 @@ class Alerting:
             notifier = self._notifiers.get(name)
             if notifier is None:
                 continue
-            title = render(notifier.title or DEFAULT_TITLE, fields)
-            body = render(notifier.body or DEFAULT_BODY, fields)
+            title, body = compose(notifier, fields)
             for url in notifier.urls:
                 yield Message(
                     id=next(self._ids),

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import apprise
 
-from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, NOTIFY_TYPE, render, trial_fields
+from pulse_agent.alerts.template import NOTIFY_TYPE, compose, trial_fields
 from pulse_agent.config.model import NotifierSpec
 
 _LEVELS = {"WARNING", "ERROR", "CRITICAL"}
@@ -60,7 +60,6 @@ async def deliver(url: str, title: str, body: str, kind: str, timeout: float) ->
 async def send_trial(notifier: NotifierSpec, message: str) -> list[tuple[str, str | None]]:
     """Send a test message to every URL of notifier at once; (masked URL, error or None) for each."""
     fields = trial_fields(notifier.name, message)
-    title = render(notifier.title or DEFAULT_TITLE, fields)
-    body = render(notifier.body or DEFAULT_BODY, fields)
+    title, body = compose(notifier, fields)
     outcomes = await asyncio.gather(*(deliver(url, title, body, NOTIFY_TYPE["test"], notifier.timeout) for url in notifier.urls))
     return [(url_hint(url), error) for url, error in zip(notifier.urls, outcomes, strict=True)]

@@ -10,7 +10,7 @@ from pulse_agent.result import iso
 
 if TYPE_CHECKING:
     from pulse_agent.alerts.machine import Event
-    from pulse_agent.config.model import CheckSpec
+    from pulse_agent.config.model import CheckSpec, NotifierSpec
 
 # Every field a title or body template may use; each is rendered as text.
 FIELDS = (
@@ -60,6 +60,11 @@ def template_problem(template: str) -> str | None:
 def render(template: str, fields: Mapping[str, str]) -> str:
     """template with every {field} replaced; only known plain names reach format_map."""
     return template.format_map(fields)
+
+
+def compose(notifier: NotifierSpec, fields: Mapping[str, str]) -> tuple[str, str]:
+    """The title and body notifier sends for these fields (its templates, else the defaults)."""
+    return render(notifier.title or DEFAULT_TITLE, fields), render(notifier.body or DEFAULT_BODY, fields)
 
 
 def human_duration(seconds: float) -> str:
