@@ -74,6 +74,31 @@ async def misbehaving(mode: str) -> AsyncIterator[str]:
         await server.wait_closed()
 
 
+@asynccontextmanager
+async def scripted(answer: bytes, requests: list[bytes] | None = None) -> AsyncIterator[str]:
+    """A local target that answers every request with exactly `answer` and closes; the request heads
+    it read go to `requests`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if requests is not None:
+                requests.append(head)
+            writer.write(answer)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

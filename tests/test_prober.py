@@ -2,12 +2,11 @@
 
 import asyncio
 
-import aiohttp
 import pytest
 from werkzeug import Response as WzResponse
 
 from pulse_agent.config.model import Expect, Retries, StatusRange
-from pulse_agent.probe.http import Prober, classify
+from pulse_agent.probe.http import Prober
 from tests.conftest import free_port, misbehaving, spec
 
 
@@ -133,13 +132,11 @@ async def test_a_hanging_target_does_not_delay_other_checks(httpserver, prober):
         assert (await hang).error_kind == "timeout"
 
 
-def test_dns_errors_are_classified():
-    from aiohttp.client_reqrep import ConnectionKey
-
-    key = ConnectionKey("no-such-host.example", 80, False, True, None, None, None)
-    failure = classify(aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known")))
-    assert failure.kind == "dns"
-    assert failure.message == "cannot resolve no-such-host.example: Name or service not known"
+async def test_a_name_that_cannot_resolve_is_a_dns_failure(prober):
+    host = "x" * 64 + ".example"  # a label over 63 characters: refused before any query leaves the machine
+    r = await prober.run(spec(f"http://{host}/", timeout=5))
+    assert (r.ok, r.error_kind, r.attempts) == (False, "dns", 1)
+    assert r.error.startswith(f"cannot resolve {host}: ") and "too long" in r.error
 
 
 async def test_reuse_connections_keeps_one_connection_across_runs():

@@ -1,4 +1,4 @@
-"""The HTTP prober: runs one check (with retries) over aiohttp and returns a Result."""
+"""The HTTP prober: runs one check (with retries and redirects) and returns a Result."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import aiohttp
+from urllib.parse import urljoin
 
 from pulse_agent import __version__
 from pulse_agent.backoff import doubling
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
+from pulse_agent.probe.connect import Pool, Target, open_connection, target_of
 from pulse_agent.probe.expect import Failure, Response, evaluate
-from pulse_agent.probe.phases import PhaseClock, Phases, timed_connector, trace_config
+from pulse_agent.probe.phases import PhaseClock, Phases
+from pulse_agent.probe.wire import ProbeFailure, RawResponse, charset_of, decode_body, request_bytes
 from pulse_agent.result import Result
-from pulse_agent.sizes import format_size
 
 USER_AGENT = f"pulse-agent/{__version__}"
 JITTER = 0.2  # up to +20% on each backoff, so retries of many checks do not align
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
+DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
 
 log = logging.getLogger("pulse_agent.probe")
 
@@ -39,39 +41,27 @@ class Attempt:
 
 
 class Prober:
-    """Runs checks over shared aiohttp sessions: a fresh connection per request unless the check reuses them."""
+    """Runs checks: a fresh connection per request (like blackbox_exporter) unless the check reuses them."""
 
     def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
-        self._sessions: dict[bool, aiohttp.ClientSession] = {}
-        self._ssl: dict[tuple[bool, str | None], ssl.SSLContext | bool] = {}
+        self._pool = Pool()
+        self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
 
-    def _client(self, reuse: bool) -> aiohttp.ClientSession:
-        """The session for fresh connections (the default: like blackbox_exporter, connect and TLS
-        time are part of every result), or the one keeping connections alive between runs."""
-        session = self._sessions.get(reuse)
-        if session is None:
-            session = self._sessions[reuse] = aiohttp.ClientSession(
-                connector=timed_connector(force_close=not reuse, limit=0, keepalive_timeout=90.0 if reuse else None),
-                timeout=aiohttp.ClientTimeout(total=None),
-                headers={"User-Agent": USER_AGENT},
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trace_configs=[trace_config()],
-            )
-        return session
-
-    def _ssl_for(self, spec: CheckSpec) -> ssl.SSLContext | bool:
+    def _ssl_for(self, spec: CheckSpec) -> ssl.SSLContext:
         """Verification setting of a check; one context per distinct CA file, built once."""
         key = (spec.tls_verify, spec.ca_file)
-        if key not in self._ssl:
-            self._ssl[key] = False if not spec.tls_verify else ssl.create_default_context(cafile=spec.ca_file)
-        return self._ssl[key]
+        context = self._ssl.get(key)
+        if context is None:
+            context = self._ssl[key] = ssl.create_default_context(cafile=spec.ca_file)
+            if not spec.tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        return context
 
     async def close(self) -> None:
-        """Close the sessions and their connections."""
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        """Close kept-alive connections."""
+        self._pool.close()
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Run spec once, retrying as its retries and delivery allow, and judge the last attempt."""
@@ -107,44 +97,72 @@ class Prober:
             cert_expires=response.cert_not_after if response else None,
         )
 
-    async def _attempt(self, spec: CheckSpec, headers: dict[str, str]) -> Attempt:
-        """One HTTP exchange within the check's timeout."""
-        with PhaseClock(tls=spec.url[:6].lower() == "https:") as clock:
-            outcome = await self._exchange(spec, headers, clock)
-        return Attempt(outcome, clock.phases(), clock.request_sent)
-
-    async def _exchange(self, spec: CheckSpec, headers: dict[str, str], clock: PhaseClock) -> Response | Failure:
+    async def _attempt(self, spec: CheckSpec, headers: tuple[tuple[str, str], ...]) -> Attempt:
+        """One HTTP exchange, redirects followed, within the check's timeout."""
+        clock = PhaseClock()
         try:
             async with asyncio.timeout(spec.timeout):
-                async with self._client(spec.reuse_connections).request(
-                    spec.method,
-                    spec.url,
-                    headers=headers,
-                    data=spec.body,
-                    allow_redirects=spec.follow_redirects,
-                    max_redirects=spec.max_redirects,
-                    ssl=self._ssl_for(spec) if clock.tls else True,
-                    trace_request_ctx=clock,
-                ) as resp:
-                    clock.headers = time.perf_counter()
-                    body = await _read_capped(resp.content, spec.max_body_size)
-                    if body is None:
-                        return Failure("body_too_large", f"body larger than {format_size(spec.max_body_size)}")
-                    return Response(
-                        status_code=resp.status,
-                        headers=resp.headers,
-                        body=body,
-                        elapsed=time.perf_counter() - clock.start,
-                        charset=resp.charset or "utf-8",
-                        cert_not_after=clock.cert_not_after,
-                    )
+                outcome: Response | Failure = await self._follow(spec, headers, clock)
+        except ProbeFailure as exc:
+            outcome = exc.failure
         except TimeoutError:
-            return Failure("timeout", f"no complete response within {format_duration(spec.timeout)}")
-        except aiohttp.ClientError as exc:
-            return classify(exc, spec)
+            outcome = Failure("timeout", f"no complete response within {format_duration(spec.timeout)}")
         except Exception as exc:  # a bug of ours must fail this run only, never the agent
             log.exception("probe of %s failed unexpectedly", spec.name)
-            return Failure("internal", f"internal error: {type(exc).__name__}: {exc}")
+            outcome = Failure("internal", f"internal error: {type(exc).__name__}: {exc}")
+        return Attempt(outcome, clock.phases(), clock.request_sent)
+
+    async def _follow(self, spec: CheckSpec, headers: tuple[tuple[str, str], ...], clock: PhaseClock) -> Response:
+        """The final response of spec's request, following redirects as the check allows."""
+        url, method, body = spec.url, spec.method, spec.body
+        target = target_of(url)
+        origin = target.origin
+        for hop in range(spec.max_redirects + 1):
+            raw = await self._exchange(spec, target, method, _with_auth(headers, target, origin), body, clock)
+            location = raw.headers.get("location")
+            if not (spec.follow_redirects and raw.status in REDIRECTS and location):
+                return Response(
+                    status_code=raw.status,
+                    headers=raw.headers,
+                    body=decode_body(raw.headers.get("content-encoding"), raw.body, spec.max_body_size),
+                    elapsed=time.perf_counter() - clock.start,
+                    charset=charset_of(raw.headers.get("content-type")),
+                    cert_not_after=clock.cert_not_after,
+                )
+            if hop == spec.max_redirects:
+                break
+            if raw.status == 303 or (raw.status in (301, 302) and method == "POST"):
+                method, body = ("HEAD" if method == "HEAD" else "GET"), None
+                headers = tuple(h for h in headers if h[0].lower() != "content-type")
+            url = urljoin(url, location)
+            target = target_of(url)
+            clock.new_hop()
+        raise ProbeFailure(Failure("redirects", f"more than {spec.max_redirects} redirects"))
+
+    async def _exchange(
+        self, spec: CheckSpec, target: Target, method: str, headers: tuple[tuple[str, str], ...], body: bytes | None, clock: PhaseClock
+    ) -> RawResponse:
+        """One request and its response on a fresh or kept-alive connection."""
+        context = self._ssl_for(spec) if target.tls else None
+        key = (target.origin, spec.tls_verify, spec.ca_file)
+        connection = self._pool.take(key) if spec.reuse_connections else None
+        if connection is None:
+            connection = await open_connection(target, context, clock)
+        keep = spec.reuse_connections
+        head = (("Host", target.host_header), *headers, ("Connection", "keep-alive" if keep else "close"))
+        try:
+            pending = connection.send(request_bytes(method, target.path, head, body), head_only=method == "HEAD", limit=spec.max_body_size)
+            clock.sent = time.perf_counter()
+            raw = await pending
+        except BaseException:
+            connection.close()
+            raise
+        clock.headers = raw.headers_at
+        if keep and raw.reusable and not connection.closed:
+            self._pool.give(key, connection)
+        else:
+            connection.close()
+        return raw
 
 
 def may_retry(delivery: str, request_sent: bool) -> bool:
@@ -164,57 +182,24 @@ def run_budget(spec: CheckSpec) -> float:
     return spec.timeout * attempts + waits
 
 
-def _request_headers(spec: CheckSpec) -> dict[str, str]:
-    """Headers of every attempt of one run (one Idempotency-Key shared by all of them)."""
-    headers = dict(spec.headers)
+def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:
+    """Headers of every attempt of one run (one Idempotency-Key shared by all of them); the check's own win."""
+    own = {name.lower() for name, _ in spec.headers}
+    headers = [h for h in DEFAULT_HEADERS if h[0].lower() not in own]
+    headers.extend(h for h in spec.headers if h[0].lower() not in ("host", "content-length", "connection"))
     if spec.bearer_token:
-        headers["Authorization"] = f"Bearer {spec.bearer_token}"
+        headers.append(("Authorization", f"Bearer {spec.bearer_token}"))
     elif spec.basic_auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(":".join(spec.basic_auth).encode("utf-8")).decode("ascii")
+        headers.append(("Authorization", "Basic " + base64.b64encode(":".join(spec.basic_auth).encode("utf-8")).decode("ascii")))
     if spec.idempotency_key:
-        headers["Idempotency-Key"] = str(uuid.uuid4())
+        headers.append(("Idempotency-Key", str(uuid.uuid4())))
+    return tuple(headers)
+
+
+def _with_auth(headers: tuple[tuple[str, str], ...], target: Target, origin: tuple[bool, str, int]) -> tuple[tuple[str, str], ...]:
+    """headers for target: credentials only go to the check's own origin; user:password in a URL is Basic auth."""
+    if target.origin != origin:
+        headers = tuple(h for h in headers if h[0].lower() != "authorization")
+    if target.authorization and not any(h[0].lower() == "authorization" for h in headers):
+        headers = (*headers, ("Authorization", target.authorization))
     return headers
-
-
-def classify(exc: aiohttp.ClientError, spec: CheckSpec | None = None) -> Failure:
-    """Map an aiohttp error to a stable error_kind and a human message (never with secrets)."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return Failure("dns", f"cannot resolve {exc.host}: {exc.os_error.strerror or exc.os_error}")
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
-        return Failure("tls", f"certificate not trusted: {reason}")
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return Failure("tls", f"TLS failed: {_reason(exc)}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return Failure("connect", f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}")
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        limit = spec.max_redirects if spec else "the allowed"
-        return Failure("redirects", f"more than {limit} redirects")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return Failure("reset", "server closed the connection without a complete response")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return Failure("reset", f"response body cut short: {_reason(exc)}")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return Failure("protocol", f"invalid HTTP response: {exc.message}")
-    if isinstance(exc, aiohttp.ClientOSError):
-        return Failure("reset", f"connection error: {exc.strerror or exc}")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return Failure("connect", "invalid URL")
-    return Failure("protocol", f"{type(exc).__name__}: {exc}")
-
-
-async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """The body, or None as soon as it exceeds limit (the rest is never read)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _reason(exc: BaseException) -> str:
-    inner = getattr(exc, "os_error", None) or exc.__cause__ or exc
-    return str(getattr(inner, "reason", None) or inner)
