@@ -85,10 +85,23 @@ def test_full_batches_are_written_at_once(tmp_path):
     store = ResultStore(tmp_path / "p.duckdb", flush_interval=60, batch_size=100)
     for i in range(250):
         store.submit(Result("a", T0 + i, True))
-    wait_for(lambda: store.written == 200)
-    store.close()  # the remaining 50 on close
+    wait_for(lambda: store.written >= 200)  # full batches wake the writer long before the 60 s flush
+    store.close()  # the rest on close
     assert store.written == 250
     assert rows(tmp_path / "p.duckdb", "SELECT count(*) FROM results") == [(250,)]
+
+
+async def test_results_a_refused_write_keeps_are_written_once_the_file_takes_them(tmp_path):
+    """While appends fail, results wait (the newest max_pending of them); once the table is back they land."""
+    store = ResultStore(tmp_path / "p.duckdb", flush_interval=0.02, max_pending=5)
+    await store.call(lambda con: con.execute("ALTER TABLE results RENAME TO away"))
+    for i in range(8):
+        store.submit(Result("a", T0 + i, True))
+    wait_for(lambda: store.dropped == 3)
+    await store.call(lambda con: con.execute("ALTER TABLE away RENAME TO results"))
+    wait_for(lambda: store.written == 5)
+    store.close()
+    assert [r[0].timestamp() for r in rows(tmp_path / "p.duckdb")] == [T0 + i for i in range(3, 8)]
 
 
 def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,6 +110,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
 _STOP = object()
 _FLUSH = object()
 
@@ -225,9 +226,12 @@ class ResultStore:
         self._reader_lock = threading.Lock()
         self._flush_interval = flush_interval
         self._batch_size = batch_size
+        self._wake_every = min(WAKE_EVERY, batch_size)
         self._max_pending = max_pending
         self._on_written = on_written
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
+        self._results: collections.deque[Result] = collections.deque()
+        self._unwritten: list[tuple[object, ...]] = []  # rows a failed write keeps for the next try
         self._thread = threading.Thread(target=self._write_loop, name="pulse-store-writer", daemon=True)
         self._thread.start()
         self.written = 0
@@ -235,7 +239,10 @@ class ResultStore:
 
     def submit(self, result: Result) -> None:
         """Queue a result for writing; never blocks."""
-        self._queue.put(result)
+        # A deque, not the queue: waking the writer per result cost a thread switch per run.
+        self._results.append(result)
+        if len(self._results) % self._wake_every == 0:  # short writes: converting holds the GIL the event loop needs
+            self._queue.put(_FLUSH)
 
     async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run a query function in a thread on the reader connection; sees what has been written."""
@@ -276,29 +283,39 @@ class ResultStore:
         self._con.close()
 
     def _write_loop(self) -> None:
-        batch: list[tuple[object, ...]] = []
-        deadline = 0.0
         while True:
-            wait = max(0.0, deadline - time.monotonic()) if batch else None
             try:
-                item = self._queue.get(timeout=wait)
+                item = self._queue.get(timeout=self._flush_interval)
             except queue.Empty:
                 item = _FLUSH
-            if isinstance(item, Result):
-                if not batch:
-                    deadline = time.monotonic() + self._flush_interval
-                batch.append(result_row(item))
-                if len(batch) < self._batch_size:
-                    continue
-            if batch:
-                batch = self._write(batch)
-                deadline = time.monotonic() + self._flush_interval
+            self._drain()  # every result submitted before a call is written before it runs
             if isinstance(item, _Call):
                 self._call(item)
             if item is _STOP:
-                if batch:
-                    self.dropped += len(batch)
-                    log.error("closing with %d results that could not be written to %s", len(batch), self.path)
+                if self._unwritten:
+                    self.dropped += len(self._unwritten)
+                    log.error("closing with %d results that could not be written to %s", len(self._unwritten), self.path)
+                return
+
+    def _drain(self) -> None:
+        """Write the results queued now (not those arriving meanwhile: they wait for the next flush), batch_size rows per append."""
+        results = self._results
+        left = len(results)
+        while left or self._unwritten:
+            rows = self._unwritten
+            take = min(left, max(0, self._batch_size - len(rows)))
+            for _ in range(take):
+                rows.append(result_row(results.popleft()))
+            left -= take
+            self._unwritten = self._write(rows)
+            if self._unwritten:  # the file refuses writes now: keep the newest max_pending, try at the next flush
+                while results:
+                    self._unwritten.append(result_row(results.popleft()))
+                excess = len(self._unwritten) - self._max_pending
+                if excess > 0:
+                    self.dropped += excess
+                    log.error("dropped %d oldest unwritten results (more than %d pending)", excess, self._max_pending)
+                    del self._unwritten[:excess]
                 return
 
     def _call(self, call: _Call) -> None:
@@ -314,17 +331,12 @@ class ResultStore:
             call.done(value, None)
 
     def _write(self, batch: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
-        """Append batch; on failure keep it (bounded) for the next try."""
+        """Append batch; on failure return it for the next try."""
         try:
             with self._con.appender("results") as appender:
                 appender.append_rows(batch)
         except duckdb.Error as exc:
             log.error("writing %d results to %s failed, will retry: %s", len(batch), self.path, _last_line(str(exc)))
-            excess = len(batch) - self._max_pending
-            if excess > 0:
-                self.dropped += excess
-                log.error("dropped %d oldest unwritten results (more than %d pending)", excess, self._max_pending)
-                return batch[excess:]
             return batch
         self.written += len(batch)
         if self._on_written is not None:
