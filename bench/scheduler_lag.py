@@ -24,14 +24,14 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from target import free_port, nginx_target
 
-WARMUP = 2.0
+WARMUP = 4.0  # start-up, probe workers included, is over before the window opens
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path: Path, url: str, n: int, reuse: bool = False) -> None:
+def write_config(path: Path, url: str, n: int, reuse: bool = False, workers: int = 0) -> None:
     lines = [
         "version: 1",
-        "agent: {max_concurrency: 4096, log_level: warning}",
+        f"agent: {{max_concurrency: 4096, log_level: warning, workers: {workers}}}",
         f"defaults: {{reuse_connections: {str(reuse).lower()}}}",
         "checks:",
     ]
@@ -39,24 +39,40 @@ def write_config(path: Path, url: str, n: int, reuse: bool = False) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def family(pid: int) -> list[int]:
+    """pid and its child processes (an agent's probe workers)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU seconds used so far by pid and its children."""
+    total = 0.0
+    for p in family(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of pid and its children."""
+    total = 0.0
+    for p in family(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
-def measure(url: str, n: int, seconds: float, reuse: bool = False, shards: int = 1) -> dict[str, float]:
+def measure(url: str, n: int, seconds: float, reuse: bool = False, shards: int = 1, workers: int = 0) -> dict[str, float]:
     """Run the agent with n checks of 1 s for seconds (after a warm-up) and measure it; with shards > 1,
-    that many agents on the one config, each running its shard (agent.shard K/N) into its own file."""
+    that many agents on the one config, each running its shard (agent.shard K/N) into its own file;
+    with workers, one agent with that many probe processes."""
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "pulse.yaml"
-        write_config(cfg, url, n, reuse)
+        write_config(cfg, url, n, reuse, workers)
         dbs = [Path(d) / f"bench{k}.duckdb" for k in range(1, shards + 1)]
         agents = [
             subprocess.Popen(

@@ -30,6 +30,7 @@ from pulse_agent.store.db import History
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
+from pulse_agent.workers import WorkerPool, WorkerSettings
 
 log = logging.getLogger("pulse_agent.agent")
 results_log = logging.getLogger("pulse_agent.result")
@@ -121,6 +122,17 @@ class Agent:
             on_lag=self.metrics.scheduler_lag.observe,
         )
         self.metrics.inflight.set_function(lambda: self.scheduler.inflight)
+        self.pool = (
+            WorkerPool(
+                spec.agent.workers,
+                WorkerSettings(spec.agent.max_concurrency, spec.agent.log_format, spec.agent.log_level),
+                self._worker_results,
+                self.metrics.worker_restarts.inc,
+            )
+            if spec.agent.workers
+            else None
+        )
+        self._by_name: dict[str, CheckSpec] = {}
         self._reload_lock = asyncio.Lock()
         self._refused_digest = ""  # a broken config is reported once, not at every file event
         self.port: int | None = None
@@ -130,10 +142,13 @@ class Agent:
         """Ready when the config is loaded and the database is open."""
         if self.store is None:
             return False, "database not open"
-        return True, f"ready: {len(self.scheduler.checks)} checks"
+        return True, f"ready: {len(self._by_name)} checks"
 
     async def _run_check(self, spec: CheckSpec, due: float) -> Result:
-        result = await self.prober.run(spec, due)
+        return await self._finished(spec, await self.prober.run(spec, due))
+
+    async def _finished(self, spec: CheckSpec, result: Result) -> Result:
+        """Everything that follows a run, wherever it ran: store, metrics, events, log, alerts."""
         if spec.maintenance and spec.in_maintenance(result.ts):
             result = replace(result, maintenance=True)
         if self.store is not None:
@@ -146,6 +161,19 @@ class Agent:
         if self.alerting is not None and (events := self.alerting.observe(spec, result)) is not None:
             await events  # recorded before the run counts as finished: the next run of this check sees them
         return result
+
+    async def _worker_results(self, results: list[Result], skipped: list[str]) -> None:
+        """Results a probe worker sent, in the order its runs finished."""
+        for name in skipped:
+            self.metrics.skipped(name)
+        for result in results:
+            if result.scheduled_ts is not None:
+                self.metrics.scheduler_lag.observe(max(0.0, result.ts - result.scheduled_ts))
+            spec = self._by_name.get(result.check)
+            if spec is not None:
+                await self._finished(spec, result)
+            elif self.store is not None:  # removed by a reload while it ran: kept as history only
+                self.store.submit(result)
 
     async def _start_alerting(self, store: ResultStore, checks: list[CheckSpec]) -> Alerting:
         """Alert state restored from the store, undelivered notifications queued again."""
@@ -245,7 +273,10 @@ class Agent:
     def _schedule(self, *, prompt: bool) -> list[CheckSpec]:
         """Hand the running checks to the scheduler and the metrics; prompt: a reload (see Scheduler)."""
         checks = self._running()
-        self.scheduler.set_checks(checks, prompt=prompt)
+        self._by_name = {c.name: c for c in checks}
+        if self.pool is not None:
+            self.pool.set_checks(checks, prompt)
+        self.scheduler.set_checks(checks if self.pool is None else [], prompt=prompt)
         self.metrics.set_checks([c.name for c in checks])
         return checks
 
@@ -312,6 +343,8 @@ class Agent:
             checks = self._running()
             await self._start_alerting(store, checks)
             self._schedule(prompt=False)
+            if self.pool is not None:
+                await self.pool.start()
             await self._catch_up(checks, store.history)
             await self._record_version(diff(AgentSpec(source=self.spec.source), self.spec), "start")
             watcher = None
@@ -325,6 +358,7 @@ class Agent:
                     "config": self.spec.source,
                     "checks": len(checks),
                     "shard": str(self.shard),
+                    "workers": len(self.pool.workers) if self.pool else 0,
                     "database": self.database,
                     "listen": f"{self.listen.rpartition(':')[0]}:{self.port}",
                     "startup_ms": round((time.monotonic() - started) * 1000, 1),
@@ -338,6 +372,8 @@ class Agent:
             log.info("stopping: finishing in-flight runs", extra={"inflight": self.scheduler.inflight})
             self.scheduler.stop()
             await loop_task
+            if self.pool is not None:
+                await self.pool.stop(drain_budget(self.spec.checks))
             maintenance.cancel()
             await asyncio.gather(maintenance, return_exceptions=True)
             cancelled = await self.scheduler.drain(drain_budget(self.spec.checks))

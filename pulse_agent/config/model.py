@@ -173,6 +173,7 @@ class AgentSettings:
     listen: str = "127.0.0.1:9108"
     database: str = "pulse.duckdb"
     max_concurrency: int = 256
+    workers: int = 0  # probe processes; 0: the agent probes itself
     log_format: str = "json"
     log_level: str = "info"
     api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*

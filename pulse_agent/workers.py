@@ -1,0 +1,239 @@
+"""Probe workers: with `agent.workers: N`, N child processes schedule and probe the checks (split by a
+stable hash of the name) and send results back over a pipe; the agent stores, alerts and serves them.
+
+One Python process probes on one core (docs/performance.md); workers let one agent use them all
+while keeping one database, one /metrics and one alert state. Frames on the pipes are a 4-byte
+length and a pickle: the parent sends ("checks", specs, prompt) and ("stop", seconds); a child sends
+("results", rows, skipped). A child that dies is started again with the checks it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import operator
+import os
+import pickle
+import struct
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pulse_agent.backoff import doubling
+from pulse_agent.config.model import CheckSpec
+from pulse_agent.result import Result
+
+log = logging.getLogger("pulse_agent.workers")
+
+_LENGTH = struct.Struct("!I")
+_ROW = operator.attrgetter(*(f.name for f in fields(Result)))  # a Result as a plain tuple: 10x cheaper to pickle
+FLUSH_EVERY_S = 0.02  # a child sends its results at least this often
+FLUSH_ROWS = 512  # or as soon as this many are waiting
+
+OnResults = Callable[[list[Result], list[str]], Awaitable[None]]
+
+
+def pack(message: tuple[Any, ...]) -> bytes:
+    """One frame."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(body)) + body
+
+
+async def read_message(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
+    """The next frame's message; None at the end of the stream."""
+    try:
+        head = await reader.readexactly(_LENGTH.size)
+        return pickle.loads(await reader.readexactly(_LENGTH.unpack(head)[0]))  # type: ignore[no-any-return]
+    except asyncio.IncompleteReadError:
+        return None
+
+
+def rows_of(results: list[Result]) -> list[tuple[Any, ...]]:
+    """Results as tuples for a frame."""
+    return [_ROW(r) for r in results]
+
+
+def results_of(rows: list[tuple[Any, ...]]) -> list[Result]:
+    """Tuples from a frame as Results."""
+    return [Result(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What a child needs besides its checks."""
+
+    max_concurrency: int
+    log_format: str
+    log_level: str
+
+
+class Worker:
+    """The agent's side of one child process."""
+
+    def __init__(self, index: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None]) -> None:
+        self.index = index
+        self._settings = settings
+        self._on_results = on_results
+        self._on_restart = on_restart
+        self._checks: list[CheckSpec] = []
+        self._process: asyncio.subprocess.Process | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._failures = 0
+
+    async def start(self) -> None:
+        """Start the child and hand it its checks."""
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pulse_agent.workers",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PULSE_WORKER": str(self.index)},
+            limit=2**26, start_new_session=True,  # Ctrl-C and group signals go to the agent, which stops children in order
+        )  # fmt: skip
+        self._send(("settings", self._settings))
+        self._send(("checks", self._checks, False))
+        self._reading = asyncio.create_task(self._read(self._process), name=f"worker-{self.index}")
+
+    def set_checks(self, checks: list[CheckSpec], prompt: bool) -> None:
+        """Schedule exactly these checks in the child (unchanged ones keep their place in time)."""
+        self._checks = checks
+        self._send(("checks", checks, prompt))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        process = self._process
+        if process is not None and process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.write(pack(message))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while (message := await read_message(process.stdout)) is not None:
+            self._failures = 0
+            await self._on_results(results_of(message[1]), message[2])
+        code = await process.wait()
+        if self._stopping:
+            return
+        self._failures += 1
+        wait = doubling(1.0, 30.0, self._failures)
+        log.error("probe worker %d exited with %s; starting it again in %.0f s", self.index, code, wait)
+        self._on_restart()
+        await asyncio.sleep(wait)
+        if not self._stopping:
+            await self.start()
+
+    async def stop(self, budget: float) -> None:
+        """Let the child finish its in-flight runs (up to budget seconds) and deliver their results."""
+        self._stopping = True
+        process = self._process
+        if process is None or process.returncode is not None:  # never started, or waiting to restart
+            if self._reading is not None:
+                self._reading.cancel()
+            return
+        self._send(("stop", budget))
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            if self._reading is not None:
+                await asyncio.wait_for(asyncio.shield(self._reading), budget + 5.0)
+        except TimeoutError:
+            process.kill()
+        await process.wait()
+
+
+class WorkerPool:
+    """N workers; each check goes to the one its name hashes to."""
+
+    def __init__(self, count: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None]) -> None:
+        self.workers = [Worker(i, settings, on_results, on_restart) for i in range(count)]
+
+    async def start(self) -> None:
+        """Start every child."""
+        await asyncio.gather(*(w.start() for w in self.workers))
+
+    def set_checks(self, checks: list[CheckSpec], prompt: bool) -> None:
+        """Split checks across the workers and hand each its share."""
+        shares: list[list[CheckSpec]] = [[] for _ in self.workers]
+        for spec in checks:
+            shares[worker_of(spec.name, len(self.workers))].append(spec)
+        for worker, share in zip(self.workers, shares, strict=True):
+            worker.set_checks(share, prompt)
+
+    async def stop(self, budget: float) -> None:
+        """Stop every child after its in-flight runs."""
+        await asyncio.gather(*(w.stop(budget) for w in self.workers))
+
+
+def worker_of(name: str, count: int) -> int:
+    """The worker (0-based) that runs the check called name: stable across restarts and reloads."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8, person=b"pulse-worker").digest()
+    return int.from_bytes(digest, "big") % count
+
+
+async def child() -> None:
+    """A worker process: checks in on stdin, results out on stdout, until told to stop."""
+    from pulse_agent.clock import SystemClock
+    from pulse_agent.logs import setup_logging
+    from pulse_agent.probe.http import Prober
+    from pulse_agent.scheduler import Scheduler
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout)
+    out = asyncio.StreamWriter(transport, protocol, None, loop)
+    first = await read_message(reader)
+    if first is None or first[0] != "settings":
+        return
+    settings: WorkerSettings = first[1]
+    setup_logging(settings.log_format, settings.log_level)
+    prober = Prober()
+    outbox: list[Result] = []
+    skipped: list[str] = []
+    full = asyncio.Event()
+
+    async def run(spec: CheckSpec, due: float) -> Result:
+        result = await prober.run(spec, due)
+        outbox.append(result)
+        if len(outbox) >= FLUSH_ROWS:
+            full.set()
+        return result
+
+    def flush() -> None:
+        if outbox or skipped:
+            out.write(pack(("results", rows_of(outbox), list(skipped))))
+            outbox.clear()
+            skipped.clear()
+
+    async def flushing() -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(full.wait(), FLUSH_EVERY_S)
+            full.clear()
+            flush()
+            await out.drain()
+
+    scheduler = Scheduler(run, clock=SystemClock(), max_concurrency=settings.max_concurrency, on_skip=skipped.append)
+    running = asyncio.create_task(scheduler.run())
+    sending = asyncio.create_task(flushing())
+    budget = 5.0
+    while (message := await read_message(reader)) is not None:
+        if message[0] == "checks":
+            scheduler.set_checks(message[1], prompt=message[2])
+        elif message[0] == "stop":
+            budget = message[1]
+            break
+    scheduler.stop()
+    await running
+    await scheduler.drain(budget)
+    sending.cancel()
+    flush()
+    await out.drain()
+    await prober.close()
+    out.close()
+
+
+if __name__ == "__main__":
+    from pulse_agent.cli import event_loop_factory
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(child())

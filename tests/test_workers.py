@@ -1,0 +1,90 @@
+"""Probe workers: the split, the frames, and the real agent with agent.workers running, surviving a
+killed worker, reloading and stopping in order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import httpx
+
+from pulse_agent.result import Result
+from pulse_agent.workers import pack, read_message, results_of, rows_of, worker_of
+from tests.agent_process import AgentProcess
+from tests.test_reload_e2e import atomic_write
+
+
+def test_every_check_has_one_stable_worker_and_the_split_is_even():
+    names = [f"check-{i}" for i in range(3000)]
+    for count in (1, 2, 3, 8):
+        owners = [worker_of(n, count) for n in names]
+        assert owners == [worker_of(n, count) for n in names]  # stable
+        sizes = Counter(owners)
+        assert set(sizes) == set(range(count)) and min(sizes.values()) > 3000 / count * 0.85
+
+
+async def test_frames_carry_results_exactly():
+    results = [
+        Result("a", 1.5, True, status_code=200, response_time_ms=3.25, scheduled_ts=1.0, connect_ms=0.5),
+        Result("b", 2.0, False, error_kind="timeout", error="no complete response within 1s", attempts=3, maintenance=True),
+    ]
+    reader = asyncio.StreamReader()
+    reader.feed_data(pack(("results", rows_of(results), ["c"])) + pack(("stop", 2.5)))
+    reader.feed_eof()
+    first, second, end = await read_message(reader), await read_message(reader), await read_message(reader)
+    assert first is not None and results_of(first[1]) == results and first[2] == ["c"]
+    assert second == ("stop", 2.5) and end is None
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def config(server, names: list[str]) -> str:
+    lines = ["version: 1", "agent: {workers: 2}", "checks:"]
+    lines += [f"  - {{name: {n}, url: '{server.url_for('/' + n)}', schedule: every 1s}}" for n in names]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_agent_with_workers_stores_every_check_survives_a_killed_worker_and_stops_in_order(tmp_path, httpserver):
+    names = [f"c{i}" for i in range(8)]
+    for n in [*names, "late"]:
+        httpserver.expect_request(f"/{n}").respond_with_data("ok")
+    assert {worker_of(n, 2) for n in names} == {0, 1}  # both workers get checks
+    cfg, db = tmp_path / "pulse.yaml", tmp_path / "p.duckdb"
+    cfg.write_text(config(httpserver, names))
+    agent = AgentProcess("-c", str(cfg), "--db", str(db), "--listen", "127.0.0.1:0")
+    try:
+        started = agent.wait_for(lambda r: r.get("msg") == "agent started")
+        assert started["workers"] == 2
+        base = f"http://{started['listen']}"
+        for n in names:
+            agent.wait_for(lambda r, n=n: r.get("msg") == "result" and r.get("check") == n and r.get("ok"))
+        workers = children(agent.proc.pid)
+        assert len(workers) == 2
+
+        os.kill(workers[0], signal.SIGKILL)  # a worker dies: it is started again and its checks go on
+        restart = agent.wait_for(lambda r: r.get("msg", "").startswith("probe worker") and "starting it again" in r["msg"])
+        for n in names:
+            agent.wait_for(lambda r, n=n: r.get("msg") == "result" and r.get("check") == n and r["ts"] > restart["ts"], timeout=15)
+        with httpx.Client(base_url=base, timeout=5) as web:
+            assert "pulse_worker_restarts_total 1.0" in web.get("/metrics").text
+
+        atomic_write(cfg, config(httpserver, [*names, "late"]))  # a reload reaches the workers
+        agent.wait_for(lambda r: r.get("msg") == "config reloaded" and r.get("added") == 1)
+        agent.wait_for(lambda r: r.get("msg") == "result" and r.get("check") == "late")
+        workers = children(agent.proc.pid)
+    finally:
+        code = agent.stop()
+    assert code == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # the workers ended with the agent
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = dict(con.execute("SELECT check_name, count(*) FROM results GROUP BY 1").fetchall())
+    assert set(stored) == {*names, "late"}
