@@ -109,17 +109,24 @@ class Worker:
         assert process.stdout is not None
         while (message := await read_message(process.stdout)) is not None:
             self._failures = 0
-            await self._on_results(results_of(message[1]), message[2])
-        code = await process.wait()
-        if self._stopping:
-            return
-        self._failures += 1
-        wait = doubling(1.0, 30.0, self._failures)
-        log.error("probe worker %d exited with %s; starting it again in %.0f s", self.index, code, wait)
-        self._on_restart()
-        await asyncio.sleep(wait)
-        if not self._stopping:
-            await self.start()
+            try:
+                await self._on_results(results_of(message[1]), message[2])
+            except Exception:  # a bug in handling one batch must not stop this worker's results
+                log.exception("handling results of probe worker %d failed", self.index)
+        why = f"exited with {await process.wait()}"
+        while not self._stopping:
+            self._failures += 1
+            wait = doubling(1.0, 30.0, self._failures)
+            log.error("probe worker %d %s; starting it again in %.0f s", self.index, why, wait)
+            self._on_restart()
+            await asyncio.sleep(wait)
+            if self._stopping:
+                return
+            try:
+                await self.start()
+                return
+            except OSError as exc:  # e.g. no memory to fork: keep trying, slower
+                why = f"could not start ({exc})"
 
     async def stop(self, budget: float) -> None:
         """Let the child finish its in-flight runs (up to budget seconds) and deliver their results."""

@@ -2,11 +2,15 @@
 
 import textwrap
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+import yaml
 
 from pulse_agent.config import ConfigInvalid, load_config, parse_config
 from pulse_agent.config.model import StatusRange
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def errors(text: str, env=None) -> list[str]:
@@ -308,14 +312,24 @@ def test_bad_probe_settings(lines, message):
         },
         {"version": 1, "checks": [{"name": "a", "url": "http://x/", "slo": {"objective": 120}}]},
         {"version": 1, "checks": [{"name": "a", "url": "http://x/", "basic_auth": {"username": "u"}}]},
+        {"version": True},
+        {"version": 1, "agent": {"workers": True}},
+        {"version": 1, "agent": {"workers": 2, "max_concurrency": 1.5}},
+        {"version": 1, "checks": [{"name": "bad name!", "url": "http://x/"}]},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "headers": {"X": 1}}]},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "expect": {"json": {"$.a": [1, {"b": None}]}}}]},
+        {"version": 1, "checks": [{"name": "a", "url": "http://x/", "retries": {"attempts": 0}}]},
+        *[yaml.safe_load((ROOT / f).read_text()) for f in ("pulse.yaml", "examples/full.yaml", "examples/minimal.yaml")],
     ],
 )
-def test_the_inlined_schema_judges_like_the_file(doc):
+def test_the_inlined_and_compiled_schemas_judge_like_the_file(doc):
     import json
 
     from jsonschema import Draft202012Validator
 
-    from pulse_agent.config.schema import inline_refs, schema_text
+    from pulse_agent.config.schema import inline_refs, quickly_valid, schema_text
 
     original = json.loads(schema_text())
-    assert Draft202012Validator(original).is_valid(doc) == Draft202012Validator(inline_refs(original)).is_valid(doc)
+    verdict = Draft202012Validator(original).is_valid(doc)
+    assert verdict == Draft202012Validator(inline_refs(original)).is_valid(doc)
+    assert quickly_valid(doc) == verdict  # the compiled fast path agrees (it is trusted only on yes)
