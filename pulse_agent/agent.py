@@ -333,6 +333,8 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
+        collecting = gc.isenabled()
+        gc.disable()  # until freeze_heap: start-up only builds what lives on (see gc_paused)
         # The store first: a locked or missing database must fail before anything starts.
         store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
         web_runner = None
@@ -351,6 +353,8 @@ class Agent:
             if self.options.config is not None and self.options.watch:
                 watcher = asyncio.create_task(watch_config(Path(self.options.config), self.reload_if_changed, stop), name="watcher")
             freeze_heap()
+            if collecting:
+                gc.enable()
             self.started.set()
             log.info(
                 "agent started",
@@ -381,6 +385,8 @@ class Agent:
             if self.alerting is not None:
                 await self.alerting.close()
             gc.unfreeze()  # the heap was this agent's; an embedding process keeps collecting it
+            if collecting:
+                gc.enable()
             self.store = None
             await self.prober.close()
             await asyncio.to_thread(store.close)

@@ -72,3 +72,18 @@ def test_merge_keys_and_anchors():
 def test_unsafe_tags_are_refused():
     doc = load("a: !!python/object/apply:os.system ['true']\n")
     assert doc.errors and doc.data["a"] is None
+
+
+def test_loading_pauses_garbage_collection_and_restores_it_as_it_was(tmp_path):
+    import gc
+
+    from pulse_agent.config import gc_paused, load_config
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("version: 1\nchecks:\n  - {name: a, url: 'http://127.0.0.1:1/'}\n")
+    with gc_paused():
+        assert not gc.isenabled()
+        load_config(cfg)
+        assert not gc.isenabled()  # a nested pause does not switch collection back on early
+    assert gc.isenabled()
+    assert load_config(cfg).checks[0].name == "a" and gc.isenabled()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,16 +52,31 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, memo: Me
         memo.begin()
     ok = False
     try:
-        sources = read_sources(path)
-        if len(sources) == 1 and not Path(path).is_dir():
-            spec = replace(parse_config(sources[0].text, sources[0].name, env, memo), digest=digest(sources))
-        else:
-            spec = parse_sources(sources, str(path), env, memo)
+        with gc_paused():
+            sources = read_sources(path)
+            if len(sources) == 1 and not Path(path).is_dir():
+                spec = replace(parse_config(sources[0].text, sources[0].name, env, memo), digest=digest(sources))
+            else:
+                spec = parse_sources(sources, str(path), env, memo)
         ok = True
         return spec
     finally:
         if memo is not None:
             memo.end(ok=ok)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. Loading builds hundreds of thousands of containers that
+    all stay alive; each collection they trigger rescans them for nothing (10,000 checks: 1.4-1.7 s
+    with collections, 0.6-0.7 s without)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def parse_sources(sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
