@@ -56,7 +56,7 @@ def config(server, names: list[str]) -> str:
 def test_an_agent_with_workers_stores_every_check_survives_a_killed_worker_and_stops_in_order(tmp_path, httpserver):
     names = [f"c{i}" for i in range(8)]
     for n in [*names, "late"]:
-        httpserver.expect_request(f"/{n}").respond_with_data("ok")
+        httpserver.expect_request(f"/{n}").respond_with_data("ok" if n != "c3" else "down", status=200 if n != "c3" else 503)
     assert {worker_of(n, 2) for n in names} == {0, 1}  # both workers get checks
     cfg, db = tmp_path / "pulse.yaml", tmp_path / "p.duckdb"
     cfg.write_text(config(httpserver, names))
@@ -66,7 +66,10 @@ def test_an_agent_with_workers_stores_every_check_survives_a_killed_worker_and_s
         assert started["workers"] == 2
         base = f"http://{started['listen']}"
         for n in names:
-            agent.wait_for(lambda r, n=n: r.get("msg") == "result" and r.get("check") == n and r.get("ok"))
+            agent.wait_for(lambda r, n=n: r.get("msg") == "result" and r.get("check") == n and r.get("ok") == (n != "c3"))
+        agent.wait_for(lambda r: r.get("msg") == "alert failure" and r.get("check") == "c3")  # alerting sees worker results
+        with httpx.Client(base_url=base, timeout=5) as web:
+            assert [i["check_name"] for i in web.get("/api/v1/incidents").json()["incidents"]] == ["c3"]
         workers = children(agent.proc.pid)
         assert len(workers) == 2
 
