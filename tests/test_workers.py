@@ -80,9 +80,11 @@ def test_an_agent_with_workers_stores_every_check_survives_a_killed_worker_and_s
         with httpx.Client(base_url=base, timeout=5) as web:
             assert "pulse_worker_restarts_total 1.0" in web.get("/metrics").text
 
-        atomic_write(cfg, config(httpserver, [*names, "late"]))  # a reload reaches the workers
-        agent.wait_for(lambda r: r.get("msg") == "config reloaded" and r.get("added") == 1)
+        atomic_write(cfg, config(httpserver, [*names[:-1], "late"]))  # a reload reaches the workers: only the change is sent
+        reload = agent.wait_for(lambda r: r.get("msg") == "config reloaded" and r.get("added") == 1 and r.get("removed") == 1)
         agent.wait_for(lambda r: r.get("msg") == "result" and r.get("check") == "late")
+        for n in names[:-1]:  # a full round after the reload: the removed check is not in it
+            agent.wait_for(lambda r, n=n: r.get("msg") == "result" and r.get("check") == n and r["ts"] > reload["ts"])
         workers = children(agent.proc.pid)
     finally:
         code = agent.stop()
@@ -91,3 +93,5 @@ def test_an_agent_with_workers_stores_every_check_survives_a_killed_worker_and_s
     with duckdb.connect(str(db), read_only=True) as con:
         stored = dict(con.execute("SELECT check_name, count(*) FROM results GROUP BY 1").fetchall())
     assert set(stored) == {*names, "late"}
+    after = [r for r in agent.seen if r.get("msg") == "result" and r["check"] == names[-1] and r["ts"] > reload["ts"]]
+    assert after == [] or all(r["scheduled_ts"] < reload["ts"] for r in after)  # at most a run already under way
