@@ -69,6 +69,8 @@ class WorkerSettings:
     max_concurrency: int
     log_format: str
     log_level: str
+    heartbeat: float = 1.0  # a child sends a frame at least this often, results or not
+    hung_after: float = 15.0  # a child silent this long is killed and started again
 
 
 class Worker:
@@ -84,6 +86,7 @@ class Worker:
         self._reading: asyncio.Task[None] | None = None
         self._stopping = False
         self._failures = 0
+        self._heard = 0.0  # loop time of the child's last frame
 
     async def start(self) -> None:
         """Start the child and hand it its checks."""
@@ -92,6 +95,7 @@ class Worker:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=2**26, start_new_session=True,  # Ctrl-C and group signals go to the agent, which stops children in order
         )  # fmt: skip
+        self._heard = asyncio.get_running_loop().time()
         self._send(("settings", self._settings))
         self._send(("checks", list(self._checks.values()), [], False))
         self._reading = asyncio.create_task(self._read(self._process), name=f"worker-{self.index}")
@@ -114,6 +118,7 @@ class Worker:
         assert process.stdout is not None
         while (message := await read_message(process.stdout)) is not None:
             self._failures = 0
+            self._heard = asyncio.get_running_loop().time()
             try:
                 await self._on_results(results_of(message[1]), message[2])
             except Exception:  # a bug in handling one batch must not stop this worker's results
@@ -132,6 +137,20 @@ class Worker:
                 return
             except OSError as exc:  # e.g. no memory to fork: keep trying, slower
                 why = f"could not start ({exc})"
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self._process is not None and self._process.returncode is None else None
+
+    def check_alive(self, now: float) -> None:
+        """Kill the child if it has been silent past hung_after (a hung loop, SIGSTOP); it is started again."""
+        process = self._process
+        silent = now - self._heard
+        if self._stopping or process is None or process.returncode is not None or silent < self._settings.hung_after:
+            return
+        log.error("probe worker %d sent nothing for %.0f s; killing it", self.index, silent)
+        process.kill()
 
     async def stop(self, budget: float) -> None:
         """Let the child finish its in-flight runs (up to budget seconds) and deliver their results."""
@@ -157,10 +176,20 @@ class WorkerPool:
 
     def __init__(self, count: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None]) -> None:
         self.workers = [Worker(i, settings, on_results, on_restart) for i in range(count)]
+        self._settings = settings
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start every child."""
+        """Start every child, and the watchdog that restarts a hung one."""
         await asyncio.gather(*(w.start() for w in self.workers))
+        self._watchdog = asyncio.create_task(self._watch(), name="worker-watchdog")
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._settings.heartbeat)
+            for worker in self.workers:
+                worker.check_alive(loop.time())
 
     def set_checks(self, checks: list[CheckSpec], prompt: bool) -> None:
         """Split checks across the workers and hand each its share."""
@@ -172,6 +201,8 @@ class WorkerPool:
 
     async def stop(self, budget: float) -> None:
         """Stop every child after its in-flight runs."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         await asyncio.gather(*(w.stop(budget) for w in self.workers))
 
 
@@ -210,11 +241,15 @@ async def child() -> None:
             full.set()
         return result
 
+    sent = loop.time()
+
     def flush() -> None:
-        if outbox or skipped:
+        nonlocal sent
+        if outbox or skipped or loop.time() - sent >= settings.heartbeat:  # an empty frame says "alive"
             out.write(pack(("results", rows_of(outbox), list(skipped))))
             outbox.clear()
             skipped.clear()
+            sent = loop.time()
 
     async def flushing() -> None:
         while True:

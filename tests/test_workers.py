@@ -13,8 +13,10 @@ import duckdb
 import httpx
 
 from pulse_agent.result import Result
-from pulse_agent.workers import pack, read_message, results_of, rows_of, worker_of
+from pulse_agent.schedule import Interval
+from pulse_agent.workers import WorkerPool, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
 from tests.agent_process import AgentProcess
+from tests.conftest import spec
 from tests.test_reload_e2e import atomic_write
 
 
@@ -95,3 +97,37 @@ def test_an_agent_with_workers_stores_every_check_survives_a_killed_worker_and_s
     assert set(stored) == {*names, "late"}
     after = [r for r in agent.seen if r.get("msg") == "result" and r["check"] == names[-1] and r["ts"] > reload["ts"]]
     assert after == [] or all(r["scheduled_ts"] < reload["ts"] for r in after)  # at most a run already under way
+
+
+async def test_a_hung_worker_is_killed_and_started_again(httpserver):
+    """SIGSTOP: the process lives but says nothing; the watchdog kills it and its checks run again."""
+    httpserver.expect_request("/").respond_with_data("ok")
+    seen: list[Result] = []
+    restarts: list[int] = []
+
+    async def on_results(results: list[Result], skipped: list[str]) -> None:
+        seen.extend(results)
+
+    pool = WorkerPool(1, WorkerSettings(16, "json", "warning", heartbeat=0.1, hung_after=0.6), on_results, lambda: restarts.append(1))
+    pool.set_checks([spec(httpserver.url_for("/"), name="a", schedule=Interval(0.2, "200ms"))], prompt=True)
+    await pool.start()
+    try:
+        await until(lambda: len(seen) >= 1)
+        first = pool.workers[0].pid
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)
+        await until(lambda: restarts and pool.workers[0].pid not in (None, first))
+        count = len(seen)
+        await until(lambda: len(seen) > count)  # the new process runs the check
+    finally:
+        await pool.stop(2.0)
+    assert not Path(f"/proc/{first}").exists()  # killed and reaped
+    assert pool.workers[0].pid is None
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
