@@ -8,13 +8,14 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from pulse_agent.config.load import Document
 from pulse_agent.config.memo import Memo
+
+if TYPE_CHECKING:  # jsonschema is imported when a document needs it: a valid config never does (0.06 s)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _SCHEMA_NAME = "pulse.schema.json"
 _TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
@@ -41,6 +42,8 @@ def _inlined() -> dict[str, Any]:
 
 @cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_inlined())
 
 
@@ -100,6 +103,8 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 def _split_validators() -> tuple[Draft202012Validator, Draft202012Validator]:
     """The schema without check items, and the schema of one check: together they say what the whole
     schema says (checks is an array of check), but a check can be judged alone and remembered."""
+    from jsonschema import Draft202012Validator
+
     outer = copy.deepcopy(_inlined())
     one = {"$schema": outer["$schema"], **outer["properties"]["checks"].pop("items")}
     return Draft202012Validator(outer), Draft202012Validator(one)
