@@ -29,13 +29,17 @@ class Shard:
 
     def owns(self, check: str) -> bool:
         """Whether this shard runs the check called check (every name has exactly one shard)."""
-        if self.count == 1:
-            return True
-        digest = hashlib.blake2b(check.encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") % self.count == self.index - 1
+        return self.count == 1 or bucket(check, self.count) == self.index - 1
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
+
+
+def bucket(name: str, count: int, salt: bytes = b"") -> int:
+    """Which of count buckets (0-based) a name falls in: a stable hash, the same on every machine.
+    A salt gives an independent split (probe workers inside one shard)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8, person=salt).digest()
+    return int.from_bytes(digest, "big") % count
 
 
 def owned(spec: AgentSpec, shard: Shard) -> AgentSpec:

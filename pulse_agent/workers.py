@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import operator
 import pickle
@@ -26,6 +25,7 @@ from typing import Any
 from pulse_agent.backoff import doubling
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.result import Result
+from pulse_agent.shard import bucket
 
 log = logging.getLogger("pulse_agent.workers")
 
@@ -208,8 +208,7 @@ class WorkerPool:
 
 def worker_of(name: str, count: int) -> int:
     """The worker (0-based) that runs the check called name: stable across restarts and reloads."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8, person=b"pulse-worker").digest()
-    return int.from_bytes(digest, "big") % count
+    return bucket(name, count, b"pulse-worker")
 
 
 async def child() -> None:
