@@ -114,14 +114,17 @@ def at_scale(url: str, n: int) -> dict[str, float]:
                 first_result = time.monotonic() - started
         time.sleep(10)
         rss = rss_mb(agent.pid)
-        renders = []
+        renders, windows = [], []
         with httpx.Client(timeout=30) as client:
             for _ in range(5):
-                t = time.monotonic()
+                t, wall = time.monotonic(), time.time()
                 body = client.get(f"http://127.0.0.1:{port}/metrics").text
                 renders.append(time.monotonic() - t)
+                windows.append((wall, time.time()))
+                time.sleep(0.5)
         agent.send_signal(signal.SIGTERM)
         agent.wait(60)
+        lags, others = run_lags(db, windows)
     return {
         "checks": n,
         "startup_to_ready_s": round(ready or -1, 2),
@@ -129,7 +132,25 @@ def at_scale(url: str, n: int) -> dict[str, float]:
         "rss_mb_after_10s": round(rss, 1),
         "metrics_render_ms_median": round(statistics.median(renders) * 1000, 1),
         "metrics_bytes": len(body),
+        "runs_during_metrics": len(lags),
+        "lag_max_during_metrics_ms": round(max(lags, default=0.0) * 1000, 1),
+        "lag_p99_other_runs_ms": round(statistics.quantiles(others, n=100)[98] * 1000, 1) if len(others) > 1 else 0.0,
+        "lag_max_other_runs_ms": round(max(others, default=0.0) * 1000, 1),
     }
+
+
+def run_lags(db: Path, windows: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """Scheduler lag (s) of the runs that fell due inside the given wall-clock windows, and of the
+    runs due between the first and last window that did not."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT epoch(scheduled_ts), epoch(ts) - epoch(scheduled_ts) FROM results").fetchall()
+    inside, outside = [], []
+    for due, lag in rows:
+        if windows[0][0] <= due <= windows[-1][1]:
+            (inside if any(a <= due <= b for a, b in windows) else outside).append(max(0.0, lag))
+    return inside, outside
 
 
 def ingest(rows: int) -> float:
@@ -209,7 +230,8 @@ def main() -> None:
         ("pulse-agent / nginx ceiling", f"{out['ratio_pulse_vs_nginx']}"),
         (f"{out['scale']['checks']:,} checks of 60 s",
          f"ready {out['scale']['startup_to_ready_s']} s, first result {out['scale']['startup_to_first_result_s']} s, "
-         f"RSS {out['scale']['rss_mb_after_10s']} MB, /metrics {out['scale']['metrics_render_ms_median']} ms"),
+         f"RSS {out['scale']['rss_mb_after_10s']} MB, /metrics {out['scale']['metrics_render_ms_median']} ms "
+         f"(lag of runs due meanwhile: max {out['scale']['lag_max_during_metrics_ms']} ms)"),
         ("store path (ResultStore)", f"{out['store_results_per_s']:,} results/s"),
         (f"report over {out['report']['results']:,} results", f"summary {out['report']['views']['summary']['median_s']} s"),
     ]  # fmt: skip
