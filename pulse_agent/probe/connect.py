@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import socket
 import ssl
@@ -13,7 +12,7 @@ from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from pulse_agent.probe.phases import PhaseClock, peer_cert_not_after
-from pulse_agent.probe.wire import Connection, fail
+from pulse_agent.probe.wire import Connection, basic_credentials, fail
 
 KEEPALIVE = 90.0  # seconds an idle kept-alive connection is trusted
 
@@ -59,8 +58,7 @@ def target_of(url: str) -> Target:
     shown = f"[{host}]" if ":" in host else host
     authorization = None
     if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        authorization = basic_credentials(unquote(parts.username), unquote(parts.password or ""))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(
         tls=tls,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import random
 import ssl
@@ -20,7 +19,7 @@ from pulse_agent.durations import format_duration
 from pulse_agent.probe.connect import Pool, Target, open_connection, target_of
 from pulse_agent.probe.expect import Failure, Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
-from pulse_agent.probe.wire import ProbeFailure, RawResponse, charset_of, decode_body, request_bytes
+from pulse_agent.probe.wire import ProbeFailure, RawResponse, basic_credentials, charset_of, decode_body, fail, request_bytes
 from pulse_agent.result import Result
 
 USER_AGENT = f"pulse-agent/{__version__}"
@@ -137,7 +136,7 @@ class Prober:
             url = urljoin(url, location)
             target = target_of(url)
             clock.new_hop()
-        raise ProbeFailure(Failure("redirects", f"more than {spec.max_redirects} redirects"))
+        raise fail("redirects", f"more than {spec.max_redirects} redirects")
 
     async def _exchange(
         self, spec: CheckSpec, target: Target, method: str, headers: tuple[tuple[str, str], ...], body: bytes | None, clock: PhaseClock
@@ -190,7 +189,7 @@ def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:
     if spec.bearer_token:
         headers.append(("Authorization", f"Bearer {spec.bearer_token}"))
     elif spec.basic_auth:
-        headers.append(("Authorization", "Basic " + base64.b64encode(":".join(spec.basic_auth).encode("utf-8")).decode("ascii")))
+        headers.append(("Authorization", basic_credentials(*spec.basic_auth)))
     if spec.idempotency_key:
         headers.append(("Idempotency-Key", str(uuid.uuid4())))
     return tuple(headers)
@@ -198,6 +197,8 @@ def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:
 
 def _with_auth(headers: tuple[tuple[str, str], ...], target: Target, origin: tuple[bool, str, int]) -> tuple[tuple[str, str], ...]:
     """headers for target: credentials only go to the check's own origin; user:password in a URL is Basic auth."""
+    if target.authorization is None and target.origin == origin:
+        return headers  # nearly every run: nothing to change
     if target.origin != origin:
         headers = tuple(h for h in headers if h[0].lower() != "authorization")
     if target.authorization and not any(h[0].lower() == "authorization" for h in headers):

@@ -8,6 +8,7 @@ timings, and aiohttp's general machinery cost about half of the agent's CPU per 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import zlib
 from collections.abc import Iterable
@@ -43,6 +44,11 @@ class RawResponse:
     body: bytes  # still content-encoded
     headers_at: float  # perf_counter when the headers were complete
     reusable: bool  # the connection may carry another request
+
+
+def basic_credentials(username: str, password: str) -> str:
+    """An Authorization value for HTTP Basic auth."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def request_bytes(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes | None) -> bytes:
