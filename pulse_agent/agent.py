@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -13,7 +14,7 @@ from pulse_agent.alerts.alerting import Alerting
 from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
 from pulse_agent.clock import Clock, SystemClock, sleep_until
-from pulse_agent.config import ConfigInvalid, Memo, load_config
+from pulse_agent.config import ConfigInvalid, Memo, gc_paused, load_config
 from pulse_agent.config.files import digest, read_sources
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
@@ -333,12 +334,12 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
-        collecting = gc.isenabled()
-        gc.disable()  # until freeze_heap: start-up only builds what lives on (see gc_paused)
         # The store first: a locked or missing database must fail before anything starts.
         store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
         web_runner = None
+        starting = contextlib.ExitStack()  # until freeze_heap: start-up only builds what lives on
         try:
+            starting.enter_context(gc_paused())
             app = make_app(self.metrics, self.ready, api_routes(self), self.spec.agent.api_token)
             web_runner, self.port = await serve(app, self.listen)
             self.store = store
@@ -353,8 +354,7 @@ class Agent:
             if self.options.config is not None and self.options.watch:
                 watcher = asyncio.create_task(watch_config(Path(self.options.config), self.reload_if_changed, stop), name="watcher")
             freeze_heap()
-            if collecting:
-                gc.enable()
+            starting.close()
             self.started.set()
             log.info(
                 "agent started",
@@ -385,8 +385,7 @@ class Agent:
             if self.alerting is not None:
                 await self.alerting.close()
             gc.unfreeze()  # the heap was this agent's; an embedding process keeps collecting it
-            if collecting:
-                gc.enable()
+            starting.close()  # start-up failed: collect again
             self.store = None
             await self.prober.close()
             await asyncio.to_thread(store.close)
