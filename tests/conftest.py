@@ -11,10 +11,30 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import shutil
+
 import pytest
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.probe.http import Prober
+
+
+REQUIRE_SYSTEM_TOOLS = os.environ.get("PULSE_REQUIRE_SYSTEM_TOOLS") == "1"
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of system binary `name`; skip (or fail, under .ci/run) when it is absent.
+
+    `.ci/run` installs the Debian packages and sets PULSE_REQUIRE_SYSTEM_TOOLS=1, so CI
+    always runs these tests; README's test command on a bare machine skips them visibly.
+    """
+    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+    if path:
+        return path
+    reason = f"{name} not installed (apt-get install {package})"
+    if REQUIRE_SYSTEM_TOOLS:
+        pytest.fail(reason + " but PULSE_REQUIRE_SYSTEM_TOOLS=1")
+    pytest.skip(reason)
 
 
 @asynccontextmanager
