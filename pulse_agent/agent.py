@@ -31,6 +31,7 @@ from pulse_agent.store.db import History
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
+from pulse_agent.web.probe import ProbeEndpoint
 from pulse_agent.workers import WorkerPool, WorkerSettings
 
 log = logging.getLogger("pulse_agent.agent")
@@ -115,6 +116,7 @@ class Agent:
         self.alerting: Alerting | None = None
         self._deliver = deliver
         self.prober = Prober(wall=self.clock.time)
+        self.probes = ProbeEndpoint(self.spec.modules, spec.agent.max_concurrency)  # /probe
         self.scheduler = Scheduler(
             self._run_check,
             clock=self.clock,
@@ -273,6 +275,7 @@ class Agent:
             self.last_results.pop(name, None)
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
+        self.probes.set_modules(new.modules)
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
         return stopped
@@ -350,7 +353,7 @@ class Agent:
         starting = contextlib.ExitStack()  # until freeze_heap: start-up only builds what lives on
         try:
             starting.enter_context(gc_paused())
-            app = make_app(self.metrics, self.ready, api_routes(self), self.spec.agent.api_token)
+            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], self.spec.agent.api_token)
             web_runner, self.port = await serve(app, self.listen)
             self.store = store
             checks = self._running()
@@ -399,6 +402,7 @@ class Agent:
             starting.close()  # start-up failed: collect again
             self.store = None
             await self.prober.close()
+            await self.probes.close()
             await asyncio.to_thread(store.close)
             self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:

@@ -75,9 +75,9 @@ version: 1
 agent: {{location: eu-west}}
 notifiers: {{ops: {{urls: ['json://127.0.0.1:9/hook']}}}}
 checks:
-  - {{name: ok, url: '{httpserver.url_for('/ok')}', schedule: every 1s, labels: {{team: core, tier: "1"}}}}
+  - {{name: ok, url: '{httpserver.url_for("/ok")}', schedule: every 1s, labels: {{team: core, tier: "1"}}}}
   - {{name: refused, url: 'http://127.0.0.1:9/', schedule: every 1s, alert: {{notify: [ops], failure_threshold: 1}}}}
-  - {{name: later, url: '{httpserver.url_for('/ok')}', schedule: '@daily'}}
+  - {{name: later, url: '{httpserver.url_for("/ok")}', schedule: '@daily'}}
 """)
     agent = AgentProcess("-c", str(cfg), "--db", str(tmp_path / "p.duckdb"), "--listen", "127.0.0.1:0")
     try:
