@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pulse_agent.schedule import parse_schedule
 from tests.agent_process import AgentProcess
 from tests.test_api import agent_at, config_text, target, tick  # noqa: F401 (target: a fixture)
+from tests.test_reload_e2e import atomic_write
 
 
 def samples(text: str, family: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -94,3 +95,33 @@ checks:
     assert phases == {"connect", "first_byte", "total"}  # http to 127.0.0.1: no name to resolve, no TLS
     assert samples(text, "pulse_build_info") and samples(text, "process_resident_memory_bytes")
     assert all(dict(k).get("location") == "eu-west" for k in samples(text, "pulse_check_runs_total"))
+
+
+def test_undoing_a_refused_edit_on_disk_clears_the_reload_alert_without_a_reload(tmp_path, httpserver):
+    httpserver.expect_request("/ok").respond_with_data("ok")
+    cfg = tmp_path / "pulse.yaml"
+    good = f"version: 1\nchecks:\n  - {{name: a, url: '{httpserver.url_for('/ok')}', schedule: every 1s}}\n"
+    cfg.write_text(good)
+    agent = AgentProcess("-c", str(cfg), "--db", str(tmp_path / "p.duckdb"), "--listen", "127.0.0.1:0")
+
+    def gauge(base: str) -> str:
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        return next(line for line in text.splitlines() if line.startswith("pulse_config_last_reload_successful "))
+
+    try:
+        base = f"http://{agent.wait_for(lambda r: r.get('msg') == 'agent started')['listen']}"
+        atomic_write(cfg, good + "  - {name: b, url: 'ftp://nope'}\n")
+        deadline = time.monotonic() + 10
+        while gauge(base).endswith(" 1.0") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gauge(base).endswith(" 0.0")
+        atomic_write(cfg, good)  # `cp good.yaml pulse.yaml`: no POST /-/reload, no SIGHUP
+        deadline = time.monotonic() + 10
+        while gauge(base).endswith(" 0.0") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+    finally:
+        assert agent.stop() == 0
+    assert "pulse_config_last_reload_successful 1.0" in text
+    assert 'pulse_config_reloads_total{result="failure"} 1.0' in text
+    assert 'pulse_config_reloads_total{result="success"} 0.0' in text  # nothing was loaded again

@@ -198,3 +198,16 @@ def test_cidrs_need_every_address_inside_and_the_timeout_follows_blackbox():
     with pytest.raises(ValueError, match="not a positive number"):
         probe_timeout(10.0, "-1")
     assert target_url("example.com:8080/x") == "http://example.com:8080/x" and target_url("https://e/") == "https://e/"
+
+
+async def test_a_reload_changes_the_modules_served(targets, tmp_path):
+    port = targets.port
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config(f"  old: {{allowed_targets: ['http://localhost:{port}/*']}}\n"))
+    async with agent_at(cfg, tmp_path / "p.duckdb") as (_, _, client):
+        target = {"target": f"http://localhost:{port}/fail"}
+        assert "probe_success 0.0" in (await client.get("/probe", params={**target, "module": "old"})).text
+        cfg.write_text(config(f"  new: {{expect: {{status: 503}}, allowed_targets: ['http://localhost:{port}/*']}}\n"))
+        assert (await client.post("/-/reload")).status_code == 200
+        assert (await client.get("/probe", params={**target, "module": "old"})).status_code == 400
+        assert "probe_success 1.0" in (await client.get("/probe", params={**target, "module": "new"})).text
