@@ -31,6 +31,7 @@ from pulse_agent.store.db import History
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
+from pulse_agent.web.probe import ProbeEndpoint
 from pulse_agent.workers import WorkerPool, WorkerSettings
 
 log = logging.getLogger("pulse_agent.agent")
@@ -106,7 +107,7 @@ class Agent:
         self.database = options.database or spec.agent.database
         self.listen = options.listen or spec.agent.listen
         self.clock = clock or SystemClock()
-        self.metrics = Metrics(str(self.shard))
+        self.metrics = Metrics(str(self.shard), spec.agent.location)
         self.options = options
         self._memo = memo or Memo()
         self.events = EventHub()
@@ -115,12 +116,14 @@ class Agent:
         self.alerting: Alerting | None = None
         self._deliver = deliver
         self.prober = Prober(wall=self.clock.time)
+        self.probes = ProbeEndpoint(self.spec.modules, spec.agent.max_concurrency)  # /probe
         self.scheduler = Scheduler(
             self._run_check,
             clock=self.clock,
             max_concurrency=spec.agent.max_concurrency,
             on_skip=self.metrics.skipped,
             on_lag=self.metrics.scheduler_lag.observe,
+            on_due=self.metrics.next_run,
         )
         self.metrics.inflight.set_function(lambda: self.scheduler.inflight)
         self.pool = (
@@ -163,10 +166,12 @@ class Agent:
             await events  # recorded before the run counts as finished: the next run of this check sees them
         return result
 
-    async def _worker_results(self, results: list[Result], skipped: list[str]) -> None:
-        """Results a probe worker sent, in the order its runs finished."""
+    async def _worker_results(self, results: list[Result], skipped: list[str], dues: dict[str, float | None]) -> None:
+        """Results a probe worker sent, in the order its runs finished, and its checks' next due times."""
         for name in skipped:
             self.metrics.skipped(name)
+        for name, due in dues.items():
+            self.metrics.next_run(name, due)
         for result in results:
             if result.scheduled_ts is not None:
                 self.metrics.scheduler_lag.observe(max(0.0, result.ts - result.scheduled_ts))
@@ -214,6 +219,13 @@ class Agent:
         if self.options.config is None:
             return None
         now = await asyncio.to_thread(disk_digest, self.options.config)
+        if now == self.spec.digest and self._refused_digest:
+            async with self._reload_lock:  # a refused edit was undone: the files are the running config again
+                if self._refused_digest:
+                    self._refused_digest = ""
+                    self.metrics.config_restored()
+                    log.info("config on disk is the running config again", extra={"digest": now})
+            return None
         if now in (self.spec.digest, self._refused_digest):
             return None
         return await self.reload("file")
@@ -263,6 +275,7 @@ class Agent:
             self.last_results.pop(name, None)
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
+        self.probes.set_modules(new.modules)
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
         return stopped
@@ -275,10 +288,10 @@ class Agent:
         """Hand the running checks to the scheduler and the metrics; prompt: a reload (see Scheduler)."""
         checks = self._running()
         self._by_name = {c.name: c for c in checks}
+        self.metrics.set_checks([c.name for c in checks], {c.name: c.labels for c in checks})  # first: it takes next due times
         if self.pool is not None:
             self.pool.set_checks(checks, prompt)
         self.scheduler.set_checks(checks if self.pool is None else [], prompt=prompt)
-        self.metrics.set_checks([c.name for c in checks])
         return checks
 
     async def _record_version(self, change: ConfigDiff, reason: str) -> None:
@@ -340,10 +353,11 @@ class Agent:
         starting = contextlib.ExitStack()  # until freeze_heap: start-up only builds what lives on
         try:
             starting.enter_context(gc_paused())
-            app = make_app(self.metrics, self.ready, api_routes(self), self.spec.agent.api_token)
+            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], self.spec.agent.api_token)
             web_runner, self.port = await serve(app, self.listen)
             self.store = store
             checks = self._running()
+            self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store, checks)
             self._schedule(prompt=False)
             if self.pool is not None:
@@ -388,6 +402,7 @@ class Agent:
             starting.close()  # start-up failed: collect again
             self.store = None
             await self.prober.close()
+            await self.probes.close()
             await asyncio.to_thread(store.close)
             self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:

@@ -45,12 +45,14 @@ class Scheduler:
         max_concurrency: int = 256,
         on_skip: Callable[[str], None] | None = None,
         on_lag: Callable[[float], None] | None = None,
+        on_due: Callable[[str, float | None], None] | None = None,
     ) -> None:
         self._runner = runner
         self._clock = clock or SystemClock()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._on_skip = on_skip
         self._on_lag = on_lag
+        self._on_due = on_due  # told each check's next due time as it is set (None: never again)
         self._heap: list[tuple[float, int, str, int]] = []
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
@@ -176,6 +178,8 @@ class Scheduler:
     def _push(self, due: float | None, name: str, generation: int) -> None:
         if due is not None:
             heapq.heappush(self._heap, (due, generation, name, generation))
+        if self._on_due is not None:
+            self._on_due(name, due)
 
     async def _sleep_until(self, when: float | None) -> None:
         waiter = asyncio.get_running_loop().create_future()

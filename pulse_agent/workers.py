@@ -4,7 +4,8 @@ stable hash of the name) and send results back over a pipe; the agent stores, al
 One Python process probes on one core (docs/performance.md); workers let one agent use them all
 while keeping one database, one /metrics and one alert state. Frames on the pipes are a 4-byte
 length and a pickle: the parent sends ("settings", WorkerSettings), ("checks", changed specs, removed
-names, prompt) and ("stop", seconds); a child sends ("results", rows, skipped). A reload sends only
+names, prompt) and ("stop", seconds); a child sends ("results", rows, skipped, next due times by
+check name: those set since the last frame, None for never again). A reload sends only
 what changed (10,000 specs take 0.2 s to pickle and as long to unpickle). A child that dies is
 started again with the checks it had.
 """
@@ -34,7 +35,7 @@ _ROW = operator.attrgetter(*(f.name for f in fields(Result)))  # a Result as a p
 FLUSH_EVERY_S = 0.02  # a child sends its results at least this often
 FLUSH_ROWS = 512  # or as soon as this many are waiting
 
-OnResults = Callable[[list[Result], list[str]], Awaitable[None]]
+OnResults = Callable[[list[Result], list[str], dict[str, float | None]], Awaitable[None]]
 
 
 def pack(message: tuple[Any, ...]) -> bytes:
@@ -120,7 +121,7 @@ class Worker:
             self._failures = 0
             self._heard = asyncio.get_running_loop().time()
             try:
-                await self._on_results(results_of(message[1]), message[2])
+                await self._on_results(results_of(message[1]), message[2], message[3])
             except Exception:  # a bug in handling one batch must not stop this worker's results
                 log.exception("handling results of probe worker %d failed", self.index)
         why = f"exited with {await process.wait()}"
@@ -231,6 +232,7 @@ async def child() -> None:
     prober = Prober()
     outbox: list[Result] = []
     skipped: list[str] = []
+    dues: dict[str, float | None] = {}  # next due times set since the last frame (the agent exports them)
     full = asyncio.Event()
 
     async def run(spec: CheckSpec, due: float) -> Result:
@@ -244,10 +246,11 @@ async def child() -> None:
 
     def flush() -> None:
         nonlocal sent
-        if outbox or skipped or loop.time() - sent >= settings.heartbeat:  # an empty frame says "alive"
-            out.write(pack(("results", rows_of(outbox), list(skipped))))
+        if outbox or skipped or dues or loop.time() - sent >= settings.heartbeat:  # an empty frame says "alive"
+            out.write(pack(("results", rows_of(outbox), list(skipped), dict(dues))))
             outbox.clear()
             skipped.clear()
+            dues.clear()
             sent = loop.time()
 
     async def flushing() -> None:
@@ -258,7 +261,9 @@ async def child() -> None:
             flush()
             await out.drain()
 
-    scheduler = Scheduler(run, clock=SystemClock(), max_concurrency=settings.max_concurrency, on_skip=skipped.append)
+    scheduler = Scheduler(
+        run, clock=SystemClock(), max_concurrency=settings.max_concurrency, on_skip=skipped.append, on_due=dues.__setitem__
+    )
     running = asyncio.create_task(scheduler.run())
     sending = asyncio.create_task(flushing())
     budget = 5.0

@@ -1,5 +1,8 @@
 """Metrics of one agent: names fixed by DESIGN.md, per-check series added and removed with the config."""
 
+import platform
+
+from pulse_agent import __version__
 from pulse_agent.result import Result
 from pulse_agent.web.metrics import Metrics
 
@@ -40,7 +43,7 @@ def test_removed_checks_disappear_from_the_exposition():
     m.set_checks(["a"])
     text = m.render().decode()
     assert 'check="gone"' not in text
-    assert 'pulse_check_up{check="a"}' in text and 'pulse_checks_configured{shard="1/1"} 1.0' in text
+    assert 'pulse_check_info{check="a"} 1.0' in text and 'pulse_checks_configured{shard="1/1"} 1.0' in text
 
 
 def test_two_agents_in_one_process_do_not_share_metrics():
@@ -61,3 +64,66 @@ def test_degraded_certificate_and_phase_series():
     assert 'pulse_check_phase_duration_seconds{check="tls",phase="total"} 0.04' in text
     m.set_checks([])
     assert 'check="tls"' not in m.render().decode()
+
+
+def test_a_check_that_has_not_run_has_no_value_series_only_info_schedule_and_counters():
+    m = Metrics()
+    m.set_checks(["daily"], {"daily": (("team", "payments"), ("tier", 'say "hi"'))})
+    m.next_run("daily", 1_800_000_000.0)
+    text = m.render().decode()
+    assert 'pulse_check_info{check="daily",team="payments",tier="say \\"hi\\""} 1.0' in text
+    assert 'pulse_check_next_run_timestamp_seconds{check="daily"} 1800000000.0' in text
+    assert 'pulse_check_runs_total{check="daily",result="success"} 0.0' in text
+    for family in ("pulse_check_up", "pulse_check_duration_seconds", "pulse_check_status_code", "pulse_check_degraded",
+                   "pulse_check_phase_duration_seconds", "pulse_check_certificate_expiry_timestamp_seconds",
+                   "pulse_check_last_run_timestamp_seconds", "pulse_check_consecutive_failures"):  # fmt: skip
+        assert f"{family}{{" not in text, family
+    m.observe(Result("daily", 1_700_000_000.5, False, error_kind="timeout"))
+    m.next_run("daily", None)  # a one-shot: never again
+    text = m.render().decode()
+    assert 'pulse_check_up{check="daily"} 0.0' in text
+    assert 'pulse_check_last_run_timestamp_seconds{check="daily"} 1700000000.5' in text
+    assert 'pulse_check_consecutive_failures{check="daily"} 1.0' in text
+    assert "pulse_check_next_run_timestamp_seconds{" not in text
+    assert "pulse_check_duration_seconds{" not in text and "pulse_check_phase_duration_seconds{" not in text  # no response
+
+
+def test_phases_that_did_not_happen_are_absent_and_failures_count_in_a_row():
+    m = Metrics()
+    m.set_checks(["ip"])
+    m.observe(Result("ip", 0.0, False, status_code=503, response_time_ms=5.0, connect_ms=1.0, first_byte_ms=4.0, error_kind="status"))
+    m.observe(Result("ip", 1.0, False, status_code=503, response_time_ms=5.0, connect_ms=1.0, first_byte_ms=4.0, error_kind="status"))
+    text = m.render().decode()
+    assert 'pulse_check_phase_duration_seconds{check="ip",phase="connect"} 0.001' in text
+    assert 'pulse_check_phase_duration_seconds{check="ip",phase="first_byte"} 0.004' in text
+    assert 'phase="dns"' not in text and 'phase="tls"' not in text  # an IP target over plain http
+    assert 'pulse_check_consecutive_failures{check="ip"} 2.0' in text
+    m.observe(Result("ip", 2.0, True, status_code=200, response_time_ms=5.0))
+    assert 'pulse_check_consecutive_failures{check="ip"} 0.0' in m.render().decode()
+
+
+def test_location_labels_every_per_check_series_and_unknown_next_runs_are_ignored():
+    m = Metrics(location="eu-west")
+    m.set_checks(["a"])
+    m.observe(Result("a", 0.0, True, status_code=200, response_time_ms=1.0))
+    m.skipped("a")
+    m.next_run("removed-meanwhile", 5.0)
+    text = m.render().decode()
+    per_check = [line for line in text.splitlines() if 'check="' in line]
+    assert per_check and all('location="eu-west"' in line for line in per_check)
+    assert "removed-meanwhile" not in text
+
+
+def test_process_build_info_and_reload_gauges_describe_the_running_config():
+    m = Metrics()
+    assert m.registry.get_sample_value("process_cpu_seconds_total") is not None
+    build = [s for f in m.registry.collect() if f.name == "pulse_build_info" for s in f.samples]
+    assert build and build[0].labels["version"] == __version__ and build[0].labels["python"] == platform.python_version()
+    m.config_applied(1_700_000_000.0)
+    assert m.registry.get_sample_value("pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
+    m.reloaded(False, 1_700_000_100.0)
+    assert m.registry.get_sample_value("pulse_config_last_reload_successful") == 0
+    m.config_restored()
+    assert m.registry.get_sample_value("pulse_config_last_reload_successful") == 1
+    assert m.registry.get_sample_value("pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
+    assert m.registry.get_sample_value("pulse_config_reloads_total", {"result": "success"}) == 0

@@ -104,7 +104,8 @@ def test_the_compose_example():
 def test_the_dashboard_uses_only_metrics_the_agent_exports():
     m = Metrics()
     m.set_checks(["a"])
-    m.observe(Result("a", 0.0, False, error_kind="status", cert_expires=1.0))
+    m.observe(Result("a", 0.0, False, status_code=503, response_time_ms=5.0, error_kind="status", dns_ms=1.0, connect_ms=1.0,
+                     tls_ms=1.0, first_byte_ms=4.0, cert_expires=1.0))  # every series a run can export  # fmt: skip
     m.notification("ops", "delivered")
     exported = set(re.findall(r"^(pulse_[a-z_]+)", m.render().decode(), re.MULTILINE))
     dashboard = json.loads((ROOT / "examples" / "grafana" / "pulse-dashboard.json").read_text())

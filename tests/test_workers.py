@@ -35,10 +35,10 @@ async def test_frames_carry_results_exactly():
         Result("b", 2.0, False, error_kind="timeout", error="no complete response within 1s", attempts=3, maintenance=True),
     ]
     reader = asyncio.StreamReader()
-    reader.feed_data(pack(("results", rows_of(results), ["c"])) + pack(("stop", 2.5)))
+    reader.feed_data(pack(("results", rows_of(results), ["c"], {"a": 3.0, "b": None})) + pack(("stop", 2.5)))
     reader.feed_eof()
     first, second, end = await read_message(reader), await read_message(reader), await read_message(reader)
-    assert first is not None and results_of(first[1]) == results and first[2] == ["c"]
+    assert first is not None and results_of(first[1]) == results and first[2] == ["c"] and first[3] == {"a": 3.0, "b": None}
     assert second == ("stop", 2.5) and end is None
 
 
@@ -105,7 +105,7 @@ async def test_a_hung_worker_is_killed_and_started_again(httpserver):
     seen: list[Result] = []
     restarts: list[int] = []
 
-    async def on_results(results: list[Result], skipped: list[str]) -> None:
+    async def on_results(results: list[Result], skipped: list[str], dues: dict[str, float | None]) -> None:
         seen.extend(results)
 
     pool = WorkerPool(1, WorkerSettings(16, "json", "warning", heartbeat=0.1, hung_after=0.6), on_results, lambda: restarts.append(1))

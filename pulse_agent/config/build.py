@@ -19,11 +19,13 @@ from pulse_agent.config.model import (
     CheckSpec,
     Expect,
     MaintenanceWindow,
+    ModuleSpec,
     NotifierSpec,
     Retries,
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
+from pulse_agent.probe.allow import entry_problem
 from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.shard import Shard
@@ -91,7 +93,52 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         doc.error(("agent", "shard"), str(exc))
     if agent.rollup < agent.retention:
         doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
-    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers)
+    modules = _modules(doc, _of_type(data, "modules", dict), clean)
+    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules)
+
+
+# Check keys that mean nothing for a /probe module: Prometheus' scrape decides when, and alerting is Prometheus'.
+NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance")
+
+
+def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[ModuleSpec, ...]:
+    """modules: as ModuleSpecs; problems go to doc.errors."""
+    modules = []
+    for name, raw in raw_modules.items():
+        path: KeyPath = ("modules", name)
+        if not isinstance(raw, dict):
+            continue
+        failed = not clean(path)
+        for key in NOT_IN_MODULES:
+            if key in raw:
+                doc.error(
+                    (*path, key),
+                    f"{key!r} is not a module setting: a module is a probe template, and Prometheus' scrape decides when it runs",
+                )
+                failed = True
+        targets = raw.get("allowed_targets")
+        for j, entry in enumerate(targets if isinstance(targets, list) and clean((*path, "allowed_targets")) else []):
+            if (problem := entry_problem(entry)) is not None:
+                doc.error((*path, "allowed_targets", j), problem)
+                failed = True
+        settings = {k: v for k, v in raw.items() if k != "allowed_targets" and k not in NOT_IN_MODULES}
+        template = _CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean).build(set(), ())
+        if template is not None and not failed:
+            modules.append(ModuleSpec(name, template, tuple(targets or ())))
+    return tuple(modules)
+
+
+# Label names pulse-agent or Prometheus set themselves; a check label with one of them would clash or be renamed.
+RESERVED_LABELS = frozenset(("check", "location", "job", "instance"))
+
+
+def label_name_problem(name: str) -> str | None:
+    """Why a check label name cannot be a Prometheus label of pulse_check_info; None when it can."""
+    if name.startswith("__"):
+        return f"label name {name!r} is reserved: names starting with __ are Prometheus' own"
+    if name in RESERVED_LABELS:
+        return f"label name {name!r} is reserved (check, location, job and instance are set by pulse-agent or Prometheus)"
+    return None
 
 
 def _agent_settings(raw: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +268,9 @@ class _CheckBuilder:
         size = self.get("max_body_size")
         if size is not None and parse_size(size) < 1:
             self.fail(("max_body_size",), "must be at least 1 byte")
+        for key in self.get("labels", default={}) or {}:
+            if (problem := label_name_problem(key)) is not None:
+                self.fail(("labels", key), problem)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:

@@ -10,7 +10,7 @@ from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.load import Document
 
 CONCATENATED = ("checks", "maintenance")
-NAMED = ("notifiers",)
+NAMED = ("notifiers", "modules")
 SAME_EVERYWHERE = ("version",)
 
 

@@ -180,6 +180,16 @@ class AgentSettings:
     shard: str = "1/1"  # K/N of the checks this agent runs
     retention: float = 30 * 86400.0  # raw results, seconds
     rollup: float = 400 * 86400.0  # hourly aggregates, seconds
+    location: str | None = None  # exported as the `location` label of every per-check series
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleSpec:
+    """A /probe module: a check template (name = the module's, no url) and the targets it may reach."""
+
+    name: str
+    template: CheckSpec
+    allowed_targets: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +201,7 @@ class AgentSpec:
     digest: str = ""  # content hash of the file(s), set by load_config
     checks: tuple[CheckSpec, ...] = ()
     notifiers: tuple[NotifierSpec, ...] = ()
+    modules: tuple[ModuleSpec, ...] = ()
 
     def check(self, name: str) -> CheckSpec | None:
         """The check called name, if any."""

@@ -17,6 +17,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("alert", "alert.", "#/$defs/alert"),
     ("notifiers.NAME", "notifiers.NAME.", "#/$defs/notifier"),
     ("maintenance[]", "maintenance[].", "#/$defs/maintenance/items"),
+    ("modules.NAME", "modules.NAME.", "#/$defs/module"),
 )
 _SECTION_OF = {ref: f"*{heading}*" for heading, _, ref in SECTIONS} | {"#/$defs/maintenance": "list of *maintenance[]*"}
 

@@ -9,7 +9,7 @@ from typing import Protocol
 from pulse_agent.config.model import AgentSpec
 
 # Agent settings a running agent cannot take over; they need a restart.
-RESTART_SETTINGS = ("listen", "database", "max_concurrency", "log_format", "api_token", "shard", "workers")
+RESTART_SETTINGS = ("listen", "database", "max_concurrency", "log_format", "api_token", "shard", "workers", "location")
 
 
 class _Named(Protocol):

@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
@@ -71,10 +72,16 @@ def target_of(url: str) -> Target:
     )
 
 
-async def open_connection(target: Target, context: ssl.SSLContext | None, clock: PhaseClock) -> Connection:
-    """A new connection to target (TLS when context is given), phases marked; ProbeFailure otherwise."""
+Allow = Callable[[Target, Sequence[str]], bool]  # may a connection to this target at these addresses be made?
+
+
+async def open_connection(target: Target, context: ssl.SSLContext | None, clock: PhaseClock, allow: Allow | None = None) -> Connection:
+    """A new connection to target (TLS when context is given), phases marked; ProbeFailure otherwise.
+    `allow` judges the addresses about to be connected to (so a name cannot resolve elsewhere later)."""
     loop = asyncio.get_running_loop()
     addresses = [target.host] if target.ip else await _resolve(loop, target, clock)
+    if allow is not None and not allow(target, addresses):
+        raise fail("connect", f"{target.host}:{target.port} ({', '.join(addresses)}) is not an allowed target")
     clock.conn_start = time.perf_counter()
     error: OSError | None = None
     for address in addresses:  # in the resolver's order, like a browser without happy eyeballs

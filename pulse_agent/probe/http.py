@@ -16,7 +16,7 @@ from pulse_agent import __version__
 from pulse_agent.backoff import doubling
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.connect import Pool, Target, open_connection, target_of
+from pulse_agent.probe.connect import Allow, Pool, Target, open_connection, target_of
 from pulse_agent.probe.expect import Failure, Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.wire import ProbeFailure, RawResponse, basic_credentials, charset_of, decode_body, fail, request_bytes
@@ -42,8 +42,9 @@ class Attempt:
 class Prober:
     """Runs checks: a fresh connection per request (like blackbox_exporter) unless the check reuses them."""
 
-    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, wall: Callable[[], float] = time.time, allow: Allow | None = None) -> None:
         self._wall = wall
+        self._allow = allow  # judges every connection (redirect hops too); None: any target
         self._pool = Pool()
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
 
@@ -146,7 +147,7 @@ class Prober:
         key = (target.origin, spec.tls_verify, spec.ca_file)
         connection = self._pool.take(key) if spec.reuse_connections else None
         if connection is None:
-            connection = await open_connection(target, context, clock)
+            connection = await open_connection(target, context, clock, self._allow)
         keep = spec.reuse_connections
         head = (("Host", target.host_header), *headers, ("Connection", "keep-alive" if keep else "close"))
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import platform
+from collections.abc import Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families as parse_exposition
 
+from pulse_agent import __version__
 from pulse_agent.result import Result
 
 PHASES = ("dns", "connect", "tls", "first_byte", "total")
@@ -17,25 +19,36 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 
 # Per-check series: (family, type, help, value slot). Kept as plain floats and rendered by hand:
 # prometheus_client children cost ~1 KB each and its exposition ~2 s for 10,000 checks.
-UP, DURATION, STATUS, SUCCESS, FAILURE, SKIPPED, DEGRADED, CERT = range(8)
-PHASE0 = 8  # then one slot per phase
+UP, DURATION, STATUS, SUCCESS, FAILURE, SKIPPED, DEGRADED, CERT, LAST_RUN, NEXT_RUN, CONSECUTIVE = range(11)
+PHASE0 = 11  # then one slot per phase
 _GAUGES = (
     ("pulse_check_up", "1 if the last run of the check succeeded, else 0.", UP),
     ("pulse_check_duration_seconds", "Response time of the last run.", DURATION),
     ("pulse_check_status_code", "HTTP status code of the last run (0: none).", STATUS),
     ("pulse_check_degraded", "1 if the last run was ok but slower than degraded_response_time.", DEGRADED),
+    ("pulse_check_consecutive_failures", "Failed runs in a row, up to the last run (0 after a success).", CONSECUTIVE),
+    ("pulse_check_last_run_timestamp_seconds", "When the last finished run started (Unix time).", LAST_RUN),
+    ("pulse_check_next_run_timestamp_seconds", "When the next scheduled run is due (Unix time).", NEXT_RUN),
 )
+_COUNTERS = (SUCCESS, FAILURE, SKIPPED)  # every other slot is absent (NaN) until there is a value
+
+
+def escape(value: str) -> str:
+    """A label value as the text format writes it between quotes."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 class _CheckState:
-    """One check's series values; `label` is its escaped label text."""
+    """One check's series values; `label` is its escaped label text (check, and location when set)."""
 
-    __slots__ = ("kinds", "label", "values")
+    __slots__ = ("info", "kinds", "label", "values")
 
-    def __init__(self, name: str) -> None:
-        self.label = 'check="' + name.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') + '"'
-        self.values = [0.0] * (PHASE0 + len(PHASES))
-        self.values[CERT] = math.nan  # no series until a verified https run
+    def __init__(self, name: str, location: str | None) -> None:
+        self.label = f'check="{escape(name)}"' + (f',location="{escape(location)}"' if location else "")
+        self.info = self.label  # pulse_check_info's labels: these and the check's own labels
+        self.values = [math.nan] * (PHASE0 + len(PHASES))  # no value series before the first result
+        for slot in _COUNTERS:
+            self.values[slot] = 0.0
         self.kinds: dict[str, float] = {}
 
 
@@ -53,11 +66,15 @@ class _ChecksCollector:
 class Metrics:
     """Every series pulse-agent exports (names fixed by DESIGN.md)."""
 
-    def __init__(self, shard: str = "1/1") -> None:
+    def __init__(self, shard: str = "1/1", location: str | None = None) -> None:
         disable_created_metrics()  # a *_created series per check doubles every scrape for nothing
         self._states: dict[str, _CheckState] = {}
+        self._location = location
         self._agent = CollectorRegistry(auto_describe=False)  # the agent-wide series
         r = self._agent
+        ProcessCollector(registry=r)  # process_* of the agent process (not of probe workers)
+        Gauge("pulse_build_info", "Always 1: the running pulse-agent and Python versions.", ["version", "python"],
+              registry=r).labels(__version__, platform.python_version()).set(1)  # fmt: skip
         self.scheduler_lag = Histogram("pulse_scheduler_lag_seconds", "Due time to run start.", buckets=LAG_BUCKETS, registry=r)
         self.inflight = Gauge("pulse_checks_inflight", "Runs in progress.", registry=r)
         self.configured = Gauge(
@@ -77,7 +94,9 @@ class Metrics:
         )
         self.config_last_reload_ok.set(1)
         self.config_last_reload_time = Gauge(
-            "pulse_config_last_reload_success_timestamp_seconds", "When a config was last loaded successfully.", registry=r
+            "pulse_config_last_reload_success_timestamp_seconds",
+            "When the running config was applied (at start or by a reload).",
+            registry=r,
         )
         for result in ("success", "failure"):
             self.config_reloads.labels(result)
@@ -89,28 +108,36 @@ class Metrics:
     def _for(self, check: str) -> _CheckState:
         state = self._states.get(check)
         if state is None:
-            state = self._states[check] = _CheckState(check)
+            state = self._states[check] = _CheckState(check, self._location)
         return state
 
     def observe(self, result: Result) -> None:
-        """Update the per-check series from a finished run."""
+        """Update the per-check series from a finished run; what the run did not measure is absent."""
         v = self._for(result.check).values
         v[UP] = 1.0 if result.ok else 0.0
-        if result.response_time_ms is not None:
-            v[DURATION] = result.response_time_ms / 1000
+        v[DURATION] = result.response_time_ms / 1000 if result.response_time_ms is not None else math.nan
         v[STATUS] = float(result.status_code or 0)
+        v[LAST_RUN] = result.ts
         if result.ok:
             v[SUCCESS] += 1
+            v[CONSECUTIVE] = 0.0
         else:
             v[FAILURE] += 1
+            v[CONSECUTIVE] = (0.0 if math.isnan(v[CONSECUTIVE]) else v[CONSECUTIVE]) + 1
             kinds = self._states[result.check].kinds
             kind = result.error_kind or "internal"
             kinds[kind] = kinds.get(kind, 0.0) + 1
         v[DEGRADED] = 1.0 if result.degraded else 0.0
         for i, ms in enumerate((result.dns_ms, result.connect_ms, result.tls_ms, result.first_byte_ms, result.response_time_ms)):
-            v[PHASE0 + i] = ms / 1000 if ms is not None else 0.0
+            v[PHASE0 + i] = ms / 1000 if ms is not None else math.nan
         if result.cert_expires is not None:
             v[CERT] = result.cert_expires
+
+    def next_run(self, check: str, due: float | None) -> None:
+        """When the scheduler next runs a check (None: never again); ignored for checks not exported."""
+        state = self._states.get(check)
+        if state is not None:
+            state.values[NEXT_RUN] = math.nan if due is None else due
 
     def reloaded(self, ok: bool, at: float) -> None:
         """Record one reload attempt."""
@@ -118,6 +145,15 @@ class Metrics:
         self.config_last_reload_ok.set(1 if ok else 0)
         if ok:
             self.config_last_reload_time.set(at)
+
+    def config_applied(self, at: float) -> None:
+        """The running config was applied at `at` (start-up): the reload gauges describe it."""
+        self.config_last_reload_ok.set(1)
+        self.config_last_reload_time.set(at)
+
+    def config_restored(self) -> None:
+        """The files on disk are the running config again (a refused edit was undone): nothing is refused."""
+        self.config_last_reload_ok.set(1)
 
     def notification(self, notifier: str, result: str) -> None:
         """Count one delivery attempt's outcome."""
@@ -127,13 +163,16 @@ class Metrics:
         """Count a run skipped because the previous one was still going."""
         self._for(check).values[SKIPPED] += 1
 
-    def set_checks(self, names: list[str]) -> None:
-        """Export series for exactly these checks (removed checks disappear; kept ones keep their counts)."""
+    def set_checks(self, names: list[str], labels: Mapping[str, Iterable[tuple[str, str]]] | None = None) -> None:
+        """Export series for exactly these checks (removed checks disappear; kept ones keep their counts);
+        `labels`: each check's own labels, for pulse_check_info."""
         keep = set(names)
         for name in [n for n in self._states if n not in keep]:
             del self._states[name]
         for name in names:
-            self._for(name)
+            state = self._for(name)
+            own = (labels or {}).get(name, ())
+            state.info = state.label + "".join(f',{k}="{escape(v)}"' for k, v in own)
         self.configured.set(len(names))
 
     def render(self) -> bytes:
@@ -156,9 +195,11 @@ def render_checks(states: dict[str, _CheckState]) -> str:
     """The per-check families in Prometheus text format 0.0.4."""
     items = list(states.values())  # a snapshot: the event loop may add checks meanwhile
     out: list[str] = []
+    out.append("# HELP pulse_check_info Always 1: a configured check, with its labels.\n# TYPE pulse_check_info gauge\n")
+    out.extend(f"pulse_check_info{{{s.info}}} 1.0\n" for s in items)
     for family, text, slot in _GAUGES:
         out.append(f"# HELP {family} {text}\n# TYPE {family} gauge\n")
-        out.extend(f"{family}{{{s.label}}} {s.values[slot]!r}\n" for s in items)
+        out.extend(f"{family}{{{s.label}}} {s.values[slot]!r}\n" for s in items if not math.isnan(s.values[slot]))
     out.append("# HELP pulse_check_runs_total Finished runs by result.\n# TYPE pulse_check_runs_total counter\n")
     for s in items:
         out.append(f'pulse_check_runs_total{{{s.label},result="success"}} {s.values[SUCCESS]!r}\n')
@@ -171,7 +212,8 @@ def render_checks(states: dict[str, _CheckState]) -> str:
     out.extend(f'pulse_check_failures_total{{{s.label},error_kind="{k}"}} {n!r}\n' for s in items for k, n in s.kinds.items())
     family = "pulse_check_phase_duration_seconds"
     out.append(f"# HELP {family} Time spent in each phase of the last run (dns, connect, tls, first_byte, total).\n# TYPE {family} gauge\n")
-    out.extend(f'{family}{{{s.label},phase="{p}"}} {s.values[PHASE0 + i]!r}\n' for s in items for i, p in enumerate(PHASES))
+    out.extend(f'{family}{{{s.label},phase="{p}"}} {s.values[PHASE0 + i]!r}\n' for s in items for i, p in enumerate(PHASES)
+               if not math.isnan(s.values[PHASE0 + i]))  # fmt: skip
     family = "pulse_check_certificate_expiry_timestamp_seconds"
     out.append(f"# HELP {family} Expiry (Unix time) of the peer certificate seen by the last https run.\n# TYPE {family} gauge\n")
     out.extend(f"{family}{{{s.label}}} {s.values[CERT]!r}\n" for s in items if not math.isnan(s.values[CERT]))
