@@ -43,7 +43,8 @@ def wrk(url: str, seconds: float, connections: int, fresh: bool = False) -> floa
     """Requests/s wrk reaches against url; fresh: a new connection per request (`Connection: close`)."""
     binary = ensure_debian_package("wrk", "wrk")
     close = ["-H", "Connection: close"] if fresh else []
-    out = subprocess.run([binary, "-t2", f"-c{connections}", f"-d{int(seconds)}s", *close, url], capture_output=True, text=True, check=True).stdout
+    command = [binary, "-t2", f"-c{connections}", f"-d{int(seconds)}s", *close, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     if m is None:
         raise RuntimeError(f"wrk printed no rate:\n{out}")
@@ -70,7 +71,10 @@ def blackbox(target: str, seconds: float) -> float:
             proc.wait(10)
 
 
-def ramp(url: str, seconds: float, steps: list[int], reuse: bool, workers: int | str = 0) -> tuple[dict[str, float], list[dict[str, float]]]:
+Steps = list[dict[str, float]]
+
+
+def ramp(url: str, seconds: float, steps: list[int], reuse: bool, workers: int | str = 0) -> tuple[dict[str, float], Steps]:
     """Raise the check count until the agent falls behind (< 99% of scheduled runs, or p99 lag > 50 ms);
     the last sustained step, and every step measured."""
     best: dict[str, float] = {}
