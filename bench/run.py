@@ -39,10 +39,12 @@ modules:
 """
 
 
-def wrk(url: str, seconds: float, connections: int) -> float:
-    """Requests/s wrk reaches against url."""
+def wrk(url: str, seconds: float, connections: int, fresh: bool = False) -> float:
+    """Requests/s wrk reaches against url; fresh: a new connection per request (`Connection: close`)."""
     binary = ensure_debian_package("wrk", "wrk")
-    out = subprocess.run([binary, "-t2", f"-c{connections}", f"-d{int(seconds)}s", url], capture_output=True, text=True, check=True).stdout
+    close = ["-H", "Connection: close"] if fresh else []
+    command = [binary, "-t2", f"-c{connections}", f"-d{int(seconds)}s", *close, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     if m is None:
         raise RuntimeError(f"wrk printed no rate:\n{out}")
@@ -69,7 +71,10 @@ def blackbox(target: str, seconds: float) -> float:
             proc.wait(10)
 
 
-def ramp(url: str, seconds: float, steps: list[int], reuse: bool, workers: int = 0) -> tuple[dict[str, float], list[dict[str, float]]]:
+Steps = list[dict[str, float]]
+
+
+def ramp(url: str, seconds: float, steps: list[int], reuse: bool, workers: int | str = 0) -> tuple[dict[str, float], Steps]:
     """Raise the check count until the agent falls behind (< 99% of scheduled runs, or p99 lag > 50 ms);
     the last sustained step, and every step measured."""
     best: dict[str, float] = {}
@@ -192,13 +197,15 @@ def main() -> None:
     out: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), "quick": args.quick}
     with nginx_target() as url:
         out["nginx_ceiling_rps"] = round(wrk(url + "/", seconds, 64))
+        # The honest ceiling for a fresh connection per check: a C client doing the same.
+        out["limit_fresh_rps"] = round(wrk(url + "/", seconds, 64, fresh=True))
         out["blackbox_probes_per_s"] = round(blackbox(url, seconds))
-        print(json.dumps({k: out[k] for k in ("nginx_ceiling_rps", "blackbox_probes_per_s")}), flush=True)
+        print(json.dumps({k: out[k] for k in ("nginx_ceiling_rps", "limit_fresh_rps", "blackbox_probes_per_s")}), flush=True)
         fresh, fresh_steps = ramp(url, seconds, steps, reuse=False)
         reuse, reuse_steps = ramp(url, seconds, steps, reuse=True)
-        # Every core, as blackbox_exporter uses them: one agent with a probe worker per core (agent.workers).
+        # The default (agent.workers: auto): a probe worker per core once the checks ask for more than one serves.
         cores = os.cpu_count() or 1
-        workers, worker_steps = ramp(url, seconds, worker_steps_of(args.quick), reuse=False, workers=cores)
+        workers, worker_steps = ramp(url, seconds, worker_steps_of(args.quick), reuse=False, workers="auto")
         out["pulse_fresh"], out["pulse_reuse"], out["pulse_workers"] = fresh, reuse, workers
         out["ramp"] = fresh_steps + reuse_steps + worker_steps
         out["pulse_at_1000"] = next((r for r in fresh_steps if r["checks"] == 1000), {})
@@ -211,21 +218,27 @@ def main() -> None:
     out["ratio_pulse_vs_blackbox"] = round(sustained / bb, 2)
     out["ratio_pulse_workers_vs_blackbox"] = round(workers.get("achieved_per_s", 0.0) / bb, 2)
     out["ratio_pulse_vs_nginx"] = round(max(sustained, workers.get("achieved_per_s", 0.0)) / out["nginx_ceiling_rps"], 3)
+    limit = out["limit_fresh_rps"] or 1
+    out["ratio_default_vs_limit"] = round(workers.get("achieved_per_s", 0.0) / limit, 3)
+    out["ratio_one_process_vs_limit"] = round(sustained / limit, 3)
     (HERE / "results" / "latest.json").write_text(json.dumps(out, indent=2))
     at_1000 = out["pulse_at_1000"]
     table = [
         ("nginx ceiling (wrk, keep-alive)", f"{out['nginx_ceiling_rps']:,} req/s"),
+        ("the limit: wrk, fresh connection per request", f"{out['limit_fresh_rps']:,} req/s"),
         ("blackbox_exporter (fresh connections)", f"{out['blackbox_probes_per_s']:,} probes/s"),
         ("pulse-agent, fresh connections",
          f"{sustained:,.0f} checks/s sustained, p50 {fresh.get('lag_p50_ms')} ms / p99 {fresh.get('lag_p99_ms')} ms lag, "
          f"{fresh.get('cpu_percent')}% CPU, {fresh.get('rss_mb')} MB"),
         ("pulse-agent, reuse_connections",
          f"{reuse.get('achieved_per_s', 0):,.0f} checks/s sustained, p99 {reuse.get('lag_p99_ms')} ms lag"),
-        (f"pulse-agent, workers: {cores} (one probe process per core, fresh connections)",
+        (f"pulse-agent default (workers: auto, {cores} cores; fresh connections)",
          f"{workers.get('achieved_per_s', 0):,.0f} checks/s sustained, p50 {workers.get('lag_p50_ms')} ms / "
          f"p99 {workers.get('lag_p99_ms')} ms lag, {workers.get('cpu_percent')}% CPU, {workers.get('rss_mb')} MB"),
-        ("pulse-agent / blackbox_exporter (one process; workers per core)",
+        ("pulse-agent / blackbox_exporter (one process; default)",
          f"{out['ratio_pulse_vs_blackbox']}x; {out['ratio_pulse_workers_vs_blackbox']}x"),
+        ("pulse-agent / the limit (one process; default)",
+         f"{out['ratio_one_process_vs_limit']}; {out['ratio_default_vs_limit']}"),
         ("pulse-agent at 1,000 checks/s", f"p99 lag {at_1000.get('lag_p99_ms')} ms, {at_1000.get('cpu_percent')}% CPU"),
         ("pulse-agent / nginx ceiling", f"{out['ratio_pulse_vs_nginx']}"),
         (f"{out['scale']['checks']:,} checks of 60 s",

@@ -28,7 +28,7 @@ WARMUP = 4.0  # start-up, probe workers included, is over before the window open
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path: Path, url: str, n: int, reuse: bool = False, workers: int = 0) -> None:
+def write_config(path: Path, url: str, n: int, reuse: bool = False, workers: int | str = 0) -> None:
     lines = [
         "version: 1",
         f"agent: {{max_concurrency: 4096, log_level: warning, workers: {workers}}}",
@@ -66,7 +66,7 @@ def rss_mb(pid: int) -> float:
     return total
 
 
-def measure(url: str, n: int, seconds: float, reuse: bool = False, shards: int = 1, workers: int = 0) -> dict[str, float]:
+def measure(url: str, n: int, seconds: float, reuse: bool = False, shards: int = 1, workers: int | str = 0) -> dict[str, float]:
     """Run the agent with n checks of 1 s for seconds (after a warm-up) and measure it; with shards > 1,
     that many agents on the one config, each running its shard (agent.shard K/N) into its own file;
     with workers, one agent with that many probe processes."""

@@ -22,7 +22,10 @@ http {{
     server {{
         listen 127.0.0.1:{port} backlog=8192;
         location / {{ return 200 'ok'; }}
+        # Fails in odd minutes, recovers in even ones: checks that open and resolve incidents.
+        location /flaky/ {{ if ($odd_minute) {{ return 500 'down'; }} return 200 'ok'; }}
     }}
+    map $time_iso8601 $odd_minute {{ "~T[0-9][0-9]:[0-9][13579]:" 1; default 0; }}
 }}
 """
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from pulse_agent.alerts.alerting import Alerting
 from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
+from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config import ConfigInvalid, Memo, gc_paused, load_config
 from pulse_agent.config.files import digest, read_sources
@@ -126,14 +128,17 @@ class Agent:
             on_due=self.metrics.next_run,
         )
         self.metrics.inflight.set_function(lambda: self.scheduler.inflight)
+        self.workers, self.workers_reason = resolve_workers(
+            spec.agent.workers, checks_per_second((c for c in self.spec.checks if c.enabled), self.clock.time()), os.cpu_count() or 1
+        )
         self.pool = (
             WorkerPool(
-                spec.agent.workers,
+                self.workers,
                 WorkerSettings(spec.agent.max_concurrency, spec.agent.log_format, spec.agent.log_level),
                 self._worker_results,
                 self.metrics.worker_restarts.inc,
             )
-            if spec.agent.workers
+            if self.workers
             else None
         )
         self._by_name: dict[str, CheckSpec] = {}
@@ -377,6 +382,7 @@ class Agent:
                     "checks": len(checks),
                     "shard": str(self.shard),
                     "workers": len(self.pool.workers) if self.pool else 0,
+                    "workers_reason": self.workers_reason,
                     "database": self.database,
                     "listen": f"{self.listen.rpartition(':')[0]}:{self.port}",
                     "startup_ms": round((time.monotonic() - started) * 1000, 1),

@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
@@ -173,7 +174,7 @@ class AgentSettings:
     listen: str = "127.0.0.1:9108"
     database: str = "pulse.duckdb"
     max_concurrency: int = 256
-    workers: int = 0  # probe processes; 0: the agent probes itself
+    workers: int | Literal["auto"] = "auto"  # probe processes; 0: the agent probes itself
     log_format: str = "json"
     log_level: str = "info"
     api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*
