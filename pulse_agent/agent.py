@@ -21,6 +21,7 @@ from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
 from pulse_agent.live.events import EventHub
 from pulse_agent.live.reload import Reload, record_version
 from pulse_agent.live.watch import watch_config
+from pulse_agent.probe.connect import forget_targets
 from pulse_agent.probe.http import Prober, run_budget
 from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
@@ -261,6 +262,8 @@ class Agent:
         stopped = sorted(before - {c.name for c in running})
         for name in stopped:
             self.last_results.pop(name, None)
+        if change.checks.removed or change.checks.changed:
+            forget_targets()  # no parsed URL keeps an old check's credentials
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
         if "log_level" in change.settings:

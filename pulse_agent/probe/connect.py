@@ -71,6 +71,12 @@ def target_of(url: str) -> Target:
     )
 
 
+def forget_targets() -> None:
+    """Drop every parsed URL: called when checks change, so no removed or edited check's
+    credentials (user info, query values) stay in memory; running checks parse theirs again once."""
+    target_of.cache_clear()
+
+
 async def open_connection(target: Target, context: ssl.SSLContext | None, clock: PhaseClock) -> Connection:
     """A new connection to target (TLS when context is given), phases marked; ProbeFailure otherwise."""
     loop = asyncio.get_running_loop()
