@@ -190,7 +190,7 @@ def _message(error: ValidationError, path: tuple[Any, ...] = ()) -> str:
     if kind == "minItems":
         return f"needs at least {error.validator_value} item(s)"
     if kind == "minLength":
-        return "must not be empty"
+        return "must not be empty" if error.validator_value <= 1 else f"must be at least {error.validator_value} characters long"
     return error.message if value is error.instance else f"{_show(value)} breaks the schema's {kind!r} rule"
 
 
