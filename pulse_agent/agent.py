@@ -74,6 +74,17 @@ async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: f
     return await deliver(url, title, body, kind, timeout)
 
 
+def stopped(store: ResultStore, cancelled: int) -> int:
+    """The last log line, and the exit status: 0, or 1 when results could not be written (the
+    line then says how many, at error level)."""
+    fields = {"results_written": store.written, "results_not_written": store.dropped, "cancelled_runs": cancelled}
+    if store.dropped:
+        log.error("agent stopped", extra={**fields, "database_error": store.failing})
+        return 1
+    log.info("agent stopped", extra=fields)
+    return 0
+
+
 def disk_digest(config: str) -> str:
     """Digest of the config as it is on disk now; "unreadable" while it cannot be read (reload says why)."""
     try:
@@ -141,9 +152,11 @@ class Agent:
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
 
     def ready(self) -> tuple[bool, str]:
-        """Ready when the config is loaded and the database is open."""
+        """Ready when the config is loaded, the database is open and takes the results written to it."""
         if self.store is None:
             return False, "database not open"
+        if (failing := self.store.failing) is not None:
+            return False, f"writing results fails ({self.store.pending} waiting): {failing}"
         return True, f"ready: {len(self._by_name)} checks"
 
     async def _run_check(self, spec: CheckSpec, due: float) -> Result:
@@ -338,7 +351,10 @@ class Agent:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
         # The store first: a locked or missing database must fail before anything starts.
-        store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
+        store = await asyncio.to_thread(
+            ResultStore, self.database, on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc
+        )
+        self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner = None
         starting = contextlib.ExitStack()  # until freeze_heap: start-up only builds what lives on
         try:
@@ -395,5 +411,4 @@ class Agent:
             self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:
                 await web_runner.cleanup()
-        log.info("agent stopped", extra={"results_written": store.written, "cancelled_runs": cancelled})
-        return 0
+        return stopped(store, cancelled)

@@ -64,6 +64,10 @@ class Metrics:
             "pulse_checks_configured", "Enabled checks this agent runs (its shard K/N of the config).", ["shard"], registry=r
         ).labels(shard)
         self.results_written = Counter("pulse_results_written", "Results written to the database.", registry=r)
+        self.results_write_failures = Counter(
+            "pulse_results_write_failures", "Failed attempts to write results to the database (each retry counts).", registry=r
+        )
+        self.results_unwritten = Gauge("pulse_results_unwritten", "Results waiting to be written to the database.", registry=r)
         self.worker_restarts = Counter("pulse_worker_restarts", "Probe worker processes started again after exiting.", registry=r)
         self.notifications = Counter(
             "pulse_notifications", "Delivery attempts by notifier: delivered, failed (will retry) or dead (gave up).",
