@@ -31,6 +31,7 @@ from pulse_agent.store import ResultStore, retention
 from pulse_agent.store.db import History
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
+from pulse_agent.web.limits import inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.workers import WorkerPool, WorkerSettings
 
@@ -360,7 +361,12 @@ class Agent:
         try:
             starting.enter_context(gc_paused())
             app = make_app(self.metrics, self.ready, api_routes(self), self.spec.agent.api_token)
-            web_runner, self.port = await serve(app, self.listen)
+            budget = inbound_budget(raise_nofile(), self.spec.agent.max_concurrency)
+            if budget.tight:
+                fields = {"nofile": budget.nofile, "max_concurrency": self.spec.agent.max_concurrency}
+                log.warning("the file-descriptor limit is low for agent.max_concurrency: runs may fail with "
+                            "'Too many open files'; raise it (ulimit -n, LimitNOFILE=)", extra=fields)  # fmt: skip
+            web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             self.store = store
             checks = self._running()
             await self._start_alerting(store, checks)
@@ -385,6 +391,8 @@ class Agent:
                     "database": self.database,
                     "listen": f"{self.listen.rpartition(':')[0]}:{self.port}",
                     "startup_ms": round((time.monotonic() - started) * 1000, 1),
+                    "nofile": budget.nofile,
+                    "max_connections": budget.max_connections,
                 },
             )
             loop_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
