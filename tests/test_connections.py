@@ -8,6 +8,7 @@ target every second; the attack comes from this process, on 127.0.0.1 only, in a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import resource
@@ -125,3 +126,31 @@ def test_half_sent_requests_neither_starve_the_prober_nor_stay_open(tmp_path, ht
     # what the agent held stayed within its budget: the prober's share was never touched
     assert most <= baseline + budget.max_connections + budget.backlog, (baseline, most)
     assert any(line.startswith("pulse_http_connections_refused_total ") and float(line.split()[1]) > 0 for line in metrics.splitlines())
+
+
+async def test_a_body_that_does_not_arrive_gets_408_and_frees_the_connection(monkeypatch):
+    from aiohttp import web
+
+    from pulse_agent.web import limits
+    from pulse_agent.web.app import make_app, serve
+    from pulse_agent.web.metrics import Metrics
+
+    monkeypatch.setattr(limits, "BODY_TIMEOUT_S", 0.3)
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(await request.json())
+
+    app = make_app(Metrics(), lambda: (True, "ready"), [web.post("/echo", echo)])
+    runner, port = await serve(app, "127.0.0.1:0", inbound_budget(1024, 16))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 3
+        writer.close()
+        async with httpx.AsyncClient() as client:  # a body that arrives is read as ever
+            answer = await client.post(f"http://127.0.0.1:{port}/echo", json={"a": 1})
+        assert answer.status_code == 200 and answer.json() == {"a": 1}
+    finally:
+        await runner.cleanup()

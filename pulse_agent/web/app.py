@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pulse_agent.listen import split_listen
 from pulse_agent.web.api import bearer_auth
-from pulse_agent.web.limits import IDLE_TIMEOUT_S, BoundedSite, InboundBudget, inbound_budget, raise_nofile
+from pulse_agent.web.limits import IDLE_TIMEOUT_S, BoundedSite, InboundBudget, body_deadline, inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
 
 
@@ -35,7 +35,7 @@ def make_app(
         ok, reason = ready()
         return web.Response(text=f"{reason}\n", status=200 if ok else 503)
 
-    app = web.Application(middlewares=[bearer_auth(token)])
+    app = web.Application(middlewares=[bearer_auth(token), body_deadline])
     app.add_routes(routes)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)

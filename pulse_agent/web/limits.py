@@ -12,14 +12,14 @@ need, and every check then fails with "Too many open files": false failures. So:
 - `BoundedSite` answers connections beyond the cap with `503` and closes them at once;
 - a connection must send a complete request head within IDLE_TIMEOUT_S of opening, or of the end
   of its previous response (keep-alive idle), else it is closed (aiohttp's one keep-alive timer
-  covers both).
+  covers both); a request body must arrive within BODY_TIMEOUT_S, else 408 (`body_deadline`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -27,6 +27,7 @@ from aiohttp import web
 log = logging.getLogger("pulse_agent.web")
 
 IDLE_TIMEOUT_S = 5.0  # header read and keep-alive idle timeout (Apache's KeepAliveTimeout is 5 s too)
+BODY_TIMEOUT_S = 10.0  # a request body (at most 1 MiB, aiohttp's client_max_size) must arrive within this
 RESERVED_FDS = 128  # besides one per concurrent run: database, logs, notifications, DNS, pipes
 MAX_CONNECTIONS = 10_000  # the API and /metrics never need more, however many descriptors there are
 _REFUSAL_BODY = b"too many connections\n"
@@ -75,6 +76,19 @@ def raise_nofile() -> int:
         log.warning("cannot raise the file-descriptor limit from %d to %d: %s", soft, target, exc)
         return soft
     return target
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Read a request's body within BODY_TIMEOUT_S (handlers then get it from aiohttp's cache), else
+    answer 408: a body sent a byte at a time never holds a connection for long."""
+    if request.body_exists:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                await request.read()
+        except TimeoutError:
+            return web.json_response({"error": f"request body not received within {BODY_TIMEOUT_S:g} s"}, status=408)
+    return await handler(request)
 
 
 class _Refusal(asyncio.Protocol):
