@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httptools
 
 from pulse_agent.probe.expect import Failure
+from pulse_agent.probe.syntax import header_problem
 from pulse_agent.sizes import format_size
 
 HEADER_LIMIT = 64 * 1024  # bytes of status line and headers; more is a protocol failure
@@ -52,12 +53,29 @@ def basic_credentials(username: str, password: str) -> str:
 
 
 def request_bytes(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes | None) -> bytes:
-    """The bytes of one request: request line, headers (with Content-Length when needed), body."""
+    """The bytes of one request: request line, headers (with Content-Length when needed), body.
+
+    Header values are sent as UTF-8. A line break or NUL anywhere but between lines is refused
+    (ProbeFailure 'internal': validate refuses such headers, so one here is a fault of ours).
+    """
+    headers = tuple(headers)
     lines = [f"{method} {target} HTTP/1.1"]
     lines.extend(f"{name}: {value}" for name, value in headers)
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    head = "\r\n".join(lines)
+    breaks = len(lines) - 1
+    if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head:  # three C scans: cheap on every run
+        raise _unsendable(method, target, headers)
+    return (head + "\r\n\r\n").encode("utf-8") + (body or b"")
+
+
+def _unsendable(method: str, target: str, headers: tuple[tuple[str, str], ...]) -> ProbeFailure:
+    """Which part of a request cannot be written (values are not quoted: they may be secrets)."""
+    for name, value in headers:
+        if (problem := header_problem(name, value)) is not None:
+            return fail("internal", f"request not sent: {problem}")
+    return fail("internal", f"request not sent: the request line {method} ... has a line break or NUL")
 
 
 class Connection(asyncio.Protocol):
@@ -66,6 +84,8 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.replied = False  # a byte of an answer came: a failure now is the server's, not a stale connection's
+        self.cert_not_after: float | None = None  # expiry of the TLS peer certificate, epoch seconds
         self._reader: _Reader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +98,7 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
+        self.replied = True
         reader.feed(data)
         if reader.future.done():
             self._reader = None
@@ -99,6 +120,7 @@ class Connection(asyncio.Protocol):
             future.set_exception(fail("reset", "server closed the connection without a complete response"))
             return future
         self._reader = _Reader(future, head_only, limit)
+        self.replied = False
         self.transport.write(data)
         return future
 
