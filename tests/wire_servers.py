@@ -57,7 +57,8 @@ async def origin(
     routes: dict[str, Answer] | None = None, *, cert: object = None, keep_alive: bool = False, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[Origin]:
     """An origin answering each request target with routes[target] (bytes, or a function of the request),
-    404 otherwise; https with a trustme LeafCert; it closes after each answer unless keep_alive."""
+    404 otherwise; https with a trustme LeafCert; it closes after each answer unless keep_alive, and
+    after an empty answer."""
     context = None
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -71,9 +72,10 @@ async def origin(
                 seen = await _read_request(reader)
                 state.seen.append(seen)
                 answer = state.routes.get(seen.target, NOT_FOUND)
-                writer.write(answer(seen) if callable(answer) else answer)
+                data = answer(seen) if callable(answer) else answer
+                writer.write(data)
                 await writer.drain()
-                if not keep_alive:
+                if not keep_alive or not data:  # no answer: close unanswered
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, ValueError):
             pass

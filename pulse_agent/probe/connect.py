@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 import time
@@ -166,7 +167,8 @@ def _first_connected(done: set[asyncio.Task[tuple[asyncio.BaseTransport, Connect
 
 
 def _cannot_connect(target: Target, errors: list[OSError]) -> Exception:
-    reason = (errors[-1].strerror or str(errors[-1])) if errors else "no address"
+    last = errors[-1] if errors else None
+    reason = "no address" if last is None else os.strerror(last.errno) if last.errno else (last.strerror or str(last))
     return fail("connect", f"cannot connect to {target.host}:{target.port}: {reason}")
 
 

@@ -8,12 +8,13 @@ from urllib.parse import urlsplit
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\0]")
 # Everything but unreserved, sub-delims, ":@/?" and the IPv6 brackets, and a "%" that starts no %XX escape.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-9]{1,5})?")  # RFC 3986 host [":" port]
 _UNSAFE_IN_TARGET = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%\[\]]|%(?![0-9A-Fa-f]{2})")
 
 
 def header_problem(name: str, value: object) -> str | None:
     """Why a request header cannot be sent as written; None when it can. Never quotes the value (secrets)."""
-    if not _TOKEN.fullmatch(name):
+    if not is_token(name):
         return f"header name {name!r} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~ only)"
     text = str(value)
     if _FORBIDDEN_IN_VALUE.search(text):
@@ -23,8 +24,15 @@ def header_problem(name: str, value: object) -> str | None:
     return None
 
 
+def is_token(name: str) -> bool:
+    """Whether name is an HTTP token, as a header name must be."""
+    return _TOKEN.fullmatch(name) is not None
+
+
 def host_name(host_header: str) -> str | None:
     """The host of a Host header value (no port, no brackets, lower case); None when it is not host[:port]."""
+    if not _HOST.fullmatch(host_header.strip()):
+        return None
     try:
         parts = urlsplit("//" + host_header.strip())
         parts.port  # noqa: B018 (raises on a bad port)

@@ -13,11 +13,12 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import httptools
 
 from pulse_agent.probe.expect import Failure
-from pulse_agent.probe.syntax import header_problem
+from pulse_agent.probe.syntax import header_problem, is_token
 from pulse_agent.sizes import format_size
 
 HEADER_LIMIT = 64 * 1024  # bytes of status line and headers; more is a protocol failure
@@ -65,9 +66,15 @@ def request_bytes(method: str, target: str, headers: Iterable[tuple[str, str]], 
         lines.append(f"Content-Length: {len(body or b'')}")
     head = "\r\n".join(lines)
     breaks = len(lines) - 1
-    if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head:  # three C scans: cheap on every run
+    if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head or not all(_token(n) for n, _ in headers):
         raise _unsendable(method, target, headers)
     return (head + "\r\n\r\n").encode("utf-8") + (body or b"")
+
+
+@lru_cache(maxsize=1024)
+def _token(name: str) -> bool:
+    """Whether a header name is an HTTP token (the same few names on every run: cached)."""
+    return is_token(name)
 
 
 def _unsendable(method: str, target: str, headers: tuple[tuple[str, str], ...]) -> ProbeFailure:
@@ -141,6 +148,7 @@ class _Reader:
         self.head_only = head_only
         self.limit = limit
         self.parser = httptools.HttpResponseParser(self)
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)  # a bare LF ends a line (RFC 9112 2.2 allows it)
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_at: float | None = None
         self.body: list[bytes] = []
