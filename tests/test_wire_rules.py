@@ -42,6 +42,24 @@ def test_validate_refuses_headers_http_cannot_carry_and_never_shows_the_value(he
     assert "s3cret" not in text
 
 
+def test_validate_refuses_a_bearer_token_with_a_line_break():
+    text = "version: 1\nchecks:\n  - {name: c, url: 'http://127.0.0.1/', bearer_token: '${TOKEN}'}\n"
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text, "p.yaml", {"TOKEN": "s3cret\n"})
+    assert str(caught.value).startswith("p.yaml:3:55: checks[0].bearer_token: contains a line break") and "s3cret" not in str(caught.value)
+
+
+def test_a_reload_notices_a_header_that_now_comes_from_a_variable(tmp_path):
+    """The same text before and after expansion: the memo must not hand back the old spec."""
+    from pulse_agent.config import Memo, load_config
+
+    path, memo = tmp_path / "p.yaml", Memo()
+    path.write_text("version: 1\nchecks: [{name: c, url: 'http://127.0.0.1/', headers: {X-Key: k1}}]\n")
+    assert load_config(path, {"KEY": "k1"}, memo).checks[0].env_headers == frozenset()
+    path.write_text("version: 1\nchecks: [{name: c, url: 'http://127.0.0.1/', headers: {X-Key: '${KEY}'}}]\n")
+    assert load_config(path, {"KEY": "k1"}, memo).checks[0].env_headers == frozenset({"x-key"})
+
+
 def test_headers_valued_from_variables_are_marked_and_defaults_count():
     text = (
         "version: 1\ndefaults: {headers: {X-Org: '${ORG}'}}\nchecks:\n"

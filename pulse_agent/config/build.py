@@ -222,6 +222,8 @@ class _CheckBuilder:
         for name, value in (self.get("headers", default={}) or {}).items():
             if (problem := header_problem(name, value)) is not None:
                 self.fail(("headers", name), problem)
+        if isinstance(token := self.get("bearer_token"), str) and header_problem("Authorization", token) is not None:
+            self.fail(("bearer_token",), "contains a line break (CR or LF) or NUL; a variable read from a file with a trailing newline?")
         size = self.get("max_body_size")
         if size is not None and parse_size(size) < 1:
             self.fail(("max_body_size",), "must be at least 1 byte")
