@@ -71,7 +71,9 @@ CASES = [
     Case("http/1.0", {"/": b"HTTP/1.0 200 OK\r\n\r\nold"}, (None, 200, b"old", ["A GET /"])),
     Case("no reason phrase", {"/": b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok"}, (None, 200, b"ok", ["A GET /"])),
     Case("body cut short", {"/": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"}, ("reset", None, None, ["A GET /"])),
-    Case("chunk cut short", {"/": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n<bo\r\n"}, ("reset", None, None, ["A GET /"])),
+    Case(
+        "chunk cut short", {"/": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n<bo\r\n"}, ("reset", None, None, ["A GET /"])
+    ),
     Case("no answer", {"/": b""}, ("reset", None, None, ["A GET /"])),
     Case("not http", {"/": b"SSH-2.0-OpenSSH_9.6\r\n\r\n"}, ("protocol", None, None, ["A GET /"])),
     Case("bad status", {"/": b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n"}, ("protocol", None, None, ["A GET /"])),
@@ -88,25 +90,43 @@ CASES = [
         differs="Content-Length with Transfer-Encoding",
     ),
     # encodings
-    Case("gzip", {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(GZ), GZ)}, (None, 200, b"zipped", ["A GET /"])),
+    Case(
+        "gzip",
+        {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(GZ), GZ)},
+        (None, 200, b"zipped", ["A GET /"]),
+    ),
     Case(
         "gzip chunked",
         {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(GZ), GZ)},
         (None, 200, b"zipped", ["A GET /"]),
     ),
-    Case("deflate (zlib)", {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (len(ZL), ZL)}, (None, 200, b"zlib", ["A GET /"])),
+    Case(
+        "deflate (zlib)",
+        {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (len(ZL), ZL)},
+        (None, 200, b"zlib", ["A GET /"]),
+    ),
     Case(
         "deflate (raw)",
         {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (len(RAW_DEFLATE), RAW_DEFLATE)},
         (None, 200, b"raw", ["A GET /"]),
     ),
-    Case("broken gzip", {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope"}, ("protocol", None, None, ["A GET /"])),
-    Case("unknown encoding", {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: x-mine\r\nContent-Length: 3\r\n\r\nabc"}, (None, 200, b"abc", ["A GET /"])),
+    Case(
+        "broken gzip",
+        {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope"},
+        ("protocol", None, None, ["A GET /"]),
+    ),
+    Case(
+        "unknown encoding",
+        {"/": b"HTTP/1.1 200 OK\r\nContent-Encoding: x-mine\r\nContent-Length: 3\r\n\r\nabc"},
+        (None, 200, b"abc", ["A GET /"]),
+    ),
     # 1xx, 204, 304, HEAD
     Case("100 continue", {"/": b"HTTP/1.1 100 Continue\r\n\r\n" + OK2}, (None, 200, b"ok", ["A GET /"])),
-    Case("103 early hints", {"/": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + OK2}, (None, 200, b"ok", ["A GET /"])),
+    Case(
+        "103 early hints", {"/": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + OK2}, (None, 200, b"ok", ["A GET /"])
+    ),
     Case("204", {"/": b"HTTP/1.1 204 No Content\r\n\r\n"}, (None, 204, b"", ["A GET /"])),
-    Case("304", {"/": b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"}, ("status", 304, b"", ["A GET /"])),
+    Case("304", {"/": b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n'}, ("status", 304, b"", ["A GET /"])),
     Case("HEAD", {"/": b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"}, (None, 200, b"", ["A HEAD /"]), method="HEAD"),
     Case("500", {"/": b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\ndown"}, ("status", 500, b"down", ["A GET /"])),
     # redirects and method changes
@@ -124,9 +144,16 @@ CASES = [
         )
         for status, keeps in ((301, False), (302, False), (303, False), (307, True), (308, True))
     ),
-    Case("303 PUT", {"/": redirect(303, "/to"), "/to": echo}, (None, 200, b"GET ", ["A PUT / body=x", "A GET /to"]), method="PUT", body=b"x"),
+    Case(
+        "303 PUT", {"/": redirect(303, "/to"), "/to": echo}, (None, 200, b"GET ", ["A PUT / body=x", "A GET /to"]), method="PUT", body=b"x"
+    ),
     Case("303 HEAD", {"/": redirect(303, "/to"), "/to": OK2}, (None, 200, b"", ["A HEAD /", "A HEAD /to"]), method="HEAD"),
-    Case("relative location", {"/a/b": redirect(302, "../c?x=1"), "/c?x=1": OK2}, (None, 200, b"ok", ["A GET /a/b", "A GET /c?x=1"]), path="/a/b"),
+    Case(
+        "relative location",
+        {"/a/b": redirect(302, "../c?x=1"), "/c?x=1": OK2},
+        (None, 200, b"ok", ["A GET /a/b", "A GET /c?x=1"]),
+        path="/a/b",
+    ),
     Case("no location", {"/": b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"}, ("status", 302, b"", ["A GET /"])),
     Case("loop", {"/": redirect(302, "/")}, ("redirects", None, None, ["A GET /"] * 4)),
     Case("to ftp", {"/": redirect(302, "ftp://127.0.0.1/file")}, ("redirects", None, None, ["A GET /"])),
@@ -134,7 +161,12 @@ CASES = [
     Case("utf-8 location", {"/": redirect(302, "/caf\u00e9"), "/caf%C3%A9": OK2}, (None, 200, b"ok", ["A GET /", "A GET /caf%C3%A9"])),
     # request targets (item 7)
     Case("utf-8 path", {"/caf%C3%A9": OK2}, (None, 200, b"ok", ["A GET /caf%C3%A9"]), path="/caf\u00e9"),
-    Case("cjk path and query", {"/%E6%97%A5%E6%9C%AC?q=%C3%A4": OK2}, (None, 200, b"ok", ["A GET /%E6%97%A5%E6%9C%AC?q=%C3%A4"]), path="/\u65e5\u672c?q=\u00e4"),
+    Case(
+        "cjk path and query",
+        {"/%E6%97%A5%E6%9C%AC?q=%C3%A4": OK2},
+        (None, 200, b"ok", ["A GET /%E6%97%A5%E6%9C%AC?q=%C3%A4"]),
+        path="/\u65e5\u672c?q=\u00e4",
+    ),
     Case("escapes kept", {"/a%20b%2Fc": OK2}, (None, 200, b"ok", ["A GET /a%20b%2Fc"]), path="/a%20b%2Fc"),
     Case(
         "stray percent",
@@ -238,7 +270,14 @@ def _routes(routes: dict[str, object], a: Origin, b: Origin) -> dict[str, object
 async def run_ours(case: Case, url: str) -> tuple[str | None, int | None, bytes | None]:
     """The prober's exchange (redirects followed, within the timeout) as (kind, status, body)."""
     check = CheckSpec(
-        name="c", url=url, method=case.method, headers=case.headers, body=case.body, env_headers=case.env_headers, timeout=3, max_redirects=3
+        name="c",
+        url=url,
+        method=case.method,
+        headers=case.headers,
+        body=case.body,
+        env_headers=case.env_headers,
+        timeout=3,
+        max_redirects=3,
     )
     prober = Prober()
     try:

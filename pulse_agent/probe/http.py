@@ -20,7 +20,17 @@ from pulse_agent.probe.connect import Pool, Resolver, Target, keep_alive_for, op
 from pulse_agent.probe.expect import Failure, Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.syntax import host_name
-from pulse_agent.probe.wire import Connection, ProbeFailure, RawResponse, basic_credentials, charset_of, decode_body, fail, request_bytes
+from pulse_agent.probe.wire import (
+    Connection,
+    ProbeFailure,
+    RawResponse,
+    basic_credentials,
+    charset_of,
+    check_names,
+    decode_body,
+    fail,
+    request_bytes,
+)
 from pulse_agent.result import Result
 
 USER_AGENT = f"pulse-agent/{__version__}"
@@ -162,6 +172,7 @@ class Prober:
         server_name = (host_name(host) if host else None) or target.host
         keep = spec.reuse_connections
         head = (("Host", host or target.host_header), *headers, ("Connection", "keep-alive" if keep else "close"))
+        check_names(spec.headers)
         request = request_bytes(method, target.path, head, body)  # a request that cannot be written is never sent
         key = (target.origin, server_name, spec.tls_verify, spec.ca_file)
         connection = self._pool.take(key) if keep else None
