@@ -38,7 +38,7 @@ _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "f
 
 
 class FromEnv(str):
-    """A string value that took text from an environment variable (a header so valued stays on its origin)."""
+    """A header value that took text from an environment variable (so it is not sent to other origins)."""
 
     __slots__ = ()
 
@@ -142,7 +142,8 @@ class _Builder:
         value = node.value
         from_env = False
         if expand and "$" in value:
-            from_env = any(m.group(1) is not None for m in _ENV_REF.finditer(value))
+            # only header values are marked: the prober keeps those on their origin; everything else stays plain str
+            from_env = len(path) >= 2 and path[-2] == "headers" and any(m.group(1) is not None for m in _ENV_REF.finditer(value))
             value = self.expand(value, node, path)
             if not node.style and value != node.value:  # plain (libyaml says "", PyYAML None): typed after expansion
                 node = yaml.ScalarNode(self.resolver.resolve(yaml.ScalarNode, value, (True, False)), value)

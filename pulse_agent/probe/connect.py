@@ -187,7 +187,9 @@ async def _start_tls(loop: asyncio.AbstractEventLoop, connection: Connection, se
 
 def keep_alive_for(header: str | None) -> float:
     """Seconds to keep an idle connection, from the server's `Keep-Alive: timeout=N` (RFC 2068 19.7.1.1)."""
-    for param in (header or "").split(","):
+    if not header:
+        return KEEPALIVE_DEFAULT
+    for param in header.split(","):
         key, _, value = param.partition("=")
         if key.strip().lower() == "timeout":
             try:
