@@ -95,7 +95,13 @@ async def open_connection(
         addresses = await (resolve or _resolve)(target.host, target.port)
         clock.dns_end = time.perf_counter()
     clock.conn_start = time.perf_counter()
-    connection = await _connect(loop, addresses, target)
+    if len(addresses) == 1:  # nearly every check: no race to run
+        try:
+            _, connection = await loop.create_connection(Connection, addresses[0], target.port)
+        except OSError as exc:
+            raise _cannot_connect(target, [exc]) from None
+    else:
+        connection = await _happy_eyeballs(loop, addresses, target)
     clock.tcp_done = time.perf_counter()
     if context is not None:
         await _start_tls(loop, connection, server_name, context)
@@ -123,13 +129,9 @@ def interleave(addresses: list[str]) -> list[str]:
     return [a for pair in zip_longest(first, second) for a in pair if a is not None]
 
 
-async def _connect(loop: asyncio.AbstractEventLoop, addresses: list[str], target: Target) -> Connection:
-    """A TCP connection to the first address that answers (Happy Eyeballs, RFC 8305, for several addresses)."""
-    if len(addresses) == 1:  # nearly every check: no race to run
-        try:
-            return (await loop.create_connection(Connection, addresses[0], target.port))[1]
-        except OSError as exc:
-            raise _cannot_connect(target, [exc]) from None
+async def _happy_eyeballs(loop: asyncio.AbstractEventLoop, addresses: list[str], target: Target) -> Connection:
+    """A TCP connection to the first of several addresses that answers (RFC 8305): a new attempt every
+    ATTEMPT_DELAY, or as soon as one fails; the losers are closed."""
     waiting = interleave(addresses)
     attempts: set[asyncio.Task[tuple[asyncio.BaseTransport, Connection]]] = set()
     errors: list[OSError] = []
