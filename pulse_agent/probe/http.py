@@ -38,7 +38,7 @@ JITTER = 0.2  # up to +20% on each backoff, so retries of many checks do not ali
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
 FRAMING = frozenset(("host", "content-length", "connection", "transfer-encoding"))  # written by the prober itself
-CROSS_ORIGIN_DROPPED = frozenset(("authorization", "proxy-authorization", "cookie"))  # as curl and httpx drop them
+CROSS_ORIGIN_DROPPED = frozenset(("authorization", "proxy-authorization", "cookie"))  # never sent to another origin
 
 log = logging.getLogger("pulse_agent.probe")
 
