@@ -247,3 +247,15 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         await writer.drain()
     finally:
         writer.close()
+
+
+def test_validate_on_the_command_line_names_the_header_and_hides_the_secret(tmp_path):
+    from tests.conftest import run_cli
+
+    path = tmp_path / "pulse.yaml"
+    path.write_text("version: 1\nchecks:\n  - name: c\n    url: http://127.0.0.1/\n    headers: {X-Token: '${TOKEN}'}\n")
+    out = run_cli("validate", "-c", str(path), env={"TOKEN": "s3cret\n"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert f"{path}:5:24: checks[0].headers.X-Token: value of header X-Token contains a line break" in text
+    assert "s3cret" not in text and "Traceback" not in text
