@@ -4,7 +4,9 @@ stale kept-alive connections, idle time, several addresses. Each against real lo
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import sys
 
 import pytest
 import trustme
@@ -15,7 +17,7 @@ from pulse_agent.probe.connect import KEEPALIVE_DEFAULT, interleave, keep_alive_
 from pulse_agent.probe.http import Prober
 from pulse_agent.probe.syntax import encode_target, header_problem
 from pulse_agent.probe.wire import ProbeFailure, check_names, request_bytes
-from tests.conftest import free_port, spec
+from tests.conftest import free_port, require_binary, spec
 from tests.wire_servers import black_hole, origin
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -220,6 +222,42 @@ async def test_a_black_holed_first_address_does_not_eat_the_timeout():
     assert (ok.ok, ok.status_code) == (True, 200), ok.error
     assert ok.connect_ms >= 240  # the first address had its 250 ms
     assert (lost.ok, lost.error_kind) == (False, "timeout")
+
+
+async def test_happy_eyeballs_with_the_system_resolver_and_the_real_cli(tmp_path):
+    """`pulse-agent check` in a mount namespace whose /etc/hosts says dual.test is 127.0.0.1 (SYNs
+    dropped) and 127.0.0.2 (the origin): getaddrinfo puts 127.0.0.1 first; the check passes."""
+    unshare = require_binary("unshare", "util-linux")
+    hosts, config = tmp_path / "hosts", tmp_path / "pulse.yaml"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 dual.test\n127.0.0.2 dual.test\n")
+    async with black_hole("127.0.0.1") as port:
+        try:
+            server = await asyncio.start_server(_answer, "127.0.0.2", port)
+        except OSError:
+            pytest.skip("the black hole's port is taken on 127.0.0.2")
+        config.write_text(f"version: 1\nchecks: [{{name: c, url: 'http://dual.test:{port}/', timeout: 3s}}]\n")
+        command = [sys.executable, "-m", "pulse_agent", "check", "c", "-c", str(config), "--format", "json"]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                unshare,
+                "-rm",
+                "sh",
+                "-c",
+                'mount --bind "$0" /etc/hosts && exec "$@"',
+                str(hosts),
+                *command,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=tmp_path,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            server.close()
+    if proc.returncode != 0 and not out:
+        pytest.skip(f"no mount namespace here: {err.decode().strip()[:200]}")
+    result = json.loads(out)
+    assert (result["ok"], result["status_code"]) == (True, 200), result
+    assert result["dns_ms"] is not None and result["connect_ms"] >= 240  # 127.0.0.1 had its 250 ms first
 
 
 async def test_a_refusing_first_address_falls_through_to_the_next():
