@@ -84,6 +84,8 @@ def test_header_checks_and_targets_are_pure_and_exact():
     assert encode_target("/a%2fb%zz%") == "/a%2fb%25zz%25"
     assert encode_target("/ok/(x)*;a=b:c@d?e=f&g=~h[0]") == "/ok/(x)*;a=b:c@d?e=f&g=~h[0]"
     assert target_of("http://h/\u65e5\u672c").path == "/%E6%97%A5%E6%9C%AC"
+    with pytest.raises(ProbeFailure, match="cannot resolve"):  # a label IDNA refuses: dns, as for an ASCII one
+        target_of("http://" + "\u00e9" * 70 + ".example/")
     with pytest.raises(ProbeFailure, match="request not sent: value of header X-A contains a line break"):
         request_bytes("GET", "/", [("X-A", "v\r\nInjected: 1")], None)
     with pytest.raises(ProbeFailure, match="request not sent: header name 'X:A'"):

@@ -64,7 +64,10 @@ def target_of(url: str) -> Target:
         ip = True
     except ValueError:
         ip = False
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        try:
+            host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        except UnicodeError as exc:  # as getaddrinfo fails for an ASCII label it refuses
+            raise fail("dns", f"cannot resolve {host}: {exc}") from None
     tls = scheme == "https"
     default = 443 if tls else 80
     shown = f"[{host}]" if ":" in host else host
