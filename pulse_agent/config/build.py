@@ -27,8 +27,8 @@ from pulse_agent.config.model import (
 from pulse_agent.durations import parse_duration
 from pulse_agent.probe.allow import entry_problem
 from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
-from pulse_agent.redact import redact_url
 from pulse_agent.probe.syntax import header_problem
+from pulse_agent.redact import redact_url
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.shard import Shard
 from pulse_agent.sizes import parse_size
