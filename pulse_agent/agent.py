@@ -8,8 +8,13 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
+
+import duckdb
 
 from pulse_agent.alerts.alerting import Alerting
 from pulse_agent.alerts.machine import Event as AlertEvent
@@ -18,9 +23,9 @@ from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config import ConfigInvalid, Memo, gc_paused, load_config
 from pulse_agent.config.files import digest, read_sources
-from pulse_agent.config.model import AgentSpec, CheckSpec
+from pulse_agent.config.model import AgentSpec, CheckSpec, StatusPageSpec
 from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
-from pulse_agent.live.events import EventHub
+from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload, record_version
 from pulse_agent.live.watch import watch_config
 from pulse_agent.probe.connect import forget_targets
@@ -36,8 +41,10 @@ from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.limits import inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.probe import ProbeEndpoint
+from pulse_agent.web.status import StoreUnavailable, public_app, status_routes
 from pulse_agent.workers import WorkerPool, WorkerSettings
 
+T = TypeVar("T")
 log = logging.getLogger("pulse_agent.agent")
 results_log = logging.getLogger("pulse_agent.result")
 
@@ -158,6 +165,7 @@ class Agent:
         self._reload_lock = asyncio.Lock()
         self._refused_digest = ""  # a broken config is reported once, not at every file event
         self.port: int | None = None
+        self.status_port: int | None = None  # status_page.listen's bound port
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
 
     def ready(self) -> tuple[bool, str]:
@@ -374,17 +382,24 @@ class Agent:
             ResultStore, self.database, on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc
         )
         self.metrics.results_unwritten.set_function(lambda: store.pending)
-        web_runner = None
+        web_runner = public_runner = None
         starting = contextlib.ExitStack()  # until freeze_heap: start-up only builds what lives on
         try:
             starting.enter_context(gc_paused())
-            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], self.spec.agent.api_token)
+            status = AgentStatus(self)
+            app = make_app(
+                self.metrics, self.ready, [*api_routes(self), *self.probes.routes(), *status_routes(status)], self.spec.agent.api_token
+            )
             budget = inbound_budget(raise_nofile(), self.spec.agent.max_concurrency)
             if budget.tight:
                 fields = {"nofile": budget.nofile, "max_concurrency": self.spec.agent.max_concurrency}
                 log.warning("the file-descriptor limit is low for agent.max_concurrency: runs may fail with "
                             "'Too many open files'; raise it (ulimit -n, LimitNOFILE=)", extra=fields)  # fmt: skip
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
+            page = self.spec.status_page
+            if page is not None and page.listen:  # read at start, like agent.listen
+                public_runner, self.status_port = await serve(public_app(status), page.listen, budget)
+                log.info("status page listening", extra={"listen": f"{page.listen.rpartition(':')[0]}:{self.status_port}"})
             self.store = store
             checks = self._running()
             self.metrics.config_applied(self.clock.time())
@@ -440,4 +455,40 @@ class Agent:
             self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:
                 await web_runner.cleanup()
+            if public_runner is not None:
+                await public_runner.cleanup()
         return stopped(store, cancelled)
+
+
+class AgentStatus:
+    """The agent as the status page sees it (web/status.py's StatusSource)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def now(self) -> float:
+        """The agent's clock."""
+        return self._agent.clock.time()
+
+    def checks(self) -> tuple[CheckSpec, ...]:
+        """Every check of the running config."""
+        return self._agent.spec.checks
+
+    def status_page(self) -> StatusPageSpec | None:
+        """The running config's status_page settings."""
+        return self._agent.spec.status_page
+
+    def last_result(self, spec: CheckSpec) -> Result | None:
+        """The newest result of spec since the agent started."""
+        return self._agent.last_results.get(spec.name)
+
+    async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """A read-only query's answer; StoreUnavailable while the database is not open."""
+        store = self._agent.store
+        if store is None:
+            raise StoreUnavailable("the database is not open")
+        return await store.read(query)
+
+    def subscribe(self) -> AbstractContextManager[Subscription]:
+        """Live events until the agent stops."""
+        return self._agent.events.subscribe()

@@ -1,0 +1,175 @@
+"""The status page's routes: /status (and /), its public live feed, GET /api/v1/status, and badges.
+
+They see the agent through one small object (StatusSource), and show only what page.py lets out:
+names, states, figures, times and error kinds, never URLs, headers or error text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar
+
+import duckdb
+from aiohttp import web
+
+from pulse_agent.config.model import CheckSpec, StatusPageSpec
+from pulse_agent.live.events import Subscription
+from pulse_agent.result import Result, from_iso
+from pulse_agent.status import badge as badges
+from pulse_agent.status import html, page, sql
+from pulse_agent.web.limits import body_deadline
+from pulse_agent.web.sse import event_stream, sse
+
+T = TypeVar("T")
+BADGE_MAX_AGE_S = 60
+NOT_ENABLED = "the status page is not enabled (add status_page: {enabled: true} to the config)"
+
+
+class StoreUnavailable(Exception):
+    """The database is not open (starting or stopping)."""
+
+
+class StatusSource(Protocol):
+    """What the status page needs of a running agent."""
+
+    def now(self) -> float:
+        """The agent's clock."""
+        ...
+
+    def checks(self) -> tuple[CheckSpec, ...]:
+        """Every check of the running config."""
+        ...
+
+    def status_page(self) -> StatusPageSpec | None:
+        """The running config's status_page settings."""
+        ...
+
+    def last_result(self, spec: CheckSpec) -> Result | None:
+        """The newest result of spec since the agent started."""
+        ...
+
+    async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """A read-only query's answer; StoreUnavailable while the database is not open."""
+        ...
+
+    def subscribe(self) -> AbstractContextManager[Subscription]:
+        """Live events (results, incidents) until the agent stops."""
+        ...
+
+
+def live_of(source: StatusSource, spec: CheckSpec, now: float) -> page.Live:
+    """A check's live state from the agent."""
+    last = source.last_result(spec)
+    if last is None:
+        return page.Live(None, in_maintenance=spec.in_maintenance(now))
+    return page.Live(last.ts, last.ok, last.degraded, last.response_time_ms, spec.in_maintenance(now))
+
+
+async def status_data(source: StatusSource, settings: StatusPageSpec, only: str | None = None) -> dict[str, Any]:
+    """The page's data (of one check when only is given)."""
+    now = source.now()
+    checks = [c for c in page.visible(settings, source.checks()) if only is None or c.name == only]
+    live = {c.name: live_of(source, c, now) for c in checks}
+    names, unseen = [c.name for c in checks], [n for n, v in live.items() if v.last_ts is None]
+    try:
+        figures = await source.read(lambda con: sql.figures(con, names, now, need_last=unseen))
+    except StoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="the database is not open; try again in a moment\n") from None
+    return page.status_data(settings, checks, live, figures, now)
+
+
+def status_routes(source: StatusSource) -> list[web.RouteDef]:
+    """The page, its feed and script, its data and the badges, bound to source."""
+
+    def settings() -> StatusPageSpec:
+        spec = source.status_page()
+        if spec is None or not spec.enabled:
+            raise web.HTTPNotFound(text=NOT_ENABLED + "\n")
+        return spec
+
+    async def page_html(request: web.Request) -> web.Response:
+        data = await status_data(source, settings())
+        body = html.render(data, source.now(), "/status/events")
+        response = web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-cache"})
+        response.enable_compression()
+        return response
+
+    async def script(_: web.Request) -> web.Response:
+        settings()
+        return web.Response(text=html.static_text("status.js"), content_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=300"})  # fmt: skip
+
+    async def data(_: web.Request) -> web.Response:
+        response = web.json_response(await status_data(source, settings()), headers={"Cache-Control": "no-cache"})
+        response.enable_compression()
+        return response
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        settings()
+        return await event_stream(request, source.subscribe, lambda event: public_event(source, *event))
+
+    async def badge(request: web.Request) -> web.Response:
+        spec = settings()
+        name, kind, file = request.match_info["check"], request.match_info.get("kind", "status"), request.match_info["file"]
+        window, _, ext = file.rpartition(".")
+        if (kind == "status" and window != "status") or (kind != "status" and window not in sql.WINDOWS) or ext not in ("svg", "json"):
+            windows = ", ".join(sql.WINDOWS)
+            raise web.HTTPNotFound(
+                text=f"no such badge: use status.svg, uptime/{{{windows}}}.svg or response-time/{{{windows}}}.svg (or .json)\n"
+            )
+        check = next((c for c in page.visible(spec, source.checks()) if c.name == name), None)
+        if check is None:
+            raise web.HTTPNotFound(text=f"no check named {name!r} on the status page\n")
+        data = await status_data(source, spec, only=name)
+        entry = next(c for g in data["groups"] for c in g["checks"])
+        made = badges.badge(entry, kind, None if kind == "status" else window)  # type: ignore[arg-type]
+        body, content_type = (made.svg(), "image/svg+xml") if ext == "svg" else (made.json(), "application/json")
+        tag = badges.etag(body)
+        headers = {"Cache-Control": f"public, max-age={BADGE_MAX_AGE_S}", "ETag": tag}
+        if tag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return web.Response(text=body, content_type=content_type, headers=headers)
+
+    return [
+        web.get("/", page_html),
+        web.get("/status", page_html),
+        web.get("/status/status.js", script),
+        web.get("/status/events", events),
+        web.get("/api/v1/status", data),
+        web.get("/badge/{check}/{file}", badge),
+        web.get("/badge/{check}/{kind:uptime|response-time}/{file}", badge),
+    ]
+
+
+def public_event(source: StatusSource, kind: str, data: dict[str, Any]) -> bytes | None:
+    """What of an agent event the public feed may carry: a shown check's new state, or that its incidents changed."""
+    spec = source.status_page()
+    check = _by_name(source.checks()).get(str(data.get("check")))
+    if spec is None or check is None or not spec.shows(check):
+        return None
+    if kind == "result":
+        now = source.now()
+        live = page.Live(
+            from_iso(data["ts"]), bool(data["ok"]), bool(data["degraded"]), data.get("response_time_ms"), check.in_maintenance(now)
+        )
+        return sse(
+            "state", {"check": check.name, "state": page.state_of(live), "ts": data["ts"], "response_time_ms": live.response_time_ms}
+        )
+    if kind == "incident":
+        return sse("incident", {"check": check.name, "event": data.get("event")})
+    return None
+
+
+@lru_cache(maxsize=4)
+def _by_name(checks: tuple[CheckSpec, ...]) -> dict[str, CheckSpec]:
+    """Checks by name, built once per config (a reload gives a new tuple)."""
+    return {c.name: c for c in checks}
+
+
+def public_app(source: StatusSource) -> web.Application:
+    """The application of status_page.listen: the page, its feed, its data and the badges, nothing else."""
+    app = web.Application(middlewares=[body_deadline])
+    app.add_routes(status_routes(source))
+    return app
