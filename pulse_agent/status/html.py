@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from pulse_agent.alerts.template import human_duration
+from pulse_agent.result import from_iso
 from pulse_agent.status.page import OVERALL_TEXT, STATE_TEXT
 from pulse_agent.status.sql import WINDOWS
 
@@ -73,8 +74,6 @@ def sparkline(points: list[dict[str, Any]], start: float, end: float) -> str:
     """The last 24 h of response time as an SVG line (x: time, y: ms from 0 to the highest point)."""
     if not points:
         return '<p class="rt-none">No response times in the last 24 h.</p>'
-    from pulse_agent.result import from_iso
-
     values = [p["ms"] for p in points]
     top = max(values) or 1.0
     span = (end - start) or 1.0
@@ -84,11 +83,14 @@ def sparkline(points: list[dict[str, Any]], start: float, end: float) -> str:
         y = CHART_H - 2 - (p["ms"] / top) * (CHART_H - 4)
         coords.append(f"{x:.1f},{y:.1f}")
     ordered = sorted(values)
-    label = f"Response time, last 24 h: median {ms_text(ordered[len(ordered) // 2])}, highest {ms_text(top)}, latest {ms_text(values[-1])}"
-    line = (f'<polyline points="{" ".join(coords)}"/>' if len(coords) > 1
-            else f'<circle cx="{coords[0].split(",")[0]}" cy="{coords[0].split(",")[1]}" r="2"/>')  # fmt: skip
-    return (f'<svg class="rt" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img" aria-label="{_e(label)}">'
-            f"<title>{_e(label)}</title>{line}</svg>")  # fmt: skip
+    summary = f"median {ms_text(ordered[len(ordered) // 2])}, highest {ms_text(top)}, latest {ms_text(values[-1])}"
+    if len(coords) == 1:  # one point: a short dash (a dot would be stretched with the chart)
+        x, y = coords[0].split(",")
+        coords = [f"{max(0.0, float(x) - 4):.1f},{y}", f"{x},{y}"]
+    label = f"Response time, last 24 h: {summary}"
+    return (f'<div class="rt-head" aria-hidden="true"><span>Response time, 24 h</span><span>{_e(summary)}</span></div>'
+            f'<svg class="rt" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img" aria-label="{_e(label)}">'
+            f'<title>{_e(label)}</title><polyline points="{" ".join(coords)}"/></svg>')  # fmt: skip
 
 
 def state_badge(state: str) -> str:
