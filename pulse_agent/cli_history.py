@@ -81,6 +81,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             listen,
             lambda con: export(con, out, start, end, name),
             lambda url: int(ask_agent(url, "/api/v1/export", body)["rows"]),
+            allowed_dirs=[out],  # the one directory this export may write
         )
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent export: {exc}", file=sys.stderr)

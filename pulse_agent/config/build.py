@@ -96,7 +96,8 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
 
 def _agent_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """agent: as AgentSettings takes it (durations in seconds)."""
-    return {k: parse_duration(v) if k in ("retention", "rollup") else v for k, v in raw.items()}
+    converters = {"retention": parse_duration, "rollup": parse_duration, "query_timeout": parse_duration, "query_memory_limit": parse_size}
+    return {k: converters[k](v) if k in converters else v for k, v in raw.items()}
 
 
 def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:

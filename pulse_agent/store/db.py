@@ -10,6 +10,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TypeVar, cast
 import duckdb
 
 from pulse_agent.result import Result
+from pulse_agent.store import sandbox
 
 log = logging.getLogger("pulse_agent.store")
 
@@ -110,6 +112,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+QUERY_THREADS = 2  # reports and user SQL running at once
+QUERY_QUEUE = 8  # running or waiting before more are refused
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
 _STOP = object()
 _FLUSH = object()
@@ -123,6 +127,10 @@ class _Call:
 
     fn: Callable[[duckdb.DuckDBPyConnection], object]
     done: Callable[[object, BaseException | None], None]
+
+
+class QueriesBusy(Exception):
+    """Too many reports are running or waiting; the message says so."""
 
 
 class StoreError(Exception):
@@ -213,12 +221,17 @@ class ResultStore:
         batch_size: int = 5000,  # appender rows per write: 5,000 cost 4.6 us a row, 1,000 cost 6.0 us
         max_pending: int = 1_000_000,
         on_written: Callable[[int], None] | None = None,
+        export_dir: str | None = None,
+        memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT,
+        query_timeout: float = sandbox.DEFAULT_TIMEOUT,
     ) -> None:
         self.path = Path(path)
         self._con = open_database(self.path)
         try:
             migrate(self._con)
             self.history = read_history(self._con)
+            # From here on the engine itself refuses files, extensions and setting changes to every connection.
+            sandbox.lock_down(self._con, allowed_dirs=[export_dir] if export_dir else [], memory_limit=memory_limit)
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None
@@ -232,6 +245,10 @@ class ResultStore:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
         self._results: collections.deque[Result] = collections.deque()
         self._unwritten: list[tuple[object, ...]] = []  # rows a failed write keeps for the next try
+        self.limits = sandbox.Limits(timeout=query_timeout)
+        # Reports and user SQL: their own small pool, so a slow query never holds the threads /metrics and reloads use.
+        self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="pulse-query")
+        self._queries_waiting = 0
         self._thread = threading.Thread(target=self._write_loop, name="pulse-store-writer", daemon=True)
         self._thread.start()
         self.written = 0
@@ -252,6 +269,23 @@ class ResultStore:
                 return fn(self._reader)
 
         return await asyncio.to_thread(run)
+
+    async def query(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, timeout: float | None = None) -> T:
+        """Run fn on a connection opened for it, in a READ ONLY transaction interrupted after the query
+        timeout (sandbox.QueryTimeout), on the query pool; QueriesBusy when too many already wait."""
+        if self._queries_waiting >= QUERY_QUEUE:
+            raise QueriesBusy(f"{QUERY_QUEUE} reports are running or waiting already; try again later")
+        limit = self.limits.timeout if timeout is None else timeout
+
+        def run() -> T:
+            with sandbox.read_only(self._con, limit) as cur:
+                return fn(cur)
+
+        self._queries_waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._queries, run)
+        finally:
+            self._queries_waiting -= 1
 
     async def call(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run fn on the writer's connection in one transaction, after every result submitted before it."""
@@ -278,6 +312,7 @@ class ResultStore:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+        self._queries.shutdown(wait=True, cancel_futures=True)
         with self._reader_lock:
             self._reader.close()
         self._con.close()
