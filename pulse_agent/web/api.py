@@ -7,6 +7,7 @@ lose their password.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import math
@@ -91,7 +92,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        with agent.events.subscribe() as sub:
+        with agent.events.subscribe() as sub, contextlib.suppress(ConnectionResetError):  # the client went away: done
             await response.write(b": connected\n\n")
             while True:
                 try:
