@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write results as Parquet files partitioned by day (DIR/date=YYYY-MM-DD/)")
     _config_arg(export)
     export.add_argument("--format", choices=["parquet"], default="parquet")
-    export.add_argument("--out", required=True, help="directory to write into; while a running agent holds the database it exports, and only into its agent.export_dir")
+    export.add_argument(
+        "--out", required=True, help="directory to write into (a running agent holding the database exports only into its agent.export_dir)"
+    )
     export.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
     export.add_argument("--agent-name", help="value of the agent column (default: this host's name)")
     _window_args(export)

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from pulse_agent.listen import OpenApiRefused, api_exposure
+from tests.agent_process import AgentProcess
 from tests.test_alerting import Target
 from tests.test_api import TOKEN, agent_at, config_text, tick
 
@@ -100,3 +104,78 @@ async def test_an_sse_client_that_goes_away_logs_no_error(target, tmp_path, capl
         assert not agent.events.active
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert errors == [], [(r.name, r.getMessage()) for r in errors]
+
+
+NOW_END = 1_790_000_000
+BAD_INPUTS = [
+    ("GET", "/api/v1/checks/api/results?limit=²", None, 400),
+    ("GET", "/api/v1/checks/api/results?limit=٣", None, 400),
+    ("GET", "/api/v1/checks/api/results?limit=-1", None, 400),
+    ("GET", "/api/v1/checks/api/results?limit=0", None, 400),
+    ("GET", "/api/v1/checks/api/results?limit=1e3", None, 400),
+    ("GET", "/api/v1/checks/api/results?limit=99999999999999999999999", None, 400),
+    ("GET", "/api/v1/checks/api/results?since=99999999999d", None, 400),
+    ("GET", "/api/v1/checks/api/results?since=0001-01-01T00:00:00Z", None, 400),
+    ("GET", "/api/v1/checks/api/results?since=nan", None, 400),
+    ("GET", "/api/v1/checks/api/results?since=inf", None, 400),
+    ("GET", "/api/v1/checks/api/results?since=%00", None, 400),
+    ("GET", "/api/v1/incidents?limit=²", None, 400),
+    ("POST", "/api/v1/report", b"not json", 400),
+    ("POST", "/api/v1/report", b"\xff\xfe{", 400),
+    ("POST", "/api/v1/report", b"[1, 2]", 400),
+    ("POST", "/api/v1/report", b'{"start": NaN, "end": 2}', 400),
+    ("POST", "/api/v1/report", b'{"start": Infinity, "end": 2}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1e400, "end": 2}', 400),
+    ("POST", "/api/v1/report", b'{"start": -1e300, "end": 2}', 400),
+    ("POST", "/api/v1/report", b'{"start": "yesterday", "end": 2}', 400),
+    ("POST", "/api/v1/report", b'{"start": 2, "end": 1}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "sql": ["SELECT 1"]}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "sql": {"a": 1}}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "by": "week"}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "checks": "api"}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "checks": [1]}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "incidents": "yes"}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "slos": {"api": "high"}}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "slos": [99]}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "sql": "UPDATE EXTENSIONS"}', 400),
+    ("POST", "/api/v1/report", b'{"start": 1, "end": 2, "sql": "SELECT ' + b"+".join([b"1"] * 2000) + b'"}', 400),
+    ("POST", "/api/v1/export", b'{"start": NaN, "end": 2}', 400),
+    ("POST", "/api/v1/export", b"[]", 400),
+    ("POST", "/api/v1/export", b'{"start": 1, "end": 2, "out": "/tmp/anywhere"}', 403),
+    ("POST", "/api/v1/export", b'{"start": 1, "end": 2, "out": ["x"]}', 403),
+    ("POST", "/api/v1/checks/nope/run", None, 404),
+]
+
+
+async def test_every_bad_input_gets_a_4xx_with_a_reason(target, tmp_path):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config_text(target).replace("agent: {", f"agent: {{export_dir: '{tmp_path}/exports', "))
+    async with agent_at(cfg, tmp_path / "p.duckdb") as (_, _, client):
+        for method, path, body, status in BAD_INPUTS:
+            answer = await client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+            assert answer.status_code == status, (method, path, body, answer.text)
+            assert answer.json()["error"], (path, body)
+        # with no export_dir the API writes nothing at all
+    cfg.write_text(config_text(target))
+    async with agent_at(cfg, tmp_path / "q.duckdb") as (_, _, client):
+        refused = await client.post("/api/v1/export", json={"start": 1, "end": 2})
+        assert refused.status_code == 403 and "no agent.export_dir" in refused.json()["error"]
+    assert not (tmp_path / "exports").exists()
+
+
+def test_the_agent_refuses_an_open_api_on_the_network_and_logs_an_allowed_one(tmp_path):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text("version: 1\nagent: {listen: '0.0.0.0:0'}\n")
+    refused = subprocess.run([sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(tmp_path / "p.duckdb")],
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert refused.returncode == 1
+    assert "agent.api_token is not set" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "p.duckdb").exists()  # refused before anything was opened
+    cfg.write_text("version: 1\nagent: {listen: '0.0.0.0:0', insecure_api: true}\n")
+    agent = AgentProcess("-c", str(cfg), "--db", str(tmp_path / "p.duckdb"))
+    try:
+        warning = agent.wait_for(lambda r: "insecure_api" in r.get("msg", ""))
+        assert warning["level"] == "warning"
+        agent.wait_for(lambda r: r.get("msg") == "agent started")
+    finally:
+        assert agent.stop(signal.SIGTERM) == 0

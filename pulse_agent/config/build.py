@@ -97,7 +97,10 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
 def _agent_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """agent: as AgentSettings takes it (durations in seconds)."""
     converters = {"retention": parse_duration, "rollup": parse_duration, "query_timeout": parse_duration, "query_memory_limit": parse_size}
-    return {k: converters[k](v) if k in converters else v for k, v in raw.items()}
+    settings = {k: converters[k](v) if k in converters else v for k, v in raw.items()}
+    if settings.get("api_token") == "":  # ${PULSE_API_TOKEN:-} with the variable unset
+        del settings["api_token"]
+    return settings
 
 
 def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:
