@@ -99,7 +99,7 @@ def test_files_settings_and_engine_state_are_out_of_reach(con, tmp_path):
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
-        ("UPDATE EXTENSIONS", "cannot parse the query"),
+        ("UPDATE EXTENSIONS", "this is another kind of statement"),
         ("SELECT " + "+".join(["1"] * 2000), "Max expression depth"),
         ("SELECT 1; SELECT 2", "give exactly one statement, not 2"),
         ("", "give exactly one statement, not 0"),

@@ -68,7 +68,9 @@ def one_select(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
         kinds = [s.type.name for s in statements]
-    except (duckdb.Error, ValueError, RecursionError) as exc:  # ValueError: statement kinds the binding cannot name
+    except ValueError:  # a statement kind DuckDB's Python binding cannot name (UPDATE EXTENSIONS): not a SELECT
+        raise QueryRefused("only read-only SELECT queries run, and this is another kind of statement") from None
+    except (duckdb.Error, RecursionError) as exc:
         raise QueryRefused(f"cannot parse the query: {_first_line(str(exc))}") from None
     if len(statements) != 1:
         raise QueryRefused(f"give exactly one statement, not {len(statements)}")
