@@ -3,6 +3,7 @@ any route answer 5xx (bounded to about 30 s in all)."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -37,4 +38,5 @@ def test_no_generated_request_gets_a_server_error(tmp_path):
     finally:
         assert agent.stop(signal.SIGTERM) == 0
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "No issues found" in run.stdout, run.stdout[-3000:]
+    tally = re.search(r"(\d+) generated, (\d+) passed", run.stdout)  # schemathesis exits 1 on any failed check
+    assert tally and tally[1] == tally[2] and int(tally[1]) > 100, run.stdout[-3000:]

@@ -231,7 +231,8 @@ class ResultStore:
             migrate(self._con)
             self.history = read_history(self._con)
             # From here on the engine itself refuses files, extensions and setting changes to every connection.
-            sandbox.lock_down(self._con, allowed_dirs=[export_dir] if export_dir else [], memory_limit=memory_limit)
+            allowed = [str(Path(export_dir).absolute())] if export_dir else []
+            sandbox.lock_down(self._con, allowed_dirs=allowed, memory_limit=memory_limit)
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None

@@ -53,6 +53,8 @@ def lock_down(con: duckdb.DuckDBPyConnection, *, allowed_dirs: Sequence[str] = (
         ("autoload_known_extensions", False),
         ("python_enable_replacements", False),  # no scans of Python variables by name
         ("memory_limit", f"{memory_limit}B"),
+        # Spilling still works, but no query may fill the disk the results are written to (default: 90% of it).
+        ("max_temp_directory_size", f"{2 * memory_limit}B"),
     ]
     if allowed_dirs:
         # the directory's contents, and the directory itself (COPY ... TO DIR (PARTITION_BY ...) opens it)

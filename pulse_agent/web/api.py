@@ -123,9 +123,9 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         return web.json_response(report.to_json())
 
     async def export_results(request: web.Request) -> web.Response:
-        out = agent.spec.agent.export_dir
-        if out is None:
+        if agent.spec.agent.export_dir is None:
             return _error(403, "this agent has no agent.export_dir: its API writes no files")
+        out = str(Path(agent.spec.agent.export_dir).absolute())
         try:
             body = await _json_body(request)
             if not isinstance(body, dict):
