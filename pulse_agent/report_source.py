@@ -15,7 +15,7 @@ from pulse_agent.listen import agent_url
 from pulse_agent.report import Report, ReportError, ReportRequest, answer
 from pulse_agent.store.db import StoreError, migrate, open_database
 from pulse_agent.store.export import export_parquet
-from pulse_agent.store.sandbox import lock_down
+from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ def export(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, a
         raise ReportError(f"export failed: {str(exc).splitlines()[0]}") from None
 
 
-def from_parquet(pattern: str, request: ReportRequest) -> Report:
+def from_parquet(pattern: str, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
     """Answer from exported Parquet files (of one agent or many): results only, no incidents or rollups."""
     pattern = str(Path(pattern).absolute())
     with duckdb.connect() as con:
@@ -76,7 +76,7 @@ def from_parquet(pattern: str, request: ReportRequest) -> Report:
             con.execute("SELECT count(*) FROM results").fetchall()
         except duckdb.Error as exc:
             raise ReportError(f"cannot read Parquet files {pattern!r}: {str(exc).splitlines()[0]}") from None
-        return answer(con, request)
+        return answer(con, request, limits)
 
 
 def glob_root(pattern: str) -> str:
