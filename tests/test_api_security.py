@@ -179,3 +179,16 @@ def test_the_agent_refuses_an_open_api_on_the_network_and_logs_an_allowed_one(tm
         agent.wait_for(lambda r: r.get("msg") == "agent started")
     finally:
         assert agent.stop(signal.SIGTERM) == 0
+
+
+async def test_reports_beyond_the_query_pool_are_answered_503_at_once(target, tmp_path):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config_text(target).replace("agent: {", "agent: {query_timeout: 500ms, "))
+    async with agent_at(cfg, tmp_path / "p.duckdb") as (_, _, client):
+        body = {"start": 0, "end": NOW_END, "sql": "SELECT sum(hash(i)) FROM range(4000000000) t(i)"}
+        answers = await asyncio.gather(*[client.post("/api/v1/report", json=body) for _ in range(12)])
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [400] * 8 + [503] * 4, statuses  # 2 run, 6 wait, the rest are told to come back
+        busy = next(a for a in answers if a.status_code == 503)
+        assert busy.headers["Retry-After"] == "5" and "try again later" in busy.json()["error"]
+        assert all("longer than 0.5s" in a.json()["error"] for a in answers if a.status_code == 400)
