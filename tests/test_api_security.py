@@ -60,6 +60,12 @@ async def test_bearer_scheme_in_any_case_and_only_the_header_counts(target, tmp_
             raw_request, port, b"GET /api/v1/checks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xc3(\r\nConnection: close\r\n\r\n"
         )
         assert status.startswith(b"HTTP/1.1 401"), status
+        for method, path in [("GET", "//api/v1/checks"), ("GET", "/api/v1/checks/"), ("GET", "/%61pi/v1/checks"),
+                             ("GET", "/api/v1/../v1/checks"), ("GET", "/api/./v1/checks"), ("POST", "//-/reload"),
+                             ("POST", "/%2D/reload"), ("GET", "http://x/api/v1/checks")]:  # fmt: skip
+            request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            status = await asyncio.to_thread(raw_request, port, request)
+            assert status.split(b" ")[1] in (b"401", b"404"), (path, status)  # no spelling of a path skips the token
 
 
 @pytest.mark.parametrize(
