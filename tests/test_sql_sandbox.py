@@ -41,6 +41,7 @@ def attacks(tmp: Path) -> list[str]:
         f"SELECT * FROM enable_profiling(format='json', save_location='{tmp}/profile.txt')",
         f"SELECT * FROM enable_logging(storage='file', storage_path='{tmp}/logs')",
         "SELECT * FROM add_grammar_extension('x')",
+        "SELECT * FROM create_external_resource('x', params := MAP {'a': 'b'}, resource_name := 'r')",
         "SELECT * FROM disable_logging()",
         "SELECT * FROM force_checkpoint()",
         "SELECT nextval('x')",
