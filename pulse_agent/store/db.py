@@ -238,6 +238,8 @@ class ResultStore:
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None
         self._reader = self._con.cursor()  # a second connection to the same database, for queries
         self._reader_lock = threading.Lock()
+        self._cursors = self._con.cursor()  # where the query pool's connections are opened
+        self._cursor_lock = threading.Lock()
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._wake_every = min(WAKE_EVERY, batch_size)
@@ -279,8 +281,13 @@ class ResultStore:
         limit = self.limits.timeout if timeout is None else timeout
 
         def run() -> T:
-            with sandbox.read_only(self._con, limit) as cur:
-                return fn(cur)
+            with self._cursor_lock:  # the writer's connection belongs to the writer thread: cursors come from their own
+                base = self._cursors.cursor()
+            try:
+                with sandbox.read_only(base, limit) as cur:
+                    return fn(cur)
+            finally:
+                base.close()
 
         self._queries_waiting += 1
         try:
@@ -314,6 +321,7 @@ class ResultStore:
             self._queue.put(_STOP)
             self._thread.join(timeout)
         self._queries.shutdown(wait=True, cancel_futures=True)
+        self._cursors.close()
         with self._reader_lock:
             self._reader.close()
         self._con.close()
