@@ -10,12 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
+from pulse_agent.agent import Agent, RunOptions
+from pulse_agent.clock import ManualClock
+from pulse_agent.config import load_config
 from pulse_agent.listen import OpenApiRefused, api_exposure
+from pulse_agent.report import ReportError, ReportRequest, answer
 from tests.agent_process import AgentProcess
-from tests.test_alerting import Target
+from tests.test_alerting import NOW, Target
 from tests.test_api import TOKEN, agent_at, config_text, tick
 
 
@@ -198,3 +203,23 @@ async def test_reports_beyond_the_query_pool_are_answered_503_at_once(target, tm
         busy = next(a for a in answers if a.status_code == 503)
         assert busy.headers["Retry-After"] == "5" and "try again later" in busy.json()["error"]
         assert all("longer than 0.5s" in a.json()["error"] for a in answers if a.status_code == 400)
+
+
+async def test_stopping_the_agent_interrupts_a_running_report(target, tmp_path):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config_text(target).replace("agent: {", "agent: {query_timeout: 60s, "))
+    agent = Agent(load_config(cfg), RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0"), clock=ManualClock(NOW))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(agent.started.wait(), 10)
+    store = agent.store
+    assert store is not None
+    body = ReportRequest(0, NOW_END, sql="SELECT sum(hash(i)) FROM range(4000000000) t(i)")
+    running = asyncio.create_task(store.query(lambda con: answer(con, body, store.limits)))
+    await asyncio.sleep(0.5)
+    started = time.monotonic()
+    stop.set()
+    assert await asyncio.wait_for(task, 20) == 0
+    assert time.monotonic() - started < 10  # not the 60 s query_timeout
+    with pytest.raises(ReportError, match="the agent is stopping"):
+        await running

@@ -248,7 +248,8 @@ class ResultStore:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
         self._results: collections.deque[Result] = collections.deque()
         self._unwritten: list[tuple[object, ...]] = []  # rows a failed write keeps for the next try
-        self.limits = sandbox.Limits(timeout=query_timeout)
+        self._stopping = threading.Event()  # interrupts running reports at close
+        self.limits = sandbox.Limits(timeout=query_timeout, stop=self._stopping)
         # Reports and user SQL: their own small pool, so a slow query never holds the threads /metrics and reloads use.
         self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="pulse-query")
         self._queries_waiting = 0
@@ -284,7 +285,7 @@ class ResultStore:
             with self._cursor_lock:  # the writer's connection belongs to the writer thread: cursors come from their own
                 base = self._cursors.cursor()
             try:
-                with sandbox.read_only(base, limit) as cur:
+                with sandbox.read_only(base, limit, self._stopping) as cur:
                     return fn(cur)
             finally:
                 base.close()
@@ -317,6 +318,7 @@ class ResultStore:
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then close the file."""
+        self._stopping.set()  # a running report is interrupted, not waited for
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ import duckdb
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes: the whole engine (DuckDB's memory_limit is per database)
 MAX_ROWS = 100_000
+WATCH_EVERY = 0.05  # seconds between a running query's deadline checks
 MAX_BYTES = 64 << 20  # of an answer, counted as text inside the engine before anything reaches Python
 
 Params = Sequence[object] | Mapping[str, object] | None
@@ -33,6 +35,7 @@ class Limits:
     timeout: float = DEFAULT_TIMEOUT
     max_rows: int = MAX_ROWS
     max_bytes: int = MAX_BYTES
+    stop: threading.Event | None = None  # set: running queries are interrupted (the agent is stopping)
 
 
 DEFAULT_LIMITS = Limits()
@@ -44,6 +47,10 @@ class QueryRefused(ValueError):
 
 class QueryTimeout(QueryRefused):
     """The query ran longer than its limit and was interrupted."""
+
+
+class QueryStopped(QueryRefused):
+    """The query was interrupted because its owner is closing."""
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, *, allowed_dirs: Sequence[str] = (), memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
@@ -93,23 +100,35 @@ def _without_terminator(text: str) -> str:
 
 
 @contextlib.contextmanager
-def read_only(con: duckdb.DuckDBPyConnection, timeout: float | None) -> Iterator[duckdb.DuckDBPyConnection]:
+def read_only(
+    con: duckdb.DuckDBPyConnection, timeout: float | None, stop: threading.Event | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection of con's database opened for one piece of work, in a READ ONLY transaction,
-    interrupted after timeout seconds (QueryTimeout); closed (rolled back) after."""
+    interrupted after timeout seconds (QueryTimeout) or once stop is set (QueryStopped); closed
+    (rolled back) after."""
     cur = con.cursor()
-    timer = threading.Timer(timeout, cur.interrupt) if timeout is not None else None
+    finished = threading.Event()
+
+    def watch() -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not finished.wait(WATCH_EVERY):
+            if (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() >= deadline):
+                cur.interrupt()
+                return
+
+    watcher = threading.Thread(target=watch, name="pulse-query-watch", daemon=True) if timeout is not None or stop else None
     try:
         cur.execute("BEGIN TRANSACTION READ ONLY")
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
+        if watcher is not None:
+            watcher.start()
         try:
             yield cur
         except duckdb.InterruptException:
+            if stop is not None and stop.is_set():
+                raise QueryStopped("the agent is stopping; the query was stopped") from None
             raise QueryTimeout(f"the query ran longer than {timeout:g}s and was stopped") from None
     finally:
-        if timer is not None:
-            timer.cancel()
+        finished.set()
         with contextlib.suppress(duckdb.Error):
             cur.execute("ROLLBACK")
         cur.close()
@@ -121,7 +140,7 @@ def run_select(
     """Run user SQL (one SELECT) read-only on its own connection of con's database: its column names
     and at most limits.max_rows rows; QueryRefused (QueryTimeout) with the engine's or parser's reason."""
     statement = one_select(sql)
-    with read_only(con, limits.timeout) as cur:
+    with read_only(con, limits.timeout, limits.stop) as cur:
         try:
             cur.execute(bounded(statement, limits.max_bytes), params)
             names = [d[0] for d in cur.description or ()]
