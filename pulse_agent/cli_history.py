@@ -69,24 +69,34 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from pulse_agent.report import ReportError
     from pulse_agent.report_source import ask_agent, export, local_or_agent
+    from pulse_agent.store.export import Exported, check_agent_name
 
     name = args.agent_name or socket.gethostname()
     try:
+        check_agent_name(name)
         start, end = window_of(args, time.time())
         database, listen = _where(args, _config(args))
         out = str(Path(args.out).absolute())
         body = {"out": out, "start": start, "end": end, "agent": name}
-        rows, via = local_or_agent(
+        done, via = local_or_agent(
             database,
             listen,
             lambda con: export(con, out, start, end, name),
-            lambda url: int(ask_agent(url, "/api/v1/export", body)["rows"]),
+            lambda url: Exported(**ask_agent(url, "/api/v1/export", body)["exported"]),
         )
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent export: {exc}", file=sys.stderr)
         return 1
-    print(f"exported {rows} results to {out} (from {via})")
+    counts = ", ".join(_plural(n, word) for n, word in ((done.results, "result"), (done.incidents, "incident"),
+                                                      (done.config_versions, "config version")))  # fmt: skip
+    print(f"exported {counts} in {_plural(done.files, 'file')} to {out} (from {via})")
+    if done.kept:
+        print(f"kept {done.kept} older files that hold more rows than the database still has (retention deleted some)")
     return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _config(args: argparse.Namespace) -> Any:  # -> AgentSpec | None

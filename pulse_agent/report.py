@@ -18,6 +18,7 @@ from pulse_agent.alerts.template import human_duration
 from pulse_agent.result import iso
 from pulse_agent.store import queries
 from pulse_agent.store.sql_guard import QueryRefused, check_sql
+from pulse_agent.store.sql_window import windowed_sql
 
 WIDTH = 80  # the table format fits a terminal this wide
 
@@ -94,7 +95,7 @@ def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Repo
     checks = list(request.checks)
     if request.sql is not None:
         check_sql(request.sql)
-        columns, rows = queries.select(con, request.sql)
+        columns, rows = queries.select(con, windowed_sql(request.sql, request.start, request.end))
         return Report("sql", request.start, request.end, tuple(columns), rows)
     if request.incidents:
         rows = queries.incident_list(con, request.start, request.end, checks)

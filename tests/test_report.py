@@ -199,8 +199,8 @@ def test_export_partitions_by_day_and_a_fleet_is_reported_from_parquet(db, tmp_p
     for name in ("agent-a", "agent-b"):  # two agents exporting into one place
         proc = run_cli("export", "-c", str(cfg), "--out", str(out), "--agent-name", name, *window)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == f"exported 180 results to {out} (from the database file)"
-    assert sorted(p.name for p in out.iterdir()) == ["date=2026-11-20"]
+        assert proc.stdout.strip() == f"exported 180 results, 3 incidents, 0 config versions in 3 files to {out} (from the database file)"
+    assert sorted(p.name for p in out.iterdir()) == ["date=2026-11-19", "date=2026-11-20"]  # an incident opened on the 19th
     fleet = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", *window, "--format", "json")
     assert fleet.returncode == 0, fleet.stderr
     rows = {r["check_name"]: r for r in json.loads(fleet.stdout)["rows"]}
@@ -221,14 +221,21 @@ async def test_export_goes_through_the_agent_that_holds_the_file(db, tmp_path):
     try:
         out = tmp_path / "exports"
         proc = await asyncio.to_thread(
-            run_cli, "export", "-c", str(cfg), "--out", str(out), "--since", "30d", "--to", "2026-11-21T00:00:00Z"
+            run_cli, "export", "-c", str(cfg), "--out", str(out), "--since", "30d", "--to", "2026-11-21T00:00:00Z", "--agent-name", "a1"
         )
     finally:
         stop.set()
         assert await task == 0
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"exported 180 results to {out} (from the agent at http://127.0.0.1:{port})"
-    assert len(list(out.glob("date=*/*.parquet"))) == 1
+    assert proc.stdout.strip() == (
+        f"exported 180 results, 3 incidents, 1 config version in 4 files to {out} (from the agent at http://127.0.0.1:{port})"
+    )
+    assert sorted(str(p.relative_to(out)) for p in out.glob("date=*/*.parquet")) == [
+        "date=2026-11-19/incidents-a1.parquet",
+        "date=2026-11-20/config_versions-a1.parquet",  # the agent's start, at its clock's T0 + 3h
+        "date=2026-11-20/incidents-a1.parquet",
+        "date=2026-11-20/results-a1.parquet",
+    ]
 
 
 def test_an_export_that_cannot_write_says_why(db, tmp_path, capsys):

@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,10 +116,10 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         if not Path(out).is_absolute():
             return _error(400, f"out={out!r}: give an absolute directory on the agent's machine")
         try:
-            rows = await _store(agent).read(lambda con: export(con, out, start, end, name))
+            done = await _store(agent).read(lambda con: export(con, out, start, end, name))
         except ReportError as exc:
             return _error(400, str(exc))
-        return web.json_response({"rows": rows, "out": out})
+        return web.json_response({"rows": done.results, "out": out, "exported": asdict(done)})
 
     async def reload(_: web.Request) -> web.Response:
         outcome = await agent.reload("api")
