@@ -18,6 +18,7 @@ from typing import TypeVar, cast
 import duckdb
 
 from pulse_agent.result import Result
+from pulse_agent.store import sketch
 
 log = logging.getLogger("pulse_agent.store")
 
@@ -107,6 +108,17 @@ MIGRATIONS: tuple[str, ...] = (
         max_ms           DOUBLE,
         PRIMARY KEY (hour, check_name)
     );
+    """,
+    # A mergeable latency sketch per hour and check (store/sketch.py), so percentiles outlive raw
+    # results; hours rolled up before this keep theirs from the raw rows still stored.
+    f"""
+    ALTER TABLE results_hourly ADD COLUMN latency_sketch MAP(SMALLINT, INTEGER);
+    UPDATE results_hourly h SET latency_sketch = s.sketch FROM (
+        SELECT hour, check_name, map_from_entries(list(struct_pack(k := k, v := n) ORDER BY k)) AS sketch
+        FROM (SELECT date_trunc('hour', ts) AS hour, check_name, {sketch.key_sql("response_time_ms")} AS k, count(*)::INTEGER AS n
+              FROM results WHERE NOT maintenance AND response_time_ms IS NOT NULL GROUP BY ALL)
+        GROUP BY ALL
+    ) s WHERE h.hour = s.hour AND h.check_name = s.check_name;
     """,
 )
 

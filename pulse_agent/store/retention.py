@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import duckdb
 
+from pulse_agent.store import sketch
 from pulse_agent.store.db import utc
 
 BATCH = 10_000  # raw rows deleted per transaction
 SETTLE_S = 300.0  # an hour is rolled up once runs that started in it have surely been stored
+# Per hour and check of the rows r: the latency sketch (store/sketch.py).
+SKETCHES = f"""
+    SELECT hour, check_name, map_from_entries(list(struct_pack(k := k, v := n) ORDER BY k)) AS latency_sketch
+    FROM (SELECT date_trunc('hour', ts) AS hour, check_name, {sketch.key_sql("response_time_ms")} AS k, count(*)::INTEGER AS n
+          FROM r WHERE response_time_ms IS NOT NULL GROUP BY ALL)
+    GROUP BY ALL"""
 
 
 def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
@@ -28,15 +35,17 @@ def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
             FROM (SELECT date_trunc('hour', ts) AS hour, check_name, coalesce(error_kind, 'internal') AS error_kind, count(*)::INTEGER AS n
                   FROM r WHERE NOT ok GROUP BY ALL)
             GROUP BY ALL
-        )
+        ),
+        sketches AS ({SKETCHES})
         SELECT s.hour, s.check_name, s.runs, s.ok_runs, s.degraded_runs, coalesce(k.failures_by_kind, MAP {}),
-               s.q[1], s.q[2], s.q[3], s.max_ms
+               s.q[1], s.q[2], s.q[3], s.max_ms, sk.latency_sketch
         FROM (SELECT date_trunc('hour', ts) AS hour, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
                      count(*) FILTER (WHERE degraded) AS degraded_runs, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q,
                      max(response_time_ms) AS max_ms
               FROM r GROUP BY ALL) s
         LEFT JOIN kinds k USING (hour, check_name)
-        """,
+        LEFT JOIN sketches sk USING (hour, check_name)
+        """.replace("{SKETCHES}", SKETCHES),
         [done_until, utc(now - SETTLE_S)],
     )
     [(after,)] = con.execute("SELECT count(*) FROM results_hourly").fetchall()
