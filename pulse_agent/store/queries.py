@@ -116,6 +116,11 @@ def _sketch_quantiles(by: str) -> str:
     sk_q AS (SELECT {by}, {picks} FROM sk_cum GROUP BY ALL)"""
 
 
+# An hour bucket with a rollup is that one rolled-up hour (never mixed with raw rows of it): its
+# percentiles were computed exactly when it was rolled up.
+_HOURS_AS_ROLLED = "sk_q AS (SELECT k, check_name, p50_ms AS p50, p95_ms AS p95, p99_ms AS p99 FROM h_keyed)"
+
+
 def _window_plan(con: duckdb.DuckDBPyConnection, start: float, end: float) -> dict[str, object]:
     """$a, $b: the rolled-up complete hours inside [start, end); $raw_from: where raw rows are whole."""
     [(rolled_until,)] = con.execute("SELECT epoch(max(hour)) + 3600 FROM results_hourly").fetchall()
@@ -199,12 +204,12 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     sql = f"""
     WITH {_SOURCES},
-    h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch FROM h),
+    h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms FROM h),
     r_keyed AS (SELECT epoch_us(ts) // {width_us} AS k, check_name, response_time_ms FROM r),
-    {_sketch_quantiles("k, check_name")},
+    {_sketch_quantiles("k, check_name") if by == "day" else _HOURS_AS_ROLLED},
     raw_q AS (
-        SELECT k, check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q FROM r_keyed
-        WHERE (k, check_name) NOT IN (SELECT (k, check_name) FROM sk_q) GROUP BY ALL
+        SELECT k, check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q FROM r_keyed ANTI JOIN sk_q USING (k, check_name)
+        GROUP BY ALL
     ),
     rows AS (
         SELECT epoch_us(ts) // {width_us} AS k, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
