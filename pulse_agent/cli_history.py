@@ -13,7 +13,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Print a report; exit 1 when the data cannot be reached or the query is refused."""
     import time
 
-    from pulse_agent.report import ReportError, answer, render
+    import shutil
+
+    from pulse_agent.report import WIDTH, ReportError, UnknownCheck, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent
 
     try:
@@ -26,10 +28,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             database, listen = _where(args, spec)
             report, _ = local_or_agent(database, listen, lambda con: answer(con, request), lambda url: from_agent(url, request))
+    except UnknownCheck as exc:
+        print(f"pulse-agent report: {exc}", file=sys.stderr)
+        return 2
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent report: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(render(report, args.format))
+    sys.stdout.write(render(report, args.format, shutil.get_terminal_size((WIDTH, 24)).columns))
     return 0
 
 
@@ -47,7 +52,8 @@ def report_request(args: argparse.Namespace, spec: Any, now: float):  # spec: Ag
         if not checks:
             raise ValueError(f"no check has the labels {', '.join(args.label)}")
     slos = {c.name: c.slo for c in spec.checks if c.slo is not None} if spec else {}
-    return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos)
+    known = tuple(c.name for c in spec.checks) if spec else ()
+    return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos, known)
 
 
 def window_of(args: argparse.Namespace, now: float) -> tuple[float, float]:

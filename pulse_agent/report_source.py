@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from pulse_agent.listen import agent_url
-from pulse_agent.report import Report, ReportError, ReportRequest, answer
+from pulse_agent.report import Report, ReportError, ReportRequest, UnknownCheck, answer
 from pulse_agent.store.db import StoreError, migrate, open_database
 from pulse_agent.store.export import Exported, export_parquet, table_of
 
@@ -103,6 +103,8 @@ def ask_agent(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         raise ReportError(f"the database is locked by a running agent, and asking it at {url} failed: {exc}") from None
     if answer.status_code == 401:
         raise ReportError(f"the agent at {url} wants its API token: set PULSE_API_TOKEN")
+    if answer.status_code == 404 and path == "/api/v1/report":
+        raise UnknownCheck(answer.json().get("error", answer.text))
     if answer.status_code != 200:
         try:
             reason = answer.json().get("error", answer.text)

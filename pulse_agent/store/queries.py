@@ -238,6 +238,14 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
     return _rows(con.execute(sql, _params(start, end, checks)))
 
 
+def check_names(con: duckdb.DuckDBPyConnection, among: list[str] | None) -> list[str]:
+    """Check names in the stored history (results, rollups, incidents), only those among when given."""
+    where = "WHERE list_contains($among, check_name)" if among is not None else ""
+    sql = f"""SELECT check_name FROM results {where} UNION SELECT check_name FROM results_hourly {where}
+              UNION SELECT check_name FROM incidents {where}"""
+    return [name for (name,) in con.execute(sql, {"among": among} if among is not None else {}).fetchall()]
+
+
 def select(con: duckdb.DuckDBPyConnection, sql: str, limit: int = 100_000) -> tuple[list[str], list[dict[str, Any]]]:
     """Run a query the SQL guard accepted: its column names and (at most limit) rows."""
     cursor = con.execute(sql)

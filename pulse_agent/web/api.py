@@ -21,7 +21,7 @@ from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
-from pulse_agent.report import ReportError, ReportRequest, answer
+from pulse_agent.report import ReportError, ReportRequest, UnknownCheck, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
@@ -103,6 +103,8 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
             return _error(400, str(exc))
         try:
             report = await _store(agent).read(lambda con: answer(con, question))
+        except UnknownCheck as exc:
+            return _error(404, str(exc))
         except ReportError as exc:
             return _error(400, str(exc))
         return web.json_response(report.to_json())
