@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard",
         default=os.environ.get("PULSE_SHARD"),
-        help="K/N: run only shard K of N of the checks (default: $PULSE_SHARD, agent.shard)",
+        help="K/N: run only shard K of N of the checks; ordinal/N: K is the StatefulSet pod's ordinal + 1 (default: $PULSE_SHARD, agent.shard)",
     )
 
     validate = sub.add_parser("validate", help="check config files; exit 1 listing every error")
@@ -151,7 +151,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
         )
         if args.shard:
-            print_shard(spec, args.shard)
+            try:
+                print_shard(spec, args.shard)
+            except ValueError as exc:
+                print(f"pulse-agent validate: --shard: {exc}", file=sys.stderr)
+                return 1
         if args.show_schedule:
             print_next_due(spec.checks)
     return 1 if failed else 0
@@ -159,9 +163,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def print_shard(spec, text: str) -> None:  # spec: AgentSpec
     """Which checks shard K/N of spec runs."""
-    from pulse_agent.shard import Shard, owned
+    from pulse_agent.shard import Shard, owned, resolve
 
-    shard = Shard.parse(text)
+    shard = Shard.parse(resolve(text, os.environ))
     mine = owned(spec, shard).checks
     print(f"shard {shard} runs {len(mine)} of {_count(len(spec.checks), 'check')}: {', '.join(c.name for c in mine) or '-'}")
 
@@ -332,15 +336,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
 
     from pulse_agent.agent import Agent, RunOptions
-    from pulse_agent.shard import Shard
+    from pulse_agent.shard import Shard, resolve
     from pulse_agent.store import StoreError
 
     try:
-        Shard.parse(args.shard or spec.agent.shard)
+        shard = resolve(args.shard or spec.agent.shard, os.environ)  # "ordinal/N": from the StatefulSet pod's name
+        Shard.parse(shard)
     except ValueError as exc:
         print(f"pulse-agent: --shard/PULSE_SHARD: {exc}", file=sys.stderr)
         return 1
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=args.shard), memo=memo)
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=shard), memo=memo)
 
     async def main_task() -> int:
         stop = asyncio.Event()
