@@ -56,7 +56,8 @@ def generate(path: Path, checks: int, runs: int, interval: float) -> dict[str, f
     days = int(runs * interval // DAY)
     con.execute(
         f"""INSERT INTO incidents
-        SELECT 'check-' || c || '@' || k, 'check-' || c, to_timestamp({start} + k * {DAY} + c * 7), to_timestamp({start} + k * {DAY} + c * 7 + 600),
+        SELECT 'check-' || c || '@' || k, 'check-' || c, to_timestamp({start} + k * {DAY} + c * 7),
+               to_timestamp({start} + k * {DAY} + c * 7 + 600),
                'status', 'generated', to_timestamp({start} + k * {DAY}), 1
         FROM range({checks}) a(c), range({max(days, 1)}) b(k)"""
     )
@@ -73,8 +74,9 @@ def column_choices(path: Path, sample: int) -> dict[str, float]:
     types (each a fresh file, so the sizes compare)."""
     variants = {
         "as stored": "SELECT * FROM src.results",
-        "response and phase times as FLOAT (4 bytes, 7 digits)": "SELECT * REPLACE (response_time_ms::FLOAT AS response_time_ms) FROM src.results",
-        "response time as INTEGER microseconds": "SELECT * REPLACE ((response_time_ms * 1000)::INTEGER AS response_time_ms) FROM src.results",
+        "response time as FLOAT": "SELECT * REPLACE (response_time_ms::FLOAT AS response_time_ms) FROM src.results",
+        "response time as INTEGER microseconds": "SELECT * REPLACE ((response_time_ms * 1000)::INTEGER AS response_time_ms) "
+        "FROM src.results",
         "without scheduled_ts (derivable from the schedule)": "SELECT * EXCLUDE (scheduled_ts) FROM src.results",
         "check as a SMALLINT id (names in another table)": "SELECT * REPLACE (hash(check_name) % 30000 AS check_name) FROM src.results",
     }
@@ -104,7 +106,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.results // args.checks if args.results else args.runs
     out: dict[str, object] = {"checks": args.checks, "runs": runs, "results": args.checks * runs, "interval_s": args.interval,
-                              "days": round(runs * args.interval / DAY, 1), "nproc": os.cpu_count(), "load_before": os.getloadavg()}  # fmt: skip
+                              "days": round(runs * args.interval / DAY, 1), "nproc": os.cpu_count(),
+                              "load_before": os.getloadavg()}  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         db = Path(args.db) if args.db else Path(d) / "big.duckdb"
         if not db.exists():
@@ -139,8 +142,8 @@ def main() -> None:
         cli = []
         for _ in range(args.repeat):
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "pulse_agent", "report", "--db", str(db), "--since", "30d", "--to", "2027-01-15T08:00:00Z",
-                            "--format", "csv"], check=True, capture_output=True)  # fmt: skip
+            subprocess.run([sys.executable, "-m", "pulse_agent", "report", "--db", str(db), "--since", "30d",
+                            "--to", "2027-01-15T08:00:00Z", "--format", "csv"], check=True, capture_output=True)  # fmt: skip
             cli.append(time.perf_counter() - t)
         out["cli_summary_30d_s"] = round(statistics.median(cli), 3)
         if not args.no_columns:

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard",
         default=os.environ.get("PULSE_SHARD"),
-        help="K/N: run only shard K of N of the checks; ordinal/N: K is the StatefulSet pod's ordinal + 1 (default: $PULSE_SHARD, agent.shard)",
+        help="K/N: run only shard K of N of the checks; ordinal/N: K is the StatefulSet pod's ordinal + 1 "
+        "(default: $PULSE_SHARD, agent.shard)",
     )
 
     validate = sub.add_parser("validate", help="check config files; exit 1 listing every error")

@@ -11,9 +11,8 @@ from typing import Any
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print a report; exit 1 when the data cannot be reached or the query is refused."""
-    import time
-
     import shutil
+    import time
 
     from pulse_agent.report import WIDTH, ReportError, UnknownCheck, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent

@@ -77,4 +77,7 @@ def pod_ordinal(env: Mapping[str, str]) -> int:
         m = _POD_ORDINAL.fullmatch(env.get(var, "").strip())
         if m:
             return int(m.group(1))
-    raise ValueError("shard ordinal/N needs the pod's ordinal: set PULSE_POD_ORDINAL, or POD_NAME (or HOSTNAME) to a StatefulSet pod name like pulse-agent-2")
+    raise ValueError(
+        "shard ordinal/N needs the pod's ordinal: set PULSE_POD_ORDINAL, "
+        "or POD_NAME (or HOSTNAME) to a StatefulSet pod name like pulse-agent-2"
+    )

@@ -124,7 +124,9 @@ def test_exports_of_many_agents_and_older_exports_count_each_result_once(tmp_pat
     # An export made the old way (uuid file names) of the same rows, left beside the new ones.
     with duckdb.connect(str(a), read_only=True) as con:
         (out / "date=2026-11-01").mkdir(exist_ok=True)
-        con.execute(f"COPY (SELECT *, 'agent-a' AS agent FROM results) TO '{out}/date=2026-11-01/results_0123abcd.parquet' (FORMAT parquet)")
+        con.execute(
+            f"COPY (SELECT *, 'agent-a' AS agent FROM results) TO '{out}/date=2026-11-01/results_0123abcd.parquet' (FORMAT parquet)"
+        )
     runs = {r["check_name"]: r["runs"] for r in fleet(out)}
     expected = {k: db_counts(a)[k] + db_counts(b)[k] for k in db_counts(a)}
     assert runs == expected  # agent-a's 600 and agent-b's 400, each once

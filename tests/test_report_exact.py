@@ -26,7 +26,9 @@ def db(tmp_path):
     store = ResultStore(path)
     for name in NAMES:
         for i in range(10):  # one run a minute from T0; the 10th of each check fails
-            store.submit(Result(name, T0 + 60 * i, i != 9, status_code=200, response_time_ms=10.0 + i, error_kind=None if i != 9 else "status"))
+            store.submit(
+                Result(name, T0 + 60 * i, i != 9, status_code=200, response_time_ms=10.0 + i, error_kind=None if i != 9 else "status")
+            )
     store.close()
     return path
 

@@ -33,7 +33,9 @@ def distributions(rng: random.Random) -> dict[str, list[float]]:
 
 def within(estimate: float, exact: float) -> bool:
     """The stated bound: relative error at most ALPHA (values below MIN_MS share one bucket)."""
-    return abs(estimate - exact) <= sketch.ALPHA * max(exact, sketch.MIN_MS) + 1e-9 or (exact <= sketch.MIN_MS and estimate <= sketch.MIN_MS * 1.01)
+    return abs(estimate - exact) <= sketch.ALPHA * max(exact, sketch.MIN_MS) + 1e-9 or (
+        exact <= sketch.MIN_MS and estimate <= sketch.MIN_MS * 1.01
+    )
 
 
 @pytest.mark.parametrize("name", ["lognormal", "uniform", "bimodal", "tiny and zero", "constant"])
@@ -113,7 +115,13 @@ def test_reports_past_retention_give_percentiles_within_1_percent(tmp_path):
             assert {r["check_name"] for r in rows} == set(exact) and all(r["runs"] > 1000 for r in rows)
             for r in rows:
                 for p in ("p50", "p95", "p99"):
-                    assert within(r[f"{p}_ms"], exact[r["check_name"]][p]), (window, r["check_name"], p, r[f"{p}_ms"], exact[r["check_name"]][p])
+                    assert within(r[f"{p}_ms"], exact[r["check_name"]][p]), (
+                        window,
+                        r["check_name"],
+                        p,
+                        r[f"{p}_ms"],
+                        exact[r["check_name"]][p],
+                    )
         days = build_report(con, ReportRequest(*whole, by="day")).rows
         assert {(r["bucket"].replace("T", " ").replace(".000Z", "+00:00"), r["check_name"]) for r in days} == set(exact_days)
         for r in days:  # each day merges 24 hourly sketches (and raw rows, for the days partly raw)

@@ -17,6 +17,7 @@ GAMMA = (1 + ALPHA) / (1 - ALPHA)
 LN_GAMMA = math.log(GAMMA)
 MIN_MS = 0.001  # smaller values (0 included) share the lowest bucket
 
+
 # SQL: the bucket of a response time column x (DuckDB), and a bucket k's representative value.
 def key_sql(x: str) -> str:
     """SQL expression: the bucket of the value of column x."""

@@ -30,5 +30,5 @@ def windowed_sql(sql: str, start: float, end: float) -> str:
     ctes = window_ctes(start, end)
     m = _LEADING_WITH.match(sql)
     if m:
-        return f"{m.group(1)}WITH{m.group(2) or ''} {ctes}, {sql[m.end():]}"
+        return f"{m.group(1)}WITH{m.group(2) or ''} {ctes}, {sql[m.end() :]}"
     return f"WITH {ctes} {sql}"
