@@ -66,7 +66,7 @@ def from_parquet(pattern: str, request: ReportRequest) -> Report:
                 raise ReportError(f"no Parquet files match {pattern!r}")
             for table, view in _PARQUET_VIEWS.items():
                 mine = [f for f in files if table_of(f) == table]
-                if mine or table == "results":
+                if mine:  # a table no file holds stays the empty one
                     con.execute(f"DROP TABLE {table}")
                     source = f"read_parquet({_list(mine)}, hive_partitioning = true, union_by_name = true)"
                     con.execute(f"CREATE VIEW {table} AS {view.format(source=source)}")
