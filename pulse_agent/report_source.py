@@ -12,7 +12,7 @@ import duckdb
 
 from pulse_agent.listen import agent_url
 from pulse_agent.report import Report, ReportError, ReportRequest, UnknownCheck, answer
-from pulse_agent.store.db import StoreError, migrate, open_database
+from pulse_agent.store.db import MIGRATIONS, StoreError, migrate, open_database
 from pulse_agent.store.export import Exported, export_parquet, table_of
 
 T = TypeVar("T")
@@ -25,11 +25,22 @@ def open_read_only(path: str) -> duckdb.DuckDBPyConnection | None:
     if not Path(path).exists():
         raise ReportError(f"no database at {path!r}; pass --db FILE or -c with the agent's config")
     try:
-        return open_database(path, read_only=True)
+        con = open_database(path, read_only=True)
     except StoreError as exc:
         if "locked" in str(exc):
             return None
         raise ReportError(str(exc)) from None
+    try:
+        [(version,)] = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()
+    except duckdb.Error:
+        version = 0
+    if version < len(MIGRATIONS):  # read-only: the agent migrates the file when it starts
+        con.close()
+        raise ReportError(
+            f"the database {path!r} is from an older pulse-agent (schema {version}, this one reads {len(MIGRATIONS)}): "
+            "start the agent on it once (it upgrades the file at start), then ask again"
+        )
+    return con
 
 
 def local_or_agent(

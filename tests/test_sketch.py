@@ -15,6 +15,7 @@ from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.result import from_iso
 from pulse_agent.store import retention, sketch
 from pulse_agent.store.db import MIGRATIONS, migrate
+from tests.conftest import run_cli
 
 NOW = 1_800_000_000.0  # on an hour
 DAY = 86400.0
@@ -159,3 +160,15 @@ def test_a_database_from_before_sketches_gets_them_from_its_raw_rows(tmp_path):
     for r in rows:
         for p in ("p50", "p95", "p99"):
             assert within(r[f"{p}_ms"], exact[r["check_name"]][p]), (r["check_name"], p)
+
+
+def test_reading_a_database_the_agent_has_not_upgraded_yet_says_what_to_do(tmp_path):
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+        for version, sql in enumerate(MIGRATIONS[:5], start=1):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+    proc = run_cli("report", "--db", str(db), "--since", "1d")
+    assert proc.returncode == 1 and "is from an older pulse-agent (schema 5" in proc.stderr and "start the agent on it once" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -72,7 +72,8 @@ _CHOSEN = "(len($checks) = 0 OR list_contains($checks, check_name))"
 _OVERLAPS = f"opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
 _INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
 # Where each part of a window comes from. Complete hours that are rolled up come from
-# results_hourly ([$a, $b): counts exact, percentiles from the hours' latency sketches), the rest
+# results_hourly ([$a, $b): counts exact, percentiles from the hours' latency sketches), and of
+# those the complete UTC days rolled up into results_daily from there ([$da, $db)); the rest
 # from raw results: the window's partial first and last hours and the hours not rolled up yet. Raw
 # rows count from $raw_from, the first hour whose raw rows are all there (retention may have cut
 # the one before); rolled-up hours before it count whole (rolled-up parts of a window count whole
@@ -84,36 +85,39 @@ _SOURCES = f"""
         SELECT * FROM results WHERE ts >= greatest($b, $start) AND ts < $end AND ts >= $raw_from AND NOT maintenance AND {_CHOSEN}
     ),
     h AS (
-        SELECT * FROM results_hourly
+        SELECT hour, check_name, runs, ok_runs, degraded_runs, failures_by_kind, max_ms, latency_sketch, p50_ms, p95_ms, p99_ms,
+               false AS is_day
+        FROM results_hourly
         WHERE hour >= $start AND hour < $end AND {_CHOSEN} AND ((hour >= $a AND hour < $b) OR hour < $raw_from)
+          AND NOT (hour >= $da AND hour < $db)
+        UNION ALL
+        SELECT day, check_name, runs, ok_runs, degraded_runs, failures_by_kind, max_ms, latency_sketch, p50_ms, p95_ms, p99_ms, true
+        FROM results_daily WHERE day >= $da AND day < $db AND {_CHOSEN}
     )"""
 _KEY = sketch.key_sql("response_time_ms")
 
 
 def _sketch_quantiles(by: str) -> str:
-    """CTE sk_q: p50/p95/p99 per group (by) that has rolled-up hours, from their latency sketches
-    merged with the sketch of the group's raw rows (store/sketch.py); groups without rolled-up hours
-    get exact percentiles (quantile_cont) elsewhere. Needs CTEs h_keyed and r_keyed with by's columns."""
-    picks = ", ".join(
-        f"{sketch.value_sql(f'min(key) FILTER (WHERE upto > floor({q} * (total - 1)))')} AS p{round(q * 100)}" for q in (0.5, 0.95, 0.99)
-    )
+    """CTE sk_q: p50/p95/p99 per group (by) that has rolled-up rows: a day bucket that is one daily
+    rollup reads the percentiles stored with it; any other group merges its rollups' latency
+    sketches with the sketch of its raw rows (store/sketch.py). Groups without rolled-up rows get
+    exact percentiles (quantile_cont) elsewhere. Needs CTEs h_keyed and r_keyed with by's columns."""
     return f"""
+    h_merge AS (SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL),
     sk AS (
         SELECT {by}, key, sum(n) AS n FROM (
-            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n
-            FROM h_keyed WHERE latency_sketch IS NOT NULL
+            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge
             UNION ALL
             SELECT {by}, {sketch.key_sql("response_time_ms")}, count(*)
-            FROM r_keyed JOIN (SELECT DISTINCT {by} FROM h_keyed WHERE latency_sketch IS NOT NULL) USING ({by})
+            FROM r_keyed JOIN (SELECT DISTINCT {by} FROM h_merge) USING ({by})
             WHERE response_time_ms IS NOT NULL GROUP BY ALL
         ) GROUP BY ALL
     ),
-    sk_cum AS (
-        SELECT {by}, key, sum(n) OVER (PARTITION BY {by} ORDER BY key ROWS UNBOUNDED PRECEDING) AS upto,
-               sum(n) OVER (PARTITION BY {by}) AS total
-        FROM sk
-    ),
-    sk_q AS (SELECT {by}, {picks} FROM sk_cum GROUP BY ALL)"""
+    sk_q AS (
+        {sketch.quantiles_sql("sk", by)}
+        UNION ALL
+        SELECT {by}, p50_ms, p95_ms, p99_ms FROM h_keyed WHERE whole
+    )"""
 
 
 # An hour bucket with a rollup is that one rolled-up hour (never mixed with raw rows of it): its
@@ -121,17 +125,23 @@ def _sketch_quantiles(by: str) -> str:
 _HOURS_AS_ROLLED = "sk_q AS (SELECT k, check_name, p50_ms AS p50, p95_ms AS p95, p99_ms AS p99 FROM h_keyed)"
 
 
-def _window_plan(con: duckdb.DuckDBPyConnection, start: float, end: float) -> dict[str, object]:
-    """$a, $b: the rolled-up complete hours inside [start, end); $raw_from: where raw rows are whole."""
-    [(rolled_until,)] = con.execute("SELECT epoch(max(hour)) + 3600 FROM results_hourly").fetchall()
-    [(first,)] = con.execute("SELECT epoch(min(ts)) FROM results").fetchall()
+def _window_plan(con: duckdb.DuckDBPyConnection, start: float, end: float, *, days: bool = True) -> dict[str, object]:
+    """$a, $b: the rolled-up complete hours inside [start, end); $da, $db: the rolled-up complete
+    days inside those (none when not days); $raw_from: where raw rows are whole."""
+    [(rolled_until, days_until, first)] = con.execute(
+        "SELECT (SELECT epoch(max(hour)) + 3600 FROM results_hourly), (SELECT epoch(max(day)) + 86400 FROM results_daily), "
+        "(SELECT epoch(min(ts)) FROM results)"
+    ).fetchall()
     a = math.ceil(start / 3600) * 3600
     b = max(a, min(math.floor(end / 3600) * 3600, rolled_until if rolled_until is not None else a))
+    da = math.ceil(a / 86400) * 86400
+    db = max(da, min(math.floor(b / 86400) * 86400, days_until if days_until is not None and days else da))
     raw_from = -math.inf
     if first is not None and rolled_until is not None:
         first_hour = math.floor(first / 3600) * 3600
         raw_from = first_hour + 3600 if first_hour < rolled_until else first_hour  # a rolled-up first hour may be cut
-    return {"a": utc(a), "b": utc(b), "raw_from": utc(raw_from) if raw_from != -math.inf else datetime.min.replace(tzinfo=UTC)}
+    lowest = datetime.min.replace(tzinfo=UTC)
+    return {"a": utc(a), "b": utc(b), "da": utc(da), "db": utc(db), "raw_from": utc(raw_from) if raw_from != -math.inf else lowest}
 
 
 def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
@@ -140,7 +150,7 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     degraded share, incidents overlapping the window, last result."""
     sql = f"""
     WITH {_SOURCES},
-    h_keyed AS (SELECT check_name, latency_sketch FROM h),
+    h_keyed AS (SELECT check_name, latency_sketch, p50_ms, p95_ms, p99_ms, false AS whole FROM h),
     r_keyed AS (SELECT check_name, response_time_ms FROM r),
     {_sketch_quantiles("check_name")},
     counts AS (
@@ -204,7 +214,7 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     sql = f"""
     WITH {_SOURCES},
-    h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms FROM h),
+    h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms, is_day AS whole FROM h),
     r_keyed AS (SELECT epoch_us(ts) // {width_us} AS k, check_name, response_time_ms FROM r),
     {_sketch_quantiles("k, check_name") if by == "day" else _HOURS_AS_ROLLED},
     raw_q AS (
@@ -225,7 +235,7 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
     FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
     ORDER BY k, check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **_window_plan(con, start, end)}))
+    return _rows(con.execute(sql, {**_params(start, end, checks), **_window_plan(con, start, end, days=by == "day")}))
 
 
 def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:

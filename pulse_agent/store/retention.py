@@ -49,7 +49,59 @@ def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
         [done_until, utc(now - SETTLE_S)],
     )
     [(after,)] = con.execute("SELECT count(*) FROM results_hourly").fetchall()
+    roll_up_days(con)
     return int(after - before)
+
+
+def roll_up_days(con: duckdb.DuckDBPyConnection) -> int:
+    """Merge the hourly rows of every complete UTC day not in results_daily yet (a day is complete
+    once its last hour is rolled up): counts added, failure kinds and latency sketches merged by
+    adding counts per key; how many (day, check) rows were added."""
+    [(days_done, hours_done, before)] = con.execute(
+        "SELECT (SELECT max(day) + INTERVAL 1 DAY FROM results_daily), (SELECT max(hour) + INTERVAL 1 HOUR FROM results_hourly), "
+        "(SELECT count(*) FROM results_daily)"
+    ).fetchall()
+    if hours_done is None:
+        return 0
+    con.execute(
+        f"""
+        INSERT OR REPLACE INTO results_daily
+        WITH hh AS (
+            SELECT to_timestamp(epoch(hour)::BIGINT // 86400 * 86400) AS day, * FROM results_hourly
+            WHERE hour >= coalesce(?::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) AND hour < {_DAY_START.format("?::TIMESTAMPTZ")}
+        ),
+        kinds AS (
+            SELECT day, check_name, map_from_entries(list(struct_pack(k := k, v := n) ORDER BY k)) AS failures_by_kind
+            FROM (SELECT day, check_name, k, sum(n)::INTEGER AS n
+                  FROM (SELECT day, check_name, unnest(map_keys(failures_by_kind)) AS k, unnest(map_values(failures_by_kind)) AS n FROM hh)
+                  GROUP BY ALL)
+            GROUP BY ALL
+        ),
+        merged AS (
+            SELECT day, check_name, key, sum(n)::INTEGER AS n
+            FROM (SELECT day, check_name, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM hh)
+            GROUP BY ALL
+        ),
+        sketches AS (
+            SELECT day, check_name, map_from_entries(list(struct_pack(k := key, v := n) ORDER BY key)) AS latency_sketch
+            FROM merged GROUP BY ALL
+        ),
+        q AS ({sketch.quantiles_sql("merged", "day, check_name")})
+        SELECT s.day, s.check_name, s.runs, s.ok_runs, s.degraded_runs, coalesce(k.failures_by_kind, MAP {{}}), s.max_ms, sk.latency_sketch,
+               q.p50, q.p95, q.p99
+        FROM (SELECT day, check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs, max(max_ms) AS max_ms
+              FROM hh GROUP BY ALL) s
+        LEFT JOIN kinds k USING (day, check_name)
+        LEFT JOIN sketches sk USING (day, check_name)
+        LEFT JOIN q USING (day, check_name)
+        """,
+        [days_done, hours_done],
+    )
+    [(after,)] = con.execute("SELECT count(*) FROM results_daily").fetchall()
+    return int(after - before)
+
+
+_DAY_START = "to_timestamp(epoch({})::BIGINT // 86400 * 86400)"  # UTC, whatever the session's time zone
 
 
 def delete_raw_batch(con: duckdb.DuckDBPyConnection, cutoff: float) -> int:
@@ -65,6 +117,7 @@ def delete_raw_batch(con: duckdb.DuckDBPyConnection, cutoff: float) -> int:
 
 
 def delete_old_rollups(con: duckdb.DuckDBPyConnection, cutoff: float) -> int:
-    """Delete hourly rows older than cutoff; how many went."""
+    """Delete hourly rows older than cutoff, and daily rows of days that ended before it; how many hourly rows went."""
     [(n,)] = con.execute("DELETE FROM results_hourly WHERE hour < ?", [utc(cutoff)]).fetchall()
+    con.execute("DELETE FROM results_daily WHERE day + INTERVAL 1 DAY <= ?", [utc(cutoff)])
     return int(n)
