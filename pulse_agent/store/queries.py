@@ -52,14 +52,20 @@ def incidents(con: duckdb.DuckDBPyConnection, *, open_only: bool, check: str | N
     return _rows(con.execute(sql, [*params, limit]))
 
 
+def _iso(column: str) -> str:
+    """SQL: a TIMESTAMPTZ as the ISO-8601 UTC text iso() writes (formatting in DuckDB is 20x faster
+    than converting each value to a Python datetime)."""
+    return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%gZ')"
+
+
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description or ()]
     return [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
 
 
 def _json(value: object) -> object:
-    if isinstance(value, datetime):  # naive: UTC (timezone('UTC', ts) fetches 7x faster than a TIMESTAMPTZ)
-        return iso((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
+    if isinstance(value, datetime):
+        return iso(value.timestamp())
     if isinstance(value, dict):
         return {str(k): _json(v) for k, v in value.items()}
     if isinstance(value, Decimal):
@@ -105,7 +111,7 @@ def _sketch_quantiles(by: str) -> str:
     return f"""
     h_merge AS (SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL),
     sk AS (
-        SELECT {by}, key, sum(n) AS n FROM (
+        SELECT {by}, key, sum(n::DOUBLE) AS n FROM (  -- DOUBLE: exact for counts, and sums 2x faster than HUGEINT
             SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge
             UNION ALL
             SELECT {by}, {sketch.key_sql("response_time_ms")}, count(*)
@@ -200,7 +206,7 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
            round(coalesce(q.p50, l.q[1]), 3) AS p50_ms, round(coalesce(q.p95, l.q[2]), 3) AS p95_ms,
            round(coalesce(q.p99, l.q[3]), 3) AS p99_ms, round(greatest(m.max_ms, o.max_ms), 3) AS max_ms,
            coalesce(i.incidents, 0) AS incidents, round(coalesce(i.downtime_s, 0), 3) AS downtime_s,
-           round(coalesce(i.longest_s, 0), 3) AS longest_s, timezone('UTC', t.last_ts) AS last_ts, t.last_ok
+           round(coalesce(i.longest_s, 0), 3) AS longest_s, {_iso("t.last_ts")} AS last_ts, t.last_ok
     FROM counts c LEFT JOIN kinds k USING (check_name) LEFT JOIN latency l USING (check_name) LEFT JOIN sk_q q USING (check_name)
     LEFT JOIN raw_max m USING (check_name) LEFT JOIN older_max o USING (check_name) LEFT JOIN inc i USING (check_name)
     LEFT JOIN last t USING (check_name)
@@ -229,7 +235,7 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
         SELECT epoch_us(hour) // {width_us}, check_name, sum(runs), sum(ok_runs), sum(degraded_runs) FROM h GROUP BY ALL
     ),
     totals AS (SELECT k, check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs FROM rows GROUP BY ALL)
-    SELECT make_timestamp(k * {width_us}) AS bucket, check_name, runs, runs - ok_runs AS failures,
+    SELECT {_iso(f"make_timestamptz(k * {width_us})")} AS bucket, check_name, runs, runs - ok_runs AS failures,
            round(100.0 * ok_runs / runs, 4) AS uptime_pct, round(100.0 * degraded_runs / runs, 4) AS degraded_pct,
            round(coalesce(s.p50, x.q[1]), 3) AS p50_ms, round(coalesce(s.p95, x.q[2]), 3) AS p95_ms,
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
@@ -241,7 +247,7 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
 def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
-    SELECT check_name, id AS incident, timezone('UTC', opened_at) AS opened_at, timezone('UTC', resolved_at) AS resolved_at,
+    SELECT check_name, id AS incident, {_iso("opened_at")} AS opened_at, {_iso("resolved_at")} AS resolved_at,
            round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
