@@ -172,3 +172,31 @@ def test_reading_a_database_the_agent_has_not_upgraded_yet_says_what_to_do(tmp_p
     proc = run_cli("report", "--db", str(db), "--since", "1d")
     assert proc.returncode == 1 and "is from an older pulse-agent (schema 5" in proc.stderr and "start the agent on it once" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_daily_rollups_merge_their_hours_exactly(tmp_path):
+    with duckdb.connect(str(tmp_path / "p.duckdb")) as con:
+        migrate(con)
+        seed(con, days=3)
+        con.execute("UPDATE results SET ok = false, error_kind = CASE WHEN epoch(ts)::BIGINT % 7 = 0 THEN 'timeout' ELSE 'status' END "
+                    "WHERE epoch(ts)::BIGINT % 5 = 0")  # fmt: skip
+        retention.roll_up(con, NOW)
+        hourly = con.execute(
+            f"""SELECT {"to_timestamp(epoch(hour)::BIGINT // 86400 * 86400)"} AS day, check_name, sum(runs), sum(ok_runs),
+                       sum(failures_by_kind['timeout']), max(max_ms) FROM results_hourly GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
+        daily = con.execute(
+            "SELECT day, check_name, runs, ok_runs, failures_by_kind['timeout'], max_ms FROM results_daily ORDER BY ALL"
+        ).fetchall()
+        complete = [row for row in hourly if row[0].timestamp() + DAY <= NOW]  # the day NOW is in is not complete
+        assert daily == complete and len(daily) == 3 * 3
+        [(sketch_ok,)] = con.execute(
+            """SELECT bool_and(d.total = h.total) FROM (SELECT day, check_name, list_sum(map_values(latency_sketch)) AS total FROM results_daily) d
+               JOIN (SELECT to_timestamp(epoch(hour)::BIGINT // 86400 * 86400) AS day, check_name, sum(list_sum(map_values(latency_sketch))) AS total
+                     FROM results_hourly GROUP BY ALL) h USING (day, check_name)"""
+        ).fetchall()
+        assert sketch_ok
+        assert retention.roll_up(con, NOW) == 0 and con.execute("SELECT count(*) FROM results_daily").fetchall() == [(9,)]  # idempotent
+        retention.delete_old_rollups(con, NOW - DAY)
+        [(days_left,)] = con.execute("SELECT count(*) FROM results_daily").fetchall()
+    assert days_left == 3  # only the complete day that ends after the cutoff stays
