@@ -88,3 +88,32 @@ def test_an_unknown_check_is_exit_2_with_did_you_mean(db, tmp_path, capsys):
     # A check known only from the stored history (removed from the config) is reported.
     assert main(["report", "-c", str(cfg), *window, "--check", "tls-selfsigned", "--format", "json"]) == 0
     assert [r["runs"] for r in json.loads(capsys.readouterr().out)["rows"]] == [10]
+
+
+async def test_through_a_running_agent_an_unknown_check_is_404_and_exit_2(db, tmp_path):
+    import asyncio
+
+    import httpx
+
+    from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.clock import ManualClock
+    from pulse_agent.config import load_config
+    from tests.test_api import validate
+
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(f"version: 1\nagent: {{database: '{db}', listen: '127.0.0.1:0'}}\n")
+    agent = Agent(load_config(cfg), RunOptions(watch=False), clock=ManualClock(T0 + 7200))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(agent.started.wait(), 10)
+    try:
+        url = f"http://127.0.0.1:{agent.port}"
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            answer = await client.post("/api/v1/report", json={"start": T0, "end": T0 + 3600, "checks": ["tls-selfsigned-strikt"]})
+        cli = await asyncio.to_thread(run_cli, "report", "--agent", url, "--check", "tls-selfsigned-strikt", "--since", "3650d")
+    finally:
+        stop.set()
+        assert await task == 0
+    assert answer.status_code == 404 and "did you mean 'tls-selfsigned-strict'" in answer.json()["error"]
+    validate(answer.json(), "/api/v1/report", "post", 404)
+    assert cli.returncode == 2 and "did you mean 'tls-selfsigned-strict'" in cli.stderr
