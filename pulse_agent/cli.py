@@ -83,14 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     view = report.add_mutually_exclusive_group()
     view.add_argument("--by", choices=["hour", "day"], help="a time series instead of one row per check")
     view.add_argument("--incidents", action="store_true", help="the list of incidents")
-    view.add_argument("--sql", help="run one read-only SELECT over results, incidents, outbox, ...")
+    view.add_argument("--sql", help="run one read-only SELECT over results (the window's rows), all_results (every row), incidents, ...")
 
-    export = sub.add_parser("export", help="write results as Parquet files partitioned by day (DIR/date=YYYY-MM-DD/)")
+    export = sub.add_parser("export", help="write results, incidents and config versions as Parquet, whole UTC days (DIR/date=YYYY-MM-DD/)")
     _config_arg(export)
     export.add_argument("--format", choices=["parquet"], default="parquet")
     export.add_argument("--out", required=True, help="directory to write into (on the agent's machine when a running agent exports)")
     export.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
-    export.add_argument("--agent-name", help="value of the agent column (default: this host's name)")
+    export.add_argument("--agent-name", help="value of the agent column and part of the file names (default: this host's name)")
     _window_args(export)
 
     health = sub.add_parser("healthcheck", help="exit 0 when a running agent's /healthz answers 200, else 1")
