@@ -164,3 +164,18 @@ def test_an_agent_name_that_cannot_name_a_file_is_refused(tmp_path, name):
     proc = run_cli("export", "--db", str(db), "--out", str(tmp_path / "x"), "--agent-name", name, "--since", "1d")
     assert proc.returncode == 1 and "cannot name export files" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_an_incident_resolved_days_after_it_opened_is_exported_in_its_latest_state(tmp_path):
+    db, out = tmp_path / "p.duckdb", tmp_path / "exports"
+    fill(db, days=6, per_day=10)
+    with duckdb.connect(str(db)) as con:  # one incident opened on day 1, still open
+        con.execute("UPDATE incidents SET resolved_at = NULL WHERE id = 'check-0@0'")
+    export(db, out, "1d", "2026-11-02T00:00:00Z")
+    assert [i["resolved_at"] for i in fleet(out, "--incidents", "--check", "check-0") if i["incident"] == "check-0@0"] == [None]
+    with duckdb.connect(str(db)) as con:  # resolved on day 6; the hourly export only covers day 6
+        con.execute("UPDATE incidents SET resolved_at = to_timestamp(?) WHERE id = 'check-0@0'", [D0 + 5 * DAY + 100])
+    export(db, out, "1h", "2026-11-06T12:00:00Z")
+    [incident] = [i for i in fleet(out, "--incidents") if i["incident"] == "check-0@0"]
+    assert incident["resolved_at"] == "2026-11-06T00:01:40.000Z"
+    assert len(list(out.glob("date=2026-11-01/incidents-*.parquet"))) == 1  # day 1's file was replaced, not added to

@@ -64,15 +64,26 @@ def table_of(path: str) -> str:
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, agent: str) -> Exported:
-    """Write every day [start, end) touches, whole, under out; other agents' and other days' files stay."""
+    """Write every day [start, end) touches, whole, under out (and the incident files of days whose
+    incidents are open or resolved on those days); other agents' and other days' files stay."""
     check_agent_name(agent)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(TABLES, 0)
     files = kept = 0
-    for day in days_of(start, end):
+    days = days_of(start, end)
+    # An incident lives in the file of the day it opened: that day is written again while the
+    # incident is open or once it resolved on a day exported now, so no export keeps a stale state.
+    changed = con.execute(
+        "SELECT DISTINCT strftime(timezone('UTC', opened_at), '%Y-%m-%d') FROM incidents WHERE resolved_at IS NULL OR resolved_at >= ?",
+        [utc(datetime.fromisoformat(days[0]).replace(tzinfo=UTC).timestamp())],
+    ).fetchall()
+    incident_days = sorted(set(days) | {d for (d,) in changed})
+    for day in incident_days:
         lo = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
         for table, column in TABLES.items():
+            if day not in days and table != "incidents":
+                continue
             where = f"{column} >= ? AND {column} < ?"
             params = [utc(lo), utc(lo + DAY)]
             [(n,)] = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchall()
