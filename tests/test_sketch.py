@@ -151,9 +151,17 @@ def test_a_database_from_before_sketches_gets_them_from_its_raw_rows(tmp_path):
                       max(response_time_ms) FROM results GROUP BY ALL"""
         )
     with duckdb.connect(str(db)) as con:
-        assert migrate(con) == len(MIGRATIONS)
+        assert migrate(con) == len(MIGRATIONS)  # at once: the sketches come from the agent's storage maintenance
+        [(missing,)] = con.execute("SELECT count(*) FROM results_hourly WHERE latency_sketch IS NULL").fetchall()
+        assert missing == 24 * 3  # 24 hours, three checks
+        assert retention.roll_up_days(con) == 0  # no day is merged before its hours have sketches
+        rounds = 0
+        while retention.backfill_sketches(con):  # an hour per call, as the agent's maintenance loop calls it
+            rounds += 1
+        assert rounds == 24
         [(missing,)] = con.execute("SELECT count(*) FROM results_hourly WHERE latency_sketch IS NULL").fetchall()
         assert missing == 0
+        assert retention.roll_up_days(con) == 3  # now the complete day is merged, with its sketches
         con.execute("DELETE FROM results")  # retention takes every raw row: the sketches answer alone
         rows = build_report(con, ReportRequest(NOW - DAY, NOW)).rows
     assert {r["check_name"]: r["runs"] for r in rows} == {"bimodal": 1440, "lognormal": 1440, "uniform": 1440}
@@ -200,3 +208,43 @@ def test_daily_rollups_merge_their_hours_exactly(tmp_path):
         retention.delete_old_rollups(con, NOW - DAY)
         [(days_left,)] = con.execute("SELECT count(*) FROM results_daily").fetchall()
     assert days_left == 3  # only the complete day that ends after the cutoff stays
+
+
+async def test_the_agent_backfills_sketches_of_an_upgraded_file_before_retention_deletes_raw_rows(tmp_path):
+    import asyncio
+
+    from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.clock import ManualClock
+    from pulse_agent.config import parse_config
+
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:  # the previous release's file: 3 days, rolled up without sketches
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+        for version, sql in enumerate(MIGRATIONS[:5], start=1):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+        seed(con, days=3)
+        exact = exact_percentiles(con, NOW - 3 * DAY, NOW)
+        con.execute(
+            """INSERT INTO results_hourly SELECT date_trunc('hour', ts), check_name, count(*), count(*), 0, MAP {}, NULL, NULL, NULL,
+                      max(response_time_ms) FROM results GROUP BY ALL"""
+        )
+    spec = parse_config("version: 1\nagent: {retention: 1d, listen: '127.0.0.1:0'}\n", "p.yaml", {})
+    agent = Agent(spec, RunOptions(database=str(db)), clock=ManualClock(NOW))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(agent.started.wait(), 10)
+    await agent.maintain_storage()  # with the round at start: backfill every hour, then delete raw rows past 1 day
+    await agent.maintain_storage()  # the days are merged once their hours have sketches
+    stop.set()
+    assert await task == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        [(left,)] = con.execute("SELECT count(*) FROM results WHERE ts < to_timestamp(?)", [NOW - DAY]).fetchall()
+        [(missing, days)] = con.execute(
+            "SELECT count(*) FILTER (WHERE latency_sketch IS NULL), (SELECT count(*) FROM results_daily) FROM results_hourly"
+        ).fetchall()
+        rows = build_report(con, ReportRequest(NOW - 3 * DAY, NOW)).rows
+    assert left == 0 and missing == 0 and days > 0  # raw rows went only after their hours got sketches
+    for r in rows:
+        for p in ("p50", "p95", "p99"):
+            assert within(r[f"{p}_ms"], exact[r["check_name"]][p]), (r["check_name"], p)

@@ -18,7 +18,6 @@ from typing import TypeVar, cast
 import duckdb
 
 from pulse_agent.result import Result
-from pulse_agent.store import sketch
 
 log = logging.getLogger("pulse_agent.store")
 
@@ -110,15 +109,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # A mergeable latency sketch per hour and check (store/sketch.py), so percentiles outlive raw
-    # results; hours rolled up before this keep theirs from the raw rows still stored.
-    f"""
+    # results. NULL: rolled up before sketches; filled from the raw rows still stored by the agent's
+    # storage maintenance, an hour per transaction (store/retention.py backfill_sketches), not here:
+    # a big file would keep the agent from starting for minutes.
+    """
     ALTER TABLE results_hourly ADD COLUMN latency_sketch MAP(SMALLINT, INTEGER);
-    UPDATE results_hourly h SET latency_sketch = s.sketch FROM (
-        SELECT hour, check_name, map_from_entries(list(struct_pack(k := k, v := n) ORDER BY k)) AS sketch
-        FROM (SELECT date_trunc('hour', ts) AS hour, check_name, {sketch.key_sql("response_time_ms")} AS k, count(*)::INTEGER AS n
-              FROM results WHERE NOT maintenance AND response_time_ms IS NOT NULL GROUP BY ALL)
-        GROUP BY ALL
-    ) s WHERE h.hour = s.hour AND h.check_name = s.check_name;
     """,
     # Daily rollups of complete UTC days, merged from the hourly ones (store/retention.py), so
     # reports over weeks and months read 24x fewer rows and sketches; filled by the next roll-up.

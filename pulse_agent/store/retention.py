@@ -38,7 +38,7 @@ def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
         ),
         sketches AS ({SKETCHES})
         SELECT s.hour, s.check_name, s.runs, s.ok_runs, s.degraded_runs, coalesce(k.failures_by_kind, MAP {}),
-               s.q[1], s.q[2], s.q[3], s.max_ms, sk.latency_sketch
+               s.q[1], s.q[2], s.q[3], s.max_ms, coalesce(sk.latency_sketch, MAP {})
         FROM (SELECT date_trunc('hour', ts) AS hour, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
                      count(*) FILTER (WHERE degraded) AS degraded_runs, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q,
                      max(response_time_ms) AS max_ms
@@ -53,16 +53,48 @@ def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
     return int(after - before)
 
 
+def backfill_sketches(con: duckdb.DuckDBPyConnection) -> int:
+    """Give the oldest hour rolled up before sketches existed (latency_sketch NULL) whose raw rows
+    are still stored its sketches (an empty one for a check without latencies); how many hourly
+    rows got one (0: nothing left to do). One hour per call: a short transaction."""
+    hour = _first_unsketched(con)
+    if hour is None:
+        return 0
+    [(n,)] = con.execute(
+        f"""
+        UPDATE results_hourly h SET latency_sketch = coalesce(s.latency_sketch, MAP {{}})
+        FROM (SELECT c.check_name, sk.latency_sketch FROM (SELECT check_name FROM results_hourly WHERE hour = $hour) c
+              LEFT JOIN (WITH r AS (SELECT * FROM results WHERE ts >= $hour AND ts < $hour + INTERVAL 1 HOUR AND NOT maintenance)
+                         {SKETCHES}) sk USING (check_name)) s
+        WHERE h.hour = $hour AND h.check_name = s.check_name
+        """,
+        {"hour": hour},
+    ).fetchall()
+    return int(n)
+
+
+def _first_unsketched(con: duckdb.DuckDBPyConnection) -> object:
+    """The oldest hour without sketches whose raw rows are still stored (None: none)."""
+    [(hour,)] = con.execute(
+        "SELECT min(hour) FROM results_hourly WHERE latency_sketch IS NULL AND hour >= date_trunc('hour', (SELECT min(ts) FROM results))"
+    ).fetchall()
+    return hour
+
+
 def roll_up_days(con: duckdb.DuckDBPyConnection) -> int:
     """Merge the hourly rows of every complete UTC day not in results_daily yet (a day is complete
-    once its last hour is rolled up): counts added, failure kinds and latency sketches merged by
-    adding counts per key; how many (day, check) rows were added."""
+    once its last hour is rolled up, and its hours have sketches where raw rows allow): counts
+    added, failure kinds and latency sketches merged by adding counts per key; how many (day,
+    check) rows were added."""
     [(days_done, hours_done, before)] = con.execute(
         "SELECT (SELECT max(day) + INTERVAL 1 DAY FROM results_daily), (SELECT max(hour) + INTERVAL 1 HOUR FROM results_hourly), "
         "(SELECT count(*) FROM results_daily)"
     ).fetchall()
     if hours_done is None:
         return 0
+    pending = _first_unsketched(con)  # a day waits for its hours' sketches (backfill_sketches)
+    if pending is not None:
+        hours_done = min(hours_done, pending)
     con.execute(
         f"""
         INSERT OR REPLACE INTO results_daily
