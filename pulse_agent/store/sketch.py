@@ -32,7 +32,8 @@ def value_sql(k: str) -> str:
 def quantiles_sql(merged: str, by: str) -> str:
     """SQL: p50, p95, p99 per group (columns by) of a relation merged(by..., key, n) holding each
     group's merged sketch, one row per key; the same rank as quantile() below."""
-    picks = ", ".join(f"{value_sql(f'min(key) FILTER (WHERE upto > floor({q} * (total - 1)))')} AS p{round(q * 100)}" for q in (0.5, 0.95, 0.99))
+    rank_key = "min(key) FILTER (WHERE upto > floor({q} * (total - 1)))"
+    picks = ", ".join(f"{value_sql(rank_key.format(q=q))} AS p{round(q * 100)}" for q in (0.5, 0.95, 0.99))
     cumulative = f"""SELECT {by}, key, sum(n::DOUBLE) OVER (PARTITION BY {by} ORDER BY key ROWS UNBOUNDED PRECEDING) AS upto,
                             sum(n::DOUBLE) OVER (PARTITION BY {by}) AS total FROM {merged}"""
     return f"SELECT {by}, {picks} FROM ({cumulative}) GROUP BY ALL"
