@@ -325,6 +325,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulse_agent.config import Memo
     from pulse_agent.logs import setup_logging
 
+    if args.listen is not None:
+        from pulse_agent.listen import listen_problem
+
+        if (problem := listen_problem(args.listen)) is not None:
+            print(f"pulse-agent: --listen: {problem}", file=sys.stderr)
+            return 2
+        # The config can follow the address: the bundled self-checks probe ${PULSE_LISTEN:-...}.
+        os.environ["PULSE_LISTEN"] = args.listen
     memo = Memo()  # the agent's reloads redo only what an edit changed
     spec = _load(args.config, memo)
     if spec is None:

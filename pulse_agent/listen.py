@@ -14,3 +14,16 @@ def agent_url(listen: str) -> str:
     host, port = split_listen(listen)
     host = "127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def listen_problem(listen: str) -> str | None:
+    """Why listen is not a HOST:PORT this agent can serve on, or None when it is one."""
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        return f"{listen[:60]!r} is not HOST:PORT (e.g. 127.0.0.1:9108, [::1]:9108, 0.0.0.0:9108)"
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
+        return f"{listen[:60]!r}: port {port[:10]!r} is not a number from 0 to 65535"
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if "[" in bare or "]" in bare or (":" in bare and host == bare):
+        return f"{listen[:60]!r}: write an IPv6 host in brackets, e.g. [::1]:9108"
+    return None

@@ -296,11 +296,11 @@ def _expect(raw: dict[str, Any], fail: Any) -> Expect:
             except Exception as exc:  # jsonpath-ng raises several unrelated types
                 fail("json", f"invalid JSONPath {expr!r}: {exc}")
     headers = tuple((k.lower(), v) for k, v in raw.get("headers", {}).items())
-    for name, pattern in headers:
+    for name, glob in headers:  # not `pattern`: that one is body_matches
         try:
-            header_pattern(pattern)
+            header_pattern(glob)
         except re.error as exc:
-            fail("headers", f"{name}: invalid regular expression {pattern}: {exc}")
+            fail("headers", f"{name}: invalid regular expression {glob}: {exc}")
 
     def seconds(key: str) -> float | None:
         return parse_duration(raw[key]) if key in raw else None
