@@ -209,8 +209,8 @@ def time_zone(name: str) -> ZoneInfo:
     """The IANA zone called name; ScheduleError saying what to write when there is none."""
     try:
         return _zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        raise ScheduleError(f"unknown time zone {name[:60]!r}; use an IANA name such as Europe/Berlin or UTC") from None
 
 
 @lru_cache(maxsize=256)

@@ -25,9 +25,8 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None, m
     """Config text -> AgentSpec; raise ConfigInvalid listing every error."""
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
     doc = _document(Source(source, text), env, memo, keep=False)
-    if doc.data is not None:
-        spec = build_spec(doc, memo)
-    if doc.errors:
+    spec = build_spec(doc, memo) if doc.data is not None else None
+    if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
     return spec
 
@@ -38,7 +37,7 @@ def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None, 
     if memo is not None and (known := memo.document(key)) is not None:
         return known
     doc = parse_document(source.text, source.name, os.environ if env is None else env)
-    if doc.data is not None:
+    if doc.data is not None or not doc.errors:  # a top-level null is data too: the schema says what it should be
         validate_document(doc, memo)
     if memo is not None and keep:
         memo.remember_document(key, doc)

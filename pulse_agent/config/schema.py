@@ -175,7 +175,8 @@ def _message(error: ValidationError) -> str:
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         got = _TYPE_NAMES.get(type(value), type(value).__name__)
         hint = "; YAML reads yes/no/on/off/true/false as booleans, so quote it" if isinstance(value, bool) and "string" in wanted else ""
-        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got} {_show(value)}{hint}"
+        shown = "" if value is None else f" {_show(value)}"  # not "got null null"
+        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got}{shown}{hint}"
     if kind == "pattern":
         return f"{_show(value)} is not a valid {title}{example}"
     if kind in ("enum", "const"):
