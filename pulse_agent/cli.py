@@ -204,7 +204,7 @@ def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]
     width = max((len(c.name) for c in checks), default=0)
     for c in checks:
         due = c.schedule.next_due(now, c.name) if c.enabled else None
-        when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (its one run is past)")
+        when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (no due time left)")
         zone = f"  [{c.timezone}]" if c.timezone != "UTC" else ""
         print(f"  {c.name:<{width}}  {when:<24}  {c.schedule.text}{zone}")
 
@@ -228,8 +228,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         t = schedule.next_due(t, args.expr) if t is not None else None
         if t is None:
             break
-        local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
-        print(f"{iso(t).replace('.000Z', 'Z')}{local}")
+        try:
+            local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
+            print(f"{iso(t).replace('.000Z', 'Z')}{local}")
+        except (ValueError, OverflowError, OSError):
+            print("pulse-agent: the next due time is outside the years 1 .. 9999", file=sys.stderr)
+            return 1
     return 0
 
 

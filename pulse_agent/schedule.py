@@ -6,7 +6,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,22 +64,26 @@ class Cron:
     timezone: str
     text: str
 
-    def next_due(self, after: float, key: str = "") -> float:
-        """First firing strictly after `after`; a wall time repeated by a DST fall-back fires once."""
+    def next_due(self, after: float, key: str = "") -> float | None:
+        """First firing strictly after `after` (None: none left); a wall time repeated by a DST fall-back fires once."""
         return self._firing(after, forward=True)
 
-    def previous_due(self, before: float) -> float:
+    def previous_due(self, before: float) -> float | None:
         """Last firing at or before `before`."""
-        return self._firing(self._firing(before, forward=True), forward=False)
+        following = self._firing(before, forward=True)
+        return self._firing(before if following is None else following, forward=False)
 
-    def _firing(self, start: float, *, forward: bool) -> float:
+    def _firing(self, start: float, *, forward: bool) -> float | None:
         zone = _zone(self.timezone)
-        it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
-        step = it.get_next if forward else it.get_prev
-        while True:
-            moment: datetime = step(datetime)
-            if not (_pins_hours(self.expr) and _is_repeat(moment, zone)):
-                return moment.timestamp()
+        try:
+            it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
+            step = it.get_next if forward else it.get_prev
+            while True:
+                moment: datetime = step(datetime)
+                if not (_pins_hours(self.expr) and _is_repeat(moment, zone)):
+                    return moment.timestamp()
+        except (CroniterError, ValueError, OverflowError):  # no firing in croniter's search range (or past year 9999)
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +162,7 @@ def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | No
         if since is None:
             return None
         latest = schedule.previous_due(now)
-        return latest if latest > since else None
+        return latest if latest is not None and latest > since else None
     return None
 
 
@@ -167,7 +171,14 @@ def _cron(expr: str, timezone: str, text: str) -> Cron:
         croniter(expr, second_at_beginning=_has_seconds(expr))
     except (CroniterError, ValueError, KeyError) as exc:
         raise ScheduleError(f"invalid cron {text!r}: {_cron_reason(expr, exc)}") from None
-    return Cron(expr, timezone, text)
+    cron = Cron(expr, timezone, text)
+    # Any date pattern repeats within 400 years and croniter looks decades ahead: none found, none exists.
+    if cron.next_due(_REFERENCE) is None:
+        raise ScheduleError(f"cron {text!r} never fires: no date matches its day and month fields (e.g. day 30 of February)")
+    return cron
+
+
+_REFERENCE = 946_684_800.0  # 2000-01-01T00:00:00Z: a fixed start, so that validity does not depend on the clock
 
 
 def _cron_reason(expr: str, exc: Exception) -> str:
@@ -191,7 +202,12 @@ def _one_shot(stamp: str, timezone: str, text: str) -> OneShot:
         raise ScheduleError(f"cannot read the time in {text!r} at {stamp!r}; write e.g. 'at 2026-12-01T09:00:00Z'") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_zone(timezone))
-    return OneShot(moment.timestamp(), text)
+    try:
+        at = moment.timestamp()
+        datetime.fromtimestamp(at, UTC)  # the time must be one results can be stored and shown at
+    except (OverflowError, ValueError, OSError):
+        raise ScheduleError(f"the time in {text!r} is out of range (year 1 .. 9999 in UTC)") from None
+    return OneShot(at, text)
 
 
 def _interval_seconds(body: str) -> float | None:
