@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,6 +144,7 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
     for key in ("title", "body"):
         if key in raw and (problem := template_problem(raw[key])) is not None:
             doc.error(("notifiers", name, key), problem)
+
     def seconds(key: str, default: float) -> float:
         return _converted(parse_duration, raw.get(key, default), lambda msg: doc.error(("notifiers", name, key), msg), default)  # type: ignore[no-any-return]
 
@@ -318,7 +318,6 @@ class _CheckBuilder:
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
         )
-
 
     def expect(self, scheme: str) -> Expect:
         """expect: of this check, each key checked on its own so that every problem is reported."""

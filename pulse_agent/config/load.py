@@ -158,7 +158,8 @@ class _Builder:
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 for source in sources:
                     if not isinstance(source, yaml.MappingNode) or id(source) in self.building:
-                        what = "a YAML alias refers to a value that contains it" if id(source) in self.building else "<< merges mappings only"
+                        looped = id(source) in self.building
+                        what = "a YAML alias refers to a value that contains it" if looped else "<< merges mappings only"
                         self.doc.errors.append(ConfigError(self.pos(value_node), path, what))
                         continue
                     merged.append(source)

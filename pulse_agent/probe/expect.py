@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,24 +135,6 @@ def _body_failures(expect: Expect, response: Response) -> list[Failure]:
             if problem is not None:
                 out.append(Failure("json", f"{expr}: expected {rule.text}, {problem}"))
     return out
-    depth, in_string, escaped = 0, False, False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return i
-        elif ch in "]}":
-            depth -= 1
-    return None
 
 
 def _json_problem(rule: JsonRule, found: list[Any]) -> str | None:
