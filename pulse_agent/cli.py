@@ -204,7 +204,7 @@ def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]
     width = max((len(c.name) for c in checks), default=0)
     for c in checks:
         due = c.schedule.next_due(now, c.name) if c.enabled else None
-        when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (no due time left)")
+        when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (its one run is past)")
         zone = f"  [{c.timezone}]" if c.timezone != "UTC" else ""
         print(f"  {c.name:<{width}}  {when:<24}  {c.schedule.text}{zone}")
 

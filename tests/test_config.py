@@ -26,7 +26,7 @@ def one_check(lines: str) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("version: 2\n", "p.yaml:1:10: version: 2 is not one of: 1"),
+        ("version: 2\n", "p.yaml:1:10: version: 2 is not allowed; must be 1"),
         ("checks: []\n", "p.yaml:1:1: missing required key 'version'"),
         ("version: 1\nchek: []\n", "p.yaml:2:1: chek: unknown key 'chek'; did you mean 'checks'?"),
         (
@@ -86,7 +86,7 @@ def one_check(lines: str) -> str:
             "version: 1\ndefaults: {name: x}\n",
             "p.yaml:2:12: defaults.name: unknown key 'name'; allowed: alert, basic_auth, bearer_token, body, ca_file, delivery, ",
         ),
-        ("version: 1\nnotifiers: {ops: {urls: []}}\n", "p.yaml:2:25: notifiers.ops.urls: needs at least 1 item(s)"),
+        ("version: 1\nnotifiers: {ops: {urls: []}}\n", "p.yaml:2:25: notifiers.ops.urls: needs at least 1 item, has 0"),
         (
             "version: 1\nnotifiers: {ops: {urls: ['json://127.0.0.1/x', 'slak://token']}}\n",
             "p.yaml:2:48: notifiers.ops.urls[1]: not a usable Apprise URL (scheme slak)",

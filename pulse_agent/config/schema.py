@@ -179,16 +179,23 @@ def _message(error: ValidationError) -> str:
         return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got}{shown}{hint}"
     if kind == "pattern":
         return f"{_show(value)} is not a valid {title}{example}"
-    if kind in ("enum", "const"):
-        options = error.validator_value if kind == "enum" else [error.validator_value]
-        return f"{_show(value)} is not one of: {', '.join(_show(o) for o in options)}"
+    if kind == "const":
+        return f"{_show(value)} is not allowed; must be {_show(error.validator_value)}"
+    if kind == "enum":
+        return f"{_show(value)} is not one of: {', '.join(_show(o) for o in error.validator_value)}"
     if kind in ("minimum", "maximum"):
         word = "at least" if kind == "minimum" else "at most"
         return f"{_show(value)} is out of range; must be {word} {error.validator_value}"
-    if kind == "minItems":
-        return f"needs at least {error.validator_value} item(s)"
-    if kind == "minLength":
-        return "must not be empty"
+    if kind in ("exclusiveMinimum", "exclusiveMaximum"):
+        word = "more than" if kind == "exclusiveMinimum" else "less than"
+        return f"{_show(value)} is out of range; must be {word} {error.validator_value}"
+    if kind in ("minItems", "maxItems"):
+        n = error.validator_value
+        return f"needs {'at least' if kind == 'minItems' else 'at most'} {n} item{'s' if n != 1 else ''}, has {len(value)}"
+    if kind in ("minLength", "maxLength"):
+        n = error.validator_value
+        bound = f"{'at least' if kind == 'minLength' else 'at most'} {n} character{'s' if n != 1 else ''}"
+        return "must not be empty" if n == 1 and not value else f"is {len(value)} characters long; must be {bound}"
     return error.message
 
 
