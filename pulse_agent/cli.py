@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="*", help="configs to check instead of -c (for pre-commit)")
     validate.add_argument("--show-schedule", action="store_true", help="also list each check's next due time")
     validate.add_argument("--shard", help="K/N: also list the checks shard K of N owns")
+    validate.add_argument(
+        "--require-env",
+        action="store_true",
+        help="fail on unset ${VAR}s as run does (default: check the structure and list the variables run needs)",
+    )
 
     schedule = sub.add_parser("schedule", help="print the next due times of a schedule expression")
     schedule.add_argument("expr", help="e.g. '*/5 * * * *', 'every weekday at 08:00', 'at 2026-12-01T09:00:00Z'")
@@ -123,11 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(path: str, memo=None):  # -> AgentSpec | None
+def _load(path: str, memo=None, *, placeholders: bool = False):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
 
     try:
-        return load_config(path, memo=memo)
+        return load_config(path, memo=memo, placeholders=placeholders)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -140,15 +145,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 with a summary per config when all are valid, else 1 with every error."""
     failed = 0
     for path in args.files or [args.config]:
-        spec = _load(path)
+        spec = _load(path, placeholders=not args.require_env)
         if spec is None:
             failed += 1
             continue
         enabled = sum(c.enabled for c in spec.checks)
         disabled = len(spec.checks) - enabled
+        needs = f"; run needs {', '.join(spec.unset_variables)} set (unset here)" if spec.unset_variables else ""
         print(
             f"{path}: valid ({_count(len(spec.checks), 'check')}"
-            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
+            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')}){needs}"
         )
         if args.shard:
             print_shard(spec, args.shard)

@@ -254,8 +254,8 @@ class _CheckBuilder:
             schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE), tz)
         except ScheduleError as exc:
             self.fail(("schedule",), str(exc))
-            if not self.failed:  # a placeholder: structure is all validate can check
-                schedule = parse_schedule(DEFAULT_SCHEDULE)
+            if not self.failed:  # a placeholder: structure is all validate can check; show it as written
+                schedule = Interval(parse_duration(DEFAULT_SCHEDULE), str(self.get("schedule")))
         for j, target in enumerate(self.get("alert", "notify", default=[])):
             if target not in notifiers:
                 have = ", ".join(sorted(notifiers)) or "none are defined"

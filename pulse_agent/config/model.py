@@ -191,6 +191,7 @@ class AgentSpec:
     digest: str = ""  # content hash of the file(s), set by load_config
     checks: tuple[CheckSpec, ...] = ()
     notifiers: tuple[NotifierSpec, ...] = ()
+    unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:
         """The check called name, if any."""
