@@ -96,6 +96,13 @@ def compile_jsonpath(expr: str) -> Any:
 
 def evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Failure], bool]:
     """Every failed expectation, and whether the response was slow enough to be degraded."""
+    try:
+        return _evaluate(expect, response, now)
+    except Exception as exc:  # a bug of ours fails this run (stored, alerted), never the agent
+        return [Failure("internal", f"internal error evaluating the response: {type(exc).__name__}: {str(exc)[:200]}")], False
+
+
+def _evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Failure], bool]:
     failures: list[Failure] = []
     code = response.status_code
     if not any(rule.matches(code) for rule in expect.status):
