@@ -259,7 +259,7 @@ class _CheckBuilder:
         for j, target in enumerate(self.get("alert", "notify", default=[])):
             if target not in notifiers:
                 have = ", ".join(sorted(notifiers)) or "none are defined"
-                self.fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
+                self.fail(("alert", "notify", j), f"unknown notifier {str(target)[:60]!r} (notifiers: {have})")
         expect = self.expect(parts.scheme)
         ca_file = self.get("ca_file")
         if ca_file is not None and not Path(ca_file).is_file():

@@ -172,7 +172,8 @@ class _Builder:
                 continue
             if key in out:
                 first = self.doc.keys[(*path, key)]
-                self.doc.errors.append(ConfigError(self.pos(key_node), (*path, key), f"duplicate key {key!r} (first at line {first.line})"))
+                message = f"duplicate key {str(key)[:60]!r} (first at line {first.line})"
+                self.doc.errors.append(ConfigError(self.pos(key_node), (*path, key), message))
                 continue
             self.doc.keys[(*path, key)] = self.pos(key_node)
             out[key] = self.build(value_node, (*path, key))

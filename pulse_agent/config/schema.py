@@ -147,7 +147,7 @@ def _place(doc: Document, error: ValidationError) -> None:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 advice = f"did you mean {hint[0]!r}?" if hint else f"allowed: {', '.join(allowed)}"
-                doc.error((*path, key), f"unknown key {key!r}; {advice}", key=True)
+                doc.error((*path, key), f"unknown key {str(key)[:60]!r}; {advice}", key=True)
         return
     if error.validator in ("anyOf", "oneOf") and error.context:
         _place(doc, _closest(error.context))
