@@ -19,7 +19,9 @@ def check(line: str) -> str:
     return BASE + textwrap.indent(line, "    ")
 
 
-LAUGHS = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['lol'] * 9)}]\n" for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+LAUGHS = "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['lol'] * 9)}]\n" for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
 
 # (case, config text, what the one error line must say). The first eight are the fuzz's tracebacks of issue 14.
 ROWS = [
@@ -81,7 +83,11 @@ def test_every_error_of_a_check_is_reported(tmp_path, capsys):
     cfg.write_text(check("expect: {status: 999, body_matches: '(', max_response_time: 5x}\n"))
     assert main(["validate", "-c", str(cfg)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert [line.split(": ")[1] for line in err[:-1]] == ["checks[0].expect.status", "checks[0].expect.body_matches", "checks[0].expect.max_response_time"]
+    assert [line.split(": ")[1] for line in err[:-1]] == [
+        "checks[0].expect.status",
+        "checks[0].expect.body_matches",
+        "checks[0].expect.max_response_time",
+    ]
     assert err[-1].endswith("3 errors")
 
 
@@ -125,7 +131,10 @@ def test_validate_checks_structure_without_secrets_and_names_what_run_needs(tmp_
     # the structure around the placeholders is still checked
     cfg.write_text(SECRETS % ", timeout: 5x")
     done = run_cli("validate", "-c", str(cfg))
-    assert done.returncode == 1 and done.stderr.splitlines() == [f'{cfg}:13:52: checks[1].timeout: "5x" is not a valid duration (e.g. 250ms, 30s, 5m, 1h30m, 7d, 10)', f"{cfg}: 1 error"]
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        f'{cfg}:13:52: checks[1].timeout: "5x" is not a valid duration (e.g. 250ms, 30s, 5m, 1h30m, 7d, 10)',
+        f"{cfg}: 1 error",
+    ]
 
 
 def test_run_and_require_env_still_refuse_unset_variables(tmp_path):
@@ -140,7 +149,9 @@ def test_run_and_require_env_still_refuse_unset_variables(tmp_path):
 
 def test_placeholders_in_a_config_directory(tmp_path, capsys):
     (tmp_path / "a.yaml").write_text("version: 1\nnotifiers: {ops: {urls: ['slack://${PV_SLACK}']}}\n")
-    (tmp_path / "b.yaml").write_text("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1:1/', timeout: '${PV_T}', alert: {notify: [ops]}}]\n")
+    (tmp_path / "b.yaml").write_text(
+        "version: 1\nchecks: [{name: a, url: 'http://127.0.0.1:1/', timeout: '${PV_T}', alert: {notify: [ops]}}]\n"
+    )
     assert main(["validate", "-c", str(tmp_path)]) == 0
     assert capsys.readouterr().out.endswith("run needs PV_SLACK, PV_T set (unset here)\n")
 
@@ -172,7 +183,10 @@ def test_config_files_are_regular_and_bounded(tmp_path, kind):
     [
         (["schedule", "0 0 30 2 *"], "pulse-agent: cron '0 0 30 2 *' never fires"),
         (["schedule", "30s", "--from", "9999-12-31T23:59:59+00:00"], "pulse-agent: the next due time is outside the years 1 .. 9999"),
-        (["schedule", "at 9999-12-31T23:59:59-23:00"], "pulse-agent: the time in 'at 9999-12-31T23:59:59-23:00' is out of range (year 1 .. 9999 in UTC)"),
+        (
+            ["schedule", "at 9999-12-31T23:59:59-23:00"],
+            "pulse-agent: the time in 'at 9999-12-31T23:59:59-23:00' is out of range (year 1 .. 9999 in UTC)",
+        ),
         (["schedule", "30s", "--timezone", "A" * 10000], "pulse-agent: unknown time zone 'AAAA"),
         (["schedule", "30s", "--from", "yesterday"], "pulse-agent: Invalid isoformat string"),
     ],
@@ -189,7 +203,10 @@ def test_never_firing_cron_stops_run_and_show_schedule_with_a_line(tmp_path):
     for args in (["validate", "--show-schedule"], ["run", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "x.duckdb")]):
         done = run_cli(*args, "-c", str(cfg))
         assert done.returncode == 1 and "Traceback" not in done.stderr
-        assert done.stderr.splitlines() == [f"{cfg}:5:15: checks[0].schedule: cron '0 0 30 2 *' never fires: no date matches its day and month fields (e.g. day 30 of February)", f"{cfg}: 1 error"]
+        assert done.stderr.splitlines() == [
+            f"{cfg}:5:15: checks[0].schedule: cron '0 0 30 2 *' never fires: no date matches its day and month fields (e.g. day 30 of February)",
+            f"{cfg}: 1 error",
+        ]
 
 
 @pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", "::1:80", "127.0.0.1:", "127.0.0.1:８０"])

@@ -15,7 +15,11 @@ from pulse_agent.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 FULL = (ROOT / "examples" / "full.yaml").read_text()
 # PULSE_FUZZ_EXAMPLES=3000 for a longer hunt; the suite keeps it short.
-FUZZ = settings(max_examples=int(os.environ.get("PULSE_FUZZ_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("PULSE_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # What breaks YAML and config handling: YAML syntax, aliases, tags, variables, odd numbers, odd text.
 TOKENS = [
@@ -107,8 +111,12 @@ CRON_WORDS = st.sampled_from(["*", "*/5", "0", "30", "2", "31", "L", "FRI#5", "M
 @FUZZ
 @given(
     expr=st.one_of(st.lists(CRON_WORDS, min_size=1, max_size=7).map(" ".join), st.text(max_size=40)),
-    zone=st.one_of(st.just("UTC"), st.sampled_from(["Europe/Berlin", "America/St_Johns", "../etc/passwd", "", "A" * 300]), st.text(max_size=20)),
-    start=st.one_of(st.none(), st.sampled_from(["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00", "2026-03-29T02:30:00"]), st.text(max_size=25)),
+    zone=st.one_of(
+        st.just("UTC"), st.sampled_from(["Europe/Berlin", "America/St_Johns", "../etc/passwd", "", "A" * 300]), st.text(max_size=20)
+    ),
+    start=st.one_of(
+        st.none(), st.sampled_from(["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00", "2026-03-29T02:30:00"]), st.text(max_size=25)
+    ),
 )
 def test_schedule_command(capsys, expr, zone, start):
     args = ["schedule", expr, "--timezone", zone, "-n", "3"] + ([] if start is None else ["--from", start])
