@@ -52,7 +52,12 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
 
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     raw_notifiers: dict[str, Any] = _of_type(data, "notifiers", dict)
-    notifiers = tuple(_notifier(doc, n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
+    built = (
+        _guarded(doc, ("notifiers", n), lambda n=n, raw=raw: _notifier(doc, n, raw))
+        for n, raw in raw_notifiers.items()
+        if clean(("notifiers", n))
+    )
+    notifiers = tuple(n for n in built if n is not None)
     windows = _windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
     raw_checks: list[Any] = _of_type(data, "checks", list)
     defaults: dict[str, Any] = _of_type(data, "defaults", dict)
@@ -76,11 +81,8 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            try:
-                spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(notifier_names, windows)
-            except Exception as exc:  # a value the checks above missed: one line at its check, never a traceback
-                doc.error(("checks", i), f"cannot be used ({type(exc).__name__}: {str(exc)[:200]})")
-                spec = None
+            builder = _CheckBuilder(doc, ("checks", i), raw, defaults, clean)
+            spec = _guarded(doc, ("checks", i), lambda builder=builder: builder.build(notifier_names, windows))
             if reuse is not None and spec is not None and len(doc.errors) == errors:
                 reuse.remember_spec(key, spec)
         if spec is not None:
@@ -106,6 +108,15 @@ def _agent_settings(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
             if out[key] is None:
                 del out[key]
     return out
+
+
+def _guarded(doc: Document, path: KeyPath, build: Any) -> Any:
+    """build(), or None after one error at path: a value the checks missed is a line, never a traceback."""
+    try:
+        return build()
+    except Exception as exc:
+        doc.error(path, f"cannot be used ({type(exc).__name__}: {str(exc)[:200]})")
+        return None
 
 
 def _cleanliness(error_paths: list[KeyPath]) -> Any:
