@@ -163,3 +163,10 @@ def test_a_catastrophic_regex_does_not_freeze_the_agent(tmp_path, httpserver):
     assert code == 0 and time.monotonic() - begun < 10
     assert (result["ok"], result["error_kind"]) == (False, "body")
     assert result["error"] == "body does not match /^(a+)+$/"
+
+
+def test_regexes_accept_pythons_end_of_text_anchor():
+    from pulse_agent.probe.regex import regex_problem, regex_search
+
+    assert regex_problem(r"ok\Z") is None
+    assert (regex_search(r"ok\Z", "it is ok"), regex_search(r"ok\Z", "ok\n"), regex_search(r"a\\Z", "a\\Z")) == (True, False, True)

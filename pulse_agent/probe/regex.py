@@ -3,11 +3,14 @@ pattern, so a pattern like ^(a+)+$ cannot freeze the agent on a hostile body. Pu
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 import re2
 
+# Python's \Z (end of text) is RE2's \z: accept the Python spelling (an escaped backslash before Z is left alone).
+_PY_END = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
 MAX_PROGRAM_BYTES = 8 << 20  # RE2's memory for one compiled pattern (its default); bigger ones are refused
 
 
@@ -23,7 +26,7 @@ def compile_regex(pattern: str, *, ignore_case: bool = False) -> Any:
     options.max_mem = MAX_PROGRAM_BYTES
     options.case_sensitive = not ignore_case
     try:
-        return re2.compile(pattern.encode("utf-8", "surrogatepass"), options)
+        return re2.compile(_PY_END.sub(r"\1\\z", pattern).encode("utf-8", "surrogatepass"), options)
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         hint = "; RE2 syntax has no backreferences or lookaround" if "perl operator" in reason or "escape sequence" in reason else ""
