@@ -164,10 +164,13 @@ class _Builder:
                         continue
                     merged.append(source)
                 continue
-            key = self.scalar(key_node, path, expand=False) if isinstance(key_node, yaml.ScalarNode) else []
+            key = self.scalar(key_node, path, expand=False)
+            plain = isinstance(key_node, yaml.ScalarNode)  # not a list or mapping
             try:
                 hash(key)
             except TypeError:
+                plain = False
+            if not plain:
                 self.doc.errors.append(ConfigError(self.pos(key_node), path, "a key must be a plain value"))
                 continue
             if key in out:
