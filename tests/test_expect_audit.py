@@ -170,3 +170,17 @@ def test_regexes_accept_pythons_end_of_text_anchor():
 
     assert regex_problem(r"ok\Z") is None
     assert (regex_search(r"ok\Z", "it is ok"), regex_search(r"ok\Z", "ok\n"), regex_search(r"a\\Z", "a\\Z")) == (True, False, True)
+
+
+async def test_certificate_valid_for_with_tls_verify_off_never_passes_a_certificate_expiring_tomorrow(prober):
+    """With verification off the certificate is still judged (never a silent pass): it fails as certificate."""
+    import datetime as dt
+
+    import trustme
+
+    from tests.conftest import spec, tls_server
+
+    tomorrow = trustme.CA().issue_cert("localhost", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    async with tls_server(tomorrow) as url:
+        result = await prober.run(spec(url, timeout=5, tls_verify=False, expect=Expect(certificate_valid_for=14 * 86400)))
+    assert (result.ok, result.error_kind) == (False, "certificate")
