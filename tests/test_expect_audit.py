@@ -4,6 +4,7 @@ run with its error_kind, one that meets it passes), or refused by validate; neve
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import signal
 import textwrap
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from pulse_agent.config import parse_config
 from pulse_agent.config.model import Expect
 from pulse_agent.probe.expect import Response, evaluate
+from pulse_agent.probe.regex import regex_problem, regex_search
 from tests.agent_process import AgentProcess
-from tests.conftest import scripted
+from tests.conftest import scripted, spec, tls_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,20 +169,12 @@ def test_a_catastrophic_regex_does_not_freeze_the_agent(tmp_path, httpserver):
 
 
 def test_regexes_accept_pythons_end_of_text_anchor():
-    from pulse_agent.probe.regex import regex_problem, regex_search
-
     assert regex_problem(r"ok\Z") is None
     assert (regex_search(r"ok\Z", "it is ok"), regex_search(r"ok\Z", "ok\n"), regex_search(r"a\\Z", "a\\Z")) == (True, False, True)
 
 
 async def test_certificate_valid_for_with_tls_verify_off_never_passes_a_certificate_expiring_tomorrow(prober):
     """With verification off the certificate is still judged (never a silent pass): it fails as certificate."""
-    import datetime as dt
-
-    import trustme
-
-    from tests.conftest import spec, tls_server
-
     tomorrow = trustme.CA().issue_cert("localhost", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     async with tls_server(tomorrow) as url:
         result = await prober.run(spec(url, timeout=5, tls_verify=False, expect=Expect(certificate_valid_for=14 * 86400)))
