@@ -24,7 +24,7 @@ from pulse_agent.config.model import (
 )
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
-from pulse_agent.probe.expect import compile_jsonpath, header_problem, parse_json_rule, regex_problem
+from pulse_agent.probe.expect import compile_jsonpath, header_rule_problem, parse_json_rule, regex_problem
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.shard import Shard
 from pulse_agent.sizes import parse_size
@@ -365,7 +365,7 @@ class _CheckBuilder:
                 fail("json", f"invalid JSONPath {expr[:80]!r}: {exc}")
         headers = tuple((k.lower(), v) for k, v in (get("headers") or {}).items())
         for name, glob in headers:  # not `pattern`: that one is body_matches
-            if (problem := header_problem(glob)) is not None:
+            if (problem := header_rule_problem(glob)) is not None:
                 fail("headers", f"{name}: {problem}")
         valid_for = seconds("certificate_valid_for")
         if valid_for is not None and scheme == "http":

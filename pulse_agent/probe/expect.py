@@ -14,7 +14,7 @@ from pulse_agent.config.model import Expect, JsonRule
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.regex import RegexError, compile_regex, regex_problem, regex_search
 
-__all__ = ["Failure", "Response", "evaluate", "header_problem", "parse_json_rule", "regex_problem"]
+__all__ = ["Failure", "Response", "evaluate", "header_rule_problem", "parse_json_rule", "regex_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def header_regex(pattern: str) -> str | None:
     return None
 
 
-def header_problem(pattern: str) -> str | None:
+def header_rule_problem(pattern: str) -> str | None:
     """Why a header expectation cannot be used, or None (a glob always can: * and ? are literal-safe)."""
     regex = header_regex(pattern)
     if regex is None:
