@@ -178,7 +178,8 @@ def _message(error: ValidationError) -> str:
         shown = "" if value is None else f" {_show(value)}"  # not "got null null"
         return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got}{shown}{hint}"
     if kind == "pattern":
-        return f"{_show(value)} is not a valid {title}{example}"
+        rule = schema.get("x-rule") if isinstance(schema, dict) else None  # the pattern in words, where a title is not enough
+        return f"{_show(value)} is not a valid {title}{f': {rule}' if rule else ''}{example}"
     if kind == "const":
         return f"{_show(value)} is not allowed; must be {_show(error.validator_value)}"
     if kind == "enum":
