@@ -192,11 +192,11 @@ def _message(error: ValidationError) -> str:
         return f"{_show(value)} is out of range; must be {word} {error.validator_value}"
     if kind in ("minItems", "maxItems"):
         n = error.validator_value
-        return f"needs {'at least' if kind == 'minItems' else 'at most'} {n} item{'s' if n != 1 else ''}, has {len(value)}"
-    if kind in ("minLength", "maxLength"):
+        return f"needs {'at least' if kind == 'minItems' else 'at most'} {n} item{'s' if n != 1 else ''}, has {len(error.instance)}"
+    if kind in ("minLength", "maxLength"):  # no length shown: the value may be a secret
         n = error.validator_value
         bound = f"{'at least' if kind == 'minLength' else 'at most'} {n} character{'s' if n != 1 else ''}"
-        return "must not be empty" if n == 1 and not value else f"is {len(value)} characters long; must be {bound}"
+        return "must not be empty" if n == 1 else f"must be {bound}"
     return error.message
 
 
