@@ -178,8 +178,8 @@ def _message(error: ValidationError, path: tuple[Any, ...] = ()) -> str:
         raw = error.instance
         got = _TYPE_NAMES.get(type(raw), type(raw).__name__)
         hint = "; YAML reads yes/no/on/off/true/false as booleans, so quote it" if isinstance(raw, bool) and "string" in wanted else ""
-        shown = "" if raw is None else f" {_show(value)}"  # not "got null null"
-        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got}{shown}{hint}"
+        display = "" if raw is None else f" {_show(value)}"  # not "got null null"
+        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got}{display}{hint}"
     if kind == "pattern":
         rule = schema.get("x-rule") if isinstance(schema, dict) else None  # the pattern in words, where a title is not enough
         return f"{_show(value)} is not a valid {title}{f': {rule}' if rule else ''}{example}"
