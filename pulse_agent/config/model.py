@@ -183,6 +183,10 @@ class AgentSettings:
     retention: float = 30 * 86400.0  # raw results, seconds
     rollup: float = 400 * 86400.0  # hourly aggregates, seconds
     location: str | None = None  # exported as the `location` label of every per-check series
+    export_dir: str | None = None  # the only directory POST /api/v1/export writes to (none: the API does not export)
+    insecure_api: bool = False  # allow an open API on a non-loopback listen address
+    query_timeout: float = 30.0  # seconds a report or user query may run before it is interrupted
+    query_memory_limit: int = 1 << 30  # bytes: DuckDB's memory_limit of the agent's database
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +231,7 @@ class AgentSpec:
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
     status_page: StatusPageSpec | None = None  # None: no status_page block
+    unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:
         """The check called name, if any."""
