@@ -38,7 +38,7 @@ def generate(path: Path, checks: int, days: int, now: float) -> float:
     raw0 = now - now % 3600 - RAW_DAYS * 86400
     con.execute(
         f"""
-        INSERT INTO results_hourly
+        INSERT INTO results_hourly (hour, check_name, runs, ok_runs, degraded_runs, failures_by_kind, p50_ms, p95_ms, p99_ms, max_ms)
         SELECT to_timestamp({hour0} + h * 3600), 'check-' || c, 60, 60 - fails, 0, MAP {{}}, 40 + 20 * random(), 90, 120, 200
         FROM (SELECT h, c, CASE WHEN random() < 0.02 THEN (random() * 10)::INTEGER ELSE 0 END AS fails
               FROM range({(days - RAW_DAYS) * 24}) a(h), range({checks}) b(c))
@@ -57,7 +57,7 @@ def generate(path: Path, checks: int, days: int, now: float) -> float:
     )
     con.execute(
         f"""
-        INSERT INTO results_hourly
+        INSERT INTO results_hourly (hour, check_name, runs, ok_runs, degraded_runs, failures_by_kind, p50_ms, p95_ms, p99_ms, max_ms)
         SELECT date_trunc('hour', ts), check_name, count(*), count(*) FILTER (WHERE ok), 0, MAP {{}},
                median(response_time_ms), NULL, NULL, max(response_time_ms)
         FROM results WHERE ts < date_trunc('hour', to_timestamp({now})) GROUP BY ALL
@@ -76,7 +76,7 @@ def generate(path: Path, checks: int, days: int, now: float) -> float:
 
 def config(path: Path, db: Path, checks: int) -> None:
     lines = ["version: 1", f"agent: {{listen: '127.0.0.1:0', database: '{db}', workers: 0}}",
-             "status_page: {title: Bench status, group_by: team}", "checks:"]  # fmt: skip
+             "status_page: {title: Acme status, description: Generated history of 90 days., group_by: team}", "checks:"]  # fmt: skip
     for i in range(checks):
         lines.append(
             f"  - {{name: check-{i}, url: 'http://127.0.0.1:9/', schedule: 'at 2099-01-01T00:00:00Z', labels: {{team: t{i % 10}}}}}"
@@ -97,8 +97,9 @@ def timed(client: httpx.Client, path: str, repeat: int) -> tuple[float, int]:
     return statistics.median(times), int(answer.headers.get("content-length", 0)) if gzipped else len(answer.content)
 
 
-def browser_load(url: str, repeat: int) -> float | None:
-    """Median ms from navigation start to the load event in headless Chromium; None without it."""
+def browser_load(url: str, repeat: int, screenshot: Path | None = None) -> float | None:
+    """Median ms from navigation start to the load event in headless Chromium (None without it);
+    a screenshot of the whole page at 1280 px when asked."""
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
         return None
@@ -117,6 +118,12 @@ def browser_load(url: str, repeat: int) -> float | None:
             loads.append(
                 browser.execute_script("const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;")
             )
+        if screenshot is not None:
+            height = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            )
+            browser.save_screenshot(str(screenshot))
         return statistics.median(loads[1:])
     finally:
         browser.quit()
@@ -127,6 +134,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=1000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--screenshot", type=Path, help="save the page at 1280 px here (docs/status-page.png is --checks 6)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db, cfg = Path(tmp) / "bench.duckdb", Path(tmp) / "pulse.yaml"
@@ -150,7 +158,7 @@ def main() -> None:
                 data_s, _ = timed(client, "/api/v1/status", args.repeat)
                 badge_s, _ = timed(client, "/badge/check-7/uptime/90d.svg", args.repeat)
                 plain = len(client.get("/status").content)
-            load_ms = browser_load(f"{url}/status", args.repeat)
+            load_ms = browser_load(f"{url}/status", args.repeat, args.screenshot)
         finally:
             agent.terminate()
             agent.wait(60)
