@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from pulse_agent.alerts.template import human_duration
-from pulse_agent.result import from_iso
+from pulse_agent.result import from_iso, iso
 from pulse_agent.status.page import OVERALL_TEXT, STATE_TEXT
 from pulse_agent.status.sql import WINDOWS
 
@@ -54,19 +54,21 @@ def bar_class(pct: float | None) -> str:
     return next(name for level, name in BAR_LEVELS if pct >= level)
 
 
-def daily_bars(daily: list[dict[str, Any]]) -> str:
+def daily_bars(daily: dict[str, Any]) -> str:
     """One SVG of the days, one path per class (90 x 1,000 rects would make a huge page); its label says it in words."""
+    pcts: list[float | None] = daily["uptime_pct"]
     paths: dict[str, list[str]] = {}
-    for i, day in enumerate(daily):
-        paths.setdefault(bar_class(day["uptime_pct"]), []).append(f"M{i} 0h0.7v10h-0.7z")
-    measured = [d for d in daily if d["uptime_pct"] is not None]
-    worst = sorted((d for d in measured if d["uptime_pct"] < 99.9), key=lambda d: d["uptime_pct"])[:3]
-    label = f"Daily uptime, last {len(daily)} days: {len(measured)} days measured"
+    for i, pct in enumerate(pcts):
+        paths.setdefault(bar_class(pct), []).append(f"M{i} 0h0.7v10h-0.7z")
+    first = from_iso(daily["from"] + "T00:00:00Z")
+    measured = [(i, p) for i, p in enumerate(pcts) if p is not None]
+    below = sorted((p, i) for i, p in measured if p < 99.9)
+    label = f"Daily uptime, last {len(pcts)} days: {len(measured)} days measured"
     if measured:
-        label += f", {len(measured) - len([d for d in measured if d['uptime_pct'] < 99.9])} at 99.9% or better"
-        label += "".join(f"; {d['day']}: {pct_text(d['uptime_pct'])}" for d in worst)
+        label += f", {len(measured) - len(below)} at 99.9% or better"
+        label += "".join(f"; {iso(first + i * 86400.0)[:10]}: {pct_text(p)}" for p, i in below[:3])
     body = "".join(f'<path class="b-{name}" d="{"".join(p)}"/>' for name, p in paths.items())
-    return (f'<svg class="bars" viewBox="0 0 {len(daily)} 10" preserveAspectRatio="none" role="img" aria-label="{_e(label)}">'
+    return (f'<svg class="bars" viewBox="0 0 {len(pcts)} 10" preserveAspectRatio="none" role="img" aria-label="{_e(label)}">'
             f"<title>{_e(label)}</title>{body}</svg>")  # fmt: skip
 
 
@@ -111,7 +113,7 @@ def check_item(check: dict[str, Any], start: float, end: float) -> str:
 <p class="last"><span data-last>{last}</span> · <span>typical response {_e(ms_text(rt))}</span></p>
 <dl class="uptime" aria-label="Uptime">{uptimes}</dl>
 {daily_bars(check["daily"])}
-<div class="bar-legend" aria-hidden="true"><span>{_e(check["daily"][0]["day"]) if check["daily"] else ""}</span><span>today</span></div>
+<div class="bar-legend" aria-hidden="true"><span>{_e(check["daily"]["from"])}</span><span>today</span></div>
 {sparkline(check["response_times"], start, end)}
 </li>"""
 

@@ -78,10 +78,9 @@ def check_entry(page: StatusPageSpec, spec: CheckSpec, live: Live, figures: Figu
     """One check as the page shows it."""
     windows = figures.windows.get(spec.name, {})
     stored_days = figures.days.get(spec.name, {})
-    daily = []
-    for day in range(today - DAYS + 1, today + 1):
-        runs, ok = stored_days.get(day, (0, 0))
-        daily.append({"day": iso(day * 86400.0)[:10], "runs": runs, "uptime_pct": _pct(runs, ok)})
+    first = today - DAYS + 1
+    counts = [stored_days.get(day, (0, 0)) for day in range(first, today + 1)]
+    daily = {"from": iso(first * 86400.0)[:10], "runs": [runs for runs, _ in counts], "uptime_pct": [_pct(*c) for c in counts]}
     return {
         "id": spec.name,
         "name": page.public_name(spec.name),

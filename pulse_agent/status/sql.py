@@ -17,22 +17,21 @@ RECENT_S = 7 * 86400.0  # resolved incidents shown for this long
 
 # Rolled-up hours are whole: an hour counts in a window when it overlaps it (its edge rounds to the hour).
 _SOURCE = """
-    cut AS (SELECT coalesce(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMPTZ) AS c FROM results_hourly),
     src AS (
         SELECT check_name, hour AS t, runs, ok_runs, p50_ms * runs AS ms_sum, CASE WHEN p50_ms IS NULL THEN 0 ELSE runs END AS ms_n
         FROM results_hourly
-        WHERE hour > $start - INTERVAL 1 HOUR AND hour < (SELECT c FROM cut) AND list_contains($checks, check_name)
+        WHERE hour > $start - INTERVAL 1 HOUR AND hour < $cut AND check_name IN (SELECT unnest($checks))
         UNION ALL
         SELECT check_name, ts, 1, ok::INTEGER, response_time_ms, CASE WHEN response_time_ms IS NULL THEN 0 ELSE 1 END
         FROM results
-        WHERE ts >= greatest((SELECT c FROM cut), $start) AND NOT maintenance AND list_contains($checks, check_name)
+        WHERE ts >= greatest($cut, $start) AND NOT maintenance AND check_name IN (SELECT unnest($checks))
     )"""
 
 
 def _window_columns() -> str:
     columns = []
     for key in WINDOWS:
-        inside = f"t >= $w{key} - INTERVAL 1 HOUR AND (t >= $w{key} OR t < (SELECT c FROM cut))"  # rollups overlap, raw exact
+        inside = f"t >= $w{key} - INTERVAL 1 HOUR AND (t >= $w{key} OR t < $cut)"  # rollups overlap, raw exact
         columns.append(
             f"sum(runs) FILTER (WHERE {inside}) AS runs_{key}, sum(ok_runs) FILTER (WHERE {inside}) AS ok_{key}, "
             f"sum(ms_sum) FILTER (WHERE {inside}) AS ms_sum_{key}, sum(ms_n) FILTER (WHERE {inside}) AS ms_n_{key}"
@@ -40,6 +39,7 @@ def _window_columns() -> str:
     return ",\n           ".join(columns)
 
 
+CUT_SQL = "SELECT coalesce(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMPTZ) FROM results_hourly"
 FIGURES_SQL = f"""
     WITH {_SOURCE}
     SELECT check_name, epoch_us(t) // {DAY_US} AS day, sum(runs) AS runs, sum(ok_runs) AS ok_runs,
@@ -47,23 +47,22 @@ FIGURES_SQL = f"""
     FROM src GROUP BY GROUPING SETS ((check_name, day), (check_name))"""
 
 SERIES_SQL = f"""
-    WITH cut AS (SELECT coalesce(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMPTZ) AS c FROM results_hourly)
     SELECT check_name, epoch(hour) AS t, p50_ms AS ms FROM results_hourly
-    WHERE hour > $start - INTERVAL 1 HOUR AND hour < (SELECT c FROM cut) AND p50_ms IS NOT NULL AND list_contains($checks, check_name)
+    WHERE hour > $start - INTERVAL 1 HOUR AND hour < $cut AND p50_ms IS NOT NULL AND check_name IN (SELECT unnest($checks))
     UNION ALL
     SELECT check_name, (epoch_us(ts) // {BUCKET_S * 1_000_000}) * {BUCKET_S} AS t, median(response_time_ms) FROM results
-    WHERE ts >= greatest((SELECT c FROM cut), $start) AND NOT maintenance AND response_time_ms IS NOT NULL
-      AND list_contains($checks, check_name)
+    WHERE ts >= greatest($cut, $start) AND NOT maintenance AND response_time_ms IS NOT NULL
+      AND check_name IN (SELECT unnest($checks))
     GROUP BY ALL
     ORDER BY check_name, t"""
 
 LAST_SQL = """
     SELECT check_name, epoch(max(ts)), arg_max(ok, ts), arg_max(degraded, ts) FROM results
-    WHERE ts >= $start AND list_contains($checks, check_name) GROUP BY ALL"""
+    WHERE ts >= $start AND check_name IN (SELECT unnest($checks)) GROUP BY ALL"""
 
 INCIDENTS_SQL = """
     SELECT id, check_name, epoch(opened_at), epoch(resolved_at), first_error_kind FROM incidents
-    WHERE list_contains($checks, check_name) AND (resolved_at IS NULL OR resolved_at >= $recent)
+    WHERE check_name IN (SELECT unnest($checks)) AND (resolved_at IS NULL OR resolved_at >= $recent)
     ORDER BY opened_at DESC LIMIT 100"""
 
 
@@ -80,7 +79,8 @@ class Figures:
 
 def figures(con: duckdb.DuckDBPyConnection, checks: list[str], now: float, *, need_last: list[str] | None = None) -> Figures:
     """Everything the page shows from the database for checks, as of now (four queries, none per check)."""
-    params: dict[str, Any] = {"checks": checks, "start": utc(now - WINDOWS["90d"])}
+    [(cut,)] = con.execute(CUT_SQL).fetchall()  # raw results count from here on, rollups before
+    params: dict[str, Any] = {"checks": checks, "start": utc(now - WINDOWS["90d"]), "cut": cut}
     params.update({f"w{key}": utc(now - seconds) for key, seconds in WINDOWS.items()})
     windows: dict[str, dict[str, tuple[int, int, float | None]]] = {}
     days: dict[str, dict[int, tuple[int, int]]] = {}
@@ -95,7 +95,7 @@ def figures(con: duckdb.DuckDBPyConnection, checks: list[str], now: float, *, ne
             per[key] = (int(runs or 0), int(ok or 0), float(ms_sum) / int(ms_n) if ms_n else None)
         windows[name] = per
     series: dict[str, list[tuple[float, float]]] = {}
-    day_ago = {"checks": checks, "start": utc(now - WINDOWS["24h"])}
+    day_ago = {"checks": checks, "start": utc(now - WINDOWS["24h"]), "cut": cut}
     for name, t, ms in con.execute(SERIES_SQL, day_ago).fetchall():
         series.setdefault(name, []).append((float(t), float(ms)))
     last = {}

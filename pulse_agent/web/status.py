@@ -6,6 +6,8 @@ names, states, figures, times and error kinds, never URLs, headers or error text
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -24,6 +26,8 @@ from pulse_agent.web.sse import event_stream, sse
 
 T = TypeVar("T")
 BADGE_MAX_AGE_S = 60
+FIGURES_TTL_S = 10.0
+MAX_CACHED = 4096  # entries (the page's, and one per badged check)
 NOT_ENABLED = "the status page is not enabled (add status_page: {enabled: true} to the config)"
 
 
@@ -67,21 +71,41 @@ def live_of(source: StatusSource, spec: CheckSpec, now: float) -> page.Live:
     return page.Live(last.ts, last.ok, last.degraded, last.response_time_ms, spec.in_maintenance(now))
 
 
-async def status_data(source: StatusSource, settings: StatusPageSpec, only: str | None = None) -> dict[str, Any]:
-    """The page's data (of one check when only is given)."""
+class FiguresCache:
+    """Stored figures per set of checks for FIGURES_TTL_S of the agent's clock: at 1,000 checks the
+    queries take a while, and uptime over a day moves little in seconds (live states never wait)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[float, sql.Figures]] = {}
+
+    async def get(self, source: StatusSource, names: list[str], unseen: list[str], now: float) -> sql.Figures:
+        """The figures of names (newest stored results of unseen), at most FIGURES_TTL_S old."""
+        key = (tuple(names), tuple(unseen))
+        hit = self._entries.get(key)
+        if hit is not None and 0 <= now - hit[0] < FIGURES_TTL_S:
+            return hit[1]
+        try:
+            figures = await source.read(lambda con: sql.figures(con, names, now, need_last=unseen))
+        except StoreUnavailable:
+            raise web.HTTPServiceUnavailable(text="the database is not open; try again in a moment\n") from None
+        if len(self._entries) >= MAX_CACHED:
+            self._entries.clear()
+        self._entries[key] = (now, figures)
+        return figures
+
+
+async def status_data(source: StatusSource, settings: StatusPageSpec, cache: FiguresCache, only: str | None = None) -> dict[str, Any]:
+    """The page's data (of one check when only is given), built off the event loop."""
     now = source.now()
     checks = [c for c in page.visible(settings, source.checks()) if only is None or c.name == only]
     live = {c.name: live_of(source, c, now) for c in checks}
-    names, unseen = [c.name for c in checks], [n for n, v in live.items() if v.last_ts is None]
-    try:
-        figures = await source.read(lambda con: sql.figures(con, names, now, need_last=unseen))
-    except StoreUnavailable:
-        raise web.HTTPServiceUnavailable(text="the database is not open; try again in a moment\n") from None
-    return page.status_data(settings, checks, live, figures, now)
+    figures = await cache.get(source, [c.name for c in checks], [n for n, v in live.items() if v.last_ts is None], now)
+    return await asyncio.to_thread(page.status_data, settings, checks, live, figures, now)
 
 
 def status_routes(source: StatusSource) -> list[web.RouteDef]:
     """The page, its feed and script, its data and the badges, bound to source."""
+    cache = FiguresCache()
 
     def settings() -> StatusPageSpec:
         spec = source.status_page()
@@ -90,8 +114,8 @@ def status_routes(source: StatusSource) -> list[web.RouteDef]:
         return spec
 
     async def page_html(request: web.Request) -> web.Response:
-        data = await status_data(source, settings())
-        body = html.render(data, source.now(), "/status/events")
+        data = await status_data(source, settings(), cache)
+        body = await asyncio.to_thread(html.render, data, source.now(), "/status/events")
         response = web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-cache"})
         response.enable_compression()
         return response
@@ -102,7 +126,8 @@ def status_routes(source: StatusSource) -> list[web.RouteDef]:
                             headers={"Cache-Control": "public, max-age=300"})  # fmt: skip
 
     async def data(_: web.Request) -> web.Response:
-        response = web.json_response(await status_data(source, settings()), headers={"Cache-Control": "no-cache"})
+        body = await asyncio.to_thread(json.dumps, await status_data(source, settings(), cache))
+        response = web.Response(text=body, content_type="application/json", headers={"Cache-Control": "no-cache"})
         response.enable_compression()
         return response
 
@@ -122,7 +147,7 @@ def status_routes(source: StatusSource) -> list[web.RouteDef]:
         check = next((c for c in page.visible(spec, source.checks()) if c.name == name), None)
         if check is None:
             raise web.HTTPNotFound(text=f"no check named {name!r} on the status page\n")
-        data = await status_data(source, spec, only=name)
+        data = await status_data(source, spec, cache, only=name)
         entry = next(c for g in data["groups"] for c in g["checks"])
         made = badges.badge(entry, kind, None if kind == "status" else window)  # type: ignore[arg-type]
         body, content_type = (made.svg(), "image/svg+xml") if ext == "svg" else (made.json(), "application/json")
