@@ -157,7 +157,7 @@ def main() -> None:
                 page_cold, page_s, page_bytes = timed(client, "/status", args.repeat)
                 time.sleep(11)  # past the figures' cache
                 data_cold, data_s, _ = timed(client, "/api/v1/status", args.repeat)
-                badge_cold, badge_s, _ = timed(client, "/badge/check-7/uptime/90d.svg", args.repeat)
+                badge_cold, badge_s, _ = timed(client, f"/badge/check-{args.checks // 2}/uptime/90d.svg", args.repeat)
                 plain = len(client.get("/status").content)
             load_ms = browser_load(f"{url}/status", args.repeat, args.screenshot)
         finally:
