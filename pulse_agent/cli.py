@@ -332,6 +332,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
 
     from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.loop import event_loop_factory
     from pulse_agent.shard import Shard
     from pulse_agent.store import StoreError
 
@@ -366,17 +367,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the listen address is taken
         print(f"pulse-agent: cannot listen on {args.listen or spec.agent.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-
-
-def event_loop_factory():  # -> Callable[[], asyncio.AbstractEventLoop] | None
-    """uvloop's loop where installed (PULSE_EVENT_LOOP=asyncio opts out), else asyncio's default."""
-    if os.environ.get("PULSE_EVENT_LOOP", "uvloop") == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            return None
-        return uvloop.new_event_loop
-    return None
 
 
 def _count(n: int, word: str) -> str:

@@ -103,16 +103,20 @@ class Scheduler:
         """Whether a run of the check called name is in progress."""
         return name in self._inflight
 
-    async def run_now(self, spec: CheckSpec, scheduled_ts: float) -> asyncio.Task[object] | None:
-        """Start a run outside the heap (catch-up, run-now): its task, whose result is the runner's;
-        None if that check is already running or the scheduler is stopping."""
+    def running_checks(self) -> frozenset[str]:
+        """The names of the checks with a run in progress."""
+        return frozenset(self._inflight)
+
+    async def run_now(self, spec: CheckSpec, scheduled_ts: float, runner: Runner | None = None) -> asyncio.Task[object] | None:
+        """Start a run outside the heap (catch-up, run-now), by runner if given, else the scheduler's: its
+        task, whose result is the runner's; None if that check is already running or the scheduler is stopping."""
         if spec.name in self._inflight or self._stopping:
             return None
         await self._slots.acquire()
         if spec.name in self._inflight:  # started while we waited for a slot
             self._slots.release()
             return None
-        return self._start(spec, scheduled_ts)
+        return self._start(spec, scheduled_ts, runner)
 
     async def drain(self, timeout: float) -> int:
         """Wait for in-flight runs to finish (cancel those past timeout); return how many were cancelled."""
@@ -155,16 +159,16 @@ class Scheduler:
                 self._on_lag(max(0.0, self._clock.time() - due))
             self._start(spec, due)
 
-    def _start(self, spec: CheckSpec, due: float) -> asyncio.Task[object]:
+    def _start(self, spec: CheckSpec, due: float, runner: Runner | None = None) -> asyncio.Task[object]:
         """Start a run; the caller holds a concurrency slot for it."""
         self._inflight.add(spec.name)
-        task = asyncio.create_task(self._run_one(spec, due), name=f"check:{spec.name}")
+        task = asyncio.create_task(self._run_one(spec, due, runner or self._runner), name=f"check:{spec.name}")
         self._tasks.add(task)
         return task
 
-    async def _run_one(self, spec: CheckSpec, due: float) -> object:
+    async def _run_one(self, spec: CheckSpec, due: float, runner: Runner) -> object:
         try:
-            return await self._runner(spec, due)
+            return await runner(spec, due)
         except asyncio.CancelledError:
             raise
         except Exception:  # the runner's bug must not stop the scheduler

@@ -105,7 +105,7 @@ class Running:
         """Advance one schedule interval per run; each run (and its alert bookkeeping) completes."""
         for _ in range(runs):
             await self.clock.advance(10)
-            assert await self.agent.scheduler.drain(10) == 0
+            assert await self.agent.executor.scheduler.drain(10) == 0
 
     async def query(self, sql: str) -> list[tuple]:
         """Read through the running agent's own connection (the file is locked to others)."""

@@ -29,7 +29,7 @@ async def start_and_stop(spec, db, now=NOW):
     await asyncio.wait_for(agent.started.wait(), 10)
     assert gc.get_freeze_count() > 0  # start-up's heap is exempt from full collections while running
     assert gc.isenabled()  # collection was paused for start-up only
-    await agent.scheduler.drain(10)
+    await agent.executor.scheduler.drain(10)
     stop.set()
     assert await task == 0
     assert gc.get_freeze_count() == 0 and gc.isenabled()

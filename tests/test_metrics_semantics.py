@@ -45,11 +45,11 @@ async def test_last_and_next_run_follow_the_scheduler_and_reload_gauges_describe
         assert read("pulse_check_next_run_timestamp_seconds", {"check": "api"}) == first + 10
 
         cfg.write_text(good.replace("every 10s", "every 0s"))  # refused
-        assert (await agent.reload_if_changed()).ok is False
+        assert (await agent.reloader.reload_if_changed()).ok is False
         assert read("pulse_config_last_reload_successful") == 0
-        assert await agent.reload_if_changed() is None  # the same broken file is reported once
+        assert await agent.reloader.reload_if_changed() is None  # the same broken file is reported once
         cfg.write_text(good)  # `git revert`: the running config is back on disk
-        assert await agent.reload_if_changed() is None  # nothing to apply ...
+        assert await agent.reloader.reload_if_changed() is None  # nothing to apply ...
         assert read("pulse_config_last_reload_successful") == 1  # ... and nothing refused any more
         assert read("pulse_config_last_reload_success_timestamp_seconds") == started
         assert read("pulse_config_reloads_total", {"result": "success"}) == 0

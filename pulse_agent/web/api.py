@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
@@ -24,10 +24,9 @@ from pulse_agent.report import ReportError, ReportRequest, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
+from pulse_agent.view import AgentView, StoreClosed
 
-if TYPE_CHECKING:
-    from pulse_agent.agent import Agent
-
+T = TypeVar("T")
 PROTECTED = re.compile(r"^/api/|^/-/")
 MAX_LIMIT = 10_000
 KEEP_ALIVE_S = 15.0
@@ -48,19 +47,19 @@ def bearer_auth(token: str | None) -> Callable[..., Awaitable[web.StreamResponse
     return check
 
 
-def api_routes(agent: Agent) -> list[web.RouteDef]:
+def api_routes(agent: AgentView) -> list[web.RouteDef]:
     """Every API route, bound to one agent."""
 
     async def list_checks(_: web.Request) -> web.Response:
-        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.spec.checks]})
+        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.checks()]})
 
     async def get_check(request: web.Request) -> web.Response:
         return web.json_response(_check_summary(agent, _check(agent, request)))
 
     async def check_results(request: web.Request) -> web.Response:
         spec = _check(agent, request)
-        since, limit = _since(request, agent.clock.time()), _limit(request)
-        rows = await _store(agent).read(lambda con: queries.results(con, spec.name, since, limit))
+        since, limit = _since(request, agent.now()), _limit(request)
+        rows = await _read(agent, lambda con: queries.results(con, spec.name, since, limit))
         return web.json_response({"check": spec.name, "results": rows})
 
     async def run_check(request: web.Request) -> web.Response:
@@ -73,13 +72,13 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
     async def list_incidents(request: web.Request) -> web.Response:
         open_only = request.query.get("open", "false").lower() in ("1", "true", "yes")
         check, limit = request.query.get("check"), _limit(request)
-        rows = await _store(agent).read(lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
+        rows = await _read(agent, lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
         return web.json_response({"incidents": rows})
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        with agent.events.subscribe() as sub:
+        with agent.subscribe() as sub:
             await response.write(b": connected\n\n")
             while True:
                 try:
@@ -101,7 +100,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         except ValueError as exc:  # malformed JSON included
             return _error(400, str(exc))
         try:
-            report = await _store(agent).read(lambda con: answer(con, question))
+            report = await _read(agent, lambda con: answer(con, question))
         except ReportError as exc:
             return _error(400, str(exc))
         return web.json_response(report.to_json())
@@ -115,7 +114,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         if not Path(out).is_absolute():
             return _error(400, f"out={out!r}: give an absolute directory on the agent's machine")
         try:
-            rows = await _store(agent).read(lambda con: export(con, out, start, end, name))
+            rows = await _read(agent, lambda con: export(con, out, start, end, name))
         except ReportError as exc:
             return _error(400, str(exc))
         return web.json_response({"rows": rows, "out": out})
@@ -156,12 +155,9 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
-    now = agent.clock.time()
-    state = agent.alerting.state(spec.name) if agent.alerting is not None else None
-    incident = state.incident if state is not None else None
-    last = agent.last_results.get(spec.name)
-    due = spec.schedule.next_due(now, spec.name) if spec.enabled else None
+def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:
+    status = agent.status(spec)
+    incident, last, due = status.incident, status.last_result, status.next_due
     return {
         "name": spec.name,
         "url": redact_url(spec.url),
@@ -180,11 +176,11 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
             "notify_on_degraded": spec.alert.notify_on_degraded,
         },
         "state": {
-            "running": agent.scheduler.running(spec.name),
-            "in_maintenance": spec.in_maintenance(now),
-            "consecutive_failures": state.failures if state is not None else 0,
-            "consecutive_successes": state.successes if state is not None else 0,
-            "degraded": state.degraded if state is not None else False,
+            "running": status.running,
+            "in_maintenance": status.in_maintenance,
+            "consecutive_failures": status.consecutive_failures,
+            "consecutive_successes": status.consecutive_successes,
+            "degraded": status.degraded,
             "incident": None
             if incident is None
             else {
@@ -199,18 +195,20 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
     }
 
 
-def _check(agent: Agent, request: web.Request) -> CheckSpec:
+def _check(agent: AgentView, request: web.Request) -> CheckSpec:
     name = request.match_info["name"]
-    spec = agent.spec.check(name)
+    spec = agent.check(name)
     if spec is None:
         raise _http_error(web.HTTPNotFound, f"no check named {name!r}")
     return spec
 
 
-def _store(agent: Agent) -> Any:
-    if agent.store is None:
-        raise _http_error(web.HTTPServiceUnavailable, "the database is not open")
-    return agent.store
+async def _read(agent: AgentView, query: Callable[[Any], T]) -> T:
+    """A read-only query's answer; 503 while the database is not open."""
+    try:
+        return await agent.read(query)
+    except StoreClosed as exc:
+        raise _http_error(web.HTTPServiceUnavailable, str(exc)) from None
 
 
 def _since(request: web.Request, now: float) -> float | None:
