@@ -30,6 +30,7 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
+from pulse_agent.probe.connect import forget_targets
 from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
 from pulse_agent.shard import Shard, owned
@@ -39,6 +40,7 @@ from pulse_agent.store.maintenance import Maintenance
 from pulse_agent.view import CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
+from pulse_agent.web.limits import inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.probe import ProbeEndpoint
 from pulse_agent.workers import WorkerExecutor, WorkerSettings
@@ -63,6 +65,17 @@ async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: f
     from pulse_agent.alerts.notify import deliver
 
     return await deliver(url, title, body, kind, timeout)
+
+
+def stopped(store: ResultStore, cancelled: int) -> int:
+    """The last log line, and the exit status: 0, or 1 when results could not be written (the
+    line then says how many, at error level)."""
+    fields = {"results_written": store.written, "results_not_written": store.dropped, "cancelled_runs": cancelled}
+    if store.dropped:
+        log.error("agent stopped", extra={**fields, "database_error": store.failing})
+        return 1
+    log.info("agent stopped", extra=fields)
+    return 0
 
 
 class Agent:
@@ -143,9 +156,11 @@ class Agent:
         return await self.reloader.reload(reason)
 
     def ready(self) -> tuple[bool, str]:
-        """Ready when the config is loaded and the database is open."""
+        """Ready when the config is loaded, the database is open and takes the results written to it."""
         if self.store is None:
             return False, "database not open"
+        if (failing := self.store.failing) is not None:
+            return False, f"writing results fails ({self.store.pending} waiting): {failing}"
         return True, f"ready: {len(self._running())} checks"
 
     def _running(self) -> list[CheckSpec]:
@@ -164,6 +179,8 @@ class Agent:
         """Swap in a reloaded config: unchanged checks keep their place in time, counters and incidents."""
         self.spec = new
         stopped = self._schedule(soon=True)
+        if change.checks.removed or change.checks.changed:
+            forget_targets()  # no parsed URL keeps an old check's credentials
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             await self.alerting.retire(stopped)  # checks no longer run: their incidents close
@@ -208,13 +225,21 @@ class Agent:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
         # The store first: a locked or missing database must fail before anything starts.
-        store = await asyncio.to_thread(ResultStore, self.database, on_written=self.metrics.results_written.inc)
+        store = await asyncio.to_thread(
+            ResultStore, self.database, on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc
+        )
+        self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner, cancelled = None, 0
         starting = contextlib.ExitStack()  # until gc.freeze: start-up only builds what lives on
         try:
             starting.enter_context(gc_paused())
             app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], self.spec.agent.api_token)
-            web_runner, self.port = await serve(app, self.listen)
+            budget = inbound_budget(raise_nofile(), self.spec.agent.max_concurrency)
+            if budget.tight:
+                fields = {"nofile": budget.nofile, "max_concurrency": self.spec.agent.max_concurrency}
+                log.warning("the file-descriptor limit is low for agent.max_concurrency: runs may fail with "
+                            "'Too many open files'; raise it (ulimit -n, LimitNOFILE=)", extra=fields)  # fmt: skip
+            web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             self.store = self.pipeline.store = self.reloader.store = store
             self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store)
@@ -234,7 +259,8 @@ class Agent:
                 "config": self.spec.source, "checks": len(self._running()), "shard": str(self.shard),
                 "workers": self.workers, "workers_reason": self.workers_reason, "database": self.database,
                 "listen": f"{self.listen.rpartition(':')[0]}:{self.port}",
-                "startup_ms": round((time.monotonic() - started) * 1000, 1)})  # fmt: skip
+                "startup_ms": round((time.monotonic() - started) * 1000, 1),
+                "nofile": budget.nofile, "max_connections": budget.max_connections})  # fmt: skip
             maintenance = asyncio.create_task(Maintenance(store, self.clock, lambda: self.spec.agent).forever(), name="storage")
             await stop.wait()
             if watcher is not None:
@@ -254,5 +280,4 @@ class Agent:
             self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:
                 await web_runner.cleanup()
-        log.info("agent stopped", extra={"results_written": store.written, "cancelled_runs": cancelled})
-        return 0
+        return stopped(store, cancelled)

@@ -285,6 +285,7 @@ async def child() -> None:
     """A worker process: checks in on stdin, results out on stdout, until told to stop."""
     from pulse_agent.clock import SystemClock
     from pulse_agent.logs import setup_logging
+    from pulse_agent.probe.connect import forget_targets
     from pulse_agent.probe.http import Prober
     from pulse_agent.scheduler import Scheduler
 
@@ -356,6 +357,7 @@ async def child() -> None:
             for name in removed:
                 checks.pop(name, None)
             checks.update((c.name, c) for c in changed)
+            forget_targets()
             scheduler.set_checks(checks.values(), prompt=prompt)
         elif message[0] == "stop":
             budget = message[1]

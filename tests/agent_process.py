@@ -18,7 +18,7 @@ ENTRY_POINT = Path(sys.executable).parent / "pulse-agent"
 class AgentProcess:
     """pulse-agent run in a subprocess, its JSON log lines collected as they come."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, preexec_fn=None) -> None:
         command = [str(ENTRY_POINT)] if ENTRY_POINT.exists() else [sys.executable, "-m", "pulse_agent"]
         self.proc = subprocess.Popen(
             [*command, "run", *args],
@@ -26,6 +26,7 @@ class AgentProcess:
             stdout=subprocess.DEVNULL,
             text=True,
             env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,  # e.g. resource limits of the agent alone
         )
         self.lines: queue.Queue[dict] = queue.Queue()
         self.seen: list[dict] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -11,13 +12,10 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import shutil
-
 import pytest
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.probe.http import Prober
-
 
 REQUIRE_SYSTEM_TOOLS = os.environ.get("PULSE_REQUIRE_SYSTEM_TOOLS") == "1"
 

@@ -101,7 +101,7 @@ async def test_checks_results_run_and_incidents_match_the_document_and_hide_secr
         validate(listing, "/api/v1/checks")
         check, paused = listing["checks"]
         assert paused["enabled"] is False and paused["next_due"] is None
-        assert check["url"].startswith("http://probe:***@localhost:") and check["last_result"] is None
+        assert check["url"].startswith("http://***@localhost:") and check["last_result"] is None
         assert check["labels"] == {"team": "core"} and check["schedule"] == "every 10s"
 
         ran = await client.post("/api/v1/checks/api/run")

@@ -71,7 +71,7 @@ def one_check(lines: str) -> str:
         ),
         (one_check("labels: {a-b: x}\n"), 'p.yaml:5:14: checks[0].labels.a-b: key "a-b" is not a valid label name (e.g. team)'),
         (one_check("header: {}\n"), "p.yaml:5:5: checks[0].header: unknown key 'header'; did you mean 'headers'?"),
-        (one_check("headers: {X-Count: 5}\n"), "p.yaml:5:24: checks[0].headers.X-Count: expected string, got integer 5"),
+        (one_check("headers: {X-Count: 5}\n"), "p.yaml:5:24: checks[0].headers.X-Count: expected string, got integer (value hidden: secret)"),
         (
             "version: 1\nchecks:\n  - name: a\n    url: ftp://x\n",
             'p.yaml:4:10: checks[0].url: "ftp://x" is not a valid URL (e.g. https://api.example.com/health)',

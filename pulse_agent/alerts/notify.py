@@ -10,6 +10,7 @@ import apprise
 
 from pulse_agent.alerts.template import NOTIFY_TYPE, compose, trial_fields
 from pulse_agent.config.model import NotifierSpec
+from pulse_agent.redact import redact_url
 
 _LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 
@@ -28,11 +29,12 @@ def url_problem(url: str) -> str | None:
 
 
 def url_hint(url: str) -> str:
-    """url with its secrets masked, as Apprise prints it, for logs, tables and CLI output."""
+    """url with its secrets masked as Apprise prints it (it knows where each service keeps its
+    tokens), then without user info: for logs, tables and CLI output."""
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         return f"{urlsplit(url).scheme}://..."
-    return str(plugin.url(privacy=True)).partition("?")[0]
+    return redact_url(str(plugin.url(privacy=True)).partition("?")[0])
 
 
 async def deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:

@@ -6,6 +6,7 @@ import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from pulse_agent.redact import redact_url
 from pulse_agent.result import iso
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 # Every field a title or body template may use; each is rendered as text.
 FIELDS = (
     "check",  # check name
-    "url",  # the check's URL
+    "url",  # the check's URL, user info and query values masked
     "event",  # failure, reminder, resolved, degraded, recovered, test
     "summary",  # one line: "api is down (status)", "api is up again after 4m"
     "error_kind",  # timeout, status, ... ("-" when none)
@@ -105,7 +106,7 @@ def event_fields(event: Event, spec: CheckSpec) -> dict[str, str]:
     }[event.kind]
     return {
         "check": spec.name,
-        "url": spec.url,
+        "url": redact_url(spec.url),  # messages travel to third parties: no user info, no query values
         "event": event.kind,
         "summary": summary,
         "error_kind": r.error_kind or "-",

@@ -27,6 +27,7 @@ from pulse_agent.config.model import (
 from pulse_agent.durations import parse_duration
 from pulse_agent.probe.allow import entry_problem
 from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
+from pulse_agent.redact import redact_url
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.shard import Shard
 from pulse_agent.sizes import parse_size
@@ -238,7 +239,7 @@ class _CheckBuilder:
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
         if url and not urlsplit(url).hostname:
-            self.fail(("url",), f"{url!r} has no host")
+            self.fail(("url",), f"{redact_url(url)!r} has no host")
         timeout = parse_duration(self.get("timeout", default=DEFAULT_TIMEOUT))
         if timeout <= 0:
             self.fail(("timeout",), "must be more than 0")

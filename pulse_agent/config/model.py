@@ -122,7 +122,7 @@ class CheckSpec:
     """One HTTP check, defaults merged in."""
 
     name: str
-    url: str
+    url: str = field(repr=False)  # may carry user:password or query secrets
     method: str = "GET"
     headers: Pairs = field(default=(), repr=False)  # may carry secrets
     body: bytes | None = None
@@ -158,7 +158,7 @@ class NotifierSpec:
     """A named alert destination: Apprise URLs and optional templates."""
 
     name: str
-    urls: tuple[str, ...]
+    urls: tuple[str, ...] = field(repr=False)  # Apprise URLs carry tokens
     title: str | None = None
     body: str | None = None
     backoff: float = 5.0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulse_agent.config.load import Document
 from pulse_agent.config.memo import Memo
+from pulse_agent.redact import HIDDEN, shown
 
 if TYPE_CHECKING:  # jsonschema is imported when a document needs it: a valid config never does (0.06 s)
     from jsonschema import Draft202012Validator
@@ -155,7 +156,7 @@ def _place(doc: Document, error: ValidationError) -> None:
     if "propertyNames" in error.schema_path:
         doc.error((*path, error.instance), f"key {_message(error)}", key=True)
         return
-    doc.error(path, _message(error))
+    doc.error(path, _message(error, path))
 
 
 def _closest(errors: list[ValidationError]) -> ValidationError:
@@ -163,18 +164,20 @@ def _closest(errors: list[ValidationError]) -> ValidationError:
     return max(errors, key=lambda e: (len(e.absolute_path), e.validator != "type"))
 
 
-def _message(error: ValidationError) -> str:
-    schema, value, kind = error.schema, error.instance, error.validator
+def _message(error: ValidationError, path: tuple[Any, ...] = ()) -> str:
+    schema, kind = error.schema, error.validator
+    value = shown(path, error.instance)  # a secret's value never reaches a message
     title = (schema.get("x-kind") or schema.get("title", "value")) if isinstance(schema, dict) else "value"
     examples = schema.get("examples") if isinstance(schema, dict) else None
     example = f" (e.g. {', '.join(str(e) for e in examples)})" if examples else ""
     if kind == "required":
-        missing = [k for k in error.validator_value if k not in value]
+        missing = [k for k in error.validator_value if k not in error.instance]
         return f"missing required key {missing[0]!r}" if missing else error.message
     if kind == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        got = _TYPE_NAMES.get(type(value), type(value).__name__)
-        hint = "; YAML reads yes/no/on/off/true/false as booleans, so quote it" if isinstance(value, bool) and "string" in wanted else ""
+        raw = error.instance
+        got = _TYPE_NAMES.get(type(raw), type(raw).__name__)
+        hint = "; YAML reads yes/no/on/off/true/false as booleans, so quote it" if isinstance(raw, bool) and "string" in wanted else ""
         return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got} {_show(value)}{hint}"
     if kind == "pattern":
         return f"{_show(value)} is not a valid {title}{example}"
@@ -187,8 +190,8 @@ def _message(error: ValidationError) -> str:
     if kind == "minItems":
         return f"needs at least {error.validator_value} item(s)"
     if kind == "minLength":
-        return "must not be empty"
-    return error.message
+        return "must not be empty" if error.validator_value <= 1 else f"must be at least {error.validator_value} characters long"
+    return error.message if value is error.instance else f"{_show(value)} breaks the schema's {kind!r} rule"
 
 
 def _property_names(schema: dict[str, Any]) -> set[str]:
@@ -204,5 +207,7 @@ def _json_type(name: str) -> str:
 
 
 def _show(value: Any) -> str:
+    if value is HIDDEN:
+        return repr(value)
     text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

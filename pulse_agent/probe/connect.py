@@ -72,6 +72,12 @@ def target_of(url: str) -> Target:
     )
 
 
+def forget_targets() -> None:
+    """Drop every parsed URL: called when checks change, so no removed or edited check's
+    credentials (user info, query values) stay in memory; running checks parse theirs again once."""
+    target_of.cache_clear()
+
+
 Allow = Callable[[Target, Sequence[str]], bool]  # may a connection to this target at these addresses be made?
 
 

@@ -213,6 +213,7 @@ class ResultStore:
         batch_size: int = 5000,  # appender rows per write: 5,000 cost 4.6 us a row, 1,000 cost 6.0 us
         max_pending: int = 1_000_000,
         on_written: Callable[[int], None] | None = None,
+        on_write_failed: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self._con = open_database(self.path)
@@ -229,6 +230,9 @@ class ResultStore:
         self._wake_every = min(WAKE_EVERY, batch_size)
         self._max_pending = max_pending
         self._on_written = on_written
+        self._on_write_failed = on_write_failed
+        self.failing: str | None = None  # why the last write of results failed, until one succeeds
+        self.write_failures = 0  # failed write attempts (each retry of the same rows counts)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
         self._results: collections.deque[Result] = collections.deque()
         self._unwritten: list[tuple[object, ...]] = []  # rows a failed write keeps for the next try
@@ -243,6 +247,11 @@ class ResultStore:
         self._results.append(result)
         if len(self._results) % self._wake_every == 0:  # short writes: converting holds the GIL the event loop needs
             self._queue.put(_FLUSH)
+
+    @property
+    def pending(self) -> int:
+        """Results submitted but not written yet (approximate while the writer works)."""
+        return len(self._results) + len(self._unwritten)
 
     async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run a query function in a thread on the reader connection; sees what has been written."""
@@ -274,13 +283,20 @@ class ResultStore:
         return await future
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, then close the file."""
+        """Write everything queued, then close the file; never raises. What could not be written
+        is counted in `dropped`."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
-        with self._reader_lock:
-            self._reader.close()
-        self._con.close()
+        if self._thread.is_alive():  # the writer is stuck in the file: what it holds is lost
+            self.dropped += self.pending
+            log.error("the writer did not finish within %.0f s; %d results not written to %s", timeout, self.pending, self.path)
+        try:
+            with self._reader_lock:
+                self._reader.close()
+            self._con.close()
+        except duckdb.Error as exc:  # a file that refuses writes may refuse the final checkpoint too
+            log.error("closing %s failed: %s", self.path, _last_line(str(exc)))
 
     def _write_loop(self) -> None:
         while True:
@@ -336,8 +352,13 @@ class ResultStore:
             with self._con.appender("results") as appender:
                 appender.append_rows(batch)
         except duckdb.Error as exc:
-            log.error("writing %d results to %s failed, will retry: %s", len(batch), self.path, _last_line(str(exc)))
+            self.failing = _last_line(str(exc))
+            self.write_failures += 1
+            if self._on_write_failed is not None:
+                self._on_write_failed()
+            log.error("writing %d results to %s failed, will retry: %s", len(batch), self.path, self.failing)
             return batch
+        self.failing = None
         self.written += len(batch)
         if self._on_written is not None:
             self._on_written(len(batch))

@@ -1,7 +1,7 @@
 """The agent API under /api/v1 and POST /-/reload: checks, results, run-now, incidents, live events.
 
 Answers never carry secrets: no header values, bodies, credentials or notifier URLs, and URLs
-lose their password.
+show no user info and no query values (pulse_agent.redact).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
+from pulse_agent.redact import redact_url
 from pulse_agent.report import ReportError, ReportRequest, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import from_iso, iso
@@ -143,16 +143,6 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
 def openapi_text() -> str:
     """The OpenAPI 3.1 document of this API, as shipped in the package."""
     return resources.files("pulse_agent.web").joinpath("openapi.json").read_text(encoding="utf-8")
-
-
-def redact_url(url: str) -> str:
-    """url without the password of its user info."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:

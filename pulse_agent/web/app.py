@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pulse_agent.listen import split_listen
 from pulse_agent.web.api import bearer_auth
+from pulse_agent.web.limits import IDLE_TIMEOUT_S, BoundedSite, InboundBudget, body_deadline, inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
 
 
@@ -34,7 +35,7 @@ def make_app(
         ok, reason = ready()
         return web.Response(text=f"{reason}\n", status=200 if ok else 503)
 
-    app = web.Application(middlewares=[bearer_auth(token)])
+    app = web.Application(middlewares=[bearer_auth(token), body_deadline])
     app.add_routes(routes)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
@@ -42,13 +43,17 @@ def make_app(
     return app
 
 
-async def serve(app: web.Application, listen: str) -> tuple[web.AppRunner, int]:
-    """Start serving app on listen; return the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve(
+    app: web.Application, listen: str, budget: InboundBudget | None = None, metrics: Metrics | None = None
+) -> tuple[web.AppRunner, int]:
+    """Start serving app on listen within budget (web/limits.py), open and refused connections
+    counted in metrics; return the runner and the bound port."""
+    budget = budget or inbound_budget(raise_nofile(), 256)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_S)
     await runner.setup()
     host, port = split_listen(listen)
-    site = web.TCPSite(runner, host, port)
+    site = BoundedSite(runner, host, port, budget, metrics.http_connections_refused.inc if metrics else None)
     await site.start()
-    server = site._server  # the only way to learn the port chosen for port 0
-    sockets = getattr(server, "sockets", None) or []
-    return runner, sockets[0].getsockname()[1] if sockets else port
+    if metrics is not None:
+        metrics.http_connections.set_function(lambda: site.open_connections)
+    return runner, site.port

@@ -81,6 +81,14 @@ class Metrics:
             "pulse_checks_configured", "Enabled checks this agent runs (its shard K/N of the config).", ["shard"], registry=r
         ).labels(shard)
         self.results_written = Counter("pulse_results_written", "Results written to the database.", registry=r)
+        self.results_write_failures = Counter(
+            "pulse_results_write_failures", "Failed attempts to write results to the database (each retry counts).", registry=r
+        )
+        self.results_unwritten = Gauge("pulse_results_unwritten", "Results waiting to be written to the database.", registry=r)
+        self.http_connections = Gauge("pulse_http_connections", "Inbound connections being served now.", registry=r)
+        self.http_connections_refused = Counter(
+            "pulse_http_connections_refused", "Inbound connections answered 503 and closed: the connection cap was reached.", registry=r
+        )
         self.worker_restarts = Counter("pulse_worker_restarts", "Probe worker processes started again after exiting.", registry=r)
         self.notifications = Counter(
             "pulse_notifications", "Delivery attempts by notifier: delivered, failed (will retry) or dead (gave up).",
