@@ -71,7 +71,7 @@ async def test_the_api_serves_any_agent_view():
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             listing = (await client.get("/api/v1/checks")).json()["checks"]
             assert [c["name"] for c in listing] == ["busy", "idle"]
-            assert listing[0]["url"] == "http://user:***@example.invalid/"  # redacted by the web layer, whatever the view
+            assert listing[0]["url"] == "http://***@example.invalid/"  # redacted by the web layer, whatever the view
             assert listing[0]["state"]["running"] is True and listing[0]["last_result"] is None
             idle = (await client.get("/api/v1/checks/idle")).json()
             assert idle["state"]["consecutive_successes"] == 3 and idle["last_result"]["status_code"] == 204
