@@ -250,7 +250,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run one check once; exit 0 if it passed, 1 if it failed, 2 if it does not exist."""
     import asyncio
 
-    from pulse_agent.probe.http import Prober
+    from pulse_agent.probe.kinds import Probes
 
     spec = _load(args.config)
     if spec is None:
@@ -260,7 +260,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _not_found(args.config, "check", args.name, [c.name for c in spec.checks])
 
     async def once():  # -> Result
-        prober = Prober()
+        prober = Probes()
         try:
             return await prober.run(check)
         finally:

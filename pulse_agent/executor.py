@@ -10,7 +10,8 @@ from typing import Protocol
 from pulse_agent.clock import Clock
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.pipeline import ResultPipeline
-from pulse_agent.probe.http import Prober, run_budget
+from pulse_agent.probe.kinds import Probes
+from pulse_agent.probe.retry import run_budget
 from pulse_agent.result import Result
 from pulse_agent.scheduler import Scheduler
 
@@ -54,12 +55,12 @@ def drain_budget(checks: Sequence[CheckSpec]) -> float:
 
 
 class LocalExecutor:
-    """Runs checks in this process: one scheduler and its prober."""
+    """Runs checks in this process: one scheduler, a probe per kind of check."""
 
     def __init__(self, pipeline: ResultPipeline, clock: Clock, max_concurrency: int) -> None:
         self._pipeline = pipeline
         self._clock = clock
-        self.probes = Prober(wall=clock.time)
+        self.probes = Probes(clock)
         self.scheduler = Scheduler(
             self._run,
             clock=clock,

@@ -286,7 +286,7 @@ async def child() -> None:
     from pulse_agent.clock import SystemClock
     from pulse_agent.logs import setup_logging
     from pulse_agent.probe.connect import forget_targets
-    from pulse_agent.probe.http import Prober
+    from pulse_agent.probe.kinds import Probes
     from pulse_agent.scheduler import Scheduler
 
     loop = asyncio.get_running_loop()
@@ -299,7 +299,7 @@ async def child() -> None:
         return
     settings: WorkerSettings = first[1]
     setup_logging(settings.log_format, settings.log_level)
-    prober = Prober()
+    prober = Probes()
     outbox: list[Result] = []
     skipped: list[str] = []
     dues: dict[str, float | None] = {}  # next due times set since the last frame (the agent exports them)

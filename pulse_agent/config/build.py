@@ -17,6 +17,7 @@ from pulse_agent.config.model import (
     AgentSpec,
     AlertSpec,
     CheckSpec,
+    Delivery,
     Expect,
     MaintenanceWindow,
     ModuleSpec,
@@ -369,7 +370,7 @@ def _expect(raw: dict[str, Any], fail: Any) -> Expect:
     )
 
 
-def default_delivery(method: str) -> str:
+def default_delivery(method: str) -> Delivery:
     """at_least_once for methods that are safe to repeat, at_most_once for the rest."""
     return "at_least_once" if method in ("GET", "HEAD", "OPTIONS") else "at_most_once"
 

@@ -11,6 +11,12 @@ from typing import Literal
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
 Pairs = tuple[tuple[str, str], ...]
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+Missed = Literal["skip", "run_once"]
+Delivery = Literal["at_least_once", "at_most_once"]
+LogFormat = Literal["json", "text"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+CheckKind = Literal["http"]  # one per probe module (probe/kinds.py); the schema's branch sets it
 
 _STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)(?:-([1-5]\d\d))?")
 
@@ -123,15 +129,15 @@ class CheckSpec:
 
     name: str
     url: str = field(repr=False)  # may carry user:password or query secrets
-    method: str = "GET"
+    method: Method = "GET"
     headers: Pairs = field(default=(), repr=False)  # may carry secrets
     body: bytes | None = None
     schedule: Schedule = field(default_factory=lambda: Interval(60.0, "60s"))
     timezone: str = "UTC"
-    missed: str = "skip"  # or "run_once"
+    missed: Missed = "skip"
     timeout: float = 10.0
     retries: Retries = Retries()
-    delivery: str = "at_least_once"  # or "at_most_once"
+    delivery: Delivery = "at_least_once"
     idempotency_key: bool = False
     max_body_size: int = 1024 * 1024
     follow_redirects: bool = True
@@ -147,6 +153,7 @@ class CheckSpec:
     enabled: bool = True
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
+    kind: CheckKind = "http"  # which probe runs it
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""
@@ -175,8 +182,8 @@ class AgentSettings:
     database: str = "pulse.duckdb"
     max_concurrency: int = 256
     workers: int | Literal["auto"] = "auto"  # probe processes; 0: the agent probes itself
-    log_format: str = "json"
-    log_level: str = "info"
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "info"
     api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*
     shard: str = "1/1"  # K/N of the checks this agent runs
     retention: float = 30 * 86400.0  # raw results, seconds

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from pulse_agent import __version__
-from pulse_agent.backoff import doubling
+from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.connect import Allow, Pool, Target, open_connection, target_of
 from pulse_agent.probe.expect import Failure, Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
+from pulse_agent.probe.retry import JITTER, backoff, may_retry
 from pulse_agent.probe.wire import ProbeFailure, RawResponse, basic_credentials, charset_of, decode_body, fail, request_bytes
 from pulse_agent.result import Result
 
 USER_AGENT = f"pulse-agent/{__version__}"
-JITTER = 0.2  # up to +20% on each backoff, so retries of many checks do not align
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
 
@@ -40,10 +40,15 @@ class Attempt:
 
 
 class Prober:
-    """Runs checks: a fresh connection per request (like blackbox_exporter) unless the check reuses them."""
+    """The HTTP probe: runs checks on a fresh connection per request (like blackbox_exporter) unless the
+    check reuses them. Result times and retry waits follow `clock`; `jitter` draws from [0, 1)."""
 
-    def __init__(self, *, wall: Callable[[], float] = time.time, allow: Allow | None = None) -> None:
-        self._wall = wall
+    kind = "http"
+
+    def __init__(self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None, allow: Allow | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._wall = self._clock.time
+        self._jitter = jitter or random.Random().random  # its own generator: no process-wide random state
         self._allow = allow  # judges every connection (redirect hops too); None: any target
         self._pool = Pool()
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
@@ -77,7 +82,7 @@ class Prober:
                 failures, degraded = evaluate(spec.expect, response, self._wall())
             if not failures or number == attempts or not may_retry(spec.delivery, attempt.request_sent):
                 break
-            await asyncio.sleep(backoff(spec, number) * (1 + random.uniform(0, JITTER)))
+            await sleep_until(self._clock, self._clock.time() + backoff(spec, number) * (1 + JITTER * self._jitter()))
         phases = attempt.phases
         return Result(
             check=spec.name,
@@ -163,23 +168,6 @@ class Prober:
         else:
             connection.close()
         return raw
-
-
-def may_retry(delivery: str, request_sent: bool) -> bool:
-    """at_least_once retries any failure; at_most_once only when the request never left this machine."""
-    return delivery == "at_least_once" or not request_sent
-
-
-def backoff(spec: CheckSpec, attempt: int) -> float:
-    """Wait after the given failed attempt, before jitter: doubling, capped at max_backoff."""
-    return doubling(spec.retries.backoff, spec.retries.max_backoff, attempt)
-
-
-def run_budget(spec: CheckSpec) -> float:
-    """Longest one run can take: every attempt's timeout plus every wait between attempts, jitter included."""
-    attempts = max(1, spec.retries.attempts)
-    waits = sum(backoff(spec, n) for n in range(1, attempts)) * (1 + JITTER)
-    return spec.timeout * attempts + waits
 
 
 def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:
