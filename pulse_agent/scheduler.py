@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from pulse_agent.clock import Clock, SystemClock, Timer, resolve
 from pulse_agent.config.model import CheckSpec
-from pulse_agent.schedule import Interval, spread
+from pulse_agent.names import spread
+from pulse_agent.schedule import Interval
 
 log = logging.getLogger("pulse_agent.scheduler")
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from pulse_agent.backoff import doubling
 from pulse_agent.config.model import CheckSpec
+from pulse_agent.names import bucket
 from pulse_agent.result import Result
-from pulse_agent.shard import bucket
 
 log = logging.getLogger("pulse_agent.workers")
 
@@ -278,7 +278,7 @@ class WorkerExecutor:
 
 def worker_of(name: str, count: int) -> int:
     """The worker (0-based) that runs the check called name: stable across restarts and reloads."""
-    return bucket(name, count, b"pulse-worker")
+    return bucket(name, count, "pulse-worker")
 
 
 async def child() -> None:

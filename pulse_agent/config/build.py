@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config.errors import ConfigError, KeyPath
+from pulse_agent.config.expectations import compile_jsonpath, header_pattern, parse_json_rule
 from pulse_agent.config.load import Document
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
@@ -23,14 +24,13 @@ from pulse_agent.config.model import (
     ModuleSpec,
     NotifierSpec,
     Retries,
+    Shard,
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
 from pulse_agent.probe.allow import entry_problem
-from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
 from pulse_agent.redact import redact_url
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
-from pulse_agent.shard import Shard
 from pulse_agent.sizes import parse_size
 
 DEFAULT_SCHEDULE = "60s"

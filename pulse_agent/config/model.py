@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from pulse_agent.names import bucket
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
 Pairs = tuple[tuple[str, str], ...]
@@ -18,6 +19,7 @@ LogFormat = Literal["json", "text"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 CheckKind = Literal["http"]  # one per probe module (probe/kinds.py); the schema's branch sets it
 
+_SHARD = re.compile(r"([1-9][0-9]*)/([1-9][0-9]*)")
 _STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)(?:-([1-5]\d\d))?")
 
 
@@ -214,3 +216,26 @@ class AgentSpec:
     def check(self, name: str) -> CheckSpec | None:
         """The check called name, if any."""
         return next((c for c in self.checks if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` of `count` (1-based, as written: "2/4")."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """ "2/4" -> Shard(2, 4); ValueError saying what to write otherwise."""
+        m = _SHARD.fullmatch(text.strip())
+        if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+            raise ValueError(f"{text!r} is not a shard: write K/N with 1 <= K <= N, e.g. 2/4")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    def owns(self, check: str) -> bool:
+        """Whether this shard runs the check called check (every name has exactly one shard)."""
+        return self.count == 1 or bucket(check, self.count) == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"

@@ -17,11 +17,11 @@ from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.connect import Allow, Pool, Target, open_connection, target_of
-from pulse_agent.probe.expect import Failure, Response, evaluate
+from pulse_agent.probe.expect import Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.retry import JITTER, backoff, may_retry
 from pulse_agent.probe.wire import ProbeFailure, RawResponse, basic_credentials, charset_of, decode_body, fail, request_bytes
-from pulse_agent.result import Result
+from pulse_agent.result import Failure, Result
 
 USER_AGENT = f"pulse-agent/{__version__}"
 REDIRECTS = frozenset((301, 302, 303, 307, 308))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from pulse_agent.probe.expect import Failure
+from pulse_agent.result import ErrorKind, Failure
 from pulse_agent.sizes import format_size
 
 HEADER_LIMIT = 64 * 1024  # bytes of status line and headers; more is a protocol failure
@@ -30,7 +30,7 @@ class ProbeFailure(Exception):
         self.failure = failure
 
 
-def fail(kind: str, message: str) -> ProbeFailure:
+def fail(kind: ErrorKind, message: str) -> ProbeFailure:
     """A ProbeFailure of the given kind, to raise."""
     return ProbeFailure(Failure(kind, message))
 
