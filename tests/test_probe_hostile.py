@@ -10,6 +10,7 @@ from pulse_agent.config import parse_config
 from pulse_agent.config.model import Expect, Retries
 from pulse_agent.probe.http import Prober
 from tests.conftest import free_port, misbehaving, spec, tls_server
+from tests.wire_servers import origin
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -73,7 +74,37 @@ async def test_self_signed_certificate_is_a_tls_failure(prober):
     assert (r.ok, r.error_kind) == (False, "tls")
     assert "certificate" in r.error
     assert (insecure.ok, insecure.status_code) == (True, 200)
-    assert insecure.cert_expires is None  # not verified: no expiry is claimed
+    assert insecure.cert_expires == dt.datetime(3000, 1, 1, tzinfo=dt.UTC).timestamp()  # trustme's default, read unverified
+
+
+async def test_certificate_expiry_is_judged_with_verification_off(prober):
+    """Like blackbox_exporter: tls_verify: false still reads the certificate's expiry (from its DER form)."""
+    tomorrow = NOW + dt.timedelta(days=1)
+    untrusted = trustme.CA().issue_cert("localhost", not_after=tomorrow)
+    async with tls_server(untrusted) as url:
+        strict = await prober.run(spec(url, timeout=5, tls_verify=False, expect=Expect(certificate_valid_for=14 * 86400)))
+        lenient = await prober.run(spec(url, timeout=5, tls_verify=False, expect=Expect(certificate_valid_for=3600)))
+    assert (strict.ok, strict.error_kind, strict.status_code) == (False, "certificate", 200)
+    assert strict.error.startswith(f"certificate expires {tomorrow:%Y-%m-%dT%H:%M:%SZ} (in 23h")
+    assert strict.error.endswith("expected at least 14d")
+    assert lenient.ok, lenient.error
+    assert strict.cert_expires == lenient.cert_expires == pytest.approx(tomorrow.timestamp(), abs=1)
+
+
+async def test_certificate_expiry_on_a_kept_alive_connection_and_after_a_redirect_to_http(ca, ca_file, prober, httpserver):
+    """The expiry judged is the final response's connection's: reused connections keep theirs; plain http has none."""
+    soon = ca.issue_cert("localhost", not_after=NOW + dt.timedelta(days=3))
+    expect = Expect(certificate_valid_for=14 * 86400)
+    async with origin({"/": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}, cert=soon, keep_alive=True) as site:
+        runs = [await prober.run(spec(site.url + "/", timeout=5, ca_file=ca_file, reuse_connections=True, expect=expect)) for _ in range(2)]
+    assert [r.error_kind for r in runs] == ["certificate", "certificate"]
+    assert runs[1].connect_ms is None  # the second run did reuse the connection
+    httpserver.expect_request("/").respond_with_data("plain")
+    to_http = b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % httpserver.url_for("/").encode()
+    async with origin({"/": to_http}, cert=soon) as site:
+        r = await prober.run(spec(site.url + "/", timeout=5, ca_file=ca_file, expect=Expect(certificate_valid_for=86400)))
+    assert (r.ok, r.status_code, r.error_kind, r.cert_expires) == (False, 200, "certificate", None)
+    assert r.error == "no TLS certificate to judge: the final response came over http, not https"
 
 
 async def test_expired_certificate_is_a_tls_failure(ca, ca_file, prober):

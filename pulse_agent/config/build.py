@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_pattern, parse_json_rule
-from pulse_agent.config.load import Document
+from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
     AgentSettings,
@@ -29,6 +29,7 @@ from pulse_agent.config.model import (
 )
 from pulse_agent.durations import parse_duration
 from pulse_agent.probe.allow import entry_problem
+from pulse_agent.probe.syntax import header_problem
 from pulse_agent.redact import redact_url
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.sizes import parse_size
@@ -68,7 +69,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     notifier_names = set(raw_notifiers)
     # A check's spec depends only on these (and itself): reuse it when none changed and nothing is wrong.
     reuse = memo if memo is not None and not doc.errors else None
-    context = (canonical(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
+    context = (canonical(defaults), env_headers(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
     for i, raw in enumerate(raw_checks):
         if not isinstance(raw, dict):
             continue
@@ -79,7 +80,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
             doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
-        key = (reuse.text(raw), *context) if reuse is not None else ()
+        key = (reuse.text(raw), env_headers(raw), *context) if reuse is not None else ()
         spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
@@ -267,6 +268,11 @@ class _CheckBuilder:
             self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
         if url and urlsplit(url).username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):
             self.fail(("url",), "the URL carries user:password and basic_auth or bearer_token is set too; keep one")
+        for name, value in (self.get("headers", default={}) or {}).items():
+            if (problem := header_problem(name, value)) is not None:
+                self.fail(("headers", name), problem)
+        if isinstance(token := self.get("bearer_token"), str) and header_problem("Authorization", token) is not None:
+            self.fail(("bearer_token",), "contains a line break (CR or LF) or NUL; a variable read from a file with a trailing newline?")
         size = self.get("max_body_size")
         if size is not None and parse_size(size) < 1:
             self.fail(("max_body_size",), "must be at least 1 byte")
@@ -307,6 +313,7 @@ class _CheckBuilder:
             ca_file=raw.get("ca_file"),
             basic_auth=(auth["username"], auth["password"]) if (auth := raw.get("basic_auth")) else None,
             bearer_token=raw.get("bearer_token"),
+            env_headers=env_headers(raw),
             expect=expect,
             alert=AlertSpec(
                 notify=tuple(alert.get("notify", ())),
@@ -368,6 +375,14 @@ def _expect(raw: dict[str, Any], fail: Any) -> Expect:
         headers=headers,
         certificate_valid_for=seconds("certificate_valid_for"),
     )
+
+
+def env_headers(settings: dict[str, Any]) -> frozenset[str]:
+    """Lower-case names of the request headers whose value came from a ${VAR} (canonical() cannot tell)."""
+    headers = settings.get("headers")
+    if not isinstance(headers, dict):
+        return frozenset()
+    return frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
 
 
 def default_delivery(method: str) -> Delivery:

@@ -37,6 +37,12 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "merge", "timestamp")}
 
 
+class FromEnv(str):
+    """A header value that took text from an environment variable (so it is not sent to other origins)."""
+
+    __slots__ = ()
+
+
 @dataclass
 class Document:
     """Parsed config data plus where each value and key stands in its file."""
@@ -134,14 +140,17 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             return None
         value = node.value
+        from_env = False
         if expand and "$" in value:
+            # only header values are marked: the prober keeps those on their origin; everything else stays plain str
+            from_env = len(path) >= 2 and path[-2] == "headers" and any(m.group(1) is not None for m in _ENV_REF.finditer(value))
             value = self.expand(value, node, path)
             if not node.style and value != node.value:  # plain (libyaml says "", PyYAML None): typed after expansion
                 node = yaml.ScalarNode(self.resolver.resolve(yaml.ScalarNode, value, (True, False)), value)
             else:
                 node = yaml.ScalarNode(node.tag, value, style=node.style)
         if node.tag == _STR_TAG:
-            return value  # most scalars: no constructor needed
+            return FromEnv(value) if from_env else value  # most scalars: no constructor needed
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:

@@ -149,6 +149,7 @@ class CheckSpec:
     ca_file: str | None = None
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
+    env_headers: frozenset[str] = frozenset()  # lower-case names of headers valued from ${VAR}s: not sent to other origins
     expect: Expect = Expect()
     alert: AlertSpec = AlertSpec()
     labels: Pairs = ()

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import zip_longest
 from urllib.parse import unquote, urlsplit
 
-from pulse_agent.probe.phases import PhaseClock, peer_cert_not_after
+from pulse_agent.probe.cert import peer_cert_not_after
+from pulse_agent.probe.phases import PhaseClock
+from pulse_agent.probe.syntax import encode_target
 from pulse_agent.probe.wire import Connection, basic_credentials, fail
 
-KEEPALIVE = 90.0  # seconds an idle kept-alive connection is trusted
+# An idle kept-alive connection is trusted for the server's Keep-Alive timeout less a margin (its close may
+# be on the way), or, when the server says nothing, for less than the 5 s after which Apache, nginx-ingress
+# defaults, Node and uvicorn close idle connections.
+KEEPALIVE_MARGIN = 1.0
+KEEPALIVE_DEFAULT = 4.0
+ATTEMPT_DELAY = 0.25  # RFC 8305 "Connection Attempt Delay": the next address is tried after this long
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]  # host, port -> addresses in the order to try
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +64,10 @@ def target_of(url: str) -> Target:
         ip = True
     except ValueError:
         ip = False
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        try:
+            host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        except UnicodeError as exc:  # as getaddrinfo fails for an ASCII label it refuses
+            raise fail("dns", f"cannot resolve {host}: {exc}") from None
     tls = scheme == "https"
     default = 443 if tls else 80
     shown = f"[{host}]" if ":" in host else host
@@ -66,7 +80,7 @@ def target_of(url: str) -> Target:
         host=host,
         port=port or default,
         host_header=shown if port in (None, default) else f"{shown}:{port}",
-        path=path.replace(" ", "%20"),
+        path=encode_target(path),
         ip=ip,
         authorization=authorization,
     )
@@ -81,47 +95,109 @@ def forget_targets() -> None:
 Allow = Callable[[Target, Sequence[str]], bool]  # may a connection to this target at these addresses be made?
 
 
-async def open_connection(target: Target, context: ssl.SSLContext | None, clock: PhaseClock, allow: Allow | None = None) -> Connection:
-    """A new connection to target (TLS when context is given), phases marked; ProbeFailure otherwise.
+async def open_connection(
+    target: Target,
+    context: ssl.SSLContext | None,
+    clock: PhaseClock,
+    server_name: str,
+    resolve: Resolver | None = None,
+    allow: Allow | None = None,
+) -> Connection:
+    """A new connection to target (TLS for server_name when context is given), phases marked; ProbeFailure otherwise.
     `allow` judges the addresses about to be connected to (so a name cannot resolve elsewhere later)."""
     loop = asyncio.get_running_loop()
-    addresses = [target.host] if target.ip else await _resolve(loop, target, clock)
+    if target.ip:
+        addresses = [target.host]
+    else:
+        clock.dns_start = time.perf_counter()
+        addresses = await (resolve or _resolve)(target.host, target.port)
+        clock.dns_end = time.perf_counter()
     if allow is not None and not allow(target, addresses):
         raise fail("connect", f"{target.host}:{target.port} ({', '.join(addresses)}) is not an allowed target")
     clock.conn_start = time.perf_counter()
-    error: OSError | None = None
-    for address in addresses:  # in the resolver's order, like a browser without happy eyeballs
+    if len(addresses) == 1:  # nearly every check: no race to run
         try:
-            _, connection = await loop.create_connection(Connection, address, target.port)
-            break
+            _, connection = await loop.create_connection(Connection, addresses[0], target.port)
         except OSError as exc:
-            error = exc
+            raise _cannot_connect(target, [exc]) from None
     else:
-        reason = (error.strerror or str(error)) if error else "no address"
-        raise fail("connect", f"cannot connect to {target.host}:{target.port}: {reason}")
+        connection = await _happy_eyeballs(loop, addresses, target)
     clock.tcp_done = time.perf_counter()
     if context is not None:
-        await _start_tls(loop, connection, target, context)
+        await _start_tls(loop, connection, server_name, context)
         clock.tls_done = time.perf_counter()
-        clock.cert_not_after = peer_cert_not_after(connection.transport)
+        connection.cert_not_after = peer_cert_not_after(connection.transport)
     return connection
 
 
-async def _resolve(loop: asyncio.AbstractEventLoop, target: Target, clock: PhaseClock) -> list[str]:
-    """The target's addresses, resolved now (every run, so a DNS outage shows as one)."""
-    clock.dns_start = time.perf_counter()
+async def _resolve(host: str, port: int) -> list[str]:
+    """The host's addresses, resolved now (every run, so a DNS outage shows as one)."""
     try:
-        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a label the IDNA codec refuses
-        raise fail("dns", f"cannot resolve {target.host}: {getattr(exc, 'strerror', None) or exc}") from None
-    clock.dns_end = time.perf_counter()
+        raise fail("dns", f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def _start_tls(loop: asyncio.AbstractEventLoop, connection: Connection, target: Target, context: ssl.SSLContext) -> None:
+def interleave(addresses: list[str]) -> list[str]:
+    """Addresses in the order RFC 8305 tries them: the resolver's first family first, then alternating families."""
+    v6 = [a for a in addresses if ":" in a]
+    v4 = [a for a in addresses if ":" not in a]
+    if not v6 or not v4:
+        return addresses
+    first, second = (v6, v4) if ":" in addresses[0] else (v4, v6)
+    return [a for pair in zip_longest(first, second) for a in pair if a is not None]
+
+
+async def _happy_eyeballs(loop: asyncio.AbstractEventLoop, addresses: list[str], target: Target) -> Connection:
+    """A TCP connection to the first of several addresses that answers (RFC 8305): a new attempt every
+    ATTEMPT_DELAY, or as soon as one fails; the losers are closed."""
+    waiting = interleave(addresses)
+    attempts: set[asyncio.Task[tuple[asyncio.BaseTransport, Connection]]] = set()
+    errors: list[OSError] = []
+    try:
+        while waiting or attempts:
+            if waiting:  # a new attempt when the delay passed or an attempt failed
+                attempts.add(loop.create_task(loop.create_connection(Connection, waiting.pop(0), target.port)))
+            done, attempts = await asyncio.wait(attempts, timeout=ATTEMPT_DELAY if waiting else None, return_when=asyncio.FIRST_COMPLETED)
+            winner = _first_connected(done, errors)
+            if winner is not None:
+                return winner
+    finally:
+        for attempt in attempts:  # the losers (or all of them, when the run's timeout struck)
+            if not attempt.done():
+                attempt.cancel()
+            elif not attempt.cancelled() and attempt.exception() is None:
+                attempt.result()[1].close()
+    raise _cannot_connect(target, errors)
+
+
+def _first_connected(done: set[asyncio.Task[tuple[asyncio.BaseTransport, Connection]]], errors: list[OSError]) -> Connection | None:
+    """The connection of the first finished attempt that connected (closing any other); errors collected."""
+    winner = None
+    for attempt in done:
+        exc = attempt.exception()
+        if exc is not None:
+            if not isinstance(exc, OSError):
+                raise exc
+            errors.append(exc)
+        elif winner is None:
+            winner = attempt.result()[1]
+        else:
+            attempt.result()[1].close()
+    return winner
+
+
+def _cannot_connect(target: Target, errors: list[OSError]) -> Exception:
+    last = errors[-1] if errors else None
+    reason = "no address" if last is None else os.strerror(last.errno) if last.errno else (last.strerror or str(last))
+    return fail("connect", f"cannot connect to {target.host}:{target.port}: {reason}")
+
+
+async def _start_tls(loop: asyncio.AbstractEventLoop, connection: Connection, server_name: str, context: ssl.SSLContext) -> None:
     assert connection.transport is not None
     try:
-        transport = await loop.start_tls(connection.transport, connection, context, server_hostname=target.host)
+        transport = await loop.start_tls(connection.transport, connection, context, server_hostname=server_name)
     except ssl.SSLCertVerificationError as exc:
         connection.close()
         raise fail("tls", f"certificate not trusted: {exc.verify_message or exc.reason}") from None
@@ -131,26 +207,57 @@ async def _start_tls(loop: asyncio.AbstractEventLoop, connection: Connection, ta
     connection.transport = transport  # type: ignore[assignment]
 
 
+def keep_alive_for(header: str | None) -> float:
+    """Seconds to keep an idle connection, from the server's `Keep-Alive: timeout=N` (RFC 2068 19.7.1.1)."""
+    if not header:
+        return KEEPALIVE_DEFAULT
+    for param in header.split(","):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "timeout":
+            try:
+                return max(0.0, float(value.strip()) - KEEPALIVE_MARGIN)
+            except ValueError:
+                break
+    return KEEPALIVE_DEFAULT
+
+
 class Pool:
     """Idle kept-alive connections by origin and TLS settings, for checks that reuse connections."""
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[object, ...], list[tuple[float, Connection]]] = {}
+        self._idle: dict[tuple[object, ...], list[tuple[float, Connection]]] = {}  # key -> (usable until, connection)
+        self._sweep_at = 0.0
 
     def take(self, key: tuple[object, ...]) -> Connection | None:
-        """An idle connection still open and not idle too long, if there is one."""
+        """An idle connection still open and within its keep-alive time, if there is one."""
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
-            since, connection = idle.pop()
-            if not connection.closed and now - since < KEEPALIVE:
+            until, connection = idle.pop()
+            if not connection.closed and now < until:
                 return connection
             connection.close()
         return None
 
-    def give(self, key: tuple[object, ...], connection: Connection) -> None:
-        """Keep connection for the next run with the same key."""
-        self._idle.setdefault(key, []).append((time.monotonic(), connection))
+    def give(self, key: tuple[object, ...], connection: Connection, keep_for: float) -> None:
+        """Keep connection for keep_for seconds for the next run with the same key."""
+        now = time.monotonic()
+        if keep_for <= 0:
+            connection.close()
+            return
+        self._idle.setdefault(key, []).append((now + keep_for, connection))
+        if now >= self._sweep_at:  # connections of checks that stopped running are closed too
+            self._sweep_at = now + KEEPALIVE_DEFAULT
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        for key, idle in list(self._idle.items()):
+            for until, connection in idle:
+                if now >= until or connection.closed:
+                    connection.close()
+            idle[:] = [(until, c) for until, c in idle if not c.closed]
+            if not idle:
+                del self._idle[key]
 
     def close(self) -> None:
         """Close every idle connection."""

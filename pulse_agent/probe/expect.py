@@ -120,8 +120,10 @@ def _header_matches(value: str, pattern: str) -> bool:
 
 
 def _certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:
-    if valid_for is None or not_after is None:
+    if valid_for is None:
         return []
+    if not_after is None:  # a redirect to http (validate refuses http:// URLs with this expectation)
+        return [Failure("certificate", "no TLS certificate to judge: the final response came over http, not https")]
     left = not_after - now
     if left >= valid_for:
         return []

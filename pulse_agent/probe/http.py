@@ -10,22 +10,35 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from pulse_agent import __version__
 from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.connect import Allow, Pool, Target, open_connection, target_of
+from pulse_agent.probe.connect import Allow, Pool, Resolver, Target, keep_alive_for, open_connection, target_of
 from pulse_agent.probe.expect import Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.retry import JITTER, backoff, may_retry
-from pulse_agent.probe.wire import ProbeFailure, RawResponse, basic_credentials, charset_of, decode_body, fail, request_bytes
+from pulse_agent.probe.syntax import host_name
+from pulse_agent.probe.wire import (
+    Connection,
+    ProbeFailure,
+    RawResponse,
+    basic_credentials,
+    charset_of,
+    check_names,
+    decode_body,
+    fail,
+    request_bytes,
+)
 from pulse_agent.result import Failure, Result
 
 USER_AGENT = f"pulse-agent/{__version__}"
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
+FRAMING = frozenset(("host", "content-length", "connection", "transfer-encoding"))  # written by the prober itself
+CROSS_ORIGIN_DROPPED = frozenset(("authorization", "proxy-authorization", "cookie"))  # never sent to another origin
 
 log = logging.getLogger("pulse_agent.probe")
 
@@ -45,10 +58,14 @@ class Prober:
 
     kind = "http"
 
-    def __init__(self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None, allow: Allow | None = None) -> None:
+    def __init__(
+        self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None,
+        resolve: Resolver | None = None, allow: Allow | None = None,
+    ) -> None:  # fmt: skip
         self._clock = clock or SystemClock()
         self._wall = self._clock.time
         self._jitter = jitter or random.Random().random  # its own generator: no process-wide random state
+        self._resolve = resolve  # host, port -> addresses; None: the system resolver
         self._allow = allow  # judges every connection (redirect hops too); None: any target
         self._pool = Pool()
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
@@ -122,8 +139,11 @@ class Prober:
         url, method, body = spec.url, spec.method, spec.body
         target = target_of(url)
         origin = target.origin
+        host = _host_header(spec)
         for hop in range(spec.max_redirects + 1):
-            raw = await self._exchange(spec, target, method, _with_auth(headers, target, origin), body, clock)
+            own = target.origin == origin
+            hop_headers = _for_origin(headers, target, own, spec.env_headers)
+            raw = await self._exchange(spec, target, method, hop_headers, body, clock, host if own else None)
             location = raw.headers.get("location")
             if not (spec.follow_redirects and raw.status in REDIRECTS and location):
                 return Response(
@@ -139,32 +159,59 @@ class Prober:
             if raw.status == 303 or (raw.status in (301, 302) and method == "POST"):
                 method, body = ("HEAD" if method == "HEAD" else "GET"), None
                 headers = tuple(h for h in headers if h[0].lower() != "content-type")
-            url = urljoin(url, location)
-            target = target_of(url)
+            url = urljoin(url, _location(location))
+            target = _redirect_target(url)
             clock.new_hop()
         raise fail("redirects", f"more than {spec.max_redirects} redirects")
 
     async def _exchange(
-        self, spec: CheckSpec, target: Target, method: str, headers: tuple[tuple[str, str], ...], body: bytes | None, clock: PhaseClock
+        self,
+        spec: CheckSpec,
+        target: Target,
+        method: str,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes | None,
+        clock: PhaseClock,
+        host: str | None,
     ) -> RawResponse:
-        """One request and its response on a fresh or kept-alive connection."""
-        context = self._ssl_for(spec) if target.tls else None
-        key = (target.origin, spec.tls_verify, spec.ca_file)
-        connection = self._pool.take(key) if spec.reuse_connections else None
-        if connection is None:
-            connection = await open_connection(target, context, clock, self._allow)
+        """One request and its response on a kept-alive connection, else (or when that one turns out stale) a new one.
+
+        host: the check's own Host header, also the TLS server name (SNI), on the check's origin only.
+        """
+        server_name = (host_name(host) if host else None) or target.host
         keep = spec.reuse_connections
-        head = (("Host", target.host_header), *headers, ("Connection", "keep-alive" if keep else "close"))
+        head = (("Host", host or target.host_header), *headers, ("Connection", "keep-alive" if keep else "close"))
+        check_names(spec.headers)
+        request = request_bytes(method, target.path, head, body)  # a request that cannot be written is never sent
+        key = (target.origin, server_name, spec.tls_verify, spec.ca_file)
+        connection = self._pool.take(key) if keep else None
+        if connection is not None:
+            try:
+                return await self._send(spec, key, connection, request, method, clock)
+            except ProbeFailure as exc:
+                # The server closed the idle connection as the request went out (RFC 9112 9.3.1): once more on a
+                # new one, within the same attempt and timeout, when repeating the request is allowed.
+                if exc.failure.kind != "reset" or connection.replied or spec.delivery != "at_least_once":
+                    raise
+        context = self._ssl_for(spec) if target.tls else None
+        connection = await open_connection(target, context, clock, server_name, self._resolve, self._allow)
+        return await self._send(spec, key, connection, request, method, clock)
+
+    async def _send(
+        self, spec: CheckSpec, key: tuple[object, ...], connection: Connection, request: bytes, method: str, clock: PhaseClock
+    ) -> RawResponse:
+        """Write request on connection and read its response; keep the connection when the check and server allow."""
+        clock.cert_not_after = connection.cert_not_after
         try:
-            pending = connection.send(request_bytes(method, target.path, head, body), head_only=method == "HEAD", limit=spec.max_body_size)
+            pending = connection.send(request, head_only=method == "HEAD", limit=spec.max_body_size)
             clock.sent = time.perf_counter()
             raw = await pending
         except BaseException:
             connection.close()
             raise
         clock.headers = raw.headers_at
-        if keep and raw.reusable and not connection.closed:
-            self._pool.give(key, connection)
+        if spec.reuse_connections and raw.reusable and not connection.closed:
+            self._pool.give(key, connection, keep_alive_for(raw.headers.get("keep-alive")))
         else:
             connection.close()
         return raw
@@ -174,7 +221,7 @@ def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:
     """Headers of every attempt of one run (one Idempotency-Key shared by all of them); the check's own win."""
     own = {name.lower() for name, _ in spec.headers}
     headers = [h for h in DEFAULT_HEADERS if h[0].lower() not in own]
-    headers.extend(h for h in spec.headers if h[0].lower() not in ("host", "content-length", "connection"))
+    headers.extend(h for h in spec.headers if h[0].lower() not in FRAMING)
     if spec.bearer_token:
         headers.append(("Authorization", f"Bearer {spec.bearer_token}"))
     elif spec.basic_auth:
@@ -184,12 +231,44 @@ def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
-def _with_auth(headers: tuple[tuple[str, str], ...], target: Target, origin: tuple[bool, str, int]) -> tuple[tuple[str, str], ...]:
-    """headers for target: credentials only go to the check's own origin; user:password in a URL is Basic auth."""
-    if target.authorization is None and target.origin == origin:
+def _host_header(spec: CheckSpec) -> str | None:
+    """The Host header the check sets, if any."""
+    return next((value for name, value in spec.headers if name.lower() == "host"), None) if spec.headers else None
+
+
+def _for_origin(
+    headers: tuple[tuple[str, str], ...], target: Target, own: bool, env_headers: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """headers for target: credentials, cookies and values from ${VAR}s only go to the check's own origin;
+    user:password in a URL is Basic auth."""
+    if target.authorization is None and own:
         return headers  # nearly every run: nothing to change
-    if target.origin != origin:
-        headers = tuple(h for h in headers if h[0].lower() != "authorization")
+    if not own:
+        headers = tuple(h for h in headers if (name := h[0].lower()) not in CROSS_ORIGIN_DROPPED and name not in env_headers)
     if target.authorization and not any(h[0].lower() == "authorization" for h in headers):
         headers = (*headers, ("Authorization", target.authorization))
     return headers
+
+
+def _location(value: str) -> str:
+    """A Location header as text: UTF-8 bytes (sent raw by some servers) read as UTF-8, not Latin-1."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _redirect_target(url: str) -> Target:
+    """Where a redirect points; ProbeFailure 'redirects' when it cannot be followed (ftp:, no host, ...)."""
+    try:
+        return target_of(url)
+    except ProbeFailure as exc:
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:
+            scheme = ""
+        if scheme and scheme not in ("http", "https"):
+            raise fail("redirects", f"redirect not followed: {scheme}: URLs cannot be checked (only http and https)") from None
+        raise fail("redirects", f"redirect not followed: {exc.failure.message}") from None

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +53,3 @@ class PhaseClock:
 
 def _ms(a: float | None, b: float | None) -> float | None:
     return round((b - a) * 1000, 3) if a is not None and b is not None else None
-
-
-def peer_cert_not_after(transport: Any) -> float | None:
-    """Expiry of the verified TLS peer certificate of a connection; None for plain or unverified."""
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
-    cert = ssl_object.getpeercert()  # empty when verification is off
-    return ssl.cert_time_to_seconds(cert["notAfter"]) if cert and "notAfter" in cert else None

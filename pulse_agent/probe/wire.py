@@ -11,11 +11,13 @@ import asyncio
 import base64
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import httptools
 
+from pulse_agent.probe.syntax import header_problem, is_token
 from pulse_agent.result import ErrorKind, Failure
 from pulse_agent.sizes import format_size
 
@@ -51,13 +53,41 @@ def basic_credentials(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
-def request_bytes(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes | None) -> bytes:
-    """The bytes of one request: request line, headers (with Content-Length when needed), body."""
+def request_bytes(method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes | None) -> bytes:
+    """The bytes of one request: request line, headers (with Content-Length when needed), body.
+
+    Header values are sent as UTF-8. A line break or NUL anywhere but between lines is refused
+    (ProbeFailure 'internal': validate refuses such headers, so one here is a fault of ours).
+    """
     lines = [f"{method} {target} HTTP/1.1"]
     lines.extend(f"{name}: {value}" for name, value in headers)
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    head = "\r\n".join(lines)
+    breaks = len(lines) - 1
+    if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head:  # three C scans: cheap on every run
+        raise _unsendable(method, headers)
+    return (head + "\r\n\r\n").encode("utf-8") + (body or b"")
+
+
+def check_names(headers: tuple[tuple[str, str], ...]) -> None:
+    """ProbeFailure 'internal' when a header name is not an HTTP token (validate refuses those)."""
+    if not _all_tokens(headers):
+        raise _unsendable("", headers)
+
+
+@lru_cache(maxsize=1024)
+def _all_tokens(headers: tuple[tuple[str, str], ...]) -> bool:
+    """Whether every name is a token (a check's few header sets are asked about on every run: cached)."""
+    return all(is_token(name) for name, _ in headers)
+
+
+def _unsendable(method: str, headers: Sequence[tuple[str, str]]) -> ProbeFailure:
+    """Which part of a request cannot be written (values are not quoted: they may be secrets)."""
+    for name, value in headers:
+        if (problem := header_problem(name, value)) is not None:
+            return fail("internal", f"request not sent: {problem}")
+    return fail("internal", f"request not sent: the request line {method} ... has a line break or NUL")
 
 
 class Connection(asyncio.Protocol):
@@ -66,6 +96,8 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.replied = False  # a byte of an answer came: a failure now is the server's, not a stale connection's
+        self.cert_not_after: float | None = None  # expiry of the TLS peer certificate, epoch seconds
         self._reader: _Reader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +110,7 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
+        self.replied = True
         reader.feed(data)
         if reader.future.done():
             self._reader = None
@@ -99,6 +132,7 @@ class Connection(asyncio.Protocol):
             future.set_exception(fail("reset", "server closed the connection without a complete response"))
             return future
         self._reader = _Reader(future, head_only, limit)
+        self.replied = False
         self.transport.write(data)
         return future
 
@@ -119,6 +153,7 @@ class _Reader:
         self.head_only = head_only
         self.limit = limit
         self.parser = httptools.HttpResponseParser(self)
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)  # a bare LF ends a line (RFC 9112 2.2 allows it)
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_at: float | None = None
         self.body: list[bytes] = []
