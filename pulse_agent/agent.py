@@ -21,9 +21,10 @@ from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
 from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock
-from pulse_agent.config import Memo, gc_paused
+from pulse_agent.config import Memo
 from pulse_agent.config.model import AgentSpec, CheckSpec, ModuleSpec
 from pulse_agent.executor import Executor, LocalExecutor, drain_budget
+from pulse_agent.gc_policy import gc_paused
 from pulse_agent.live.diff import ConfigDiff, diff
 from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload

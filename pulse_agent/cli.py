@@ -125,9 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(path: str, memo=None):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
+    from pulse_agent.validators import SHELL_VALIDATORS
 
     try:
-        return load_config(path, memo=memo)
+        return load_config(path, memo=memo, validators=SHELL_VALIDATORS)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -323,10 +324,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     from pulse_agent.config import Memo
+    from pulse_agent.gc_policy import gc_paused
     from pulse_agent.logs import setup_logging
 
     memo = Memo()  # the agent's reloads redo only what an edit changed
-    spec = _load(args.config, memo)
+    with gc_paused():  # what loading builds all stays alive: collections would only rescan it
+        spec = _load(args.config, memo)
     if spec is None:
         return 1
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)

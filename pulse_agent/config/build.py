@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +48,26 @@ def merge_defaults(defaults: dict[str, Any], check: dict[str, Any]) -> dict[str,
     return merged
 
 
-def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
+Problem = Callable[[str], "str | None"]  # a value -> why it cannot be used, or None
+
+
+def _no_problem(_: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """The checks that look beyond the config text (the file system, Apprise): the shell passes them in;
+    without them those values are taken as written."""
+
+    file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
+    notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
+
+
+NO_VALIDATORS = Validators()
+
+
+def build_spec(doc: Document, memo: Memo | None = None, validators: Validators = NO_VALIDATORS) -> AgentSpec:
     """Typed spec of a schema-checked document; semantic problems are appended to doc.errors.
 
     A value with a schema error is not checked again, but everything else is, so that all
@@ -60,7 +80,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
 
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     raw_notifiers: dict[str, Any] = _of_type(data, "notifiers", dict)
-    notifiers = tuple(_notifier(doc, n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
+    notifiers = tuple(_notifier(doc, n, raw, validators) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
     windows = _windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
     raw_checks: list[Any] = _of_type(data, "checks", list)
     defaults: dict[str, Any] = _of_type(data, "defaults", dict)
@@ -84,7 +104,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(notifier_names, windows)
+            spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators).build(notifier_names, windows)
             if reuse is not None and spec is not None and len(doc.errors) == errors:
                 reuse.remember_spec(key, spec)
         if spec is not None:
@@ -96,7 +116,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         doc.error(("agent", "shard"), str(exc))
     if agent.rollup < agent.retention:
         doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
-    modules = _modules(doc, _of_type(data, "modules", dict), clean)
+    modules = _modules(doc, _of_type(data, "modules", dict), clean, validators)
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules)
 
 
@@ -104,7 +124,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
 NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance")
 
 
-def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[ModuleSpec, ...]:
+def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any, validators: Validators) -> tuple[ModuleSpec, ...]:
     """modules: as ModuleSpecs; problems go to doc.errors."""
     modules = []
     for name, raw in raw_modules.items():
@@ -125,7 +145,7 @@ def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[Mo
                 doc.error((*path, "allowed_targets", j), problem)
                 failed = True
         settings = {k: v for k, v in raw.items() if k != "allowed_targets" and k not in NOT_IN_MODULES}
-        template = _CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean).build(set(), ())
+        template = _CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean, validators).build(set(), ())
         if template is not None and not failed:
             modules.append(ModuleSpec(name, template, tuple(targets or ())))
     return tuple(modules)
@@ -155,11 +175,9 @@ def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:
     return value if isinstance(value, kind) else kind()
 
 
-def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
-    from pulse_agent.alerts.notify import url_problem  # imports Apprise: only configs with notifiers pay for it
-
+def _notifier(doc: Document, name: str, raw: dict[str, Any], validators: Validators) -> NotifierSpec:
     for j, url in enumerate(raw["urls"]):
-        if (problem := url_problem(url)) is not None:
+        if (problem := validators.notifier_url(url)) is not None:
             doc.error(("notifiers", name, "urls", j), problem)
     for key in ("title", "body"):
         if key in raw and (problem := template_problem(raw[key])) is not None:
@@ -208,8 +226,11 @@ def _windows(doc: Document, path: KeyPath, raw: list[dict[str, Any]] | None) -> 
 class _CheckBuilder:
     """Checks and types one check's settings, blaming defaults for values that came from there."""
 
-    def __init__(self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any) -> None:
+    def __init__(
+        self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any, validators: Validators
+    ) -> None:
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
+        self.validators = validators
         self.merged = merge_defaults(defaults, raw)
         self.failed = False
 
@@ -262,8 +283,8 @@ class _CheckBuilder:
                 self.fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
         expect = _expect(self.get("expect", default={}), lambda key, msg: self.fail(("expect", key), msg))
         ca_file = self.get("ca_file")
-        if ca_file is not None and not Path(ca_file).is_file():
-            self.fail(("ca_file",), f"{ca_file!r} is not a readable file")
+        if ca_file is not None and (problem := self.validators.file(ca_file)) is not None:
+            self.fail(("ca_file",), problem)
         if self.get("basic_auth") is not None and self.get("bearer_token") is not None:
             self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
         if url and urlsplit(url).username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):

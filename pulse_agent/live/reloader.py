@@ -16,6 +16,7 @@ from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
 from pulse_agent.live.reload import Reload, record_version
 from pulse_agent.shard import Shard, owned
 from pulse_agent.store import ResultStore
+from pulse_agent.validators import SHELL_VALIDATORS
 from pulse_agent.web.metrics import Metrics
 
 log = logging.getLogger("pulse_agent.agent")
@@ -82,7 +83,7 @@ class Reloader:
             return Reload(False, reason, old.digest, errors=("the agent was not started from a config file",))
         loading = time.perf_counter()
         try:
-            new = owned(await asyncio.to_thread(load_config, self.config, None, self._memo), self._shard)
+            new = owned(await asyncio.to_thread(load_config, self.config, None, self._memo, SHELL_VALIDATORS), self._shard)
         except ConfigInvalid as exc:
             errors = tuple(str(e) for e in exc.errors)
             self._metrics.reloaded(False, self._clock.time())
