@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pulse_agent.backoff import doubling
-from pulse_agent.config.model import CheckSpec
+from pulse_agent.config.model import CheckSpec, LogFormat, LogLevel
 from pulse_agent.names import bucket
 from pulse_agent.result import Result
 
@@ -76,8 +76,8 @@ class WorkerSettings:
     """What a child needs besides its checks."""
 
     max_concurrency: int
-    log_format: str
-    log_level: str
+    log_format: LogFormat
+    log_level: LogLevel
     heartbeat: float = 1.0  # a child sends a frame at least this often, results or not
     hung_after: float = 15.0  # a child silent this long is killed and started again
 

@@ -19,6 +19,7 @@ from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.clock import ManualClock
 from pulse_agent.config import parse_config
 from tests.conftest import free_port
+from tests.scrape import sample
 
 NOW = datetime.fromisoformat("2026-11-22T12:00:00+00:00").timestamp()
 
@@ -113,7 +114,7 @@ class Running:
         return await self.agent.store.call(lambda con: con.execute(sql).fetchall())
 
     def metric(self, name: str, **labels: str) -> float | None:
-        return self.agent.metrics.registry.get_sample_value(name, labels)
+        return sample(self.agent.metrics, name, labels)
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pulse_agent.schedule import parse_schedule
 from tests.agent_process import AgentProcess
+from tests.scrape import sample
 from tests.test_api import agent_at, config_text, target, tick  # noqa: F401 (target: a fixture)
 from tests.test_reload_e2e import atomic_write
 
@@ -26,7 +27,7 @@ async def test_last_and_next_run_follow_the_scheduler_and_reload_gauges_describe
     cfg.write_text(config_text(target))
     good = cfg.read_text()
     async with agent_at(cfg, tmp_path / "p.duckdb") as (agent, clock, client):
-        read = agent.metrics.registry.get_sample_value
+        read = lambda name, labels=None: sample(agent.metrics, name, labels)  # noqa: E731
         started = clock.time()
         assert read("pulse_config_last_reload_success_timestamp_seconds") == started  # set at start, not 0
         assert read("pulse_config_last_reload_successful") == 1
