@@ -81,7 +81,7 @@ class LocalExecutor:
 
     def set_checks(self, checks: Sequence[CheckSpec], *, soon: bool) -> None:
         """Hand the checks to the scheduler."""
-        self.scheduler.set_checks(checks, prompt=soon)
+        self.scheduler.set_checks(checks, soon=soon)
 
     async def start(self) -> None:
         """Start the scheduler's loop."""

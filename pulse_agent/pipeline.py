@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from pulse_agent.alerts.alerting import Alerting
-from pulse_agent.config.model import CheckSpec
+from pulse_agent.config.model import CheckSpec, MaintenanceWindow
 from pulse_agent.live.events import EventHub
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore
@@ -25,6 +25,28 @@ def log_result(result: Result) -> None:
         results_log.info("result", extra=fields)
 
 
+class WindowSpans:
+    """The span around the last time asked about, per maintenance window: asking cron costs ~0.3 ms, and
+    consecutive results almost always fall in the same span."""
+
+    def __init__(self) -> None:
+        self._spans: dict[MaintenanceWindow, tuple[float, float]] = {}
+
+    def in_maintenance(self, spec: CheckSpec, ts: float) -> bool:
+        """Whether ts falls in one of spec's maintenance windows."""
+        return any(self._covers(w, ts) for w in spec.maintenance)
+
+    def _covers(self, window: MaintenanceWindow, ts: float) -> bool:
+        span = self._spans.get(window)
+        if span is None or not span[0] <= ts < span[1]:
+            span = self._spans[window] = window.span(ts)
+        return window.covers(ts, span)
+
+    def clear(self) -> None:
+        """Forget every span (windows may have changed)."""
+        self._spans.clear()
+
+
 class ResultPipeline:
     """Takes finished runs from either executor; the store and alerting are attached once open."""
 
@@ -35,6 +57,7 @@ class ResultPipeline:
         self.alerting: Alerting | None = None
         self._checks: dict[str, CheckSpec] = {}
         self._last: dict[str, Result] = {}
+        self._windows = WindowSpans()
 
     def set_checks(self, checks: Iterable[CheckSpec]) -> list[str]:
         """The checks whose results count from now on; returns those that stopped (their last result goes)."""
@@ -43,6 +66,7 @@ class ResultPipeline:
         stopped = sorted(name for name in before if name not in self._checks)
         for name in stopped:
             self._last.pop(name, None)
+        self._windows.clear()
         return stopped
 
     def spec(self, name: str) -> CheckSpec | None:
@@ -55,7 +79,7 @@ class ResultPipeline:
 
     async def finished(self, spec: CheckSpec, result: Result) -> Result:
         """Everything that follows one run; returns the result as stored."""
-        if spec.maintenance and spec.in_maintenance(result.ts):
+        if spec.maintenance and self._windows.in_maintenance(spec, result.ts):
             result = replace(result, maintenance=True)
         if self.store is not None:
             self.store.submit(result)

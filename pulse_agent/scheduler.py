@@ -24,11 +24,11 @@ class _Entry:
     generation: int
 
 
-def first_due(spec: CheckSpec, now: float, prompt: float | None) -> float | None:
+def first_due(spec: CheckSpec, now: float, window: float | None) -> float | None:
     """When a newly scheduled check first runs: its next due time; or, for an interval check added or
-    changed while running, within `prompt` seconds (spread by name), so an edit shows at once."""
-    if prompt is not None and isinstance(spec.schedule, Interval):
-        return now + spread(spec.name) * min(prompt, spec.schedule.seconds)
+    changed while running (window set), within `window` seconds (spread by name), so an edit shows at once."""
+    if window is not None and isinstance(spec.schedule, Interval):
+        return now + spread(spec.name) * min(window, spec.schedule.seconds)
     return spec.schedule.next_due(now, spec.name)
 
 
@@ -72,9 +72,9 @@ class Scheduler:
         """The checks being scheduled."""
         return [e.spec for e in self._entries.values()]
 
-    def set_checks(self, specs: Iterable[CheckSpec], *, prompt: bool = False) -> None:
+    def set_checks(self, specs: Iterable[CheckSpec], *, soon: bool = False) -> None:
         """Schedule exactly these (enabled) checks; unchanged ones keep their place in time. With
-        prompt (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
+        soon (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
         1,000 per second when many), then on their grid."""
         now = self._clock.time()
         entries: dict[str, _Entry] = {}
@@ -87,7 +87,7 @@ class Scheduler:
                 entries[spec.name] = old
             else:
                 fresh.append(spec)
-        window = max(0.1, len(fresh) / PROMPT_RATE) if prompt else None  # many new checks: a wider spread
+        window = max(0.1, len(fresh) / PROMPT_RATE) if soon else None  # many new checks: a wider spread
         for spec in fresh:
             self._generation += 1
             entries[spec.name] = _Entry(spec, self._generation)

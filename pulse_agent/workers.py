@@ -4,7 +4,7 @@ stable hash of the name) and send results back over a pipe; the agent stores, al
 One Python process probes on one core (docs/performance.md); workers let one agent use them all
 while keeping one database, one /metrics and one alert state. Frames on the pipes are a 4-byte
 length and a pickle: the parent sends ("settings", WorkerSettings), ("checks", changed specs, removed
-names, prompt), ("run", token, spec, due) and ("stop", seconds); a child sends ("results", rows,
+names, soon), ("run", token, spec, due) and ("stop", seconds); a child sends ("results", rows,
 skipped, next due times by check name: those set since the last frame, None for never again, the
 names of the checks running now) and ("ran", token, row or None: refused) for a run asked by "run".
 A reload sends only what changed (10,000 specs take 0.2 s to pickle and as long to unpickle). A child
@@ -115,14 +115,14 @@ class Worker:
         self._send(("checks", list(self._checks.values()), [], False))
         self._reading = asyncio.create_task(self._read(self._process), name=f"worker-{self.index}")
 
-    def set_checks(self, checks: list[CheckSpec], prompt: bool) -> None:
+    def set_checks(self, checks: list[CheckSpec], soon: bool) -> None:
         """Schedule exactly these checks in the child (unchanged ones keep their place in time)."""
         new = {c.name: c for c in checks}
         changed = [c for name, c in new.items() if self._checks.get(name) is not c]
         removed = [name for name in self._checks if name not in new]
         self._checks = new
         if changed or removed:
-            self._send(("checks", changed, removed, prompt))
+            self._send(("checks", changed, removed, soon))
 
     def running(self, name: str) -> bool:
         """Whether the child runs the check called name now (or has been asked to)."""
@@ -353,12 +353,12 @@ async def child() -> None:
             asked.add(task)
             task.add_done_callback(asked.discard)
         elif message[0] == "checks":
-            _, changed, removed, prompt = message
+            _, changed, removed, soon = message
             for name in removed:
                 checks.pop(name, None)
             checks.update((c.name, c) for c in changed)
             forget_targets()
-            scheduler.set_checks(checks.values(), prompt=prompt)
+            scheduler.set_checks(checks.values(), soon=soon)
         elif message[0] == "stop":
             budget = message[1]
             break

@@ -112,17 +112,15 @@ class MaintenanceWindow:
 
     start: Cron | OneShot
     duration: float
-    # [last opening at or before t, next opening after t] for the t last asked about: asking
-    # cron for both costs ~0.3 ms, and consecutive results almost always fall in the same span.
-    _span: list[float] = field(default_factory=list, compare=False, repr=False)
 
-    def covers(self, ts: float) -> bool:
-        """Whether ts falls inside one of this window's openings."""
-        span = self._span
-        if not span or not span[0] <= ts < span[1]:
-            opened, following = self.start.previous_due(ts), self.start.next_due(ts)
-            span[:] = [-math.inf if opened is None else opened, math.inf if following is None else following]
-        return ts < span[0] + self.duration
+    def span(self, ts: float) -> tuple[float, float]:
+        """(last opening at or before ts, next opening after ts); infinities where there is none."""
+        opened, following = self.start.previous_due(ts), self.start.next_due(ts)
+        return (-math.inf if opened is None else opened, math.inf if following is None else following)
+
+    def covers(self, ts: float, span: tuple[float, float] | None = None) -> bool:
+        """Whether ts falls inside one of this window's openings (span: this window's span around ts, if known)."""
+        return ts < (span or self.span(ts))[0] + self.duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ class _CheckState:
 
 
 class Metrics:
-    """Every series pulse-agent exports (names fixed by DESIGN.md)."""
+    """Every series pulse-agent exports (names users rely on: README lists each)."""
 
     def __init__(self, shard: str = "1/1", location: str | None = None) -> None:
         disable_created_metrics()  # a *_created series per check doubles every scrape for nothing
