@@ -75,6 +75,11 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def utc(ts: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime for DuckDB (None stays None)."""
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
 def from_iso(text: str) -> float:
     """ISO-8601 (Z or an offset) -> epoch seconds; ValueError saying what to write otherwise."""
     try:

@@ -16,11 +16,12 @@ from pulse_agent import __version__
 from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.connect import Allow, Pool, Resolver, Target, keep_alive_for, open_connection, target_of
+from pulse_agent.probe.connect import Allow, Pool, Resolver, keep_alive_for, open_connection, target_of
 from pulse_agent.probe.expect import Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.retry import JITTER, backoff, may_retry
 from pulse_agent.probe.syntax import host_name
+from pulse_agent.probe.target import Target
 from pulse_agent.probe.wire import (
     Connection,
     ProbeFailure,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from pulse_agent.store.db import utc
+from pulse_agent.result import utc
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, agent: str) -> int:

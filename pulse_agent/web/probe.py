@@ -14,8 +14,9 @@ from aiohttp import web
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.probe.allow import AllowedTargets, url_of
 from pulse_agent.probe.blackbox import DEFAULT_MODULE, debug_text, probe_timeout, render_probe, target_url
-from pulse_agent.probe.connect import Target, target_of
+from pulse_agent.probe.connect import target_of
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.target import Target
 from pulse_agent.probe.wire import ProbeFailure
 from pulse_agent.result import Result
 
