@@ -3,7 +3,8 @@ queries, live events, run-now and reload. `web/` depends on this, never on the a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -63,8 +64,8 @@ class AgentView(Protocol):
         """Run a read-only query on the results database; StoreClosed while it is not open."""
         ...
 
-    def subscribe(self) -> Iterator[Subscription]:
-        """Live events (results, incidents) until the agent stops (a context manager)."""
+    def subscribe(self) -> AbstractContextManager[Subscription]:
+        """Live events (results, incidents) until the agent stops."""
         ...
 
     async def run_now(self, spec: CheckSpec) -> Result | None:

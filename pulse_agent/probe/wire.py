@@ -188,7 +188,7 @@ class _Reader:
     def _framed(self) -> bool:
         return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
 
-    def _fail(self, kind: str, message: str) -> None:
+    def _fail(self, kind: ErrorKind, message: str) -> None:
         if not self.future.done():
             self.future.set_exception(fail(kind, message))
 
