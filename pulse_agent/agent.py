@@ -25,6 +25,7 @@ from pulse_agent.config import Memo
 from pulse_agent.config.model import AgentSpec, CheckSpec, ModuleSpec
 from pulse_agent.executor import Executor, LocalExecutor, drain_budget
 from pulse_agent.gc_policy import gc_paused
+from pulse_agent.listen import api_exposure
 from pulse_agent.live.diff import ConfigDiff, diff
 from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload
@@ -32,6 +33,8 @@ from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
 from pulse_agent.probe.connect import forget_targets
+from pulse_agent.report import Report, ReportRequest, answer
+from pulse_agent.report_source import export
 from pulse_agent.result import Result, iso
 from pulse_agent.schedule import missed_due
 from pulse_agent.shard import Shard, owned
@@ -143,9 +146,23 @@ class Agent:
         )
 
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        return await self._open().read(query)
+
+    async def report(self, question: ReportRequest) -> Report:
+        store = self._open()
+        return await store.query(lambda con: answer(con, question, store.limits))
+
+    def export_dir(self) -> str | None:
+        return self.spec.agent.export_dir
+
+    async def export(self, out: str, start: float, end: float, agent_name: str) -> int:
+        # COPY runs on its own connection too, but without the query timeout: an export may be long
+        return await self._open().query(lambda con: export(con, out, start, end, agent_name), timeout=None)
+
+    def _open(self) -> ResultStore:
         if self.store is None:
             raise StoreClosed("the database is not open")
-        return await self.store.read(query)
+        return self.store
 
     def subscribe(self) -> contextlib.AbstractContextManager[Subscription]:
         return self.events.subscribe()
@@ -225,9 +242,21 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
+        settings = self.spec.agent
+        if api_exposure(self.listen, settings.api_token, settings.insecure_api) == "insecure":
+            log.warning(
+                "the API is open to anyone who can reach the listen address: agent.insecure_api is true and agent.api_token is not set",
+                extra={"listen": self.listen},
+            )
         # The store first: a locked or missing database must fail before anything starts.
         store = await asyncio.to_thread(
-            ResultStore, self.database, on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc
+            ResultStore,
+            self.database,
+            on_written=self.metrics.results_written.inc,
+            on_write_failed=self.metrics.results_write_failures.inc,
+            export_dir=settings.export_dir,
+            memory_limit=settings.query_memory_limit,
+            query_timeout=settings.query_timeout,
         )
         self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner, cancelled = None, 0

@@ -14,6 +14,7 @@ from pulse_agent.alerts.machine import Incident
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import Subscription
 from pulse_agent.live.reload import Reload
+from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
 
 T = TypeVar("T")
@@ -61,7 +62,19 @@ class AgentView(Protocol):
         ...
 
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run a read-only query on the results database; StoreClosed while it is not open."""
+        """Run one of the agent's own read-only queries on the results database; StoreClosed while it is not open."""
+        ...
+
+    async def report(self, question: ReportRequest) -> Report:
+        """Answer a report request in the sandbox user queries run in (ReportError, QueriesBusy, StoreClosed)."""
+        ...
+
+    def export_dir(self) -> str | None:
+        """Where the API may write exports (agent.export_dir); None: nowhere."""
+        ...
+
+    async def export(self, out: str, start: float, end: float, agent_name: str) -> int:
+        """Export results in [start, end) as Parquet under out; the rows written."""
         ...
 
     def subscribe(self) -> AbstractContextManager[Subscription]:

@@ -12,6 +12,7 @@ import httpx
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload
+from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
 from pulse_agent.view import AgentView, CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
@@ -49,6 +50,15 @@ class FakeView:
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         raise StoreClosed("the database is not open")
 
+    async def report(self, question: ReportRequest) -> Report:
+        raise StoreClosed("the database is not open")
+
+    def export_dir(self) -> str | None:
+        return None
+
+    async def export(self, out: str, start: float, end: float, agent_name: str) -> int:
+        raise AssertionError("no export_dir: never asked")
+
     def subscribe(self) -> contextlib.AbstractContextManager[Subscription]:
         return self.hub.subscribe()
 
@@ -83,6 +93,8 @@ async def test_the_api_serves_any_agent_view():
             assert ran.status_code == 200 and ran.json()["error_kind"] == "status"
             closed = await client.get("/api/v1/checks/idle/results")
             assert closed.status_code == 503 and closed.json() == {"error": "the database is not open"}
+            assert (await client.post("/api/v1/report", json={"start": NOW - 3600, "end": NOW})).status_code == 503
+            assert (await client.post("/api/v1/export", json={"start": NOW - 3600, "end": NOW})).status_code == 403
             refused = await client.post("/-/reload")
             assert refused.status_code == 400 and refused.json()["errors"] == ["pulse.yaml:1:1: version: required"]
             assert view.reloads == ["api"]  # type: ignore[attr-defined]
