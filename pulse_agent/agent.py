@@ -16,16 +16,15 @@ from typing import TypeVar
 
 import duckdb
 
-from pulse_agent.alerts.alerting import Alerting
+from pulse_agent.alerts.alerting import Alerting, incident_json
 from pulse_agent.alerts.machine import Event as AlertEvent
-from pulse_agent.alerts.sender import Deliver, Sender
+from pulse_agent.alerts.sender import Deliver, Sender, apprise_deliver
 from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config import Memo
 from pulse_agent.config.model import AgentSpec, CheckSpec, ModuleSpec
-from pulse_agent.executor import Executor, LocalExecutor, drain_budget
+from pulse_agent.executor import Executor, LocalExecutor, catch_up, drain_budget
 from pulse_agent.gc_policy import gc_paused
-from pulse_agent.listen import api_exposure
 from pulse_agent.live.diff import ConfigDiff, diff
 from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload
@@ -35,16 +34,13 @@ from pulse_agent.pipeline import ResultPipeline
 from pulse_agent.probe.connect import forget_targets
 from pulse_agent.report import Report, ReportRequest, answer
 from pulse_agent.report_source import export
-from pulse_agent.result import Result, iso
-from pulse_agent.schedule import missed_due
+from pulse_agent.result import Result
 from pulse_agent.shard import Shard, owned
 from pulse_agent.store import ResultStore
-from pulse_agent.store.db import History
 from pulse_agent.store.maintenance import Maintenance
 from pulse_agent.view import CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
-from pulse_agent.web.app import make_app, serve
-from pulse_agent.web.limits import inbound_budget, raise_nofile
+from pulse_agent.web.app import inbound_plan, make_app, serve
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.probe import ProbeEndpoint
 from pulse_agent.workers import WorkerExecutor, WorkerSettings
@@ -62,13 +58,6 @@ class RunOptions:
     config: str | None = None  # file or directory to reload from; None: no reloads
     shard: str | None = None  # K/N over agent.shard (--shard, PULSE_SHARD)
     watch: bool = True  # follow changes of the config on disk
-
-
-async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:
-    """Deliver through Apprise, imported on first use: agents without notifiers never load it."""
-    from pulse_agent.alerts.notify import deliver
-
-    return await deliver(url, title, body, kind, timeout)
 
 
 def stopped(store: ResultStore, cancelled: int) -> int:
@@ -132,18 +121,7 @@ class Agent:
         return self.spec.modules
 
     def status(self, spec: CheckSpec) -> CheckStatus:
-        now = self.clock.time()
-        state = self.alerting.state(spec.name) if self.alerting is not None else None
-        return CheckStatus(
-            running=self.executor.running(spec.name),
-            in_maintenance=spec.in_maintenance(now),
-            consecutive_failures=state.failures if state is not None else 0,
-            consecutive_successes=state.successes if state is not None else 0,
-            degraded=state.degraded if state is not None else False,
-            incident=state.incident if state is not None else None,
-            next_due=spec.schedule.next_due(now, spec.name) if spec.enabled else None,
-            last_result=self.pipeline.last(spec.name),
-        )
+        return self.pipeline.status(spec, self.clock.time(), self.executor.running(spec.name))
 
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         return await self._open().read(query)
@@ -205,77 +183,40 @@ class Agent:
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
 
-    async def _start_alerting(self, store: ResultStore) -> Alerting:
-        """Alert state restored from the store, undelivered notifications queued again."""
+    def _publish(self, event: AlertEvent) -> None:
+        if self.events.active:
+            self.events.publish("incident", incident_json(event))
+
+    async def _start_alerting(self, store: ResultStore) -> None:
         sender = Sender(store, self.clock, self._deliver, on_outcome=self.metrics.notification)
-        alerting = Alerting(store, sender, self.clock, on_event=self._publish_alert)
-        alerting.set_notifiers(self.spec.notifiers)
-        await alerting.restore(self._running())
+        alerting = await Alerting.open(store, self.clock, sender, self.spec.notifiers, self._running(), self._publish)
         self.metrics.notification_queue.set_function(lambda: sender.depth)
         self.metrics.incidents_open.set_function(lambda: alerting.open_incidents)
         self.alerting = self.pipeline.alerting = alerting
-        return alerting
-
-    def _publish_alert(self, event: AlertEvent) -> None:
-        if self.events.active:
-            incident = event.incident
-            self.events.publish("incident", {
-                "event": event.kind, "check": event.check, "ts": iso(event.result.ts),
-                "incident": incident.id if incident else None,
-                "opened_at": iso(incident.opened_at) if incident else None,
-                "resolved_at": iso(incident.resolved_at) if incident and incident.resolved_at else None})  # fmt: skip
-
-    async def _catch_up(self, history: History) -> None:
-        """Runs missed while the agent was down: one catch-up per `missed: run_once` check, else a log line."""
-        now = self.clock.time()
-        for spec in self._running():
-            due = missed_due(spec.schedule, history.last_runs.get(spec.name), history.last_seen, now)
-            if due is None:
-                continue
-            fields = {"check": spec.name, "missed_due": iso(due), "policy": spec.missed}
-            if spec.missed == "run_once":
-                log.info("running a missed run now", extra=fields)
-                await self.executor.run_now(spec, due)  # started, not awaited: its result goes through the pipeline
-            else:
-                log.info("skipping a run missed while the agent was down", extra=fields)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
-        started = time.monotonic()
-        settings = self.spec.agent
-        if api_exposure(self.listen, settings.api_token, settings.insecure_api) == "insecure":
-            log.warning(
-                "the API is open to anyone who can reach the listen address: agent.insecure_api is true and agent.api_token is not set",
-                extra={"listen": self.listen},
-            )
+        started, settings = time.monotonic(), self.spec.agent
+        budget = inbound_plan(self.listen, settings)
         # The store first: a locked or missing database must fail before anything starts.
         store = await asyncio.to_thread(
-            ResultStore,
-            self.database,
-            on_written=self.metrics.results_written.inc,
-            on_write_failed=self.metrics.results_write_failures.inc,
-            export_dir=settings.export_dir,
-            memory_limit=settings.query_memory_limit,
-            query_timeout=settings.query_timeout,
-        )
+            ResultStore, self.database,
+            on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc,
+            export_dir=settings.export_dir, memory_limit=settings.query_memory_limit, query_timeout=settings.query_timeout,
+        )  # fmt: skip
         self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner, cancelled = None, 0
         starting = contextlib.ExitStack()  # until gc.freeze: start-up only builds what lives on
         try:
             starting.enter_context(gc_paused())
-            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], self.spec.agent.api_token)
-            budget = inbound_budget(raise_nofile(), self.spec.agent.max_concurrency)
-            if budget.tight:
-                fields = {"nofile": budget.nofile, "max_concurrency": self.spec.agent.max_concurrency}
-                log.warning("the file-descriptor limit is low for agent.max_concurrency: runs may fail with "
-                            "'Too many open files'; raise it (ulimit -n, LimitNOFILE=)", extra=fields)  # fmt: skip
+            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], settings.api_token)
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             self.store = self.pipeline.store = self.reloader.store = store
             self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store)
             self._schedule(soon=False)
             await self.executor.start()
-            await self._catch_up(store.history)
+            await catch_up(self.executor, self._running(), store.history, self.clock.time())
             await self.reloader.record(self.spec, diff(AgentSpec(source=self.spec.source), self.spec), "start")
             watcher = None
             if self.options.config is not None and self.options.watch:

@@ -4,6 +4,7 @@ The other executor is the pool of probe worker processes (workers.py); both feed
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -12,8 +13,12 @@ from pulse_agent.config.model import CheckSpec
 from pulse_agent.pipeline import ResultPipeline
 from pulse_agent.probe.kinds import Probes
 from pulse_agent.probe.retry import run_budget
-from pulse_agent.result import Result
+from pulse_agent.result import Result, iso
+from pulse_agent.schedule import missed_due
 from pulse_agent.scheduler import Scheduler
+from pulse_agent.store.db import History
+
+log = logging.getLogger("pulse_agent.agent")
 
 Outcome = asyncio.Future[Result | None]  # a started run's result; None when it was refused (or cancelled)
 
@@ -47,6 +52,20 @@ class Executor(Protocol):
     def running(self, name: str) -> bool:
         """Whether a run of the check called name is in progress."""
         ...
+
+
+async def catch_up(executor: Executor, checks: Sequence[CheckSpec], history: History, now: float) -> None:
+    """Runs missed while the agent was down: one catch-up per `missed: run_once` check, else a log line."""
+    for spec in checks:
+        due = missed_due(spec.schedule, history.last_runs.get(spec.name), history.last_seen, now)
+        if due is None:
+            continue
+        fields = {"check": spec.name, "missed_due": iso(due), "policy": spec.missed}
+        if spec.missed == "run_once":
+            log.info("running a missed run now", extra=fields)
+            await executor.run_now(spec, due)  # started, not awaited: its result goes through the pipeline
+        else:
+            log.info("skipping a run missed while the agent was down", extra=fields)
 
 
 def drain_budget(checks: Sequence[CheckSpec]) -> float:

@@ -12,6 +12,7 @@ from pulse_agent.config.model import CheckSpec, MaintenanceWindow
 from pulse_agent.live.events import EventHub
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore
+from pulse_agent.view import CheckStatus
 from pulse_agent.web.metrics import Metrics
 
 results_log = logging.getLogger("pulse_agent.result")
@@ -72,6 +73,20 @@ class ResultPipeline:
     def spec(self, name: str) -> CheckSpec | None:
         """The running check called name."""
         return self._checks.get(name)
+
+    def status(self, spec: CheckSpec, now: float, running: bool) -> CheckStatus:
+        """What is known of spec now (running: asked of the executor that runs it)."""
+        state = self.alerting.state(spec.name) if self.alerting is not None else None
+        return CheckStatus(
+            running=running,
+            in_maintenance=spec.in_maintenance(now),
+            consecutive_failures=state.failures if state is not None else 0,
+            consecutive_successes=state.successes if state is not None else 0,
+            degraded=state.degraded if state is not None else False,
+            incident=state.incident if state is not None else None,
+            next_due=spec.schedule.next_due(now, spec.name) if spec.enabled else None,
+            last_result=self._last.get(spec.name),
+        )
 
     def last(self, name: str) -> Result | None:
         """The last result of the check called name, since the agent started."""
