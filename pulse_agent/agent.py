@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import time
@@ -24,7 +23,7 @@ from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config import Memo
 from pulse_agent.config.model import AgentSpec, CheckSpec, ModuleSpec
 from pulse_agent.executor import Executor, LocalExecutor, catch_up, drain_budget
-from pulse_agent.gc_policy import gc_paused
+from pulse_agent.gc_policy import GcPolicy, LeaveGc
 from pulse_agent.live.diff import ConfigDiff, diff
 from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload
@@ -76,7 +75,7 @@ class Agent:
 
     def __init__(
         self, spec: AgentSpec, options: RunOptions = RunOptions(), *,
-        clock: Clock | None = None, deliver: Deliver | None = None, memo: Memo | None = None,
+        clock: Clock | None = None, deliver: Deliver | None = None, memo: Memo | None = None, gc_policy: GcPolicy | None = None,
     ) -> None:  # fmt: skip
         self.shard = Shard.parse(options.shard or spec.agent.shard)
         self.spec = owned(spec, self.shard)
@@ -84,6 +83,7 @@ class Agent:
         self.listen = options.listen or spec.agent.listen
         self.clock = clock or SystemClock()
         self.options = options
+        self.gc = gc_policy or LeaveGc()  # cmd_run's choice: the collector is process-wide
         self.metrics = Metrics(str(self.shard), spec.agent.location)
         self.events = EventHub()
         self.pipeline = ResultPipeline(self.metrics, self.events)
@@ -92,7 +92,9 @@ class Agent:
         )
         self.executor = self._executor(self.workers)
         self.metrics.inflight.set_function(lambda: self.executor.inflight)
-        self.reloader = Reloader(options.config, self.shard, lambda: self.spec, self._apply, self.metrics, self.clock, memo)
+        self.reloader = Reloader(
+            options.config, self.shard, lambda: self.spec, self._apply, self.metrics, self.clock, memo, self.gc.paused
+        )
         self.probes = ProbeEndpoint(self.modules, spec.agent.max_concurrency)  # /probe
         self._deliver = deliver or apprise_deliver
         self.store: ResultStore | None = None
@@ -206,9 +208,9 @@ class Agent:
         )  # fmt: skip
         self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner, cancelled = None, 0
-        starting = contextlib.ExitStack()  # until gc.freeze: start-up only builds what lives on
+        starting = contextlib.ExitStack()  # until settled: start-up only builds what lives on
         try:
-            starting.enter_context(gc_paused())
+            starting.enter_context(self.gc.paused())
             app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], settings.api_token)
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             self.store = self.pipeline.store = self.reloader.store = store
@@ -222,8 +224,7 @@ class Agent:
             if self.options.config is not None and self.options.watch:
                 watching = watch_config(Path(self.options.config), self.reloader.reload_if_changed, stop)
                 watcher = asyncio.create_task(watching, name="watcher")
-            # Exempt what start-up built from full collections: scanning that heap stalls the loop (docs/performance.md).
-            gc.freeze()
+            self.gc.settled()
             starting.close()
             self.started.set()
             log.info("agent started", extra={
@@ -243,7 +244,7 @@ class Agent:
         finally:
             if self.alerting is not None:
                 await self.alerting.close()
-            gc.unfreeze()  # the heap was this agent's; an embedding process keeps collecting it
+            self.gc.released()
             starting.close()  # start-up failed: collect again
             self.store = self.pipeline.store = self.reloader.store = None
             await self.probes.close()

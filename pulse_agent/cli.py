@@ -326,11 +326,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     from pulse_agent.config import Memo
-    from pulse_agent.gc_policy import gc_paused
+    from pulse_agent.gc_policy import GcPolicy
     from pulse_agent.logs import setup_logging
 
     memo = Memo()  # the agent's reloads redo only what an edit changed
-    with gc_paused():  # what loading builds all stays alive: collections would only rescan it
+    gc_policy = GcPolicy()  # the process is the agent's: collections pause while loading and starting
+    with gc_policy.paused():
         spec = _load(args.config, memo)
     if spec is None:
         return 1
@@ -347,7 +348,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pulse-agent: --shard/PULSE_SHARD: {exc}", file=sys.stderr)
         return 1
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=args.shard), memo=memo)
+    options = RunOptions(database=args.db, listen=args.listen, config=args.config, shard=args.shard)
+    agent = Agent(spec, options, memo=memo, gc_policy=gc_policy)
 
     async def main_task() -> int:
         stop = asyncio.Event()

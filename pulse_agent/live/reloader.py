@@ -4,9 +4,11 @@ config_versions record; one at a time, with the memo that makes a reload redo on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 
 from pulse_agent.clock import Clock
 from pulse_agent.config import ConfigInvalid, Memo, load_config
@@ -44,6 +46,7 @@ class Reloader:
         metrics: Metrics,
         clock: Clock,
         memo: Memo | None = None,
+        loading: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self.config = config
         self._shard = shard
@@ -52,6 +55,7 @@ class Reloader:
         self._metrics = metrics
         self._clock = clock
         self._memo = memo or Memo()
+        self._loading = loading  # around each load: the agent process pauses the collector (gc_policy.py)
         self._lock = asyncio.Lock()
         self._refused = ""  # digest of a refused edit: reported once, not at every file event
         self.store: ResultStore | None = None  # where versions are recorded, once open
@@ -83,7 +87,8 @@ class Reloader:
             return Reload(False, reason, old.digest, errors=("the agent was not started from a config file",))
         loading = time.perf_counter()
         try:
-            new = owned(await asyncio.to_thread(load_config, self.config, None, self._memo, SHELL_VALIDATORS), self._shard)
+            with self._loading():
+                new = owned(await asyncio.to_thread(load_config, self.config, None, self._memo, SHELL_VALIDATORS), self._shard)
         except ConfigInvalid as exc:
             errors = tuple(str(e) for e in exc.errors)
             self._metrics.reloaded(False, self._clock.time())
