@@ -36,6 +36,7 @@ from pulse_agent.report_source import export
 from pulse_agent.result import Result
 from pulse_agent.shard import Shard, owned
 from pulse_agent.store import ResultStore
+from pulse_agent.store.export import Exported
 from pulse_agent.store.maintenance import Maintenance
 from pulse_agent.view import CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
@@ -135,7 +136,7 @@ class Agent:
     def export_dir(self) -> str | None:
         return self.spec.agent.export_dir
 
-    async def export(self, out: str, start: float, end: float, agent_name: str) -> int:
+    async def export(self, out: str, start: float, end: float, agent_name: str) -> Exported:
         # COPY runs on its own connection too, but without the query timeout: an export may be long
         return await self._open().query(lambda con: export(con, out, start, end, agent_name), timeout=None)
 

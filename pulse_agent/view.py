@@ -16,6 +16,7 @@ from pulse_agent.live.events import Subscription
 from pulse_agent.live.reload import Reload
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
+from pulse_agent.store.export import Exported
 
 T = TypeVar("T")
 
@@ -73,8 +74,8 @@ class AgentView(Protocol):
         """Where the API may write exports (agent.export_dir); None: nowhere."""
         ...
 
-    async def export(self, out: str, start: float, end: float, agent_name: str) -> int:
-        """Export results in [start, end) as Parquet under out; the rows written."""
+    async def export(self, out: str, start: float, end: float, agent_name: str) -> Exported:
+        """Export [start, end) as Parquet under out; what was written."""
         ...
 
     def subscribe(self) -> AbstractContextManager[Subscription]:

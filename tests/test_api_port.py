@@ -14,6 +14,7 @@ from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
+from pulse_agent.store.export import Exported
 from pulse_agent.view import AgentView, CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
@@ -56,7 +57,7 @@ class FakeView:
     def export_dir(self) -> str | None:
         return None
 
-    async def export(self, out: str, start: float, end: float, agent_name: str) -> int:
+    async def export(self, out: str, start: float, end: float, agent_name: str) -> Exported:
         raise AssertionError("no export_dir: never asked")
 
     def subscribe(self) -> contextlib.AbstractContextManager[Subscription]:

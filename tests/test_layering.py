@@ -17,13 +17,13 @@ BASICS = {
     "pulse_agent",  # the package itself: __version__
     "pulse_agent.durations", "pulse_agent.sizes", "pulse_agent.names", "pulse_agent.phrases", "pulse_agent.schedule",
     "pulse_agent.result", "pulse_agent.backoff", "pulse_agent.listen", "pulse_agent.redact",
-    "pulse_agent.probe", "pulse_agent.probe.syntax", "pulse_agent.probe.target", "pulse_agent.probe.allow",
+    "pulse_agent.probe", "pulse_agent.probe.syntax", "pulse_agent.probe.target", "pulse_agent.probe.allow", "pulse_agent.probe.regex",
     "pulse_agent.alerts", "pulse_agent.alerts.template", "pulse_agent.alerts.machine",
 }  # fmt: skip
 CONFIG = "pulse_agent.config"
 DOMAIN = {
     "pulse_agent.probe.expect", "pulse_agent.probe.retry", "pulse_agent.probe.blackbox", "pulse_agent.live",
-    "pulse_agent.live.diff", "pulse_agent.shard", "pulse_agent.capacity", "pulse_agent.store.queries",
+    "pulse_agent.live.diff", "pulse_agent.shard", "pulse_agent.capacity", "pulse_agent.store.queries", "pulse_agent.store.sketch",
 }  # fmt: skip  # report.py is not: it runs user SQL in store/sandbox.py (threads, timers)
 TRANSPORT = {"pulse_agent.probe.wire", "pulse_agent.probe.connect", "pulse_agent.probe.phases", "pulse_agent.probe.cert"}
 JUDGING = {"pulse_agent.probe.expect", "pulse_agent.config.expectations"}

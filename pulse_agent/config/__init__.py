@@ -20,25 +20,29 @@ __all__ = ["NO_VALIDATORS", "AgentSpec", "CheckSpec", "ConfigError", "ConfigInva
 
 
 def parse_config(
-    text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, validators: Validators = NO_VALIDATORS
-) -> AgentSpec:
-    """Config text -> AgentSpec; raise ConfigInvalid listing every error."""
+    text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+) -> AgentSpec:  # fmt: skip
+    """Config text -> AgentSpec; raise ConfigInvalid listing every error. placeholders: unset ${VAR}s
+    are no error (validate without secrets); the spec then only tells the config's structure is right.
+    validators: the shell's checks of what lies outside the text (files, notifier URLs)."""
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
-    doc = _document(Source(source, text), env, memo, keep=False)
-    if doc.data is not None:
-        spec = build_spec(doc, memo, validators)
-    if doc.errors:
+    doc = _document(Source(source, text), env, memo, keep=False, placeholders=placeholders)
+    spec = build_spec(doc, memo, validators) if doc.data is not None else None
+    if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
-    return spec
+    return replace(spec, unset_variables=tuple(sorted(doc.needs))) if doc.needs else spec
 
 
-def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True) -> Document:
+def _document(
+    source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True, placeholders: bool = False
+) -> Document:
     """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it)."""
     key = (source.name, source.text)
     if memo is not None and (known := memo.document(key)) is not None:
         return known
-    doc = parse_document(source.text, source.name, os.environ if env is None else env)
-    if doc.data is not None:
+    doc = parse_document(source.text, source.name, os.environ if env is None else env, placeholders=placeholders)
+    if doc.data is not None or not doc.errors:  # a top-level null is data too: the schema says what it should be
         validate_document(doc, memo)
     if memo is not None and keep:
         memo.remember_document(key, doc)
@@ -46,20 +50,22 @@ def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None, 
 
 
 def load_config(
-    path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, validators: Validators = NO_VALIDATORS
-) -> AgentSpec:
+    path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+) -> AgentSpec:  # fmt: skip
     """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
-    a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap; the
-    shell's validators check what lies outside the text (files, notifier URLs)."""
+    a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap.
+    placeholders: see parse_config (never for a config that is going to run)."""
     if memo is not None:
         memo.begin()
     ok = False
     try:
         sources = read_sources(path)
         if len(sources) == 1 and not Path(path).is_dir():
-            spec = replace(parse_config(sources[0].text, sources[0].name, env, memo, validators), digest=digest(sources))
+            spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders, validators=validators)
+            spec = replace(spec, digest=digest(sources))
         else:
-            spec = parse_sources(sources, str(path), env, memo, validators)
+            spec = parse_sources(sources, str(path), env, memo, placeholders=placeholders, validators=validators)
         ok = True
         return spec
     finally:
@@ -68,10 +74,12 @@ def load_config(
 
 
 def parse_sources(
-    sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, validators: Validators = NO_VALIDATORS
-) -> AgentSpec:
+    sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+) -> AgentSpec:  # fmt: skip
     """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
-    merged = merge_documents([_document(source, env, memo) for source in sources], name)
+    docs = [_document(source, env, memo, placeholders=placeholders) for source in sources]
+    merged = merge_documents(docs, name)
     schema_errors = len(merged.errors)
     spec = build_spec(merged, memo, validators)
     # build_spec numbers checks across all files; tell users the number within their file.
@@ -79,4 +87,4 @@ def parse_sources(
     merged.errors[schema_errors:] = local
     if merged.errors:
         raise ConfigInvalid(errors_of(merged))
-    return replace(spec, digest=digest(sources))
+    return replace(spec, digest=digest(sources), unset_variables=tuple(sorted({v for d in docs for v in d.needs})))

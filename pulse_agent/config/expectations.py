@@ -4,11 +4,11 @@ shared by config building (to refuse bad ones with their place) and the probe (t
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from typing import Any
 
 from pulse_agent.config.model import JsonRule
+from pulse_agent.probe.regex import RegexError, compile_regex
 
 _OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 _ORDERING = ("<", "<=", ">", ">=")
@@ -33,10 +33,22 @@ def parse_json_rule(expected: object) -> JsonRule:
     return JsonRule("==", expected, show_value(expected))
 
 
-def header_pattern(pattern: str) -> re.Pattern[str] | None:
-    """The compiled regex of a /regex/ header expectation; None for a glob."""
+def header_regex(pattern: str) -> str | None:
+    """The regex of a /regex/ header expectation; None for a glob."""
     if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-        return re.compile(pattern[1:-1], re.IGNORECASE)
+        return pattern[1:-1]
+    return None
+
+
+def header_rule_problem(pattern: str) -> str | None:
+    """Why a header expectation cannot be used, or None (a glob always can: * and ? are literal-safe)."""
+    regex = header_regex(pattern)
+    if regex is None:
+        return None
+    try:
+        compile_regex(regex, ignore_case=True)
+    except RegexError as exc:
+        return f"{exc} in {show_value(pattern)}"
     return None
 
 

@@ -30,7 +30,7 @@ def disk_digest(config: str) -> str:
     """Digest of the config as it is on disk now; "unreadable" while it cannot be read (reload says why)."""
     try:
         return digest(read_sources(config))
-    except ConfigInvalid:
+    except (ConfigInvalid, OSError, ValueError):
         return "unreadable"
 
 
@@ -88,18 +88,22 @@ class Reloader:
         loading = time.perf_counter()
         try:
             with self._loading():
-                new = owned(await asyncio.to_thread(load_config, self.config, None, self._memo, SHELL_VALIDATORS), self._shard)
+                loaded = await asyncio.to_thread(load_config, self.config, None, self._memo, validators=SHELL_VALIDATORS)
+            new = owned(loaded, self._shard)
         except ConfigInvalid as exc:
-            errors = tuple(str(e) for e in exc.errors)
-            self._metrics.reloaded(False, self._clock.time())
-            log.error("config reload refused; still running the last good config", extra={
-                "reason": reason, "running": old.digest, "errors": list(errors)})  # fmt: skip
-            self._refused = await asyncio.to_thread(disk_digest, self.config)
-            return Reload(False, reason, old.digest, errors=errors)
+            return await self._refuse(reason, tuple(str(e) for e in exc.errors))
+        except Exception as exc:  # all or nothing: whatever went wrong, the running config stays
+            log.exception("loading the config failed")
+            return await self._refuse(reason, (f"{self.config}: cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})",))
         started = time.perf_counter()
-        change = diff(old, new)
-        diffed = time.perf_counter()
-        await self._apply(new, change)
+        try:
+            change = diff(old, new)
+            diffed = time.perf_counter()
+            await self._apply(new, change)
+        except Exception as exc:
+            log.exception("applying the config failed; going back to the running one")
+            await self._apply(old, diff(new, old))
+            return await self._refuse(reason, (f"{self.config}: cannot be applied ({type(exc).__name__}: {str(exc)[:200]})",))
         load_ms, diff_ms = round((started - loading) * 1000, 1), round((diffed - started) * 1000, 1)
         apply_ms = round((time.perf_counter() - diffed) * 1000, 1)
         self._refused = ""
@@ -113,6 +117,15 @@ class Reloader:
         if restart := [s for s in change.settings if s in RESTART_SETTINGS]:
             log.warning("these agent settings take effect at the next restart", extra={"settings": restart})
         return Reload(True, reason, new.digest, change)
+
+    async def _refuse(self, reason: str, errors: tuple[str, ...]) -> Reload:
+        """A refused reload: counted, logged once per content, the running config untouched."""
+        running = self._running().digest
+        self._metrics.reloaded(False, self._clock.time())
+        log.error("config reload refused; still running the last good config", extra={
+            "reason": reason, "running": running, "errors": list(errors)})  # fmt: skip
+        self._refused = await asyncio.to_thread(disk_digest, self.config or "")
+        return Reload(False, reason, running, errors=errors)
 
     async def record(self, spec: AgentSpec, change: ConfigDiff, reason: str) -> None:
         """Store one applied config version (start-up's too); a failure loses only the record."""

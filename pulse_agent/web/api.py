@@ -14,6 +14,7 @@ import math
 import re
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from aiohttp import web
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
 from pulse_agent.redact import redact_url
-from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, epoch_field
+from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownCheck, epoch_field
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
 from pulse_agent.store.db import QueriesBusy
@@ -113,6 +114,8 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
             return _error(400, str(exc))
         try:
             report = await _unless_closed(agent.report(question))
+        except UnknownCheck as exc:
+            return _error(404, str(exc))
         except ReportError as exc:
             return _error(400, str(exc))
         except QueriesBusy as exc:
@@ -135,12 +138,12 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
         if asked is not None and (not isinstance(asked, str) or not _same_dir(asked, out)):
             return _error(403, f"this agent exports only into its agent.export_dir {out!r}, not {str(asked)[:200]!r}")
         try:
-            rows = await _unless_closed(agent.export(out, start, end, AGENT_NAME))
+            done = await _unless_closed(agent.export(out, start, end, AGENT_NAME))
         except ReportError as exc:
             return _error(400, str(exc))
         except QueriesBusy as exc:
             return _error(503, str(exc), headers={"Retry-After": "5"})
-        return web.json_response({"rows": rows, "out": out, "agent": AGENT_NAME})
+        return web.json_response({"rows": done.results, "out": out, "agent": AGENT_NAME, "exported": asdict(done)})
 
     async def reload(_: web.Request) -> web.Response:
         outcome = await agent.reload("api")
