@@ -147,6 +147,7 @@ def test_a_person_sees_names_states_uptime_incidents_and_live_changes(browser, t
             shown = item.find_element(By.CSS_SELECTOR, "dl.uptime div:first-child dd").text
             assert shown == f"{uptime[check]:g}%", (check, shown)
             assert item.find_element(By.CSS_SELECTOR, ".state").text == ("Up" if check == "api" else "Down")
+            assert item.find_element(By.CSS_SELECTOR, "h3").text == name
         incidents = browser.find_element(By.ID, "incidents").text
         assert "Web shop" in incidents and "Ongoing" in incidents and "(status)" in incidents
         assert "internal" not in browser.page_source

@@ -87,8 +87,8 @@ def sparkline(points: list[dict[str, Any]], start: float, end: float) -> str:
     ordered = sorted(values)
     summary = f"median {ms_text(ordered[len(ordered) // 2])}, highest {ms_text(top)}, latest {ms_text(values[-1])}"
     if len(coords) == 1:  # one point: a short dash (a dot would be stretched with the chart)
-        x, y = coords[0].split(",")
-        coords = [f"{max(0.0, float(x) - 4):.1f},{y}", f"{x},{y}"]
+        x_text, y_text = coords[0].split(",")
+        coords = [f"{max(0.0, float(x_text) - 4):.1f},{y_text}", coords[0]]
     label = f"Response time, last 24 h: {summary}"
     return (f'<div class="rt-head" aria-hidden="true"><span>Response time, 24 h</span><span>{_e(summary)}</span></div>'
             f'<svg class="rt" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img" aria-label="{_e(label)}">'

@@ -18,9 +18,10 @@ from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec, StatusPageSpec
 from pulse_agent.live.events import Subscription
-from pulse_agent.result import Result, from_iso
+from pulse_agent.result import from_iso
 from pulse_agent.status import badge as badges
 from pulse_agent.status import html, page, sql
+from pulse_agent.view import CheckStatus, StoreClosed
 from pulse_agent.web.limits import body_deadline
 from pulse_agent.web.sse import event_stream, sse
 
@@ -29,10 +30,6 @@ BADGE_MAX_AGE_S = 60
 FIGURES_TTL_S = 10.0
 MAX_CACHED = 4096  # entries (the page's, and one per badged check)
 NOT_ENABLED = "the status page is not enabled (add status_page: {enabled: true} to the config)"
-
-
-class StoreUnavailable(Exception):
-    """The database is not open (starting or stopping)."""
 
 
 class StatusSource(Protocol):
@@ -50,12 +47,12 @@ class StatusSource(Protocol):
         """The running config's status_page settings."""
         ...
 
-    def last_result(self, spec: CheckSpec) -> Result | None:
-        """The newest result of spec since the agent started."""
+    def status(self, spec: CheckSpec) -> CheckStatus:
+        """The status of one check (its newest result since start, whether in maintenance)."""
         ...
 
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """A read-only query's answer; StoreUnavailable while the database is not open."""
+        """A read-only query's answer; StoreClosed while the database is not open."""
         ...
 
     def subscribe(self) -> AbstractContextManager[Subscription]:
@@ -65,10 +62,11 @@ class StatusSource(Protocol):
 
 def live_of(source: StatusSource, spec: CheckSpec, now: float) -> page.Live:
     """A check's live state from the agent."""
-    last = source.last_result(spec)
+    status = source.status(spec)
+    last = status.last_result
     if last is None:
-        return page.Live(None, in_maintenance=spec.in_maintenance(now))
-    return page.Live(last.ts, last.ok, last.degraded, last.response_time_ms, spec.in_maintenance(now))
+        return page.Live(None, in_maintenance=status.in_maintenance)
+    return page.Live(last.ts, last.ok, last.degraded, last.response_time_ms, status.in_maintenance)
 
 
 class FiguresCache:
@@ -86,7 +84,7 @@ class FiguresCache:
             return hit[1]
         try:
             figures = await source.read(lambda con: sql.figures(con, names, now, need_last=unseen))
-        except StoreUnavailable:
+        except StoreClosed:
             raise web.HTTPServiceUnavailable(text="the database is not open; try again in a moment\n") from None
         if len(self._entries) >= MAX_CACHED:
             self._entries.clear()
