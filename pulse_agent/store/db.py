@@ -108,6 +108,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (hour, check_name)
     );
     """,
+    # The protocol of each result's final response (docs/probes.md, "Transports").
+    """
+    ALTER TABLE results ADD COLUMN http_version VARCHAR;  -- 1.0, 1.1, 2
+    ALTER TABLE results ADD COLUMN tls_version VARCHAR;   -- 1.2, 1.3; NULL over http
+    """,
 )
 
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
@@ -184,6 +189,8 @@ def result_row(r: Result) -> tuple[object, ...]:
         r.first_byte_ms,
         utc(r.cert_expires),
         r.maintenance,
+        r.http_version,
+        r.tls_version,
     )
 
 
