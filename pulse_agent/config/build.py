@@ -122,8 +122,11 @@ def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[Mo
                 failed = True
         for key in ("http_version", "proxy_url", "proxy_from_environment"):
             if key in raw and transport_of({key: raw[key]}) != "fast":
-                doc.error((*path, key), f"{key!r} is not a module setting: allowed_targets are judged on the addresses "
-                          "our HTTP/1.1 client connects to, and httpx (HTTP/2, proxies) resolves and connects on its own")
+                doc.error(
+                    (*path, key),
+                    f"{key!r} is not a module setting: allowed_targets are judged on the addresses "
+                    "our HTTP/1.1 client connects to, and httpx (HTTP/2, proxies) resolves and connects on its own",
+                )
                 failed = True
         targets = raw.get("allowed_targets")
         for j, entry in enumerate(targets if isinstance(targets, list) and clean((*path, "allowed_targets")) else []):
@@ -340,7 +343,6 @@ class _CheckBuilder:
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
         )
-
 
     def check_transport(self, url: str, expect: Expect) -> None:
         """The transport keys: files that load, a proxy URL that can be used, expectations that can hold."""

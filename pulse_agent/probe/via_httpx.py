@@ -70,7 +70,7 @@ class HttpxTransport:
                 raw = await _read(response, spec.max_body_size, method == "HEAD")
             finally:
                 await response.aclose()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ssl.SSLError) as exc:  # httpcore lets an SSLError on read through as it is
             raise failure_of(exc, proxy) from None
         stream = response.extensions.get("network_stream")
         ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
@@ -159,7 +159,7 @@ class _Trace:
             self.headers_at = now
 
 
-def failure_of(exc: httpx.HTTPError, proxy: str | None) -> ProbeFailure:
+def failure_of(exc: Exception, proxy: str | None) -> ProbeFailure:
     """httpx's exception as one of our error kinds, saying what failed."""
     cause = _root(exc)
     via = f" (through proxy {redact_url(proxy)})" if proxy else ""
