@@ -351,3 +351,50 @@ def test_transport_is_chosen_when_the_spec_is_built() -> None:
     )
     spec = parse_config(text, "pulse.yaml")
     assert [(c.name, c.transport) for c in spec.checks] == [("a", "httpx"), ("b", "fast")]
+
+
+# The whole way: pulse.yaml -> run -> stored result -> API -> /metrics -> export
+
+
+def test_the_agent_stores_exports_and_serves_the_negotiated_versions(h2_url: str, ca_file: str, tmp_path: Path) -> None:
+    import duckdb
+    import httpx
+
+    from tests.agent_process import AgentProcess
+
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(
+        f"version: 1\nagent: {{log_format: json}}\nchecks:\n"
+        f'  - {{name: h2, url: "{h2_url}", ca_file: {ca_file}, http_version: "2", schedule: 1s, expect: {{http_version: "2"}}}}\n'
+        f'  - {{name: h1, url: "{h2_url}", ca_file: {ca_file}, schedule: 1s, expect: {{tls_version: "1.3"}}}}\n'
+    )
+    assert run_cli("validate", "-c", str(cfg)).returncode == 0
+    db = tmp_path / "p.duckdb"
+    agent = AgentProcess("-c", str(cfg), "--db", str(db), "--listen", "127.0.0.1:0")
+    try:
+        base = f"http://{agent.wait_for(lambda r: r.get('msg') == 'agent started')['listen']}"
+        for name in ("h2", "h1"):
+            logged = agent.wait_for(lambda r, n=name: r.get("msg") == "result" and r.get("check") == n)
+            assert (logged["ok"], logged["http_version"]) == (True, "2" if name == "h2" else "1.1"), logged
+        with httpx.Client(base_url=base, timeout=5) as client:
+            metrics = client.get("/metrics").text
+            deadline = time.monotonic() + 10
+            while not (rows := _rows(client.get("/api/v1/checks/h2/results").json())) and time.monotonic() < deadline:
+                time.sleep(0.1)  # results reach the database in batches, about once a second
+    finally:
+        assert agent.stop(signal.SIGTERM) == 0
+    assert 'pulse_check_protocol_info{check="h2",http_version="2",tls_version="1.3"} 1.0' in metrics
+    assert 'pulse_check_protocol_info{check="h1",http_version="1.1",tls_version="1.3"} 1.0' in metrics
+    assert (rows[0]["http_version"], rows[0]["tls_version"]) == ("2", "1.3")
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = set(con.execute("SELECT check_name, http_version, tls_version FROM results").fetchall())
+    assert stored == {("h2", "2", "1.3"), ("h1", "1.1", "1.3")}
+    out = tmp_path / "export"
+    assert run_cli("export", "--db", str(db), "--out", str(out), "--since", "1h").returncode == 0
+    with duckdb.connect() as con:
+        exported = set(con.execute(f"SELECT check_name, http_version FROM '{out}/**/*.parquet'").fetchall())
+    assert exported == {("h2", "2"), ("h1", "1.1")}
+
+
+def _rows(answer: object) -> list[dict[str, object]]:
+    return answer["results"] if isinstance(answer, dict) else answer  # type: ignore[return-value,index]

@@ -60,7 +60,6 @@ async def origin(
     keep_alive: bool = False,
     host: str = "127.0.0.1",
     port: int = 0,
-    client_ca: object = None,
     max_tls: ssl.TLSVersion | None = None,
 ) -> AsyncIterator[Origin]:
     """An origin answering each request target with routes[target] (bytes, or a function of the request),
@@ -70,9 +69,6 @@ async def origin(
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)  # type: ignore[attr-defined]
-        if client_ca is not None:  # mutual TLS: a client certificate from this trustme CA is required
-            client_ca.configure_trust(context)  # type: ignore[attr-defined]
-            context.verify_mode = ssl.CERT_REQUIRED
         if max_tls is not None:
             context.maximum_version = max_tls
     state = Origin("", dict(routes or {}))
