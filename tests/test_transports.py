@@ -338,6 +338,13 @@ def test_validate_refuses_transport_settings_that_cannot_work(settings: str, whe
     assert any(where in line and message in line for line in shown), shown
 
 
+def test_proxy_credentials_never_reach_validate_messages() -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config("version: 1\nchecks:\n  - {name: c, url: 'http://a.example/', proxy_url: 'http://me:s3cret@proxy:3128/x'}\n", "pulse.yaml")
+    shown = " ".join(str(e) for e in caught.value.errors)
+    assert "proxy_url" in shown and "no path" in shown and "s3cret" not in shown
+
+
 def test_validate_refuses_httpx_settings_in_probe_modules() -> None:
     with pytest.raises(ConfigInvalid) as caught:
         parse_config("version: 1\nmodules:\n  h2: {http_version: '2', allowed_targets: ['*.example.com']}\n", "pulse.yaml")
