@@ -179,6 +179,8 @@ async def test_http_through_a_proxy_and_no_proxy_bypass(tmp_path: Path, monkeypa
             result = await probe(CheckSpec(name="c", url=site.url + "/", proxy_url=proxy, transport="httpx", timeout=5))
             assert (result.ok, result.http_version, result.tls_version) == (True, "1.1", None), result.error
             assert "via" in site.seen[-1].headers  # tinyproxy forwarded it
+            for lower in ("http_proxy", "no_proxy"):  # urllib prefers the lower-case names
+                monkeypatch.delenv(lower, raising=False)
             monkeypatch.setenv("HTTP_PROXY", proxy)
             monkeypatch.setenv("NO_PROXY", "")
             env = CheckSpec(name="c", url=site.url + "/", proxy_from_environment=True, transport="httpx", timeout=5)
@@ -212,6 +214,15 @@ async def test_a_proxy_that_is_not_there_fails_with_connect() -> None:
     )
     assert (result.ok, result.error_kind) == (False, "connect")
     assert "secret" not in (result.error or "") and f"127.0.0.1:{port}" in (result.error or "")
+
+
+async def test_an_unusable_proxy_from_the_environment_fails_the_run_with_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "ftp://me:s3cret@proxy.example:21")
+    result = await probe(CheckSpec(name="c", url="http://127.0.0.1:9/", proxy_from_environment=True, transport="httpx"))
+    assert (result.ok, result.error_kind) == (False, "connect")
+    assert "cannot use proxy" in (result.error or "") and "s3cret" not in (result.error or "")
 
 
 # Client certificates, server name, TLS versions
@@ -340,7 +351,9 @@ def test_validate_refuses_transport_settings_that_cannot_work(settings: str, whe
 
 def test_proxy_credentials_never_reach_validate_messages() -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse_config("version: 1\nchecks:\n  - {name: c, url: 'http://a.example/', proxy_url: 'http://me:s3cret@proxy:3128/x'}\n", "pulse.yaml")
+        parse_config(
+            "version: 1\nchecks:\n  - {name: c, url: 'http://a.example/', proxy_url: 'http://me:s3cret@proxy:3128/x'}\n", "pulse.yaml"
+        )
     shown = " ".join(str(e) for e in caught.value.errors)
     assert "proxy_url" in shown and "no path" in shown and "s3cret" not in shown
 

@@ -58,7 +58,10 @@ class HttpxTransport:
         check_names(spec.headers)
         request_bytes(method, target.path, head, body)  # refuses, as the fast path does, what must never be written
         proxy = proxy_for(spec, target)
-        client = self._client(spec, proxy, target)
+        try:
+            client = self._client(spec, proxy, target)
+        except (ValueError, httpx.InvalidURL) as exc:  # HTTP_PROXY is the environment's, never validated
+            raise fail("connect", f"cannot use proxy {redact_url(proxy or '')}: {exc}") from None
         url = f"{'https' if target.tls else 'http'}://{target.host_header}{target.path}"
         trace = _Trace(clock)
         extensions: dict[str, Any] = {"trace": trace, "sni_hostname": server_name}
@@ -114,7 +117,7 @@ def proxy_for(spec: CheckSpec, target: Target) -> str | None:
     proxy = proxies.get("https" if target.tls else "http")
     if not proxy or proxy_bypass_environment(f"{target.host}:{target.port}", proxies):
         return None
-    return proxy
+    return proxy if "://" in proxy else f"http://{proxy}"  # proxy:3128, as curl reads it
 
 
 def _refuse_smuggling(response: httpx.Response) -> None:
