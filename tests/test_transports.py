@@ -200,11 +200,19 @@ async def test_https_through_connect_and_a_proxy_that_refuses(ca: trustme.CA, ca
             result = await probe(replace(check, proxy_url=proxy))
             assert (result.ok, result.tls_version, result.error) == (True, "1.3", None)
             assert "via" not in site.seen[-1].headers  # a tunnel: the proxy saw no request to add it to
+            config = tmp_path / "pulse.yaml"
+            config.write_text(
+                f"version: 1\nchecks:\n  - name: via-proxy\n    url: {site.url}/\n    ca_file: {ca_file}\n    proxy_url: {proxy}\n"
+                "    tls: {min_version: '1.3'}\n    expect: {tls_version: '1.3', http_version: '1.1'}\n"
+            )
+            proc = await asyncio.to_thread(run_cli, "check", "via-proxy", "-c", str(config), "--format", "json")
+            shown = json.loads(proc.stdout)
+            assert (proc.returncode, shown["transport"], shown["ok"], shown["tls_version"]) == (0, "httpx", True, "1.3"), shown
         with tinyproxy(tmp_path, port + 1) as refusing:  # CONNECT to the target's port not allowed
             result = await probe(replace(check, proxy_url=refusing))
             assert (result.ok, result.error_kind) == (False, "connect")
             assert result.error is not None and "proxy refused" in result.error and "403" in result.error
-    assert len(site.seen) == 1
+    assert len(site.seen) == 2
 
 
 async def test_a_proxy_that_is_not_there_fails_with_connect() -> None:
