@@ -333,6 +333,9 @@ class Agent:
         if store is None:
             return {}
         rolled = await store.call(lambda con: retention.roll_up(con, now))
+        backfilled = 0  # hours rolled up by a release without sketches: before retention deletes their raw rows
+        while n := await store.call(retention.backfill_sketches):
+            backfilled += n
         deleted = 0
         while True:
             n = await store.call(lambda con: retention.delete_raw_batch(con, now - settings.retention))
@@ -340,7 +343,7 @@ class Agent:
             if n < retention.BATCH:
                 break
         expired = await store.call(lambda con: retention.delete_old_rollups(con, now - settings.rollup))
-        done = {"hours_rolled_up": rolled, "results_deleted": deleted, "hourly_rows_deleted": expired}
+        done = {"hours_rolled_up": rolled, "sketches_backfilled": backfilled, "results_deleted": deleted, "hourly_rows_deleted": expired}
         if any(done.values()):
             log.info("storage maintained", extra=done)
         return done

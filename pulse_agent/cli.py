@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard",
         default=os.environ.get("PULSE_SHARD"),
-        help="K/N: run only shard K of N of the checks (default: $PULSE_SHARD, agent.shard)",
+        help="K/N: run only shard K of N of the checks; ordinal/N: K is the StatefulSet pod's ordinal + 1 "
+        "(default: $PULSE_SHARD, agent.shard)",
     )
 
     validate = sub.add_parser("validate", help="check config files; exit 1 listing every error")
@@ -82,16 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     view = report.add_mutually_exclusive_group()
     view.add_argument("--by", choices=["hour", "day"], help="a time series instead of one row per check")
     view.add_argument("--incidents", action="store_true", help="the list of incidents")
-    view.add_argument("--sql", help="run one read-only SELECT over results, incidents, outbox, ...")
+    view.add_argument("--sql", help="run one read-only SELECT over results (the window's rows), all_results (every row), incidents, ...")
 
-    export = sub.add_parser("export", help="write results as Parquet files partitioned by day (DIR/date=YYYY-MM-DD/)")
+    export = sub.add_parser("export", help="write results, incidents and config versions as Parquet, whole UTC days (DIR/date=YYYY-MM-DD/)")
     _config_arg(export)
     export.add_argument("--format", choices=["parquet"], default="parquet")
     export.add_argument(
         "--out", required=True, help="directory to write into (a running agent holding the database exports only into its agent.export_dir)"
     )
     export.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
-    export.add_argument("--agent-name", help="value of the agent column (default: this host's name)")
+    export.add_argument("--agent-name", help="value of the agent column and part of the file names (default: this host's name)")
     _window_args(export)
 
     health = sub.add_parser("healthcheck", help="exit 0 when a running agent's /healthz answers 200, else 1")
@@ -153,7 +154,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
         )
         if args.shard:
-            print_shard(spec, args.shard)
+            try:
+                print_shard(spec, args.shard)
+            except ValueError as exc:
+                print(f"pulse-agent validate: --shard: {exc}", file=sys.stderr)
+                return 1
         if args.show_schedule:
             print_next_due(spec.checks)
     return 1 if failed else 0
@@ -161,9 +166,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def print_shard(spec, text: str) -> None:  # spec: AgentSpec
     """Which checks shard K/N of spec runs."""
-    from pulse_agent.shard import Shard, owned
+    from pulse_agent.shard import Shard, owned, resolve
 
-    shard = Shard.parse(text)
+    shard = Shard.parse(resolve(text, os.environ))
     mine = owned(spec, shard).checks
     print(f"shard {shard} runs {len(mine)} of {_count(len(spec.checks), 'check')}: {', '.join(c.name for c in mine) or '-'}")
 
@@ -335,15 +340,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pulse_agent.agent import Agent, RunOptions
     from pulse_agent.listen import OpenApiRefused
-    from pulse_agent.shard import Shard
+    from pulse_agent.shard import Shard, resolve
     from pulse_agent.store import StoreError
 
     try:
-        Shard.parse(args.shard or spec.agent.shard)
+        shard = resolve(args.shard or spec.agent.shard, os.environ)  # "ordinal/N": from the StatefulSet pod's name
+        Shard.parse(shard)
     except ValueError as exc:
         print(f"pulse-agent: --shard/PULSE_SHARD: {exc}", file=sys.stderr)
         return 1
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=args.shard), memo=memo)
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=shard), memo=memo)
 
     async def main_task() -> int:
         stop = asyncio.Event()

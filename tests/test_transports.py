@@ -420,7 +420,7 @@ def test_the_agent_stores_exports_and_serves_the_negotiated_versions(h2_url: str
     out = tmp_path / "export"
     assert run_cli("export", "--db", str(db), "--out", str(out), "--since", "1h").returncode == 0
     with duckdb.connect() as con:
-        exported = set(con.execute(f"SELECT check_name, http_version FROM '{out}/**/*.parquet'").fetchall())
+        exported = set(con.execute(f"SELECT check_name, http_version FROM '{out}/**/results-*.parquet'").fetchall())
     assert exported == {("h2", "2"), ("h1", "1.1")}
 
 
