@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="*", help="configs to check instead of -c (for pre-commit)")
     validate.add_argument("--show-schedule", action="store_true", help="also list each check's next due time")
     validate.add_argument("--shard", help="K/N: also list the checks shard K of N owns")
+    validate.add_argument(
+        "--require-env",
+        action="store_true",
+        help="fail on unset ${VAR}s as run does (default: check the structure and list the variables run needs)",
+    )
 
     schedule = sub.add_parser("schedule", help="print the next due times of a schedule expression")
     schedule.add_argument("expr", help="e.g. '*/5 * * * *', 'every weekday at 08:00', 'at 2026-12-01T09:00:00Z'")
@@ -126,11 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(path: str, memo=None):  # -> AgentSpec | None
+def _load(path: str, memo=None, *, placeholders: bool = False):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
 
     try:
-        return load_config(path, memo=memo)
+        return load_config(path, memo=memo, placeholders=placeholders)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -143,15 +148,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 with a summary per config when all are valid, else 1 with every error."""
     failed = 0
     for path in args.files or [args.config]:
-        spec = _load(path)
+        spec = _load(path, placeholders=not args.require_env)
         if spec is None:
             failed += 1
             continue
         enabled = sum(c.enabled for c in spec.checks)
         disabled = len(spec.checks) - enabled
+        needs = f"; run needs {', '.join(spec.unset_variables)} set (unset here)" if spec.unset_variables else ""
         print(
             f"{path}: valid ({_count(len(spec.checks), 'check')}"
-            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
+            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')}){needs}"
         )
         if args.shard:
             try:
@@ -235,8 +241,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         t = schedule.next_due(t, args.expr) if t is not None else None
         if t is None:
             break
-        local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
-        print(f"{iso(t).replace('.000Z', 'Z')}{local}")
+        try:
+            local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
+            print(f"{iso(t).replace('.000Z', 'Z')}{local}")
+        except (ValueError, OverflowError, OSError):
+            print("pulse-agent: the next due time is outside the years 1 .. 9999", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -332,6 +342,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulse_agent.config import Memo
     from pulse_agent.logs import setup_logging
 
+    if args.listen is not None:
+        from pulse_agent.listen import listen_problem
+
+        if (problem := listen_problem(args.listen)) is not None:
+            print(f"pulse-agent: --listen: {problem}", file=sys.stderr)
+            return 2
+        # The config can follow the address: the bundled self-checks probe ${PULSE_LISTEN:-...}.
+        os.environ["PULSE_LISTEN"] = args.listen
     memo = Memo()  # the agent's reloads redo only what an edit changed
     spec = _load(args.config, memo)
     if spec is None:

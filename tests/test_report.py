@@ -247,7 +247,7 @@ async def test_export_goes_through_the_agent_that_holds_the_file_into_its_export
     ]
     assert elsewhere.returncode == 1 and "answered 403: this agent exports only into its agent.export_dir" in elsewhere.stderr
     assert not (tmp_path / "elsewhere").exists()
-    names = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", "--format", "csv", "--sql", "SELECT DISTINCT agent FROM results")
+    names = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", "--format", "csv", "--sql", "SELECT DISTINCT agent FROM all_results")
     assert names.stdout.splitlines() == ["agent", host]  # the agent's name, not the caller's
 
 
