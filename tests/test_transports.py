@@ -333,6 +333,18 @@ async def test_httpx_transport_total_timeout_and_body_limit() -> None:
         server.close()
 
 
+@pytest.mark.parametrize("transport", ["fast", "httpx"])
+async def test_connection_failures_have_the_same_kind_on_both_transports(transport: str) -> None:
+    refused = CheckSpec(name="c", url=f"http://127.0.0.1:{free_port()}/", transport=transport, timeout=5)  # type: ignore[arg-type]
+    unknown = replace(refused, url="http://no-such-host.invalid/")
+    untrusted_ca = trustme.CA()  # a certificate nobody here trusts
+    async with origin({"/": OK}, cert=untrusted_ca.issue_cert("localhost")) as site:
+        untrusted = await probe(replace(refused, url=site.url + "/"))
+    kinds = [(await probe(refused)).error_kind, (await probe(unknown)).error_kind, untrusted.error_kind]
+    assert kinds == ["connect", "dns", "tls"]
+    assert "certificate" in (untrusted.error or "")
+
+
 # validate
 
 
