@@ -324,10 +324,8 @@ async def test_httpx_transport_total_timeout_and_body_limit() -> None:
     server = await asyncio.start_server(lambda r, w: dripping.wait(), "127.0.0.1", 0)  # accepts and never answers
     port = server.sockets[0].getsockname()[1]
     try:
-        started = time.monotonic()
         hung = await probe(CheckSpec(name="c", url=f"http://127.0.0.1:{port}/", transport="httpx", timeout=0.3))
-        assert (hung.ok, hung.error_kind) == (False, "timeout")
-        assert time.monotonic() - started < 3
+        assert (hung.ok, hung.error_kind, hung.error) == (False, "timeout", "no complete response within 300ms")
     finally:
         dripping.set()
         server.close()

@@ -6,6 +6,7 @@ import itertools
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from pulse_agent.alerts import outbox
 from pulse_agent.alerts.machine import AlertState, Event, Incident, replay, step
@@ -33,6 +34,17 @@ class Alerting:
         self._states: dict[str, AlertState] = {}
         self._notifiers: dict[str, NotifierSpec] = {}
         self._ids = itertools.count(1)
+
+    @classmethod
+    async def open(
+        cls, store: ResultStore, clock: Clock, sender: Sender, notifiers: Iterable[NotifierSpec], checks: Iterable[CheckSpec],
+        on_event: Callable[[Event], None] | None = None,
+    ) -> Alerting:  # fmt: skip
+        """Alerting with its state restored from the store and undelivered notifications queued again."""
+        alerting = cls(store, sender, clock, on_event)
+        alerting.set_notifiers(notifiers)
+        await alerting.restore(checks)
+        return alerting
 
     @property
     def open_incidents(self) -> int:
@@ -138,6 +150,17 @@ class Alerting:
                     body=body,
                     next_attempt_at=now,
                 )
+
+
+def incident_json(event: Event) -> dict[str, Any]:
+    """An alert event as the live event feed (GET /api/v1/events) sends it."""
+    incident = event.incident
+    return {
+        "event": event.kind, "check": event.check, "ts": iso(event.result.ts),
+        "incident": incident.id if incident else None,
+        "opened_at": iso(incident.opened_at) if incident else None,
+        "resolved_at": iso(incident.resolved_at) if incident and incident.resolved_at else None,
+    }  # fmt: skip
 
 
 def _log_event(event: Event, messages: int) -> None:

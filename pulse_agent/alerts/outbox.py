@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import duckdb
 
 from pulse_agent.alerts.machine import Incident
-from pulse_agent.result import Result
-from pulse_agent.store.db import utc
+from pulse_agent.result import Result, utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,13 @@ log = logging.getLogger("pulse_agent.alerts")
 
 # (url, title, body, notify type, timeout) -> None when delivered, else the reason
 Deliver = Callable[[str, str, str, str, float], Awaitable[str | None]]
+
+
+async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:
+    """Deliver through Apprise, imported on first use: agents without notifiers never load it."""
+    from pulse_agent.alerts.notify import deliver
+
+    return await deliver(url, title, body, kind, timeout)
 # (notifier, result) with result "delivered", "failed" (will retry) or "dead"
 Outcome = Callable[[str, str], None]
 

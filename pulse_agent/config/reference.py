@@ -65,7 +65,7 @@ def _target(schema: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
 
 
 def _type(schema: dict[str, Any], prop: dict[str, Any]) -> str:
-    ref = prop.get("$ref")
+    ref = str(prop.get("$ref") or "")
     if ref in _SECTION_OF:
         return _SECTION_OF[ref]
     if ref:

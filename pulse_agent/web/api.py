@@ -17,22 +17,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
 from pulse_agent.redact import redact_url
-from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownCheck, answer, epoch_field
-from pulse_agent.report_source import export
+from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownCheck, epoch_field
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
 from pulse_agent.store.db import QueriesBusy
+from pulse_agent.view import AgentView, StoreClosed
 
-if TYPE_CHECKING:
-    from pulse_agent.agent import Agent
-
+T = TypeVar("T")
 PROTECTED = re.compile(r"^/api/|^/-/")
 MAX_LIMIT = 10_000
 KEEP_ALIVE_S = 15.0
@@ -62,19 +60,19 @@ def bearer_of(request: web.Request) -> bytes:
     return credentials.strip().encode("utf-8", "surrogateescape")
 
 
-def api_routes(agent: Agent) -> list[web.RouteDef]:
+def api_routes(agent: AgentView) -> list[web.RouteDef]:
     """Every API route, bound to one agent."""
 
     async def list_checks(_: web.Request) -> web.Response:
-        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.spec.checks]})
+        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.checks()]})
 
     async def get_check(request: web.Request) -> web.Response:
         return web.json_response(_check_summary(agent, _check(agent, request)))
 
     async def check_results(request: web.Request) -> web.Response:
         spec = _check(agent, request)
-        since, limit = _since(request, agent.clock.time()), _limit(request)
-        rows = await _store(agent).read(lambda con: queries.results(con, spec.name, since, limit))
+        since, limit = _since(request, agent.now()), _limit(request)
+        rows = await _read(agent, lambda con: queries.results(con, spec.name, since, limit))
         return web.json_response({"check": spec.name, "results": rows})
 
     async def run_check(request: web.Request) -> web.Response:
@@ -87,13 +85,13 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
     async def list_incidents(request: web.Request) -> web.Response:
         open_only = request.query.get("open", "false").lower() in ("1", "true", "yes")
         check, limit = request.query.get("check"), _limit(request)
-        rows = await _store(agent).read(lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
+        rows = await _read(agent, lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
         return web.json_response({"incidents": rows})
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        with agent.events.subscribe() as sub, contextlib.suppress(ConnectionResetError):  # the client went away: done
+        with agent.subscribe() as sub, contextlib.suppress(ConnectionResetError):  # the client went away: done
             await response.write(b": connected\n\n")
             while True:
                 try:
@@ -114,9 +112,8 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
             question = ReportRequest.from_json(await _json_body(request))
         except ValueError as exc:
             return _error(400, str(exc))
-        store = _store(agent)
         try:
-            report = await store.query(lambda con: answer(con, question, store.limits))
+            report = await _unless_closed(agent.report(question))
         except UnknownCheck as exc:
             return _error(404, str(exc))
         except ReportError as exc:
@@ -126,9 +123,10 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         return web.json_response(report.to_json())
 
     async def export_results(request: web.Request) -> web.Response:
-        if agent.spec.agent.export_dir is None:
+        export_dir = agent.export_dir()
+        if export_dir is None:
             return _error(403, "this agent has no agent.export_dir: its API writes no files")
-        out = str(Path(agent.spec.agent.export_dir).absolute())
+        out = str(Path(export_dir).absolute())
         try:
             body = await _json_body(request)
             if not isinstance(body, dict):
@@ -139,9 +137,8 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         asked = body.get("out")
         if asked is not None and (not isinstance(asked, str) or not _same_dir(asked, out)):
             return _error(403, f"this agent exports only into its agent.export_dir {out!r}, not {str(asked)[:200]!r}")
-        store = _store(agent)
-        try:  # COPY runs on its own connection too, but without the query timeout: an export may be long
-            done = await store.query(lambda con: export(con, out, start, end, AGENT_NAME), timeout=None)
+        try:
+            done = await _unless_closed(agent.export(out, start, end, AGENT_NAME))
         except ReportError as exc:
             return _error(400, str(exc))
         except QueriesBusy as exc:
@@ -174,12 +171,9 @@ def openapi_text() -> str:
     return resources.files("pulse_agent.web").joinpath("openapi.json").read_text(encoding="utf-8")
 
 
-def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
-    now = agent.clock.time()
-    state = agent.alerting.state(spec.name) if agent.alerting is not None else None
-    incident = state.incident if state is not None else None
-    last = agent.last_results.get(spec.name)
-    due = spec.schedule.next_due(now, spec.name) if spec.enabled else None
+def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:
+    status = agent.status(spec)
+    incident, last, due = status.incident, status.last_result, status.next_due
     return {
         "name": spec.name,
         "url": redact_url(spec.url),
@@ -198,11 +192,11 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
             "notify_on_degraded": spec.alert.notify_on_degraded,
         },
         "state": {
-            "running": agent.scheduler.running(spec.name),
-            "in_maintenance": spec.in_maintenance(now),
-            "consecutive_failures": state.failures if state is not None else 0,
-            "consecutive_successes": state.successes if state is not None else 0,
-            "degraded": state.degraded if state is not None else False,
+            "running": status.running,
+            "in_maintenance": status.in_maintenance,
+            "consecutive_failures": status.consecutive_failures,
+            "consecutive_successes": status.consecutive_successes,
+            "degraded": status.degraded,
             "incident": None
             if incident is None
             else {
@@ -217,18 +211,25 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
     }
 
 
-def _check(agent: Agent, request: web.Request) -> CheckSpec:
+def _check(agent: AgentView, request: web.Request) -> CheckSpec:
     name = request.match_info["name"]
-    spec = agent.spec.check(name)
+    spec = agent.check(name)
     if spec is None:
         raise _http_error(web.HTTPNotFound, f"no check named {name!r}")
     return spec
 
 
-def _store(agent: Agent) -> Any:
-    if agent.store is None:
-        raise _http_error(web.HTTPServiceUnavailable, "the database is not open")
-    return agent.store
+async def _read(agent: AgentView, query: Callable[[Any], T]) -> T:
+    """A read-only query's answer; 503 while the database is not open."""
+    return await _unless_closed(agent.read(query))
+
+
+async def _unless_closed(answer: Awaitable[T]) -> T:
+    """What answer gives; 503 while the database is not open."""
+    try:
+        return await answer
+    except StoreClosed as exc:
+        raise _http_error(web.HTTPServiceUnavailable, str(exc)) from None
 
 
 def _since(request: web.Request, now: float) -> float | None:
