@@ -21,7 +21,7 @@ from pulse_agent.alerts.sender import Deliver, Sender, apprise_deliver
 from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config import Memo
-from pulse_agent.config.model import AgentSpec, CheckSpec, ModuleSpec
+from pulse_agent.config.model import AgentSpec, CheckSpec, ModuleSpec, StatusPageSpec
 from pulse_agent.executor import Executor, LocalExecutor, catch_up, drain_budget
 from pulse_agent.gc_policy import GcPolicy, LeaveGc
 from pulse_agent.live.diff import ConfigDiff, diff
@@ -43,6 +43,7 @@ from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import inbound_plan, make_app, serve
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.probe import ProbeEndpoint
+from pulse_agent.web.status import public_app, status_routes
 from pulse_agent.workers import WorkerExecutor, WorkerSettings
 
 log = logging.getLogger("pulse_agent.agent")
@@ -101,6 +102,7 @@ class Agent:
         self.store: ResultStore | None = None
         self.alerting: Alerting | None = None
         self.port: int | None = None
+        self.status_port: int | None = None  # status_page.listen's bound port
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
 
     def _executor(self, workers: int) -> Executor:
@@ -122,6 +124,10 @@ class Agent:
 
     def modules(self) -> tuple[ModuleSpec, ...]:
         return self.spec.modules
+
+    def status_page(self) -> StatusPageSpec | None:
+        """The running config's status_page settings (web/status.py's StatusSource beside AgentView)."""
+        return self.spec.status_page
 
     def status(self, spec: CheckSpec) -> CheckStatus:
         return self.pipeline.status(spec, self.clock.time(), self.executor.running(spec.name))
@@ -208,12 +214,16 @@ class Agent:
             export_dir=settings.export_dir, memory_limit=settings.query_memory_limit, query_timeout=settings.query_timeout,
         )  # fmt: skip
         self.metrics.results_unwritten.set_function(lambda: store.pending)
-        web_runner, cancelled = None, 0
+        web_runner, public_runner, cancelled = None, None, 0
         starting = contextlib.ExitStack()  # until settled: start-up only builds what lives on
         try:
             starting.enter_context(self.gc.paused())
-            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes()], settings.api_token)
+            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes(), *status_routes(self)], settings.api_token)
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
+            page = self.spec.status_page
+            if page is not None and page.listen:  # read at start, like agent.listen
+                public_runner, self.status_port = await serve(public_app(self), page.listen, budget)
+                log.info("status page listening", extra={"listen": f"{page.listen.rpartition(':')[0]}:{self.status_port}"})
             self.store = self.pipeline.store = self.reloader.store = store
             self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store)
@@ -253,4 +263,6 @@ class Agent:
             self.events.close()  # ends the event streams, so the web server can stop
             if web_runner is not None:
                 await web_runner.cleanup()
+            if public_runner is not None:
+                await public_runner.cleanup()
         return stopped(store, cancelled)

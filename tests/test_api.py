@@ -22,6 +22,13 @@ TOKEN = "s3cret-token-0123456789"
 DOC = json.loads(openapi_text())
 
 
+def status_api_routes(agent: Agent) -> list:
+    """The status page's routes under /api (the page and badges are not API)."""
+    from pulse_agent.web.status import status_routes
+
+    return [r for r in status_routes(agent) if r.path.startswith("/api/")]
+
+
 def validate(body: object, path: str, method: str = "get", status: int = 200) -> None:
     """body matches the schema the OpenAPI document gives for this answer."""
     schema = DOC["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]
@@ -222,5 +229,6 @@ async def test_every_route_is_documented_and_every_documented_path_is_served(tar
         from pulse_agent.web.api import api_routes
 
         routes = {(r.method.lower(), r.path) for r in api_routes(agent)}
+        routes |= {(r.method.lower(), r.path) for r in status_api_routes(agent)}
         documented = {(m, p) for p, ops in DOC["paths"].items() for m in ops}
         assert routes == documented

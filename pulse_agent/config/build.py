@@ -25,6 +25,7 @@ from pulse_agent.config.model import (
     NotifierSpec,
     Retries,
     Shard,
+    StatusPageSpec,
     StatusRange,
     TlsSpec,
 )
@@ -125,7 +126,32 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
     if agent.rollup < agent.retention:
         doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
     modules = _modules(doc, _of_type(data, "modules", dict), clean, validators)
-    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules)
+    page = _status_page(doc, data.get("status_page"), set(first_seen)) if clean(("status_page",)) else None
+    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules, status_page=page)
+
+
+def _status_page(doc: Document, raw: Any, check_names: set[str]) -> StatusPageSpec | None:
+    """status_page: as a StatusPageSpec; a public name for no check is an error (a typo would show the config name)."""
+    if not isinstance(raw, dict):
+        return None
+    names = raw.get("names") or {}
+    for name in names:
+        if name not in check_names:
+            doc.error(("status_page", "names", name), f"no check named {name!r}")
+    listen = raw.get("listen")
+    if isinstance(listen, str) and (problem := listen_problem(listen)):
+        doc.error(("status_page", "listen"), problem)
+    selector = raw.get("checks", "all")
+    return StatusPageSpec(
+        enabled=raw.get("enabled", True),
+        title=raw.get("title", "Status"),
+        description=raw.get("description", ""),
+        logo_url=raw.get("logo_url"),
+        labels=tuple(sorted(selector["labels"].items())) if isinstance(selector, dict) else (),
+        group_by=raw.get("group_by"),
+        listen=raw.get("listen"),
+        names=tuple(sorted(names.items())),
+    )
 
 
 # Check keys that mean nothing for a /probe module: Prometheus' scrape decides when, and alerting is Prometheus'.

@@ -228,6 +228,28 @@ class ModuleSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusPageSpec:
+    """status_page: what the public page, its data and the badges show."""
+
+    enabled: bool = True
+    title: str = "Status"
+    description: str = ""
+    logo_url: str | None = None
+    labels: Pairs = ()  # selector: every key = value must hold; () shows every enabled check
+    group_by: str | None = None
+    listen: str | None = None  # a separate address serving only the page, badges and status data
+    names: Pairs = ()  # check name -> public name
+
+    def shows(self, check: CheckSpec) -> bool:
+        """Whether check is on the page (and has badges)."""
+        return check.enabled and all(pair in check.labels for pair in self.labels)
+
+    def public_name(self, check: str) -> str:
+        """The name the page shows for check."""
+        return dict(self.names).get(check, check)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSpec:
     """A whole validated config."""
 
@@ -237,6 +259,7 @@ class AgentSpec:
     checks: tuple[CheckSpec, ...] = ()
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
+    status_page: StatusPageSpec | None = None  # None: no status_page block
     unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:

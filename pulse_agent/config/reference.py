@@ -18,6 +18,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("notifiers.NAME", "notifiers.NAME.", "#/$defs/notifier"),
     ("maintenance[]", "maintenance[].", "#/$defs/maintenance/items"),
     ("modules.NAME", "modules.NAME.", "#/$defs/module"),
+    ("status_page", "status_page.", "#/$defs/statusPage"),
 )
 _SECTION_OF = {ref: f"*{heading}*" for heading, _, ref in SECTIONS} | {"#/$defs/maintenance": "list of *maintenance[]*"}
 

@@ -6,8 +6,6 @@ show no user info and no query values (pulse_agent.redact).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import json
 import math
@@ -29,11 +27,11 @@ from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
 from pulse_agent.store.db import QueriesBusy
 from pulse_agent.view import AgentView, StoreClosed
+from pulse_agent.web.sse import event_stream, sse
 
 T = TypeVar("T")
 PROTECTED = re.compile(r"^/api/|^/-/")
 MAX_LIMIT = 10_000
-KEEP_ALIVE_S = 15.0
 AGENT_NAME = socket.gethostname()  # written in exports: this agent's name, never a caller's
 
 
@@ -89,23 +87,7 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
         return web.json_response({"incidents": rows})
 
     async def events(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        with agent.subscribe() as sub, contextlib.suppress(ConnectionResetError):  # the client went away: done
-            await response.write(b": connected\n\n")
-            while True:
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), KEEP_ALIVE_S)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if item is None:
-                    break
-                if sub.dropped:
-                    await response.write(_sse("dropped", {"events": sub.dropped}))
-                    sub.dropped = 0
-                await response.write(_sse(*item))
-        return response
+        return await event_stream(request, agent.subscribe, lambda item: sse(*item))
 
     async def report(request: web.Request) -> web.Response:
         try:
@@ -266,10 +248,6 @@ async def _json_body(request: web.Request) -> object:
 
 def _same_dir(a: str, b: str) -> bool:
     return Path(a).absolute() == Path(b).absolute() if Path(a).is_absolute() else False
-
-
-def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
