@@ -110,7 +110,8 @@ async def open_connection(
         await _start_tls(loop, connection, server_name, context)
         clock.tls_done = time.perf_counter()
         connection.cert_not_after = peer_cert_not_after(connection.transport)
-        connection.tls_version = version_name(connection.transport.get_extra_info("ssl_object"))
+        transport = connection.transport
+        connection.tls_version = version_name(transport.get_extra_info("ssl_object")) if transport is not None else None
     return connection
 
 

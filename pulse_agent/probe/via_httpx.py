@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from typing import Any
-from urllib.request import getproxies_environment, proxy_bypass_environment
+from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
 import httpx
 
@@ -65,7 +65,9 @@ class HttpxTransport:
         url = f"{'https' if target.tls else 'http'}://{target.host_header}{target.path}"
         trace = _Trace(clock)
         extensions: dict[str, Any] = {"trace": trace, "sni_hostname": server_name}
-        request = client.build_request(method, url, headers=[(n, v.encode()) for n, v in head], content=body, extensions=extensions)
+        request = client.build_request(
+            method, url, headers=[(n.encode(), v.encode()) for n, v in head], content=body, extensions=extensions
+        )
         try:
             response = await client.send(request, stream=True)
             try:
