@@ -101,6 +101,16 @@ ROWS = {
     "$defs/module/unevaluatedProperties": ("version: 1\nmodules: {m: {allowed_targets: ['10.0.0.0/8'], allowed: x}}\n", "modules.m.allowed: unknown key 'allowed'"),
     "properties/modules/additionalProperties": ("version: 1\nmodules: {m: []}\n", "modules.m: expected mapping, got list"),
     "properties/modules/propertyNames": ("version: 1\nmodules: {'a b': {allowed_targets: ['10.0.0.0/8']}}\n", 'key "a b" is not a valid name'),
+    # The transport keys (issue 17).
+    "$defs/checkSettings/properties/http_version/enum": (check('http_version: "3"\n'), 'checks[0].http_version: "3" is not one of: "1.1", "2"'),
+    "$defs/checkSettings/properties/proxy_url/minLength": (check("proxy_url: ''\n"), "checks[0].proxy_url: must not be empty"),
+    "$defs/checkSettings/properties/tls/additionalProperties": (check("tls: {certfile: x}\n"), "checks[0].tls.certfile: unknown key 'certfile'; did you mean 'cert_file'?"),
+    "$defs/checkSettings/properties/tls/properties/cert_file/minLength": (check("tls: {cert_file: ''}\n"), "checks[0].tls.cert_file: must not be empty"),
+    "$defs/checkSettings/properties/tls/properties/key_file/minLength": (check("tls: {key_file: ''}\n"), "checks[0].tls.key_file: must not be empty"),
+    "$defs/checkSettings/properties/tls/properties/server_name/pattern": (check("tls: {server_name: 'a b'}\n"), 'checks[0].tls.server_name: "a b" is not a valid TLS server name'),
+    "$defs/checkSettings/properties/tls/properties/min_version/enum": (check("tls: {min_version: '1.1'}\n"), 'checks[0].tls.min_version: "1.1" is not one of: "1.2", "1.3"'),
+    "$defs/expect/properties/http_version/enum": (check("expect: {http_version: '3'}\n"), 'checks[0].expect.http_version: "3" is not one of: "1.0", "1.1", "2"'),
+    "$defs/expect/properties/tls_version/enum": (check("expect: {tls_version: '1.1'}\n"), 'checks[0].expect.tls_version: "1.1" is not one of: "1.2", "1.3"'),
 }  # fmt: skip
 
 
