@@ -24,6 +24,27 @@ def check(lines: str) -> str:
 
 # schema location of the constraint -> (a document breaking only it, what the message must say)
 ROWS = {
+    # status_page (issue 20)
+    "$defs/statusPage/additionalProperties": ("version: 1\nstatus_page: {titel: x}\n", "status_page.titel: unknown key 'titel'; did you mean 'title'?"),
+    "$defs/statusPage/properties/checks/oneOf/0/const": ("version: 1\nstatus_page: {checks: some}\n", 'status_page.checks: "some" is not allowed; must be "all"'),
+    # the selector branch of a oneOf: jsonschema's best match is the const branch, so these name "all" (known weakness)
+    "$defs/statusPage/properties/checks/oneOf/1/additionalProperties": ("version: 1\nstatus_page: {checks: {labels: {a: b}, lables: {}}}\n", 'status_page.checks: {'),
+    "$defs/statusPage/properties/checks/oneOf/1/required": ("version: 1\nstatus_page: {checks: {}}\n", 'status_page.checks: {} is not allowed; must be "all"'),
+    "$defs/statusPage/properties/checks/oneOf/1/properties/labels/additionalProperties": ("version: 1\nstatus_page: {checks: {labels: {team: 1}}}\n", "status_page.checks.labels.team: expected string, got integer 1"),
+    "$defs/statusPage/properties/checks/oneOf/1/properties/labels/minProperties": ("version: 1\nstatus_page: {checks: {labels: {}}}\n", "status_page.checks.labels: {} should be non-empty"),
+    "$defs/statusPage/properties/checks/oneOf/1/properties/labels/propertyNames": ("version: 1\nstatus_page: {checks: {labels: {'a b': x}}}\n", 'key "a b" is not a valid value'),
+    "$defs/statusPage/properties/checks/oneOf/1/properties/labels/propertyNames/pattern": ("version: 1\nstatus_page: {checks: {labels: {'1a': x}}}\n", 'key "1a" is not a valid value'),
+    "$defs/statusPage/properties/description/maxLength": ("version: 1\nstatus_page: {description: " + "d" * 2001 + "}\n", "status_page.description: must be at most 2000 characters"),
+    "$defs/statusPage/properties/group_by/pattern": ("version: 1\nstatus_page: {group_by: 'a b'}\n", 'status_page.group_by: "a b" is not a valid group by label'),
+    "$defs/statusPage/properties/listen/pattern": ("version: 1\nstatus_page: {listen: nonsense}\n", 'status_page.listen: "nonsense" is not a valid separate public address'),
+    "$defs/statusPage/properties/logo_url/maxLength": ("version: 1\nstatus_page: {logo_url: 'https://x/" + "l" * 2000 + "'}\n", "status_page.logo_url: must be at most 2000 characters"),
+    "$defs/statusPage/properties/logo_url/pattern": ("version: 1\nstatus_page: {logo_url: 'ftp://x/logo.svg'}\n", 'status_page.logo_url: "ftp://x/logo.svg" is not a valid logo'),
+    "$defs/statusPage/properties/names/additionalProperties": ("version: 1\nstatus_page: {names: {a: 1}}\n", "status_page.names.a: expected string, got integer 1"),
+    "$defs/statusPage/properties/names/additionalProperties/maxLength": ("version: 1\nstatus_page: {names: {a: " + "n" * 201 + "}}\n", "status_page.names.a: must be at most 200 characters"),
+    "$defs/statusPage/properties/names/additionalProperties/minLength": ("version: 1\nstatus_page: {names: {a: ''}}\n", "status_page.names.a: must not be empty"),
+    "$defs/statusPage/properties/names/propertyNames": ("version: 1\nstatus_page: {names: {'a b': x}}\n", 'status_page.names.a b: key "a b" is not a valid name'),
+    "$defs/statusPage/properties/title/maxLength": ("version: 1\nstatus_page: {title: " + "t" * 201 + "}\n", "status_page.title: must be at most 200 characters"),
+    "$defs/statusPage/properties/title/minLength": ("version: 1\nstatus_page: {title: ''}\n", "status_page.title: must not be empty"),
     "required": ("checks: []\n", "missing required key 'version'"),
     "additionalProperties": ("version: 1\nchekcs: []\n", "unknown key 'chekcs'; did you mean 'checks'?"),
     "properties/version/const": ("version: 2\n", "version: 2 is not allowed; must be 1"),
