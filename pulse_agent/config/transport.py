@@ -8,8 +8,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.config.model import Transport
-from pulse_agent.probe.tlsconf import no_password
 from pulse_agent.redact import redact_url
+
+
+def no_password() -> bytes:
+    """Password callback for client keys: an encrypted key fails to load instead of prompting on the terminal."""
+    return b""
 
 
 def transport_of(settings: dict[str, Any]) -> Transport:
