@@ -106,7 +106,7 @@ ROWS = {
     "$defs/checkSettings/properties/slo/properties/objective/exclusiveMinimum": (check("slo: {objective: 0}\n"), "checks[0].slo.objective: 0 is out of range; must be more than 0"),
     "$defs/checkSettings/properties/slo/properties/objective/maximum": (check("slo: {objective: 101}\n"), "checks[0].slo.objective: 101 is out of range; must be at most 100"),
     "$defs/check/required": ("version: 1\nchecks: [{name: a}]\n", "checks[0]: missing required key 'url'"),
-    "$defs/check/properties/url/pattern": ("version: 1\nchecks: [{name: a, url: 'ftp://x/'}]\n", 'checks[0].url: "ftp://x/" is not a valid URL'),
+    "$defs/check/properties/url/pattern": ("version: 1\nchecks: [{name: a, url: 'x/health'}]\n", 'checks[0].url: "x/health" is not a valid URL'),
     "$defs/check/unevaluatedProperties": (check("timout: 5s\n"), "checks[0].timout: unknown key 'timout'; did you mean 'timeout'?"),
     # Constraints main gained meanwhile (issue 15, 16, 23 merges): skipped where the schema lacks them.
     "$defs/agent/properties/api_token/pattern": ("version: 1\nagent: {api_token: abcdef}\n", "is not a valid API token: at least 16 characters"),

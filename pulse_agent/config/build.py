@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
+from pulse_agent.config.kinds import for_kind, kind_of, misplaced, scheme_problem
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
@@ -320,7 +321,8 @@ class _CheckBuilder:
     ) -> None:
         self.validators = validators
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
-        self.merged = merge_defaults(defaults, raw)
+        self.kind = kind_of(raw)
+        self.merged = merge_defaults(for_kind(self.kind or "http", defaults), raw)
         self.failed = False
 
     def origin(self, *keys: str) -> KeyPath:
@@ -356,6 +358,10 @@ class _CheckBuilder:
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
+        if self.kind is None and self.clean(self.origin("url")):
+            self.fail(("url",), scheme_problem(url) or "names no kind of check")
+        for keys, reason in misplaced(self.kind or "http", self.raw):
+            self.fail(keys, reason)
         try:
             parts = urlsplit(url)
             if url and not parts.hostname:
@@ -456,6 +462,7 @@ class _CheckBuilder:
             slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
+            kind=self.kind or "http",
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:

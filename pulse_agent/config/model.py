@@ -17,7 +17,7 @@ Missed = Literal["skip", "run_once"]
 Delivery = Literal["at_least_once", "at_most_once"]
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["debug", "info", "warning", "error"]
-CheckKind = Literal["http"]  # one per probe module (probe/kinds.py); the schema's branch sets it
+CheckKind = Literal["http", "tcp", "tls", "dns", "icmp", "push"]  # one per probe module (probe/kinds.py); the schema's branch sets it
 
 _SHARD = re.compile(r"([1-9][0-9]*)/([1-9][0-9]*)")
 _STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)(?:-([1-5]\d\d))?")
