@@ -27,6 +27,7 @@ from pulse_agent.executor import LocalExecutor
 from pulse_agent.probe.http import Prober
 from pulse_agent.probe.kinds import Probes
 from pulse_agent.result import Result
+from pulse_agent.validators import SHELL_VALIDATORS
 from tests.conftest import free_port, require_binary, run_cli
 from tests.wire_servers import origin
 
@@ -393,7 +394,8 @@ async def test_connection_failures_have_the_same_kind_on_both_transports(transpo
 )
 def test_validate_refuses_transport_settings_that_cannot_work(settings: str, where: str, message: str) -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse_config(f"version: 1\nchecks:\n  - {{name: c, url: 'https://a.example/', {settings}}}\n", "pulse.yaml")
+        text = f"version: 1\nchecks:\n  - {{name: c, url: 'https://a.example/', {settings}}}\n"
+        parse_config(text, "pulse.yaml", validators=SHELL_VALIDATORS)  # the files are the shell's to look at
     shown = [str(e) for e in caught.value.errors]
     assert any(where in line and message in line for line in shown), shown
 
