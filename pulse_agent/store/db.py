@@ -145,6 +145,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE results ADD COLUMN details JSON;
     """,
+    # Prefix sketches (store/prefix.py): an hour's within its UTC day, a day's within its UTC month;
+    # NULL until storage maintenance fills them in order (store/retention.py fill_prefixes).
+    """
+    ALTER TABLE results_hourly ADD COLUMN latency_cum MAP(SMALLINT, INTEGER);
+    ALTER TABLE results_daily ADD COLUMN latency_cum MAP(SMALLINT, INTEGER);
+    """,
 )
 
 QUERY_THREADS = 2  # reports and user SQL running at once

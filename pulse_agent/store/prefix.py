@@ -1,0 +1,81 @@
+"""Prefix sketches: besides its own latency sketch, every rolled-up row keeps `latency_cum`, the sum
+of the sketches of its parent period up to and including itself (an hour's within its UTC day, a
+day's within its UTC month). Sketches merge by adding counts, so they also subtract: the sketch of
+any run of whole units inside one parent is cum(last unit) - cum(unit before the first), two
+sketches however long the run. A 30-day report then merges about six sketches a check instead of
+fifty, and a year about thirty instead of 365, with the same counts per bucket: the same
+percentiles, exactly. Pure: the terms a window needs, and the SQL that reads them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+Unit = Literal["hour", "day"]
+HOUR, DAY = 3600, 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """sign x (the check's cum as of the last row at or before `at` and at or after `parent`)."""
+
+    at: float  # start of the unit whose cum is read (epoch seconds)
+    parent: float  # start of that unit's parent period: rows before it belong to another sum
+    sign: int  # +1 or -1
+
+
+def parent_of(ts: float, unit: Unit) -> float:
+    """Start of the period whose units a cum sums: the UTC day of an hour, the UTC month of a day."""
+    if unit == "hour":
+        return ts // DAY * DAY
+    d = datetime.fromtimestamp(ts, UTC)
+    return datetime(d.year, d.month, 1, tzinfo=UTC).timestamp()
+
+
+def next_parent(ts: float, unit: Unit) -> float:
+    """Start of the parent period after the one ts is in."""
+    if unit == "hour":
+        return ts // DAY * DAY + DAY
+    d = datetime.fromtimestamp(ts, UTC)
+    return datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC).timestamp()
+
+
+def terms(lo: float, hi: float, unit: Unit) -> list[tuple[float, Term]]:
+    """The terms whose signed sum is the sketch of the units [lo, hi) (both on unit boundaries), each
+    with the start of its parent period (a key for reports that group by day)."""
+    step = HOUR if unit == "hour" else DAY
+    out: list[tuple[float, Term]] = []
+    x = lo
+    while x < hi:
+        parent = parent_of(x, unit)
+        y = min(hi, next_parent(x, unit))
+        out.append((parent, Term(y - step, parent, +1)))
+        if x > parent:
+            out.append((parent, Term(x - step, parent, -1)))
+        x = y
+    return out
+
+
+def signed_sql(table: str, column: str, terms_cte: str, by_term: str = "") -> str:
+    """SQL: (check_name[, the term's key], sign, cum) for every check of CTE `checks` and term of
+    CTE terms_cte(at, parent, sign[, k]): the check's cum as of the term, NULL-free. An ASOF join
+    finds the last row at or before the term; one before the term's parent is another sum's."""
+    key = f", c.{by_term}" if by_term else ""
+    return f"""
+        SELECT c.check_name{key}, c.sign, x.latency_cum AS cum
+        FROM (SELECT * FROM checks CROSS JOIN {terms_cte}) c
+        ASOF JOIN {table} x ON c.check_name = x.check_name AND c.at >= x.{column}
+        WHERE x.{column} >= c.parent AND x.latency_cum IS NOT NULL"""
+
+
+def window_terms(
+    a: float, b: float, da: float, db: float, raw_from: float, end: float
+) -> tuple[list[tuple[float, Term]], list[tuple[float, Term]], float]:
+    """A report window's rolled-up part as prefix terms: (hourly terms, daily terms, end of the rolled-up
+    hours). The rolled-up hours are [a, b) and, where raw rows are gone, the hours before raw_from (up to
+    the window's end); of those the UTC days [da, db) come from results_daily."""
+    hours_end = max(b, min(raw_from, math.ceil(end / HOUR) * HOUR))
+    hourly = terms(a, da, "hour") + terms(db, hours_end, "hour") if da < db else terms(a, hours_end, "hour")
+    return hourly, terms(da, db, "day"), hours_end
