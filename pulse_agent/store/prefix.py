@@ -58,16 +58,30 @@ def terms(lo: float, hi: float, unit: Unit) -> list[tuple[float, Term]]:
     return out
 
 
-def signed_sql(table: str, column: str, terms_cte: str, by_term: str = "") -> str:
+def signed_sql(table: str, column: str, terms_cte: str, ats: list[float], by_term: str = "") -> str:
     """SQL: (check_name[, the term's key], sign, cum) for every check of CTE `checks` and term of
-    CTE terms_cte(at, parent, sign[, k]): the check's cum as of the term, NULL-free. An ASOF join
-    finds the last row at or before the term; one before the term's parent is another sum's."""
+    terms_cte(term_at, parent, sign[, k]): the check's cum as of the term. Mostly the check has a row at
+    the term itself (an equality join: DuckDB reads only those rows); else its last row at or after
+    the term's parent and before the term (a row before the parent belongs to another sum). ats:
+    the terms' units, written as literals so that DuckDB skips the row groups without them."""
     key = f", c.{by_term}" if by_term else ""
+    units = ", ".join(f"to_timestamp({float(at)!r})" for at in sorted(set(ats))) or "NULL"
+    keys = f"check_name, term_at, parent, sign{key.replace('c.', '')}"
     return f"""
-        SELECT c.check_name{key}, c.sign, x.latency_cum AS cum
-        FROM (SELECT * FROM checks CROSS JOIN {terms_cte}) c
-        ASOF JOIN {table} x ON c.check_name = x.check_name AND c.at >= x.{column}
-        WHERE x.{column} >= c.parent AND x.latency_cum IS NOT NULL"""
+        WITH ct AS (SELECT * FROM checks CROSS JOIN {terms_cte}),
+        exact AS (
+            SELECT c.*, x.latency_cum AS cum FROM ct c
+            JOIN (SELECT * FROM {table} WHERE {column} IN ({units})) x ON x.check_name = c.check_name AND x.{column} = c.term_at
+        ),
+        missing AS (SELECT * FROM ct ANTI JOIN exact USING ({keys})),
+        found AS (
+            SELECT c.*, max(x.{column}) AS u FROM missing c
+            JOIN {table} x ON x.check_name = c.check_name AND x.{column} >= c.parent AND x.{column} < c.term_at GROUP BY ALL
+        )
+        SELECT c.check_name{key}, c.sign, c.cum FROM exact c WHERE c.cum IS NOT NULL
+        UNION ALL
+        SELECT c.check_name{key}, c.sign, x.latency_cum FROM found c
+        JOIN {table} x ON x.check_name = c.check_name AND x.{column} = c.u WHERE x.latency_cum IS NOT NULL"""
 
 
 def window_terms(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -110,7 +111,7 @@ _SOURCES = f"""
 _KEY = sketch.key_sql("response_time_ms")
 
 
-def _sketch_quantiles(by: str, prefixed: bool = False, width_us: int = 0) -> str:
+def _sketch_quantiles(by: str, prefixed: _Prefixed | None = None, width_us: int = 0) -> str:
     """CTE sk_q: p50/p95/p99 per group (by) that has rolled-up rows: a day bucket that is one daily
     rollup reads the percentiles stored with it; any other group merges its rollups' latency
     sketches with the sketch of its raw rows (store/sketch.py). Groups without rolled-up rows get
@@ -120,17 +121,22 @@ def _sketch_quantiles(by: str, prefixed: bool = False, width_us: int = 0) -> str
     groups = f"(SELECT DISTINCT {by} FROM h_merge)"
     if prefixed:
         k = f", epoch_us(parent) // {width_us} AS k" if width_us else ""
+        term_key = "k" if width_us else ""
         rollups = f"""
             SELECT {by}, unnest(map_keys(cum)) AS key, unnest(map_values(cum))::DOUBLE * sign AS n
             FROM signed SEMI JOIN {groups} USING ({by})"""
         signed = f"""
     checks AS (SELECT DISTINCT check_name FROM h),
-    ht AS (SELECT unnest($ht_at::TIMESTAMPTZ[]) AS at, unnest($ht_parent::TIMESTAMPTZ[]) AS parent, unnest($ht_sign::INTEGER[]) AS sign),
-    dt AS (SELECT unnest($dt_at::TIMESTAMPTZ[]) AS at, unnest($dt_parent::TIMESTAMPTZ[]) AS parent, unnest($dt_sign::INTEGER[]) AS sign),
+    ht AS (
+        SELECT unnest($ht_at::TIMESTAMPTZ[]) AS term_at, unnest($ht_parent::TIMESTAMPTZ[]) AS parent, unnest($ht_sign::INTEGER[]) AS sign
+    ),
+    dt AS (
+        SELECT unnest($dt_at::TIMESTAMPTZ[]) AS term_at, unnest($dt_parent::TIMESTAMPTZ[]) AS parent, unnest($dt_sign::INTEGER[]) AS sign
+    ),
     signed AS (
-        SELECT * FROM ({prefix.signed_sql("results_hourly", "hour", f"(SELECT *{k} FROM ht)", "k" if width_us else "")})
+        SELECT * FROM ({prefix.signed_sql("results_hourly", "hour", f"(SELECT *{k} FROM ht)", prefixed.hour_ats, term_key)})
         UNION ALL
-        SELECT * FROM ({prefix.signed_sql("results_daily", "day", f"(SELECT *{k} FROM dt)", "k" if width_us else "")})
+        SELECT * FROM ({prefix.signed_sql("results_daily", "day", f"(SELECT *{k} FROM dt)", prefixed.day_ats, term_key)})
     ),"""
     else:
         rollups = f"""
@@ -161,9 +167,19 @@ def _sketch_quantiles(by: str, prefixed: bool = False, width_us: int = 0) -> str
 _HOURS_AS_ROLLED = "sk_q AS (SELECT k, check_name, p50_ms AS p50, p95_ms AS p95, p99_ms AS p99 FROM h_keyed)"
 
 
+@dataclass(frozen=True, slots=True)
+class _Prefixed:
+    """How a window's rolled-up part is read from prefix sketches: the terms as query parameters, and
+    the units they read (written into the SQL, so that DuckDB reads only those rows)."""
+
+    params: dict[str, object]
+    hour_ats: list[float]
+    day_ats: list[float]
+
+
 def _window_plan(
     con: duckdb.DuckDBPyConnection, start: float, end: float, *, days: bool = True
-) -> tuple[dict[str, object], dict[str, object] | None]:
+) -> tuple[dict[str, object], _Prefixed | None]:
     """$a, $b: the rolled-up complete hours inside [start, end); $da, $db: the rolled-up complete
     days inside those (none when not days); $raw_from: where raw rows are whole. And the parameters
     that read the rolled-up part from prefix sketches, when every row it needs has one (else None)."""
@@ -195,7 +211,7 @@ def _window_plan(
         terms[f"{name}_at"] = [utc(t.at) for _, t in part]
         terms[f"{name}_parent"] = [utc(t.parent) for _, t in part]
         terms[f"{name}_sign"] = [t.sign for _, t in part]
-    return params, terms
+    return params, _Prefixed(terms, [t.at for _, t in hourly], [t.at for _, t in daily])
 
 
 def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
@@ -207,7 +223,7 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     WITH {_SOURCES},
     h_keyed AS (SELECT check_name, latency_sketch, p50_ms, p95_ms, p99_ms, false AS whole FROM h),
     r_keyed AS (SELECT check_name, response_time_ms FROM r),
-    {_sketch_quantiles("check_name", terms is not None)},
+    {_sketch_quantiles("check_name", terms)},
     counts AS (
         SELECT check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs FROM (
             SELECT check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs, count(*) FILTER (WHERE degraded) AS degraded_runs
@@ -261,14 +277,14 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     LEFT JOIN last t USING (check_name)
     WHERE c.runs > 0
     ORDER BY c.check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(terms or {})}))
+    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}))
 
 
 def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
     """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     plan, terms = _window_plan(con, start, end, days=by == "day")
-    prefixed = terms is not None and by == "day"  # hour buckets read each rolled-up hour as it is
+    prefixed = terms if by == "day" else None  # hour buckets read each rolled-up hour as it is
     sql = f"""
     WITH {_SOURCES},
     h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms, is_day AS whole FROM h),
@@ -292,7 +308,7 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
     FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
     ORDER BY k, check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(terms if prefixed and terms else {})}))
+    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}))
 
 
 def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:

@@ -76,19 +76,51 @@ _FILL = """
     WHERE x.{column} = m.u AND x.check_name = m.check_name"""
 
 
+# One unit's prefix sketches when its parent's earlier rows have theirs and no later row has one:
+# its own sketch plus the cum of the check's last row before it in the parent (an ASOF join).
+# $at: the unit, $p: its parent's start.
+_EXTEND = """
+    UPDATE {table} x SET latency_cum = coalesce(m.cum, MAP {{}})
+    FROM (
+        SELECT u.check_name, m.cum FROM (SELECT check_name FROM {table} WHERE {column} = $at) u
+        LEFT JOIN (
+            SELECT check_name, map_from_entries(list(struct_pack(k := key, v := n) ORDER BY key)) AS cum
+            FROM (
+                SELECT check_name, key, sum(n)::INTEGER AS n FROM (
+                    SELECT check_name, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n
+                    FROM {table} WHERE {column} = $at AND latency_sketch IS NOT NULL
+                    UNION ALL
+                    SELECT c.check_name, unnest(map_keys(p.latency_cum)), unnest(map_values(p.latency_cum))
+                    FROM (SELECT check_name, {column} FROM {table} WHERE {column} = $at) c
+                    ASOF JOIN (SELECT check_name, {column}, latency_cum FROM {table} WHERE {column} >= $p AND {column} < $at) p
+                        ON c.check_name = p.check_name AND c.{column} > p.{column}
+                ) GROUP BY ALL
+            ) GROUP BY ALL
+        ) m USING (check_name)
+    ) m
+    WHERE x.{column} = $at AND x.check_name = m.check_name"""
+
+
 def fill_prefixes(con: duckdb.DuckDBPyConnection) -> int:
-    """Give the rows of the oldest parent period (a UTC day of hours, else a UTC month of days) where
-    any row lacks its prefix sketch (store/prefix.py) all of theirs, from the sketches stored there;
-    how many rows were filled (0: nothing left to do). One period per call: a short transaction."""
+    """Fill prefix sketches (store/prefix.py) where a row lacks its own, oldest first: the oldest such
+    unit alone when no later row of its parent period (UTC day of hours, UTC month of days) has one
+    (the usual case: a newly rolled-up hour), else its whole period again; how many rows were
+    filled (0: nothing left to do). One unit or period per call: a short transaction."""
     tiers: tuple[tuple[str, str, prefix.Unit], ...] = (("results_hourly", "hour", "hour"), ("results_daily", "day", "day"))
     for table, column, unit in tiers:
         [(at,)] = con.execute(f"SELECT epoch(min({column})) FROM {table} WHERE latency_cum IS NULL").fetchall()
         if at is None:
             continue
         parent = prefix.parent_of(at, unit)
-        [(n,)] = con.execute(
-            _FILL.format(table=table, column=column), {"p": utc(parent), "next": utc(prefix.next_parent(parent, unit))}
+        span = {"p": utc(parent), "next": utc(prefix.next_parent(parent, unit))}
+        [(later,)] = con.execute(
+            f"SELECT count(*) FROM {table} WHERE {column} > $at AND {column} < $next AND latency_cum IS NOT NULL",
+            {"at": utc(at), "next": span["next"]},
         ).fetchall()
+        if later:
+            [(n,)] = con.execute(_FILL.format(table=table, column=column), span).fetchall()
+        else:
+            [(n,)] = con.execute(_EXTEND.format(table=table, column=column), {"at": utc(at), "p": span["p"]}).fetchall()
         return int(n)
     return 0
 
