@@ -49,8 +49,10 @@ EXPECT: dict[CheckKind, frozenset[str]] = {
 
 
 def kind_of(raw: dict[str, Any]) -> CheckKind | None:
-    """The kind a check's own settings choose: push: without url is push, else by the URL's scheme; None if unknown."""
+    """The kind a check's own settings choose: push: makes a push check, else by the URL's scheme; None if unknown."""
     url = raw.get("url")
+    if "push" in raw:  # with a url too, the url is the misplaced key: a push check has none
+        return "push"
     if not url:
         return "push" if "push" in raw else "http"
     if not isinstance(url, str):
