@@ -276,6 +276,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     check = spec.check(args.name)
     if check is None:
         return _not_found(args.config, "check", args.name, [c.name for c in spec.checks])
+    if check.kind == "push":  # nothing to probe: what the agent knows of its pings
+        from pulse_agent.push_status import as_json, describe, push_view
+
+        view = push_view(check, spec.agent.database, spec.agent.listen)
+        print(json.dumps(as_json(check, view)) if args.format == "json" else describe(check, view))
+        return 0 if view.last_result is None or view.last_result["ok"] else 1
 
     async def once():  # -> Result
         prober = Probes()
