@@ -21,8 +21,8 @@ def push_settings(get: Callable[..., Any], fail: Callable[[tuple[str, ...], str]
             grace = parse_duration(raw_grace)
         except ValueError as exc:
             fail(("push", "grace"), str(exc))
-    token = get("push", "token", default="")
-    if not isinstance(token, str):
+    token = get("push", "token")
+    if not isinstance(token, str):  # missing or of another type: the schema said so
         token = ""
     elif len(token) < MIN_TOKEN:  # no length shown: it is a secret
         fail(("push", "token"), f"must be at least {MIN_TOKEN} characters (e.g. from `openssl rand -hex 16`)")
