@@ -112,10 +112,20 @@ def test_signals_exit_codes_and_the_job_duration():
     state, ok = push.ping(spec, state, t0 + 70, "success")
     assert (ok.ok, ok.response_time_ms, state.started) == (True, 60000.0, None)
     state, failed = push.ping(spec, state, t0 + 80, "fail")
-    assert (failed.ok, failed.error_kind, failed.error, failed.response_time_ms) == (False, "signal", "the job signalled failure (/fail)", None)
+    assert (failed.ok, failed.error_kind, failed.error, failed.response_time_ms) == (
+        False,
+        "signal",
+        "the job signalled failure (/fail)",
+        None,
+    )
     state, _ = push.ping(spec, state, t0 + 100, "start")
     state, code = push.ping(spec, state, t0 + 130, "exit", 3)
-    assert (code.error_kind, code.error, code.details["exit_code"], code.response_time_ms) == ("signal", "the job exited with code 3", 3, 30000.0)
+    assert (code.error_kind, code.error, code.details["exit_code"], code.response_time_ms) == (
+        "signal",
+        "the job exited with code 3",
+        3,
+        30000.0,
+    )
     state, zero = push.ping(spec, state, t0 + 140, "exit", 0)
     assert zero.ok and zero.details["exit_code"] == 0
     state, _ = push.ping(spec, state, t0 + 200, "start")
