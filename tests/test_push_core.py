@@ -3,8 +3,10 @@ ping is late, what a ping or a signal records, and what reloads keep."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,7 +16,7 @@ from pulse_agent.config.model import CheckSpec
 from pulse_agent.probe import push
 from pulse_agent.probe.push import PushState
 from pulse_agent.push_monitor import PushMonitor
-from pulse_agent.result import Result
+from pulse_agent.result import Result, from_iso
 
 TOKEN = "s3cret-push-token-0123"
 
@@ -176,3 +178,26 @@ async def test_the_monitor_fires_at_the_deadline_keeps_state_across_reloads_and_
     await clock.advance(100)
     assert len(seen.results) == 2 and monitor.spec("job") is None
     await monitor.stop()
+
+
+def test_check_of_a_push_check_probes_nothing_and_says_what_is_expected(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from pulse_agent.cli import main
+
+    full = Path(__file__).resolve().parent.parent / "examples" / "full.yaml"
+    monkeypatch.chdir(tmp_path)  # no database here yet
+    monkeypatch.setenv("BACKUP_PUSH_TOKEN", TOKEN)
+    assert main(["check", "backup", "-c", str(full)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("push check backup: waits for pings at /push/backup")
+    assert "schedule every weekday at 02:00 (Europe/Berlin), grace 30m" in out and "no result yet" in out
+    assert "no database at" in out and TOKEN not in out
+    assert main(["check", "backup", "-c", str(full), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["kind"], shown["grace_s"], shown["last_result"]) == ("push", 1800.0, None)
+    due = from_iso(shown["next_due"])
+    assert datetime.fromtimestamp(due, ZoneInfo("Europe/Berlin")).strftime("%H:%M %a") in {
+        f"02:00 {d}" for d in ("Mon", "Tue", "Wed", "Thu", "Fri")
+    }
+    assert from_iso(shown["deadline"]) == due + 1800
