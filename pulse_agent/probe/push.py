@@ -69,7 +69,7 @@ def ping(spec: CheckSpec, state: PushState, now: float, signal: Signal, code: in
                 f"the job took {format_duration(round(duration, 3))} from /start, over expect.max_duration {format_duration(limit)}",
             )
         )
-    details = {
+    details: dict[str, object] = {
         "signal": signal,
         **({"exit_code": code} if signal == "exit" else {}),
         "due": iso(when) if meets and when is not None else None,
