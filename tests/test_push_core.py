@@ -201,3 +201,23 @@ def test_check_of_a_push_check_probes_nothing_and_says_what_is_expected(tmp_path
         f"02:00 {d}" for d in ("Mon", "Tue", "Wed", "Thu", "Fri")
     }
     assert from_iso(shown["deadline"]) == due + 1800
+
+
+async def test_a_late_run_inside_a_maintenance_window_is_stored_flagged_through_the_pipeline():
+    from pulse_agent.live.events import EventHub
+    from pulse_agent.pipeline import ResultPipeline
+    from pulse_agent.web.metrics import Metrics
+
+    # 2027-01-15T08:00:00Z; the window: every day 08:00-09:00 UTC
+    clock = ManualClock(ts("2027-01-15T08:00:00"))
+    spec = check("push: {grace: 1m, token: '${TOK}'}\nschedule: 10m\nmaintenance: [{schedule: 'every day at 08:00', duration: 1h}]\n")
+    metrics = Metrics()
+    pipeline = ResultPipeline(metrics, EventHub())
+    pipeline.set_checks([spec])
+    monitor = PushMonitor(clock, pipeline.finished, pipeline.next_run)
+    monitor.set_checks([spec])
+    await clock.advance(11 * 60)
+    late = pipeline.last("job")
+    assert late is not None and (late.error_kind, late.maintenance) == ("late", True)
+    assert 'pulse_check_failures_total{check="job",error_kind="late"} 1.0' in metrics.render().decode()
+    await monitor.stop()
