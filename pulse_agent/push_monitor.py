@@ -5,6 +5,7 @@ Pushes are handled here, in the agent process, never by an executor or a probe w
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -37,6 +38,9 @@ class PushMonitor:
         self._timers: dict[str, Timer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._call: Call[object] | None = None
+        self._dirty: dict[str, PushState] = {}  # states changed since the last write
+        self._written: asyncio.Future[None] | None = None  # resolved once the dirty states are written
+        self._writer: asyncio.Task[None] | None = None
 
     async def open(self, call: Call[object]) -> None:
         """Read the stored states (pings received before a restart); writes go through call from now on."""
@@ -94,7 +98,7 @@ class PushMonitor:
         """Keep the new state (synchronously: pings racing each other see it), write it, re-arm, then the run."""
         self._states[spec.name] = state
         self._arm(spec)
-        await self._write(lambda con: push_state.save(con, spec.name, state))
+        await self._persist(spec.name, state)
         return None if result is None else await self._finished(spec, result)
 
     def _arm(self, spec: CheckSpec) -> None:
@@ -116,8 +120,30 @@ class PushMonitor:
         await self._apply(spec, state, result)
 
     def _save(self, name: str) -> None:
-        state = self._states[name]
-        self._spawn(self._write(lambda con: push_state.save(con, name, state)))
+        self._spawn(self._persist(name, self._states[name]))
+
+    async def _persist(self, name: str, state: PushState) -> None:
+        """Written before this returns. Group commit: the states that change while a write is under way
+        go together in the next one (a thousand cron jobs pinging at 02:00 make a few transactions)."""
+        if self._call is None:
+            return
+        self._dirty[name] = state
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        written = self._written
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_dirty())
+            self._tasks.add(self._writer)
+            self._writer.add_done_callback(self._tasks.discard)
+        await asyncio.shield(written)
+
+    async def _write_dirty(self) -> None:
+        while self._dirty:
+            batch, self._dirty = self._dirty, {}
+            done, self._written = self._written, None
+            await self._write(functools.partial(_save_many, batch))
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def _write(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
         if self._call is None:
@@ -131,3 +157,7 @@ class PushMonitor:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _save_many(states: dict[str, PushState], con: duckdb.DuckDBPyConnection) -> None:
+    push_state.save_many(con, states)

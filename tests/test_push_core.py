@@ -221,3 +221,37 @@ async def test_a_late_run_inside_a_maintenance_window_is_stored_flagged_through_
     assert late is not None and (late.error_kind, late.maintenance) == ("late", True)
     assert 'pulse_check_failures_total{check="job",error_kind="late"} 1.0' in metrics.render().decode()
     await monitor.stop()
+
+
+async def test_pings_arriving_together_are_written_in_few_transactions_and_each_waits_for_its_write():
+    import asyncio
+
+    import duckdb
+
+    from pulse_agent.store import push_state
+    from pulse_agent.store.db import migrate
+
+    con = duckdb.connect()
+    migrate(con)
+    writes: list[int] = []
+
+    async def call(fn):  # the store's writer: one transaction per call, taking a while
+        writes.append(len(con.execute("SELECT * FROM push_state").fetchall()))
+        await asyncio.sleep(0.01)
+        return fn(con)
+
+    clock = ManualClock(1_800_000_000.0)
+    seen = Collected()
+    monitor = PushMonitor(clock, seen.finished, lambda name, when: None)
+    await monitor.open(call)
+    text = "version: 1\nchecks:\n" + "".join(f"  - {{name: j{i}, schedule: 1h, push: {{token: '${{TOK}}'}}}}\n" for i in range(50))
+    specs = parse_config(text, "p.yaml", {"TOK": TOKEN}).checks
+    monitor.set_checks(specs)
+    await asyncio.sleep(0.05)  # the new checks' first states
+    before = len(writes)
+    clock.now += 5
+    await asyncio.gather(*(monitor.ping(s, "success") for s in specs))
+    assert len(seen.results) == 50 and len(writes) - before <= 2
+    stored = push_state.load(con)
+    assert {name: s.last_ping for name, s in stored.items()} == {s.name: clock.now for s in specs}
+    await monitor.stop()

@@ -16,11 +16,11 @@ def load(con: duckdb.DuckDBPyConnection) -> dict[str, PushState]:
     return {name: PushState(float(since), *(None if t is None else float(t) for t in rest)) for name, since, *rest in rows}
 
 
-def save(con: duckdb.DuckDBPyConnection, name: str, state: PushState) -> None:
-    """Write one check's state (inserted or replaced)."""
-    con.execute(
+def save_many(con: duckdb.DuckDBPyConnection, states: dict[str, PushState]) -> None:
+    """Write these checks' states (inserted or replaced)."""
+    con.executemany(
         "INSERT OR REPLACE INTO push_state VALUES (?, ?, ?, ?, ?)",
-        [name, utc(state.since), utc(state.last_ping), utc(state.accounted), utc(state.started)],
+        [[name, utc(s.since), utc(s.last_ping), utc(s.accounted), utc(s.started)] for name, s in states.items()],
     )
 
 
