@@ -201,3 +201,35 @@ def test_a_ping_before_a_restart_counts_and_a_due_time_missed_while_down_is_repo
     time.sleep(0.3)
     assert sum(1 for r in third.seen if r.get("msg") == "result") == 1
     assert third.stop(signal.SIGTERM) == 0
+
+
+def test_a_reload_keeps_the_last_ping_and_removing_the_check_stops_it(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "pulse.yaml"
+    db = tmp_path / "p.duckdb"
+    body = "version: 1\nagent: {{database: '{db}'}}\nchecks:\n{checks}"
+    push = "  - {{name: job, schedule: {schedule}, push: {{grace: {grace}, token: '${{TOK}}'}}}}\n"
+    other = "  - {name: other, schedule: 1h, push: {grace: 1h, token: '${TOK}'}}\n"
+    cfg.write_text(body.format(db=db, checks=push.format(schedule="1h", grace="1h") + other))
+    agent = AgentProcess("-c", str(cfg), "--listen", f"127.0.0.1:{port}", env={"TOK": JOB_TOKEN})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        agent.wait_for(lambda r: r.get("msg") == "agent started")
+        assert httpx.get(f"{base}/push/job?token={JOB_TOKEN}").status_code == 200
+        agent.wait_for(is_result("job", ok=True))
+        reloading = time.time()
+        cfg.write_text(body.format(db=db, checks=push.format(schedule="4s", grace="1s") + other))
+        agent.wait_for(lambda r: r.get("msg") == "config reloaded" and r.get("changed") == 1)
+        late = agent.wait_for(is_result("job", error_kind="late"), timeout=10)
+        # the new cadence counts from the ping before the reload: due 4 s after it, not after the reload
+        last_ping = from_iso(late["details"]["last_ping"])
+        assert last_ping < reloading and abs(from_iso(late["scheduled_ts"]) - last_ping - 4) < 0.002
+        cfg.write_text(body.format(db=db, checks=other))
+        agent.wait_for(lambda r: r.get("msg") == "config reloaded" and r.get("removed") == 1)
+        assert httpx.get(f"{base}/push/job?token={JOB_TOKEN}").status_code == 404
+        time.sleep(max(0.0, from_iso(late["scheduled_ts"]) + 5.3 - time.time()))  # past the next deadline it would have had
+    finally:
+        assert agent.stop(signal.SIGTERM) == 0
+    assert sum(1 for r in agent.seen if r.get("msg") == "result" and r.get("check") == "job") == 2
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT check_name FROM push_state").fetchall() == [("other",)]
