@@ -92,7 +92,7 @@ class Agent:
         self.events = EventHub()
         self.pipeline = ResultPipeline(self.metrics, self.events)
         self.workers, self.workers_reason = resolve_workers(
-            spec.agent.workers, checks_per_second(self._running(), self.clock.time()), os.cpu_count() or 1
+            spec.agent.workers, checks_per_second(_probed(self._running()), self.clock.time()), os.cpu_count() or 1
         )
         self.executor = self._executor(self.workers)
         self.pushes = PushMonitor(self.clock, self.pipeline.finished, self.pipeline.next_run)  # pinged, never run
