@@ -45,7 +45,8 @@ CLIENT = textwrap.dedent("""\
 
 def client(tmp_path, base: str, check: str, token: str, *signals: str) -> subprocess.Popen[str]:
     script = tmp_path / "cron_job.py"
-    script.write_text(CLIENT)
+    if not script.exists():  # written once: a second client must not read it half-written
+        script.write_text(CLIENT)
     return subprocess.Popen([sys.executable, str(script), base, check, token, *signals], stdout=subprocess.PIPE, text=True)
 
 
@@ -92,6 +93,7 @@ def test_pings_on_time_late_never_failed_and_with_exit_codes_through_a_real_agen
     env = {"OK": OK_TOKEN, "NEVER": NEVER_TOKEN, "JOB": JOB_TOKEN, "API": API_TOKEN}
     agent = AgentProcess("-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{port}", env=env)
     base = f"http://127.0.0.1:{port}"
+    cron = job = None
     try:
         started = agent.wait_for(lambda r: r.get("msg") == "agent started")
         assert started["workers"] == 2
@@ -135,6 +137,9 @@ def test_pings_on_time_late_never_failed_and_with_exit_codes_through_a_real_agen
         assert 'pulse_check_failures_total{check="never",error_kind="late"}' in metrics
         assert 'pulse_check_runs_total{check="job",result="failure"} 2.0' in metrics
     finally:
+        for process in (cron, job):
+            if process is not None and process.poll() is None:
+                process.kill()
         code = agent.stop(signal.SIGTERM)
         receiver.stop()
     assert code == 0
