@@ -40,6 +40,7 @@ def test_the_config_makes_a_push_check_and_refuses_what_cannot_hold():
         "push: {token: '${TOK}', grace: soon}\n": "checks[0].push.grace:",
         "push: {token: '${TOK}'}\nurl: http://127.0.0.1/\n": "checks[0].url: 'url' does not apply to a push check",
         "push: {token: '${TOK}'}\ntimeout: 5s\n": "checks[0].timeout: 'timeout' does not apply to a push check",
+        "push: {token: '${TOK}'}\nmissed: run_once\n": "checks[0].missed: 'missed' does not apply to a push check",
         "push: {token: '${TOK}'}\nexpect: {status: 200}\n": "checks[0].expect.status: a push check cannot evaluate 'status'",
         "push: {grace: 1m}\n": "checks[0].push: missing required key 'token'",
         "schedule: 5m\n": "checks[0]: missing required key 'url'; a check needs a url, or a push: block",

@@ -35,7 +35,7 @@ SETTINGS: dict[CheckKind, frozenset[str]] = {
     "tls": _COMMON | {"tls_verify", "ca_file", "tls", "starttls"},
     "dns": _COMMON | {"dns"},
     "icmp": _COMMON | {"icmp"},
-    "push": (_COMMON - {"url", "timeout", "retries"}) | {"push"},
+    "push": (_COMMON - {"url", "timeout", "retries", "missed"}) | {"push"},  # missed: a restart reports the latest missed due itself
 }
 EXPECT: dict[CheckKind, frozenset[str]] = {
     "http": _TIMES | {"status", "body_contains", "body_not_contains", "body_matches", "json", "headers",
