@@ -18,6 +18,7 @@ from pulse_agent.probe import push
 from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.result import Result
 from pulse_agent.store import push_state
+from pulse_agent.view import StoreClosed
 
 log = logging.getLogger("pulse_agent.push")
 T = TypeVar("T")
@@ -41,11 +42,13 @@ class PushMonitor:
         self._dirty: dict[str, PushState] = {}  # states changed since the last write
         self._written: asyncio.Future[None] | None = None  # resolved once the dirty states are written
         self._writer: asyncio.Task[None] | None = None
+        self._accepting = False  # between open() and stop(): pings can be recorded
 
     async def open(self, call: Call[object]) -> None:
         """Read the stored states (pings received before a restart); writes go through call from now on."""
         self._call = call
         self._states = await call(push_state.load)  # type: ignore[assignment]
+        self._accepting = True
 
     def set_checks(self, checks: Iterable[CheckSpec]) -> None:
         """Watch exactly these (enabled) push checks: kept ones keep their state, whatever their new schedule
@@ -66,7 +69,9 @@ class PushMonitor:
             self._arm(spec)
 
     def spec(self, name: str) -> CheckSpec | None:
-        """The running push check called name."""
+        """The running push check called name; StoreClosed while starting or stopping (a ping could not be kept)."""
+        if not self._accepting:
+            raise StoreClosed("the agent is starting or stopping; try again in a moment")
         return self._checks.get(name)
 
     def state(self, name: str) -> PushState | None:
@@ -80,6 +85,8 @@ class PushMonitor:
 
     async def ping(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
         """A ping of spec: the run it finishes, once stored in the pipeline (None for /start)."""
+        if not self._accepting:
+            raise StoreClosed("the agent is stopping; try again in a moment")
         state = self._states.get(spec.name)
         if state is None or self._checks.get(spec.name) is not spec:
             return None
@@ -87,7 +94,8 @@ class PushMonitor:
         return await self._apply(spec, state, result)
 
     async def stop(self) -> None:
-        """Cancel the timers; let state writes and runs under way finish."""
+        """Take no more pings, cancel the timers; let state writes and runs under way finish."""
+        self._accepting = False
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

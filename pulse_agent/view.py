@@ -96,7 +96,7 @@ class PushReceiver(Protocol):
     """What /push/{check} (web/push.py) may ask of a running agent: its push checks, and a ping."""
 
     def push_check(self, name: str) -> CheckSpec | None:
-        """The running push check called name."""
+        """The running push check called name; StoreClosed while pings cannot be kept (starting, stopping)."""
         ...
 
     async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:

@@ -17,6 +17,7 @@ from pulse_agent.probe import push
 from pulse_agent.probe.push import PushState
 from pulse_agent.push_monitor import PushMonitor
 from pulse_agent.result import Result, from_iso
+from pulse_agent.view import StoreClosed
 
 TOKEN = "s3cret-push-token-0123"
 
@@ -144,6 +145,21 @@ def test_a_one_shot_expects_one_ping():
     assert ok.scheduled_ts == ts("2026-12-24T18:00:00") and push.due(spec, state) is None and push.deadline(spec, state) is None
 
 
+def memory_store():
+    """The store's call on a real in-memory DuckDB with the agent's tables: (call, connection)."""
+    import duckdb
+
+    from pulse_agent.store.db import migrate
+
+    con = duckdb.connect()
+    migrate(con)
+
+    async def call(fn):
+        return fn(con)
+
+    return call, con
+
+
 class Collected:
     def __init__(self) -> None:
         self.results: list[Result] = []
@@ -159,6 +175,9 @@ async def test_the_monitor_fires_at_the_deadline_keeps_state_across_reloads_and_
     seen = Collected()
     monitor = PushMonitor(clock, seen.finished, lambda name, when: seen.dues.__setitem__(name, when))
     spec = check("push: {grace: 2s, token: '${TOK}'}\nschedule: 10s\n")
+    with pytest.raises(StoreClosed):  # not open yet: a ping could not be kept (the web answers 503)
+        monitor.spec("job")
+    await monitor.open(memory_store()[0])
     monitor.set_checks([spec])
     assert seen.dues["job"] == clock.now + 12
     await clock.advance(11.9)
@@ -179,6 +198,8 @@ async def test_the_monitor_fires_at_the_deadline_keeps_state_across_reloads_and_
     await clock.advance(100)
     assert len(seen.results) == 2 and monitor.spec("job") is None
     await monitor.stop()
+    with pytest.raises(StoreClosed):
+        await monitor.ping(changed, "success")
 
 
 def test_check_of_a_push_check_probes_nothing_and_says_what_is_expected(tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import httpx
 from pulse_agent.config.model import CheckSpec, PushSpec
 from pulse_agent.probe.push import Signal
 from pulse_agent.result import Result
-from pulse_agent.view import PushReceiver
+from pulse_agent.view import PushReceiver, StoreClosed
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.push import push_routes
@@ -23,8 +23,11 @@ class Receiver:
     def __init__(self) -> None:
         self.spec = CheckSpec(name="job", url="", kind="push", push=PushSpec(grace=60, token=TOKEN))
         self.pings: list[tuple[Signal, int | None]] = []
+        self.closed = False
 
     def push_check(self, name: str) -> CheckSpec | None:
+        if self.closed:
+            raise StoreClosed("the agent is starting or stopping; try again in a moment")
         return self.spec if name == "job" else None
 
     async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
@@ -76,5 +79,9 @@ async def test_signals_tokens_and_refusals():
             assert wrong == {"no push check of that name takes this token\n"}  # the same for a wrong token and no such check
             assert (await client.delete(f"/push/job?token={TOKEN}")).status_code == 405
             assert receiver.pings[5:] == []
+            receiver.closed = True  # starting or stopping: 503 for any name, so curl --retry tries again
+            for path in (f"/push/job?token={TOKEN}", "/push/other?token=x"):
+                closed = await client.get(path)
+                assert (closed.status_code, closed.headers["Retry-After"]) == (503, "1")
     finally:
         await runner.cleanup()

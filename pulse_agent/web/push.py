@@ -9,7 +9,7 @@ import hmac
 from aiohttp import web
 
 from pulse_agent.probe.push import Signal
-from pulse_agent.view import PushReceiver
+from pulse_agent.view import PushReceiver, StoreClosed
 from pulse_agent.web.api import bearer_of
 
 _NO_TOKEN = b"\0" * 32  # compared against when there is no such check, so both answers take alike
@@ -27,11 +27,14 @@ def push_routes(agent: PushReceiver) -> list[web.RouteDef]:
         given = bearer_of(request) or request.query.get("token", "").encode("utf-8", "surrogateescape")
         if not given:
             return _answer(401, "a push needs its check's token: ?token=... or Authorization: Bearer ...")
-        spec = agent.push_check(name)
-        expected = spec.push.token.encode() if spec is not None and spec.push is not None else _NO_TOKEN
-        if not hmac.compare_digest(given, expected) or spec is None:
-            return _answer(404, "no push check of that name takes this token")
-        result = await agent.push(spec, signal, code)
+        try:
+            spec = agent.push_check(name)
+            expected = spec.push.token.encode() if spec is not None and spec.push is not None else _NO_TOKEN
+            if not hmac.compare_digest(given, expected) or spec is None:
+                return _answer(404, "no push check of that name takes this token")
+            result = await agent.push(spec, signal, code)
+        except StoreClosed as exc:  # starting or stopping: curl --retry tries again on a 503
+            return _answer(503, str(exc), {"Retry-After": "1"})
         if result is None:
             return _answer(200, "OK: started" if signal == "start" else "OK")
         return _answer(200, "OK" if result.ok else f"OK: recorded as failed ({result.error_kind})")
@@ -49,5 +52,5 @@ def _signal(tail: str) -> tuple[Signal, int | None] | None:
     return None
 
 
-def _answer(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text + "\n", headers={"Cache-Control": "no-store"})
+def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers={"Cache-Control": "no-store", **(headers or {})})
