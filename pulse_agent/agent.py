@@ -30,7 +30,7 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
-from pulse_agent.probe.push import Signal
+from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.push_monitor import PushMonitor
 from pulse_agent.report import Report, ReportRequest, answer
 from pulse_agent.report_source import export
@@ -169,6 +169,9 @@ class Agent:
 
     async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
         return await self.pushes.ping(spec, signal, code)
+
+    def push_state(self, name: str) -> PushState | None:
+        return self.pushes.state(name)
 
     async def reload(self, reason: str) -> Reload:
         return await self.reloader.reload(reason)

@@ -41,9 +41,10 @@ def push_view(spec: CheckSpec, database: str, listen: str, now: float | None = N
         return PushView(push.due(spec, state), state.last_ping, state.started, rows[0] if rows else None, "")
 
     def remote(url: str) -> PushView:
-        summary = _get(f"{url.rstrip('/')}/api/v1/checks/{spec.name}")
-        last, due = summary.get("last_result"), summary.get("next_due")
-        return PushView(from_iso(due) if due else None, None, None, last, "")
+        base = f"{url.rstrip('/')}/api/v1/checks/{spec.name}"
+        state, last = _get(f"{base}/push"), _get(base).get("last_result")
+        due, ping, started = (from_iso(t) if (t := state.get(k)) else None for k in ("next_due", "last_ping", "started"))
+        return PushView(due, ping, started, last, "")
 
     try:
         view, source = local_or_agent(database, listen, local, remote)

@@ -14,7 +14,7 @@ from pulse_agent.alerts.machine import Incident
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import Subscription
 from pulse_agent.live.reload import Reload
-from pulse_agent.probe.push import Signal
+from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
 from pulse_agent.store.export import Exported
@@ -101,4 +101,8 @@ class PushReceiver(Protocol):
 
     async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
         """A ping of spec: the run it finished, once through the pipeline (None for /start)."""
+        ...
+
+    def push_state(self, name: str) -> PushState | None:
+        """What the agent knows of the push check called name (None: no such push check)."""
         ...

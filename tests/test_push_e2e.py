@@ -168,14 +168,14 @@ def test_a_ping_before_a_restart_counts_and_a_due_time_missed_while_down_is_repo
     cfg.write_text(
         textwrap.dedent(f"""\
         version: 1
-        agent: {{database: '{db}'}}
+        agent: {{database: '{db}', listen: '127.0.0.1:{port}'}}
         checks:
           - name: nightly
             schedule: 3s
             push: {{grace: 1s, token: '${{TOK}}'}}
         """)
     )
-    args = ("-c", str(cfg), "--listen", f"127.0.0.1:{port}")
+    args = ("-c", str(cfg))
     env = {"TOK": JOB_TOKEN}
     url = f"http://127.0.0.1:{port}/push/nightly?token={JOB_TOKEN}"
     first = AgentProcess(*args, env=env)
@@ -205,6 +205,8 @@ def test_a_ping_before_a_restart_counts_and_a_due_time_missed_while_down_is_repo
     assert from_iso(missed["scheduled_ts"]) >= from_iso(late["scheduled_ts"]) + 6
     time.sleep(0.3)
     assert sum(1 for r in third.seen if r.get("msg") == "result") == 1
+    asked = run_cli("check", "nightly", "-c", str(cfg), env=env)  # the agent holds the file: asked through its API
+    assert f"last ping {iso(pinged)}" in asked.stdout and f"(from the agent at http://127.0.0.1:{port})" in asked.stdout, asked.stdout
     assert third.stop(signal.SIGTERM) == 0
 
 

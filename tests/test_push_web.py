@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from pulse_agent.config.model import CheckSpec, PushSpec
-from pulse_agent.probe.push import Signal
+from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.result import Result
 from pulse_agent.view import PushReceiver, StoreClosed
 from pulse_agent.web.app import make_app, serve
@@ -29,6 +29,9 @@ class Receiver:
         if self.closed:
             raise StoreClosed("the agent is starting or stopping; try again in a moment")
         return self.spec if name == "job" else None
+
+    def push_state(self, name: str) -> PushState | None:
+        return PushState(since=0.0, last_ping=10.0) if name == "job" else None
 
     async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
         self.pings.append((signal, code))
@@ -79,6 +82,13 @@ async def test_signals_tokens_and_refusals():
             assert wrong == {"no push check of that name takes this token\n"}  # the same for a wrong token and no such check
             assert (await client.delete(f"/push/job?token={TOKEN}")).status_code == 405
             assert receiver.pings[5:] == []
+            state = (await client.get("/api/v1/checks/job/push", headers={"Authorization": f"Bearer {API_TOKEN}"})).json()
+            assert state == {
+                "check": "job", "next_due": "1970-01-01T00:01:10.000Z", "deadline": "1970-01-01T00:02:10.000Z", "grace_s": 60,
+                "since": "1970-01-01T00:00:00.000Z", "last_ping": "1970-01-01T00:00:10.000Z", "started": None,
+            }  # fmt: skip
+            assert (await client.get("/api/v1/checks/job/push")).status_code == 401  # behind the API token
+            assert (await client.get("/api/v1/checks/nope/push", headers={"Authorization": f"Bearer {API_TOKEN}"})).status_code == 404
             receiver.closed = True  # starting or stopping: 503 for any name, so curl --retry tries again
             for path in (f"/push/job?token={TOKEN}", "/push/other?token=x"):
                 closed = await client.get(path)

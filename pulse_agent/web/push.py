@@ -8,7 +8,10 @@ import hmac
 
 from aiohttp import web
 
-from pulse_agent.probe.push import Signal
+from pulse_agent.config.model import CheckSpec
+from pulse_agent.probe import push
+from pulse_agent.probe.push import PushState, Signal
+from pulse_agent.result import iso
 from pulse_agent.view import PushReceiver, StoreClosed
 from pulse_agent.web.api import bearer_of
 
@@ -39,8 +42,39 @@ def push_routes(agent: PushReceiver) -> list[web.RouteDef]:
             return _answer(200, "OK: started" if signal == "start" else "OK")
         return _answer(200, "OK" if result.ok else f"OK: recorded as failed ({result.error_kind})")
 
+    async def state(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            spec = agent.push_check(name)
+        except StoreClosed as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        known = agent.push_state(name) if spec is not None else None
+        if spec is None or known is None:
+            return web.json_response({"error": f"no push check named {name!r}"}, status=404)
+        return web.json_response(state_json(spec, known))
+
     paths = ("/push/{check}", "/push/{check}/{signal}")
-    return [web.route(method, path, receive) for path in paths for method in ("GET", "POST")]
+    routes = [web.route(method, path, receive) for path in paths for method in ("GET", "POST")]
+    return [*routes, web.get("/api/v1/checks/{name}/push", state, allow_head=False)]  # behind the API token, like /api/*
+
+
+def state_json(spec: CheckSpec, state: PushState) -> dict[str, object]:
+    """A push check's state as the API answers it (no token)."""
+    due = push.due(spec, state)
+    grace = spec.push.grace if spec.push is not None else 0.0
+
+    def at(ts: float | None) -> str | None:
+        return None if ts is None else iso(ts)
+
+    return {
+        "check": spec.name,
+        "next_due": at(due),
+        "deadline": at(None if due is None else due + grace),
+        "grace_s": grace,
+        "since": iso(state.since),
+        "last_ping": at(state.last_ping),
+        "started": at(state.started),
+    }
 
 
 def _signal(tail: str) -> tuple[Signal, int | None] | None:
