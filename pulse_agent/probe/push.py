@@ -18,7 +18,6 @@ from pulse_agent.result import Failure, Result, iso
 from pulse_agent.schedule import Interval, Schedule, time_zone
 
 Signal = Literal["success", "start", "fail", "exit"]
-SIGNALS: tuple[Signal, ...] = ("success", "start", "fail", "exit")
 _NO_PUSH = PushSpec()
 
 
