@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +30,8 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
+from pulse_agent.probe.push import PushState, Signal
+from pulse_agent.push_monitor import PushMonitor
 from pulse_agent.report import Report, ReportRequest, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import Result
@@ -42,6 +44,7 @@ from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import inbound_plan, make_app, serve
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.probe import ProbeEndpoint
+from pulse_agent.web.push import push_routes
 from pulse_agent.web.status import public_app, status_routes
 from pulse_agent.workers import WorkerExecutor, WorkerSettings
 
@@ -89,9 +92,10 @@ class Agent:
         self.events = EventHub()
         self.pipeline = ResultPipeline(self.metrics, self.events)
         self.workers, self.workers_reason = resolve_workers(
-            spec.agent.workers, checks_per_second(self._running(), self.clock.time()), os.cpu_count() or 1
+            spec.agent.workers, checks_per_second(_probed(self._running()), self.clock.time()), os.cpu_count() or 1
         )
         self.executor = self._executor(self.workers)
+        self.pushes = PushMonitor(self.clock, self.pipeline.finished, self.pipeline.next_run)  # pinged, never run
         self.metrics.inflight.set_function(lambda: self.executor.inflight)
         self.reloader = Reloader(
             options.config, self.shard, lambda: self.spec, self._apply, self.metrics, self.clock, memo, self.gc.paused
@@ -129,7 +133,8 @@ class Agent:
         return self.spec.status_page
 
     def status(self, spec: CheckSpec) -> CheckStatus:
-        return self.pipeline.status(spec, self.clock.time(), self.executor.running(spec.name))
+        status = self.pipeline.status(spec, self.clock.time(), self.executor.running(spec.name))
+        return replace(status, next_due=self.pushes.due(spec.name)) if spec.kind == "push" else status
 
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         return await self._open().read(query)
@@ -154,7 +159,19 @@ class Agent:
         return self.events.subscribe()
 
     async def run_now(self, spec: CheckSpec) -> Result | None:
+        if spec.kind == "push":  # the job runs elsewhere and pings; the API says so before asking
+            return None
         return await (await self.executor.run_now(spec))
+
+    # The PushReceiver port (view.py): what web/push.py may ask.
+    def push_check(self, name: str) -> CheckSpec | None:
+        return self.pushes.spec(name)
+
+    async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
+        return await self.pushes.ping(spec, signal, code)
+
+    def push_state(self, name: str) -> PushState | None:
+        return self.pushes.state(name)
 
     async def reload(self, reason: str) -> Reload:
         return await self.reloader.reload(reason)
@@ -176,7 +193,8 @@ class Agent:
         checks = self._running()
         self.metrics.set_checks([c.name for c in checks], {c.name: c.labels for c in checks})  # first: it takes next due times
         stopped = self.pipeline.set_checks(checks)
-        self.executor.set_checks(checks, soon=soon)
+        self.executor.set_checks(_probed(checks), soon=soon)
+        self.pushes.set_checks(checks)
         return stopped
 
     async def _apply(self, new: AgentSpec, change: ConfigDiff) -> None:
@@ -216,7 +234,8 @@ class Agent:
         starting = contextlib.ExitStack()  # until settled: start-up only builds what lives on
         try:
             starting.enter_context(self.gc.paused())
-            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes(), *status_routes(self)], settings.api_token)
+            routes = [*api_routes(self), *self.probes.routes(), *status_routes(self), *push_routes(self)]
+            app = make_app(self.metrics, self.ready, routes, settings.api_token)
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             page = self.spec.status_page
             if page is not None and page.listen:  # read at start, like agent.listen
@@ -225,9 +244,10 @@ class Agent:
             self.store = self.pipeline.store = self.reloader.store = store
             self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store)
+            await self.pushes.open(store.call)
             self._schedule(soon=False)
             await self.executor.start()
-            await catch_up(self.executor, self._running(), store.history, self.clock.time())
+            await catch_up(self.executor, _probed(self._running()), store.history, self.clock.time())
             await self.reloader.record(self.spec, diff(AgentSpec(source=self.spec.source), self.spec), "start")
             watcher = None
             if self.options.config is not None and self.options.watch:
@@ -251,6 +271,7 @@ class Agent:
             maintenance.cancel()
             await asyncio.gather(maintenance, return_exceptions=True)
         finally:
+            await self.pushes.stop()  # its last runs reach alerting and the store before they close
             if self.alerting is not None:
                 await self.alerting.close()
             self.gc.released()
@@ -264,3 +285,8 @@ class Agent:
             if public_runner is not None:
                 await public_runner.cleanup()
         return stopped(store, cancelled)
+
+
+def _probed(checks: list[CheckSpec]) -> list[CheckSpec]:
+    """The checks an executor runs: all but push checks, which the agent's PushMonitor watches."""
+    return [c for c in checks if c.kind != "push"]

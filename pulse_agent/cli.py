@@ -212,12 +212,15 @@ def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]
     """One line per check: name, next due time (UTC), schedule as written, zone."""
     import time
 
+    from pulse_agent.probe.push import PushState
+    from pulse_agent.probe.push import due as push_due
     from pulse_agent.result import iso
 
     now = time.time()
     width = max((len(c.name) for c in checks), default=0)
     for c in checks:
-        due = c.schedule.next_due(now, c.name) if c.enabled else None
+        # a push check's interval counts from its last ping: shown as for one the agent starts watching now
+        due = None if not c.enabled else push_due(c, PushState(since=now)) if c.kind == "push" else c.schedule.next_due(now, c.name)
         when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (its one run is past)")
         zone = f"  [{c.timezone}]" if c.timezone != "UTC" else ""
         print(f"  {c.name:<{width}}  {when:<24}  {c.schedule.text}{zone}")
@@ -276,6 +279,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     check = spec.check(args.name)
     if check is None:
         return _not_found(args.config, "check", args.name, [c.name for c in spec.checks])
+    if check.kind == "push":  # nothing to probe: what the agent knows of its pings
+        from pulse_agent.push_status import as_json, describe, push_view
+
+        view = push_view(check, spec.agent.database, spec.agent.listen)
+        print(json.dumps(as_json(check, view)) if args.format == "json" else describe(check, view))
+        return 0 if view.last_result is None or view.last_result["ok"] else 1
 
     async def once():  # -> Result
         prober = Probes()

@@ -23,6 +23,8 @@ ErrorKind = Literal[
     "header",  # an expected header is missing or differs
     "certificate",  # the peer certificate expires too soon
     "version",  # the negotiated HTTP or TLS version is not the expected one
+    "late",  # push checks: no ping by the due time + grace
+    "signal",  # push checks: the job signalled failure (/fail) or a non-zero exit code
     "internal",  # a fault in pulse-agent itself; please report it
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)

@@ -14,6 +14,7 @@ from pulse_agent.alerts.machine import Incident
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import Subscription
 from pulse_agent.live.reload import Reload
+from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
 from pulse_agent.store.export import Exported
@@ -88,4 +89,20 @@ class AgentView(Protocol):
 
     async def reload(self, reason: str) -> Reload:
         """Load the config again and apply it, or say why not."""
+        ...
+
+
+class PushReceiver(Protocol):
+    """What /push/{check} (web/push.py) may ask of a running agent: its push checks, and a ping."""
+
+    def push_check(self, name: str) -> CheckSpec | None:
+        """The running push check called name; StoreClosed while pings cannot be kept (starting, stopping)."""
+        ...
+
+    async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
+        """A ping of spec: the run it finished, once through the pipeline (None for /start)."""
+        ...
+
+    def push_state(self, name: str) -> PushState | None:
+        """What the agent knows of the push check called name (None: no such push check)."""
         ...

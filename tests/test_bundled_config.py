@@ -146,6 +146,7 @@ def test_every_example_check_gives_the_verdict_its_comments_promise(tmp_path, ex
     paths = _examples(tmp_path, plain, secure)
     for key, value in {"SSL_CERT_FILE": ca_file, "PULSE_API_TOKEN": "t" * 24, "SLACK_URL": "json://127.0.0.1:1/x"}.items():
         monkeypatch.setenv(key, value)  # the test CA is trusted as a system CA would be
+    monkeypatch.setenv("BACKUP_PUSH_TOKEN", "b" * 24)  # the push check of full.yaml
     verdicts = {}
     for broken in (False, True):
         _Handler.broken = broken

@@ -38,6 +38,12 @@ ROWS = [
     ("invalid IPv6 URL", "version: 1\nchecks:\n  - {name: a, url: 'http://[::1/'}\n", "checks[0].url: '***': Invalid IPv6 URL"),
     ("port out of range", "version: 1\nchecks:\n  - {name: a, url: 'http://h:99999/'}\n", "checks[0].url: 'http://h:99999/': Port out of range"),
     ("agent as a list", "version: 1\nagent: [1]\n", "agent: expected mapping, got list [1]"),
+    # push checks (issue 19): the block and its token are secrets, never shown
+    ("push as a string", "version: 1\nchecks:\n  - {name: a, push: 'tok-abcdefghijklmnop'}\n", "checks[0].push: expected mapping, got string (value hidden: secret)"),
+    ("push token as a number", "version: 1\nchecks:\n  - {name: a, push: {token: 12345678901234567890}}\n", "checks[0].push.token: expected string, got integer (value hidden: secret)"),
+    ("unclosed ${ in a push token", "version: 1\nchecks:\n  - {name: a, push: {token: '${E1'}}\n", "checks[0].push.token: unclosed ${ in this value"),
+    ("push token with a space", "version: 1\nchecks:\n  - {name: a, push: {token: 'abcdefghijklmnop q'}}\n", "checks[0].push.token: must be printable ASCII without spaces"),
+    ("push and url", "version: 1\nchecks:\n  - {name: a, url: 'http://h/', push: {token: abcdefghijklmnopq}}\n", "checks[0].url: 'url' does not apply to a push check"),
     ("huge template width", "version: 1\nnotifiers:\n  n: {urls: ['json://127.0.0.1/'], title: '{check:>99999999999}'}\n", "a width or precision is at most 1000"),
     ("10,000-character timezone", check("timezone: " + "A" * 10000 + "\n"), "checks[0].timezone: unknown time zone 'AAAA"),
     ("10,000-character maintenance timezone", "version: 1\nmaintenance: [{schedule: '@daily', duration: 1h, timezone: " + "A" * 10000 + "}]\n", "maintenance[0].timezone: unknown time zone"),

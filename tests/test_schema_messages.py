@@ -105,7 +105,13 @@ ROWS = {
     "$defs/checkSettings/properties/slo/additionalProperties": (check("slo: {objective: 99, window: 30d}\n"), "checks[0].slo.window: unknown key 'window'"),
     "$defs/checkSettings/properties/slo/properties/objective/exclusiveMinimum": (check("slo: {objective: 0}\n"), "checks[0].slo.objective: 0 is out of range; must be more than 0"),
     "$defs/checkSettings/properties/slo/properties/objective/maximum": (check("slo: {objective: 101}\n"), "checks[0].slo.objective: 101 is out of range; must be at most 100"),
-    "$defs/check/required": ("version: 1\nchecks: [{name: a}]\n", "checks[0]: missing required key 'url'"),
+    "$defs/check/required": ("version: 1\nchecks: [{url: 'http://127.0.0.1/'}]\n", "checks[0]: missing required key 'name'"),
+    # Push checks (issue 19): url or push, the push block.
+    "$defs/check/anyOf/0/required": ("version: 1\nchecks: [{name: a}]\n", "checks[0]: missing required key 'url'; a check needs a url, or a push: block"),
+    "$defs/check/anyOf/1/required": ("version: 1\nchecks: [{name: a, schedule: 5m}]\n", "checks[0]: missing required key 'url'; a check needs a url, or a push: block"),
+    "$defs/push/additionalProperties": ("version: 1\nchecks: [{name: a, push: {token: 0123456789abcdef0, grase: 5m}}]\n", "checks[0].push.grase: unknown key 'grase'; did you mean 'grace'?"),
+    "$defs/push/required": ("version: 1\nchecks: [{name: a, push: {grace: 5m}}]\n", "checks[0].push: missing required key 'token'"),
+    "$defs/push/properties/token/minLength": ("version: 1\nchecks: [{name: a, push: {token: ''}}]\n", "checks[0].push.token: must not be empty"),
     "$defs/check/properties/url/pattern": ("version: 1\nchecks: [{name: a, url: 'x/health'}]\n", 'checks[0].url: "x/health" is not a valid URL'),
     "$defs/check/unevaluatedProperties": (check("timout: 5s\n"), "checks[0].timout: unknown key 'timout'; did you mean 'timeout'?"),
     # Constraints main gained meanwhile (issue 15, 16, 23 merges): skipped where the schema lacks them.

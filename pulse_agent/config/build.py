@@ -30,6 +30,7 @@ from pulse_agent.config.model import (
     StatusRange,
     TlsSpec,
 )
+from pulse_agent.config.push import push_settings
 from pulse_agent.config.transport import proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
@@ -418,6 +419,7 @@ class _CheckBuilder:
         max_backoff = self.converted(("retries", "max_backoff"), parse_duration, 30)
         remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
         self.check_transport(url, expect)
+        push = push_settings(self.get, self.fail) if self.kind == "push" else None
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:
@@ -468,6 +470,7 @@ class _CheckBuilder:
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
             kind=self.kind or "http",
+            push=push,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:
@@ -544,6 +547,7 @@ class _CheckBuilder:
             certificate_valid_for=valid_for,
             http_version=get("http_version"),
             tls_version=get("tls_version"),
+            max_duration=seconds("max_duration"),
         )
 
 

@@ -35,7 +35,7 @@ SETTINGS: dict[CheckKind, frozenset[str]] = {
     "tls": _COMMON | {"tls_verify", "ca_file", "tls", "starttls"},
     "dns": _COMMON | {"dns"},
     "icmp": _COMMON | {"icmp"},
-    "push": (_COMMON - {"url", "timeout", "retries"}) | {"push"},
+    "push": (_COMMON - {"url", "timeout", "retries", "missed"}) | {"push"},  # missed: a restart reports the latest missed due itself
 }
 EXPECT: dict[CheckKind, frozenset[str]] = {
     "http": _TIMES | {"status", "body_contains", "body_not_contains", "body_matches", "json", "headers",
@@ -49,8 +49,10 @@ EXPECT: dict[CheckKind, frozenset[str]] = {
 
 
 def kind_of(raw: dict[str, Any]) -> CheckKind | None:
-    """The kind a check's own settings choose: push: without url is push, else by the URL's scheme; None if unknown."""
+    """The kind a check's own settings choose: push: makes a push check, else by the URL's scheme; None if unknown."""
     url = raw.get("url")
+    if "push" in raw:  # with a url too, the url is the misplaced key: a push check has none
+        return "push"
     if not url:
         return "push" if "push" in raw else "http"
     if not isinstance(url, str):

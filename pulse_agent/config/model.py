@@ -91,6 +91,15 @@ class Expect:
     certificate_valid_for: float | None = None
     http_version: HttpVersion | None = None  # the protocol the final response must have come over
     tls_version: TlsVersion | None = None  # the TLS version it must have been negotiated with
+    max_duration: float | None = None  # push checks: longest /start -> success a job may take
+
+
+@dataclass(frozen=True, slots=True)
+class PushSpec:
+    """A push check's side of the deal: how far from its due time a ping may come, and the secret it carries."""
+
+    grace: float = 3600.0
+    token: str = field(default="", repr=False)  # a secret: never shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +187,7 @@ class CheckSpec:
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
     kind: CheckKind = "http"  # which probe runs it
+    push: PushSpec | None = None  # push checks: pinged, never probed
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

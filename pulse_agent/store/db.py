@@ -145,6 +145,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE results ADD COLUMN details JSON;
     """,
+    # Push checks (probe/push.py): what the agent knows of each between pings, so a ping received
+    # before a restart still counts and a restart neither hides nor invents a missed due time.
+    """
+    CREATE TABLE push_state (
+        check_name VARCHAR PRIMARY KEY,
+        since      TIMESTAMPTZ NOT NULL,  -- when the agent began to watch it
+        last_ping  TIMESTAMPTZ,           -- the last success or failure ping
+        accounted  TIMESTAMPTZ,           -- the latest due time met or reported late
+        started    TIMESTAMPTZ            -- a /start not followed by its end yet
+    );
+    """,
 )
 
 QUERY_THREADS = 2  # reports and user SQL running at once

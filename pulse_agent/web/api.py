@@ -75,6 +75,8 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
 
     async def run_check(request: web.Request) -> web.Response:
         spec = _check(agent, request)
+        if spec.kind == "push":
+            return _error(409, f"check {spec.name!r} is a push check: its job runs elsewhere and pings /push/{spec.name}")
         result = await agent.run_now(spec)
         if result is None:
             return _error(409, f"check {spec.name!r} is running already; try again when it has finished")
