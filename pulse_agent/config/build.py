@@ -30,6 +30,7 @@ from pulse_agent.config.model import (
     StatusRange,
     TlsSpec,
 )
+from pulse_agent.config.stream import stream_settings
 from pulse_agent.config.transport import client_cert_problem, proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
@@ -413,6 +414,7 @@ class _CheckBuilder:
         max_backoff = self.converted(("retries", "max_backoff"), parse_duration, 30)
         remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
         self.check_transport(url, expect)
+        stream = stream_settings(self.kind or "http", url, self.get, self.fail)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:
@@ -463,6 +465,8 @@ class _CheckBuilder:
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
             kind=self.kind or "http",
+            send=stream.send,
+            starttls=stream.starttls,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:
@@ -539,6 +543,7 @@ class _CheckBuilder:
             certificate_valid_for=valid_for,
             http_version=get("http_version"),
             tls_version=get("tls_version"),
+            receive=get("receive"),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Protocol
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckKind, CheckSpec
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.tcp import TcpProbe
 from pulse_agent.result import Result
 
 
@@ -27,6 +28,8 @@ class Probe(Protocol):
 
 PROBES: dict[CheckKind, Callable[[Clock], Probe]] = {
     "http": lambda clock: Prober(clock=clock),
+    "tcp": lambda clock: TcpProbe(clock=clock),
+    "tls": lambda clock: TcpProbe(clock=clock),  # a tcp check with a handshake
 }
 
 
