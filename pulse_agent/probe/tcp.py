@@ -23,7 +23,7 @@ from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.received import holds, show_bytes
 from pulse_agent.probe.retry import JITTER, backoff
 from pulse_agent.probe.starttls import starttls
-from pulse_agent.probe.stream import Stream
+from pulse_agent.probe.stream import RECEIVE_LIMIT, Stream
 from pulse_agent.probe.stream_expect import Session, judge
 from pulse_agent.probe.target import Target
 from pulse_agent.probe.tlsconf import Contexts
@@ -156,7 +156,7 @@ def _session(spec: CheckSpec, clock: PhaseClock, progress: _Progress, failure: F
     details = dict(progress.facts)
     if spec.starttls is not None:
         details.update(starttls=spec.starttls, starttls_ms=progress.starttls_ms)
-    received = bytes(stream.data) if stream is not None and reading else b""
+    received = bytes(stream.data[:RECEIVE_LIMIT]) if stream is not None and reading else b""  # a last chunk may pass the limit
     if reading:
         details.update(received=show_bytes(received, quote=False), received_bytes=len(received))
     return Session(
