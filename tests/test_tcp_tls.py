@@ -106,7 +106,7 @@ async def test_redis_ping_pong_through_a_name_and_a_wrong_command_names_what_cam
         bad = await run(f'url: tcp://localhost:{port}\nsend: "PNG\\r\\n"\nexpect: {{receive: "+PONG"}}\ntimeout: 300ms\n')
     assert ok.ok and ok.dns_ms is not None and ok.details and ok.details["received"] == "+PONG\\r\\n"
     assert (bad.ok, bad.error_kind) == (False, "receive")
-    assert bad.error == "expected \"+PONG\" within 300ms, got \"-ERR unknown command 'PNG'\\r\\n\""
+    assert bad.error == 'expected "+PONG" within 300ms, got "-ERR unknown command \'PNG\'\\r\\n"'
 
 
 async def test_a_server_that_never_answers_times_out_naming_the_expectation() -> None:
@@ -233,7 +233,9 @@ async def test_a_certificate_expiring_soon_fails_certificate(ca: trustme.CA, ca_
     assert result.cert_expires is not None and abs(result.cert_expires - soon.timestamp()) < 1
 
 
-async def test_a_certificate_of_another_ca_fails_tls_and_without_verification_its_expiry_is_still_read(ca: trustme.CA, ca_file: str) -> None:
+async def test_a_certificate_of_another_ca_fails_tls_and_without_verification_its_expiry_is_still_read(
+    ca: trustme.CA, ca_file: str
+) -> None:
     other = trustme.CA()
     soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3)
     async with server(hello_after_handshake, server_context(other.issue_cert("localhost", not_after=soon))) as port:
@@ -290,7 +292,7 @@ async def test_a_handshake_that_never_completes_times_out_as_tls() -> None:
 
 
 class Inbox:
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         return "250 OK"
 
 
@@ -375,7 +377,9 @@ async def test_starttls_imap_and_ftp(protocol: str, lines: list[tuple[bytes | No
          'FTP: the server sent "250 injected\\r\\n" after agreeing to STARTTLS, before the handshake'),
     ],
 )  # fmt: skip
-async def test_a_refused_starttls_names_what_the_server_said(protocol: str, lines: list[tuple[bytes | None, bytes]], kind: str, message: str) -> None:
+async def test_a_refused_starttls_names_what_the_server_said(
+    protocol: str, lines: list[tuple[bytes | None, bytes]], kind: str, message: str
+) -> None:
     async def then_wait(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await (await scripted_starttls(lines, None))(reader, writer)
         await reader.read(100)
