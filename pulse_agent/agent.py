@@ -30,7 +30,6 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
-from pulse_agent.probe.connect import forget_targets
 from pulse_agent.report import Report, ReportRequest, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import Result
@@ -184,8 +183,6 @@ class Agent:
         """Swap in a reloaded config: unchanged checks keep their place in time, counters and incidents."""
         self.spec = new
         stopped = self._schedule(soon=True)
-        if change.checks.removed or change.checks.changed:
-            forget_targets()  # no parsed URL keeps an old check's credentials
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             await self.alerting.retire(stopped)  # checks no longer run: their incidents close

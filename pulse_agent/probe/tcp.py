@@ -66,6 +66,9 @@ class TcpProbe:
     async def close(self) -> None:
         """Nothing is kept between runs."""
 
+    def forget(self) -> None:
+        """Nothing is kept that a check's secrets reach (a parsed endpoint is host and port only)."""
+
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Run spec once, retrying a failed attempt as its retries allow, and judge the last attempt."""
         started = self._clock.time()
