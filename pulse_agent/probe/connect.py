@@ -198,7 +198,10 @@ async def _start_tls(loop: asyncio.AbstractEventLoop, connection: Connection, se
         raise fail("tls", f"certificate not trusted: {exc.verify_message or exc.reason}") from None
     except (ssl.SSLError, OSError) as exc:
         connection.close()
-        raise fail("tls", f"TLS failed: {getattr(exc, 'reason', None) or exc.strerror or exc}") from None
+        # A server refusing the handshake (no common version, a client certificate it wants) often just
+        # closes: asyncio then raises a ConnectionResetError without a message.
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc) or "the server closed the connection during the handshake"
+        raise fail("tls", f"TLS failed: {reason}") from None
     connection.transport = transport  # type: ignore[assignment]
 
 
