@@ -256,7 +256,11 @@ async def test_tls_version_expectation_and_minimum_version(ca: trustme.CA, ca_fi
         floor = await run(base + "tls: {min_version: '1.3'}\n")
     assert twelve.ok and twelve.tls_version == "1.2"
     assert (thirteen.error_kind, thirteen.error) == ("version", "expected TLS 1.3, got TLS 1.2")
-    assert (floor.error_kind, floor.error, floor.tls_version) == ("tls", "TLS failed: the server closed the connection during the handshake", None)
+    assert (floor.error_kind, floor.error, floor.tls_version) == (
+        "tls",
+        "TLS failed: the server closed the connection during the handshake",
+        None,
+    )
 
 
 async def test_server_name_and_a_client_certificate(ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
@@ -387,3 +391,61 @@ async def test_a_refused_starttls_names_what_the_server_said(
     async with server(then_wait) as port:
         result = await run(f"url: tls://127.0.0.1:{port}\nstarttls: {protocol}\ntls_verify: false\n")
     assert (result.error_kind, result.error) == (kind, message)
+
+
+# Hostile peers
+
+
+async def test_a_reset_and_hostile_starttls_replies_fail_precisely() -> None:
+    import socket
+    import struct
+
+    async def resets(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async def endless_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 " + b"a" * 10_000)
+        await writer.drain()
+        await reader.read()
+
+    async def endless_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220-more\r\n" * 200)
+        await writer.drain()
+        await reader.read()
+
+    async with server(resets) as port:
+        reset = await run(f'url: tcp://127.0.0.1:{port}\nsend: "PING\\r\\n"\nexpect: {{receive: "+PONG"}}\n')
+    async with server(endless_line) as port:
+        line = await run(f"url: tls://127.0.0.1:{port}\nstarttls: smtp\ntls_verify: false\n")
+    async with server(endless_reply) as port:
+        reply = await run(f"url: tls://127.0.0.1:{port}\nstarttls: smtp\ntls_verify: false\n")
+    assert (reset.error_kind, reset.error) == (
+        "reset",
+        'the server reset (Connection reset by peer) the connection without sending anything; expected "+PONG"',
+    )
+    assert (line.error_kind, line.error) == ("protocol", "SMTP greeting: a line longer than 4096 bytes")
+    assert (reply.error_kind, reply.error) == ("protocol", "SMTP greeting: a reply longer than 100 lines")
+
+
+async def test_happy_eyeballs_reaches_the_address_that_answers() -> None:
+    from pulse_agent.probe.tcp import TcpProbe
+
+    async def addresses(host: str, port: int) -> list[str]:
+        return ["127.0.0.2", "127.0.0.1"]  # nothing listens on the first: refused, the next is tried at once
+
+    async with server(smtp_banner) as port:
+        probe = TcpProbe(resolve=addresses)
+        result = await probe.run(check(f"url: tcp://banner.test:{port}\nexpect: {{receive: '220 '}}\n"))
+    assert result.ok, result.error
+    assert result.details is not None and result.details["address"] == "127.0.0.1" and result.dns_ms is not None
+
+
+def test_bytes_are_shown_escaped_and_cut() -> None:
+    from pulse_agent.probe.received import holds, show_bytes
+
+    assert show_bytes(b'-ERR "x"\r\n\x00\xff\xe2\x82\xac') == '"-ERR \\"x\\"\\r\\n\\x00\\xff€"'
+    assert show_bytes(b'a"\n', quote=False) == 'a"\\n'
+    assert show_bytes(b"\x1b[2J" * 100) == '"' + "\\x1b[2J" * 30 + '"... (400 bytes)'
+    assert holds("/^\\+PONG\\r$/", b"+PONG\r\n") is False and holds("/^\\+PONG\\r\\n/", b"+PONG\r\n")
+    assert holds("+PONG", b"x+PONGx") and not holds("+pong", b"+PONG")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,12 +102,17 @@ class TcpProbe:
 
     async def _attempt(self, spec: CheckSpec) -> Session:
         """One connection: every step within the check's timeout; what it found, or why it stopped."""
-        clock = PhaseClock()
         progress = _Progress()
-        failure: Failure | None = None
+        try:  # the context first: loading CAs takes a while the first time, and it is no time the server took
+            context = self._ssl.get(spec) if spec.kind == "tls" else None
+            failure: Failure | None = None
+        except ProbeFailure as exc:
+            context, failure = None, exc.failure
+        clock = PhaseClock()
         try:
-            async with asyncio.timeout(spec.timeout):
-                await self._exchange(spec, clock, progress)
+            if failure is None:
+                async with asyncio.timeout(spec.timeout):
+                    await self._exchange(spec, context, clock, progress)
         except ProbeFailure as exc:
             failure = exc.failure
         except TimeoutError:
@@ -119,11 +125,9 @@ class TcpProbe:
                 progress.stream.close()
         return _session(spec, clock, progress, failure)
 
-    async def _exchange(self, spec: CheckSpec, clock: PhaseClock, progress: _Progress) -> None:
-        """Connect, upgrade, send and read as spec says, noting progress as it goes."""
+    async def _exchange(self, spec: CheckSpec, context: ssl.SSLContext | None, clock: PhaseClock, progress: _Progress) -> None:
+        """Connect, upgrade (when given a context), send and read as spec says, noting progress as it goes."""
         target = endpoint_of(spec.url)
-        tls = spec.kind == "tls"
-        context = self._ssl.get(spec) if tls else None
         server_name = spec.tls.server_name or target.host
         direct = context if spec.starttls is None else None  # else TLS comes after the STARTTLS dialogue
         connection = await open_connection(target, direct, clock, server_name, self._resolve, factory=Stream)
@@ -138,7 +142,7 @@ class TcpProbe:
             progress.stage = "tls"
             progress.tls_start = time.perf_counter()
             await upgrade(connection, context, clock, server_name)
-        if tls:
+        if context is not None:
             progress.facts["cipher"] = _cipher(connection)
         if spec.send is not None:
             progress.stage = "send"
