@@ -85,7 +85,7 @@ class Agent:
         self.clock = clock or SystemClock()
         self.options = options
         self.gc = gc_policy or LeaveGc()  # cmd_run's choice: the collector is process-wide
-        self.metrics = Metrics(str(self.shard), spec.agent.location)
+        self.metrics = Metrics(str(self.shard), spec.agent.location, spec.agent.metrics_detail)
         self.events = EventHub()
         self.pipeline = ResultPipeline(self.metrics, self.events)
         self.workers, self.workers_reason = resolve_workers(
@@ -186,6 +186,7 @@ class Agent:
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             await self.alerting.retire(stopped)  # checks no longer run: their incidents close
+        self.metrics.detail = new.agent.metrics_detail
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
 
