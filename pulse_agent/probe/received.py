@@ -18,7 +18,7 @@ def holds(expected: str, data: bytes) -> bool:
     return compile_regex(regex).search(bytes(data)) is not None
 
 
-def show_bytes(data: bytes, limit: int = SHOWN, *, quote: bool = True) -> str:
+def show_bytes(data: bytes | bytearray, limit: int = SHOWN, *, quote: bool = True) -> str:
     """data as a (quoted) string: UTF-8 where it is, every control or undecodable byte escaped (\\r, \\x00),
     cut after `limit` characters with the total size."""
     text = bytes(data[: limit * 4]).decode("utf-8", "backslashreplace")
