@@ -24,16 +24,16 @@ from tests.conftest import free_port
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def check(yaml: str) -> CheckSpec:
+def check(yaml: str, env: dict[str, str] | None = None) -> CheckSpec:
     """The one check of a config through the real parser (schema, validation, build)."""
     text = "version: 1\nchecks:\n  - name: t\n" + textwrap.indent(textwrap.dedent(yaml), "    ")
-    return parse_config(text, "t.yaml").checks[0]
+    return parse_config(text, "t.yaml", env).checks[0]
 
 
-async def run(yaml: str) -> Result:
+async def run(yaml: str, env: dict[str, str] | None = None) -> Result:
     probes = Probes()
     try:
-        return await probes.run(check(yaml))
+        return await probes.run(check(yaml, env))
     finally:
         await probes.close()
 
@@ -449,3 +449,10 @@ def test_bytes_are_shown_escaped_and_cut() -> None:
     assert show_bytes(b"\x1b[2J" * 100) == '"' + "\\x1b[2J" * 30 + '"... (400 bytes)'
     assert holds("/^\\+PONG\\r$/", b"+PONG\r\n") is False and holds("/^\\+PONG\\r\\n/", b"+PONG\r\n")
     assert holds("+PONG", b"x+PONGx") and not holds("+pong", b"+PONG")
+
+
+async def test_a_password_sent_from_a_variable_is_masked_when_the_server_echoes_it() -> None:
+    async with server(redis_like) as port:
+        result = await run(f'url: tcp://127.0.0.1:{port}\nsend: "AUTH ${{PW}}\\r\\n"\nexpect: {{receive: "+OK"}}\ntimeout: 300ms\n', {"PW": "s3cret-pw"})
+    assert result.error == 'expected "+OK" within 300ms, got "-ERR unknown command \'*** ***\'\\r\\n"'
+    assert "s3cret" not in repr(result) and "s3cret" not in repr(check(f"url: tcp://h:1\nsend: '${{PW}}'\n", {"PW": "s3cret-pw"}))

@@ -472,6 +472,7 @@ class _CheckBuilder:
             kind=self.kind or "http",
             send=stream.send,
             starttls=stream.starttls,
+            send_hidden=stream.send_hidden,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:

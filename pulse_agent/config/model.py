@@ -182,6 +182,7 @@ class CheckSpec:
     kind: CheckKind = "http"  # which probe runs it
     send: bytes | None = field(default=None, repr=False)  # tcp/tls: written once connected (may carry a password: AUTH ...)
     starttls: Starttls | None = None  # tls: upgrade a plain connection with this protocol's STARTTLS first
+    send_hidden: tuple[bytes, ...] = field(default=(), repr=False)  # words of a ${VAR} send masked in what is shown of answers
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

@@ -9,11 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.config.expectations import header_regex, show_value
+from pulse_agent.config.load import FromEnv
 from pulse_agent.config.model import CheckKind, Starttls
 from pulse_agent.probe.regex import regex_problem
 from pulse_agent.redact import redact_url
 
 STREAM_KINDS: frozenset[CheckKind] = frozenset(("tcp", "tls"))
+MIN_HIDDEN = 4  # shorter words of a send are not masked in what is shown: "OK", "+", "\r\n" would blank every answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,7 @@ class StreamSettings:
 
     send: bytes | None = None
     starttls: Starttls | None = None
+    send_hidden: tuple[bytes, ...] = ()
 
 
 NO_STREAM = StreamSettings()
@@ -60,4 +63,12 @@ def stream_settings(kind: CheckKind, url: str, get: Callable[..., Any], fail: Ca
     if regex is not None and (problem := regex_problem(regex)) is not None:
         fail(("expect", "receive"), f"{problem} in {show_value(expected)}")
     send = get("send")
-    return StreamSettings(send=send.encode("utf-8") if isinstance(send, str) else None, starttls=get("starttls"))
+    data = send.encode("utf-8") if isinstance(send, str) else None
+    return StreamSettings(send=data, starttls=get("starttls"), send_hidden=hidden_words(data) if isinstance(send, FromEnv) else ())
+
+
+def hidden_words(send: bytes | None) -> tuple[bytes, ...]:
+    """The words of a send that took text from ${VAR}s (a password, perhaps), longest first: a server echoing
+    them back (`-ERR unknown command 'AUTH s3cret'`) must not put them in results or messages."""
+    words = {word for word in (send or b"").split() if len(word) >= MIN_HIDDEN}
+    return tuple(sorted(words, key=lambda w: (-len(w), w)))

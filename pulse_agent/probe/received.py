@@ -27,6 +27,13 @@ def show_bytes(data: bytes | bytearray, limit: int = SHOWN, *, quote: bool = Tru
     return (f'"{shown}"' if quote else shown) + (f"... ({len(data)} bytes)" if more else "")
 
 
+def masked(data: bytes, hidden: tuple[bytes, ...]) -> bytes:
+    """data with every hidden word (longest first) replaced by ***."""
+    for word in hidden:
+        data = data.replace(word, b"***")
+    return data
+
+
 def show_expected(expected: str) -> str:
     """expect.receive as a message shows it."""
     return expected if receive_regex(expected) is not None else show_value(expected)

@@ -10,7 +10,7 @@ from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.expect import certificate_failures, latency_failures
 from pulse_agent.probe.phases import Phases
-from pulse_agent.probe.received import holds, show_bytes, show_expected
+from pulse_agent.probe.received import holds, masked, show_bytes, show_expected
 from pulse_agent.probe.stream import RECEIVE_LIMIT
 from pulse_agent.result import Failure
 from pulse_agent.sizes import format_size
@@ -50,7 +50,7 @@ def judge(spec: CheckSpec, session: Session, now: float) -> tuple[list[Failure],
 def _receive_failure(spec: CheckSpec, session: Session) -> Failure:
     """What was expected and what came, and why reading stopped (the timeout, the server, the size limit)."""
     expected = show_expected(spec.expect.receive or "")
-    data = session.received
+    data = masked(session.received, spec.send_hidden)
     if session.receiving:
         within = format_duration(spec.timeout)
         if not data:

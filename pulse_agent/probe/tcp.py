@@ -21,7 +21,7 @@ from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.connect import Resolver, open_connection, target_of, upgrade
 from pulse_agent.probe.phases import PhaseClock, Phases
-from pulse_agent.probe.received import holds, show_bytes
+from pulse_agent.probe.received import holds, masked, show_bytes
 from pulse_agent.probe.retry import JITTER, backoff
 from pulse_agent.probe.starttls import starttls
 from pulse_agent.probe.stream import RECEIVE_LIMIT, Stream
@@ -165,7 +165,7 @@ def _session(spec: CheckSpec, clock: PhaseClock, progress: _Progress, failure: F
         details.update(starttls=spec.starttls, starttls_ms=progress.starttls_ms)
     received = bytes(stream.data[:RECEIVE_LIMIT]) if stream is not None and reading else b""  # a last chunk may pass the limit
     if reading:
-        details.update(received=show_bytes(received, quote=False), received_bytes=len(received))
+        details.update(received=show_bytes(masked(received, spec.send_hidden), quote=False), received_bytes=len(received))
     return Session(
         failure=failure,
         elapsed=time.perf_counter() - clock.start,
