@@ -113,8 +113,8 @@ def main() -> None:
     with nginx_tls_target() as (plain, secure, ca):
         specs = {}
         for name, check in KINDS.items():
-            text = "version: 1\nchecks:\n  - name: bench\n    timeout: 5s\n" + textwrap.indent(check.format(plain=plain, secure=secure, ca=ca), "    ")
-            specs[name] = parse_config(text + "\n", "bench.yaml").checks[0]
+            settings = textwrap.indent(check.format(plain=plain, secure=secure, ca=ca), "    ")
+            specs[name] = parse_config(f"version: 1\nchecks:\n  - name: bench\n    timeout: 5s\n{settings}\n", "bench.yaml").checks[0]
         for _ in range(args.rounds):
             for name, spec in specs.items():
                 samples[name].append(asyncio.run(cpu_ms_per_run(spec, args.runs, args.concurrency)))

@@ -453,6 +453,20 @@ def test_bytes_are_shown_escaped_and_cut() -> None:
 
 async def test_a_password_sent_from_a_variable_is_masked_when_the_server_echoes_it() -> None:
     async with server(redis_like) as port:
-        result = await run(f'url: tcp://127.0.0.1:{port}\nsend: "AUTH ${{PW}}\\r\\n"\nexpect: {{receive: "+OK"}}\ntimeout: 300ms\n', {"PW": "s3cret-pw"})
+        result = await run(
+            f'url: tcp://127.0.0.1:{port}\nsend: "AUTH ${{PW}}\\r\\n"\nexpect: {{receive: "+OK"}}\ntimeout: 300ms\n', {"PW": "s3cret-pw"}
+        )
     assert result.error == 'expected "+OK" within 300ms, got "-ERR unknown command \'*** ***\'\\r\\n"'
-    assert "s3cret" not in repr(result) and "s3cret" not in repr(check(f"url: tcp://h:1\nsend: '${{PW}}'\n", {"PW": "s3cret-pw"}))
+    assert "s3cret" not in repr(result) and "s3cret" not in repr(check("url: tcp://h:1\nsend: '${PW}'\n", {"PW": "s3cret-pw"}))
+
+
+async def test_a_starttls_dialogue_that_stalls_times_out_naming_it() -> None:
+    async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mail.test ESMTP\r\n")
+        await writer.drain()
+        await reader.read()  # never answers EHLO
+
+    async with server(stalls) as port:
+        result = await run(f"url: tls://127.0.0.1:{port}\nstarttls: smtp\ntls_verify: false\ntimeout: 200ms\n")
+    assert (result.error_kind, result.error) == ("timeout", "no complete SMTP STARTTLS exchange within 200ms")
+    assert result.details == {"address": "127.0.0.1", "starttls": "smtp", "starttls_ms": None}
