@@ -160,7 +160,7 @@ def test_an_agent_with_workers_runs_tcp_and_tls_checks_stores_and_exports_them(
             ca_file: {ca_file}
             send: "PING\\r\\n"
             expect: {{receive: "+PONG", certificate_valid_for: 1d}}
-          - {{name: gone, url: "tcp://127.0.0.1:{free_port()}"}}
+          - {{name: gone, url: "tcp://127.0.0.1:{free_port()}", alert: {{failure_threshold: 2}}}}
         """,
     )
     db = tmp_path / "p.duckdb"
@@ -170,9 +170,12 @@ def test_an_agent_with_workers_runs_tcp_and_tls_checks_stores_and_exports_them(
         assert started["workers"] == 2
         for name, ok in (("redis", True), ("redis-tls", True), ("gone", False)):
             agent.wait_for(lambda r, n=name, ok=ok: r.get("msg") == "result" and r.get("check") == n and r.get("ok") == ok)
+        agent.wait_for(lambda r: r.get("msg") == "alert failure" and r.get("check") == "gone")  # an incident opens as for HTTP
         with httpx.Client(base_url=f"http://{started['listen']}", timeout=5) as web:
             metrics = web.get("/metrics").text
             results = web.get("/api/v1/checks/redis-tls/results").json()["results"]
+            incidents = web.get("/api/v1/incidents").json()["incidents"]
+        assert [i["check_name"] for i in incidents] == ["gone"]
         assert 'pulse_check_up{check="redis"} 1.0' in metrics and 'pulse_check_up{check="redis-tls"} 1.0' in metrics
         assert 'pulse_check_up{check="gone"} 0.0' in metrics
         assert 'pulse_check_failures_total{check="gone",error_kind="connect"}' in metrics
@@ -191,3 +194,7 @@ def test_an_agent_with_workers_runs_tcp_and_tls_checks_stores_and_exports_them(
         ("redis", True, None, False, "127.0.0.1", None),
         ("redis-tls", True, "1.3", True, "127.0.0.1", None),
     ]
+    report = run_cli("report", "--db", str(db), "--since", "1h", "--format", "json")
+    summary = {row["check_name"]: row for row in json.loads(report.stdout)["rows"]}
+    assert summary["gone"]["failures_by_kind"] == {"connect": summary["gone"]["runs"]}
+    assert summary["redis"]["uptime_pct"] == summary["redis-tls"]["uptime_pct"] == 100.0
