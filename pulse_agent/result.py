@@ -13,7 +13,7 @@ ErrorKind = Literal[
     "connect",  # TCP connection refused or unreachable
     "tls",  # TLS handshake or certificate verification failed
     "reset",  # the server closed or reset the connection before a complete response
-    "protocol",  # the answer was not valid HTTP
+    "protocol",  # the answer was not valid HTTP (or not the protocol a STARTTLS names)
     "redirects",  # more redirects than allowed
     "body_too_large",  # the body exceeded the size limit
     "status",  # status code not expected
@@ -25,6 +25,8 @@ ErrorKind = Literal[
     "version",  # the negotiated HTTP or TLS version is not the expected one
     "late",  # push checks: no ping by the due time + grace
     "signal",  # push checks: the job signalled failure (/fail) or a non-zero exit code
+    "receive",  # tcp/tls: the bytes read do not hold expect.receive
+    "starttls",  # tls: the server answered but did not agree to STARTTLS
     "internal",  # a fault in pulse-agent itself; please report it
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)

@@ -138,6 +138,12 @@ ROWS = {
     "$defs/checkSettings/properties/tls/properties/server_name/pattern": (check("tls: {server_name: 'a b'}\n"), 'checks[0].tls.server_name: "a b" is not a valid TLS server name'),
     "$defs/checkSettings/properties/tls/properties/min_version/enum": (check("tls: {min_version: '1.1'}\n"), 'checks[0].tls.min_version: "1.1" is not one of: "1.2", "1.3"'),
     "$defs/expect/properties/http_version/enum": (check("expect: {http_version: '3'}\n"), 'checks[0].expect.http_version: "3" is not one of: "1.0", "1.1", "2"'),
+    # tcp:// and tls:// checks (issue 19)
+    "$defs/checkSettings/properties/send/minLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', send: ''}]\n", "checks[0].send: must not be empty"),
+    "$defs/checkSettings/properties/send/maxLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', send: " + "s" * 65537 + "}]\n", "checks[0].send: must be at most 65536 characters"),
+    "$defs/checkSettings/properties/starttls/enum": ("version: 1\nchecks: [{name: a, url: 'tls://127.0.0.1:1', starttls: pop3}]\n", 'checks[0].starttls: "pop3" is not one of: "smtp", "imap", "ftp"'),
+    "$defs/expect/properties/receive/minLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', expect: {receive: ''}}]\n", "checks[0].expect.receive: must not be empty"),
+    "$defs/expect/properties/receive/maxLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', expect: {receive: " + "r" * 4097 + "}}]\n", "checks[0].expect.receive: must be at most 4096 characters"),
     "$defs/expect/properties/tls_version/enum": (check("expect: {tls_version: '1.1'}\n"), 'checks[0].expect.tls_version: "1.1" is not one of: "1.2", "1.3"'),
 }  # fmt: skip
 

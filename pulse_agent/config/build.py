@@ -31,6 +31,7 @@ from pulse_agent.config.model import (
     TlsSpec,
 )
 from pulse_agent.config.push import push_settings
+from pulse_agent.config.stream import stream_settings
 from pulse_agent.config.transport import proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
@@ -420,6 +421,7 @@ class _CheckBuilder:
         remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
         self.check_transport(url, expect)
         push = push_settings(self.get, self.fail) if self.kind == "push" else None
+        stream = stream_settings(self.kind or "http", url, self.get, self.fail)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:
@@ -471,6 +473,9 @@ class _CheckBuilder:
             enabled=raw.get("enabled", True),
             kind=self.kind or "http",
             push=push,
+            send=stream.send,
+            starttls=stream.starttls,
+            send_hidden=stream.send_hidden,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:
@@ -548,6 +553,7 @@ class _CheckBuilder:
             http_version=get("http_version"),
             tls_version=get("tls_version"),
             max_duration=seconds("max_duration"),
+            receive=get("receive"),
         )
 
 

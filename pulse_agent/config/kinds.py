@@ -15,6 +15,8 @@ from pulse_agent.config.model import CheckKind
 KIND_OF_SCHEME: dict[str, CheckKind] = {
     "http": "http",
     "https": "http",
+    "tcp": "tcp",
+    "tls": "tls",
 }
 
 # What every kind of check takes: identity, when it runs, how it alerts.
@@ -32,7 +34,7 @@ _TIMES = frozenset(("max_response_time", "degraded_response_time"))
 SETTINGS: dict[CheckKind, frozenset[str]] = {
     "http": _COMMON | _HTTP,
     "tcp": _COMMON | {"send"},
-    "tls": _COMMON | {"tls_verify", "ca_file", "tls", "starttls"},
+    "tls": _COMMON | {"tls_verify", "ca_file", "tls", "starttls", "send"},
     "dns": _COMMON | {"dns"},
     "icmp": _COMMON | {"icmp"},
     "push": (_COMMON - {"url", "timeout", "retries", "missed"}) | {"push"},  # missed: a restart reports the latest missed due itself
@@ -41,7 +43,7 @@ EXPECT: dict[CheckKind, frozenset[str]] = {
     "http": _TIMES | {"status", "body_contains", "body_not_contains", "body_matches", "json", "headers",
                       "certificate_valid_for", "http_version", "tls_version"},
     "tcp": _TIMES | {"receive"},
-    "tls": _TIMES | {"certificate_valid_for", "tls_version"},
+    "tls": _TIMES | {"certificate_valid_for", "tls_version", "receive"},
     "dns": _TIMES | {"rcode", "answer", "answer_count", "authoritative"},
     "icmp": _TIMES | {"max_packet_loss"},
     "push": frozenset(("max_duration",)),

@@ -73,6 +73,7 @@ class JsonRule:
 
 HttpVersion = Literal["1.0", "1.1", "2"]
 TlsVersion = Literal["1.2", "1.3"]
+Starttls = Literal["smtp", "imap", "ftp"]  # protocols a tls:// check can upgrade with STARTTLS (probe/starttls.py)
 Transport = Literal["fast", "httpx"]  # our HTTP/1.1 client, or httpx (HTTP/2, proxies): chosen when the spec is built
 
 
@@ -92,6 +93,7 @@ class Expect:
     http_version: HttpVersion | None = None  # the protocol the final response must have come over
     tls_version: TlsVersion | None = None  # the TLS version it must have been negotiated with
     max_duration: float | None = None  # push checks: longest /start -> success a job may take
+    receive: str | None = None  # tcp/tls: text, or /regex/ (RE2), the bytes read after connecting (and sending) must hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,9 @@ class CheckSpec:
     slo: float | None = None  # objective, percent of runs ok
     kind: CheckKind = "http"  # which probe runs it
     push: PushSpec | None = None  # push checks: pinged, never probed
+    send: bytes | None = field(default=None, repr=False)  # tcp/tls: written once connected (may carry a password: AUTH ...)
+    starttls: Starttls | None = None  # tls: upgrade a plain connection with this protocol's STARTTLS first
+    send_hidden: tuple[bytes, ...] = field(default=(), repr=False)  # words of a ${VAR} send masked in what is shown of answers
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

@@ -54,12 +54,10 @@ def _evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Fail
     if not any(rule.matches(code) for rule in expect.status):
         allowed = ", ".join(rule.text for rule in expect.status)
         failures.append(Failure("status", f"status {code} not in [{allowed}]"))
-    limit = expect.max_response_time
-    if limit is not None and response.elapsed > limit:
-        failures.append(Failure("latency", f"response time {_ms(response.elapsed)} over max_response_time {_ms(limit)}"))
+    failures.extend(latency_failures(expect, response.elapsed))
     failures.extend(_body_failures(expect, response))
     failures.extend(_header_failures(expect.headers, response.headers))
-    failures.extend(_certificate_failures(expect.certificate_valid_for, response.cert_not_after, now))
+    failures.extend(certificate_failures(expect.certificate_valid_for, response.cert_not_after, now))
     failures.extend(_version_failures(expect, response))
     slow = expect.degraded_response_time
     return failures, slow is not None and response.elapsed > slow
@@ -132,7 +130,16 @@ def _header_matches(value: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
-def _certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:
+def latency_failures(expect: Expect, elapsed: float) -> list[Failure]:
+    """A run that took longer than expect.max_response_time (any kind of check)."""
+    limit = expect.max_response_time
+    if limit is not None and elapsed > limit:
+        return [Failure("latency", f"response time {_ms(elapsed)} over max_response_time {_ms(limit)}")]
+    return []
+
+
+def certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:
+    """A peer certificate that expires sooner than valid_for seconds from now (or none to check)."""
     if valid_for is None:
         return []
     if not_after is None:  # e.g. redirected to plain http: what was asked cannot be checked, so it fails

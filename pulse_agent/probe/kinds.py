@@ -11,6 +11,7 @@ from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckKind, CheckSpec
 from pulse_agent.probe.connect import forget_targets
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.tcp import TcpProbe
 from pulse_agent.result import Result
 
 
@@ -32,6 +33,8 @@ class Probe(Protocol):
 
 PROBES: dict[CheckKind, Callable[[Clock], Probe]] = {
     "http": lambda clock: Prober(clock=clock),
+    "tcp": lambda clock: TcpProbe(clock=clock),
+    "tls": lambda clock: TcpProbe(clock=clock),  # a tcp check with a handshake
 }
 
 
