@@ -24,6 +24,9 @@ ErrorKind = Literal[
     "certificate",  # the peer certificate expires too soon
     "version",  # the negotiated HTTP or TLS version is not the expected one
     "internal",  # a fault in pulse-agent itself; please report it
+    "rcode",  # a DNS response code other than the expected one
+    "answer",  # DNS answers, their count or the authoritative flag not as expected
+    "packet_loss",  # more ICMP echo requests unanswered than expect.max_packet_loss allows
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 

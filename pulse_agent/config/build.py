@@ -9,8 +9,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
+from pulse_agent.config.dns import dns_check
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
+from pulse_agent.config.icmp import icmp_check
 from pulse_agent.config.kinds import for_kind, kind_of, misplaced, scheme_problem
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
@@ -67,6 +69,7 @@ class Validators:
 
     file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
     notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
+    icmp: Problem = _no_problem  # an icmp:// URL -> why this process cannot send ICMP echo requests
 
 
 NO_VALIDATORS = Validators()
@@ -415,6 +418,12 @@ class _CheckBuilder:
         self.check_transport(url, expect)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
+        dns = dns_check(self.get, self.fail, url, "dns" in self.merged) if self.kind == "dns" else None
+        icmp = icmp_check(self.get, self.fail, timeout, url) if self.kind == "icmp" else None
+        if (dns is None and self.kind == "dns") or (icmp is None and self.kind == "icmp"):
+            self.failed = True
+        elif self.kind == "icmp" and (problem := self.validators.icmp(url)) is not None:
+            self.fail(("url",), problem)
         if self.failed or not self.clean(self.path) or schedule is None:
             return None
         raw = self.merged
@@ -463,6 +472,8 @@ class _CheckBuilder:
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
             kind=self.kind or "http",
+            dns=dns,
+            icmp=icmp,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:

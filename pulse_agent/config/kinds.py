@@ -15,6 +15,8 @@ from pulse_agent.config.model import CheckKind
 KIND_OF_SCHEME: dict[str, CheckKind] = {
     "http": "http",
     "https": "http",
+    "dns": "dns",
+    "icmp": "icmp",
 }
 
 # What every kind of check takes: identity, when it runs, how it alerts.

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from pulse_agent.config.dns import DnsCheck
+from pulse_agent.config.icmp import IcmpCheck
 from pulse_agent.names import bucket
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
@@ -177,6 +179,8 @@ class CheckSpec:
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
     kind: CheckKind = "http"  # which probe runs it
+    dns: DnsCheck | None = None  # dns:// checks: the query and its expectations
+    icmp: IcmpCheck | None = None  # icmp:// checks: how to ping and the packet loss allowed
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

@@ -9,7 +9,9 @@ from typing import Protocol
 
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckKind, CheckSpec
+from pulse_agent.probe.dns import DnsProbe
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.icmp import IcmpProbe
 from pulse_agent.result import Result
 
 
@@ -27,6 +29,8 @@ class Probe(Protocol):
 
 PROBES: dict[CheckKind, Callable[[Clock], Probe]] = {
     "http": lambda clock: Prober(clock=clock),
+    "dns": lambda clock: DnsProbe(clock=clock),
+    "icmp": lambda clock: IcmpProbe(clock=clock),
 }
 
 
