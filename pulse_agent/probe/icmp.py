@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import random
 import time
 from collections.abc import Callable
@@ -71,13 +72,12 @@ def judge(expect: Expect, check: IcmpCheck, facts: dict[str, Any], timeout: floa
 def no_sockets_reason() -> str:
     """Why this process can open neither kind of ICMP socket, naming what would let it."""
     try:
-        low, high = PING_GROUP_RANGE.read_text().split()
-        groups = f"net.ipv4.ping_group_range is {low} {high}"
-    except (OSError, ValueError):
-        groups = "net.ipv4.ping_group_range is not readable"
+        groups = "which is " + " ".join(PING_GROUP_RANGE.read_text().split())
+    except OSError:
+        groups = "which cannot be read here"
     return (
         "cannot send ICMP echo requests: raw sockets need root or CAP_NET_RAW, and unprivileged ping sockets need "
-        f"this process's group in sysctl net.ipv4.ping_group_range ({groups})"
+        f"this process's group (gid {os.getgid()}) in sysctl net.ipv4.ping_group_range, {groups}"
     )
 
 
