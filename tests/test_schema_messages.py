@@ -120,6 +120,7 @@ ROWS = {
     "$defs/agent/properties/api_token/pattern": ("version: 1\nagent: {api_token: abcdef}\n", "is not a valid API token: at least 16 characters"),
     "$defs/agent/properties/export_dir/minLength": ("version: 1\nagent: {export_dir: ''}\n", "agent.export_dir: must not be empty"),
     "$defs/agent/properties/location/maxLength": ("version: 1\nagent: {location: " + "l" * 129 + "}\n", "agent.location: must be at most 128 characters"),
+    "$defs/agent/properties/metrics_detail/enum": ("version: 1\nagent: {metrics_detail: terse}\n", "agent.metrics_detail: "),
     "$defs/agent/properties/location/minLength": ("version: 1\nagent: {location: ''}\n", "agent.location: must not be empty"),
     "$defs/agent/properties/workers/oneOf/0/maximum": ("version: 1\nagent: {workers: 65}\n", "agent.workers: 65 is out of range; must be at most 64"),
     "$defs/agent/properties/workers/oneOf/0/minimum": ("version: 1\nagent: {workers: -1}\n", "agent.workers: -1 is out of range; must be at least 0"),

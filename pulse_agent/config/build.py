@@ -32,7 +32,7 @@ from pulse_agent.config.model import (
     StatusRange,
     TlsSpec,
 )
-from pulse_agent.config.transport import client_cert_problem, proxy_url_problem, transport_of
+from pulse_agent.config.transport import proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
 from pulse_agent.probe.allow import entry_problem
@@ -62,6 +62,10 @@ def _no_problem(_: str) -> str | None:
     return None
 
 
+def _no_cert_problem(_cert: str, _key: str | None) -> str | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Validators:
     """The checks that look beyond the config text (the file system, Apprise): the shell passes them in;
@@ -70,6 +74,7 @@ class Validators:
     file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
     notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
     icmp: Problem = _no_problem  # an icmp:// URL -> why this process cannot send ICMP echo requests
+    client_cert: Callable[[str, str | None], str | None] = _no_cert_problem  # tls.cert_file, key_file -> why ssl cannot load them
 
 
 NO_VALIDATORS = Validators()
@@ -481,7 +486,7 @@ class _CheckBuilder:
         cert_file, key_file = self.get("tls", "cert_file"), self.get("tls", "key_file")
         if key_file is not None and cert_file is None:
             self.fail(("tls", "key_file"), "a key without tls.cert_file: set the client certificate too")
-        elif cert_file is not None and (problem := client_cert_problem(cert_file, key_file)) is not None:
+        elif cert_file is not None and (problem := self.validators.client_cert(cert_file, key_file)) is not None:
             self.fail(("tls", "cert_file"), problem)
         proxy = self.get("proxy_url")
         if proxy is not None:

@@ -114,6 +114,9 @@ class DnsProbe:
     async def close(self) -> None:
         """Nothing is kept between runs."""
 
+    def forget(self) -> None:
+        """Nothing is kept that could hold a check's secrets."""
+
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Query spec's resolver, retrying as its retries allow, and judge the last answer."""
         return await run_attempts(

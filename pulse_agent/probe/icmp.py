@@ -120,6 +120,9 @@ class IcmpProbe:
     async def close(self) -> None:
         """Nothing is kept between runs."""
 
+    def forget(self) -> None:
+        """Nothing is kept that could hold a check's secrets."""
+
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Ping spec's host, retrying as its retries allow, and judge the last attempt."""
 
