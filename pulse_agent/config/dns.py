@@ -122,12 +122,11 @@ def _name(name: Any) -> str:
 
 def parse_count(value: int | str) -> Count:
     """3 -> exactly 3; '>= 1', '< 5', '!= 0' -> that comparison; ValueError otherwise."""
+    if isinstance(value, str) and (m := _COUNT.fullmatch(value)) is not None:
+        return Count(m.group(1), int(m.group(2)), value.strip())
     if isinstance(value, int) and not isinstance(value, bool):
         return Count("==", value, str(value))
-    m = _COUNT.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
-        raise ValueError(f"{value!r} is not a count: write a number (3) or a comparison ('>= 1', '< 5', '!= 0')")
-    return Count(m.group(1), int(m.group(2)), value.strip())
+    raise ValueError(f"{value!r} is not a count: write a number (3) or a comparison ('>= 1', '< 5', '!= 0')")
 
 
 Get = Callable[..., Any]  # the check builder's get(*keys, default=...)
@@ -216,7 +215,8 @@ def never_holds(rcodes: tuple[str, ...], answer: AnswerRule | None, count: Count
             out.append((("expect", "answer"), f"no value of equals {list(answer.equals)} matches /{answer.matches}/"))
     if count is not None:
         exact = len(set(answer.equals)) if answer is not None and answer.equals is not None else None
-        possible = [exact] if exact is not None else range(least, max(least, count.value) + 2)
+        # Over whole numbers from `least` up, a comparison with value holds somewhere iff it holds at one of these.
+        possible = [exact] if exact is not None else [n for n in (least, count.value - 1, count.value, count.value + 1) if n >= least]
         if not any(count.holds(n) for n in possible):
             asked = exact if exact is not None else f"at least {least}"
             plural = "" if asked == 1 else "s"

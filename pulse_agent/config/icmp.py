@@ -53,4 +53,7 @@ def icmp_check(get: Callable[..., Any], fail: Callable[[tuple[str, ...], str], N
         )
         return None
     loss = get("expect", "max_packet_loss")
+    if loss is not None and not 0 <= float(loss) <= 100:  # NaN too: the schema's bounds let it through
+        fail(("expect", "max_packet_loss"), f"{loss} is not a percentage from 0 to 100")
+        return None
     return IcmpCheck(count, interval, size, None if loss is None else float(loss))

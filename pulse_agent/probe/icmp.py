@@ -151,7 +151,12 @@ class IcmpProbe:
             ident = unique_identifier()
             receiving = asyncio.create_task(_receive(channel, family, privileged, ident, echoes, check.count))
             expired = asyncio.get_running_loop().create_future()
-            timer = self._clock.call_at(started + spec.timeout, lambda: expired.done() or expired.set_result(None))
+
+            def expire() -> None:
+                if not expired.done():
+                    expired.set_result(None)
+
+            timer = self._clock.call_at(started + spec.timeout, expire)
             try:
                 for sequence in range(check.count):
                     if sequence:
