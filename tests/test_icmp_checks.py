@@ -180,3 +180,26 @@ def test_without_icmp_sockets_a_run_fails_with_connect_and_the_reason():
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["ok"] is False and result["error_kind"] == "connect" and result["error"].startswith(NO_SOCKETS)
+
+
+def test_without_raw_sockets_unprivileged_ping_sockets_are_used_where_the_sysctl_allows():
+    """In a network namespace of its own (the test's, removed with it) where net.ipv4.ping_group_range admits
+    group 0, a process without CAP_NET_RAW pings through a ping socket: details.privileged is false."""
+    unshare = require_binary("unshare", "util-linux")
+    setpriv = require_binary("setpriv", "util-linux")
+    ip = require_binary("ip", "iproute2")
+    script = (
+        "import asyncio, json\nfrom pulse_agent.config import parse_config\nfrom pulse_agent.probe.icmp import IcmpProbe\n"
+        f"spec = parse_config({config_text('127.0.0.1', {'count': 3, 'interval': '20ms'}, {'max_packet_loss': 0})!r}, 'p.yaml', {{}}).checks[0]\n"
+        "print(json.dumps(asyncio.run(IcmpProbe().run(spec)).to_json()))\n"
+    )
+    inner = f"{ip} link set lo up && echo '0 0' > /proc/sys/net/ipv4/ping_group_range && exec {setpriv} --bounding-set=-net_raw \"$0\" -c \"$1\""
+    done = subprocess.run([unshare, "--net", "sh", "-c", inner, sys.executable, script], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "unshare failed" in done.stderr:
+        reason = f"cannot make a network namespace here ({done.stderr.strip()})"
+        if REQUIRE_SYSTEM_TOOLS:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] is True and result["details"]["privileged"] is False and result["details"]["received"] == 3
