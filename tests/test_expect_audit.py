@@ -77,7 +77,8 @@ def test_the_audit_covers_every_expect_key_of_the_schema():
     schema = json.loads((ROOT / "schemas" / "pulse.schema.json").read_text())
     timed = {"max_response_time", "degraded_response_time"}  # below: they need a slow target
     certificate = {"certificate_valid_for", "tls_version"}  # below, in test_probe_hostile and test_transports: they need TLS
-    assert set(schema["$defs"]["expect"]["properties"]) == set(AUDIT) | timed | certificate
+    dns_icmp = {"rcode", "answer", "answer_count", "authoritative", "max_packet_loss"}  # test_dns_checks, test_icmp_checks: met and broken
+    assert set(schema["$defs"]["expect"]["properties"]) == set(AUDIT) | timed | certificate | dns_icmp
 
 
 @pytest.mark.parametrize("key", list(AUDIT))
