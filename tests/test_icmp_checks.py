@@ -3,6 +3,7 @@ never answers (a route the test adds and removes), and without the privilege to 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import socket
@@ -14,10 +15,11 @@ from contextlib import contextmanager
 import pytest
 import yaml
 
+from pulse_agent.clock import ManualClock
 from pulse_agent.config import ConfigInvalid, parse_config
 from pulse_agent.config.icmp import IcmpCheck
 from pulse_agent.config.model import Expect
-from pulse_agent.probe.icmp import judge
+from pulse_agent.probe.icmp import IcmpProbe, judge
 from pulse_agent.probe.kinds import Probes
 from tests.conftest import REQUIRE_SYSTEM_TOOLS, require_binary
 
@@ -203,3 +205,35 @@ def test_without_raw_sockets_unprivileged_ping_sockets_are_used_where_the_sysctl
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["ok"] is True and result["details"]["privileged"] is False and result["details"]["received"] == 3
+
+
+async def until_done(task: asyncio.Task, seconds: float = 2.0) -> bool:
+    """Whether task finishes within a few real moments (replies on loopback take well under a millisecond)."""
+    deadline = time.monotonic() + seconds
+    while not task.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return task.done()
+
+
+async def test_requests_leave_and_the_run_ends_on_the_injected_clock():
+    clock = ManualClock(start=(started := time.time()))
+    probe = IcmpProbe(clock=clock)
+    task = asyncio.create_task(probe.run(icmp_spec("127.0.0.1", {"count": 3, "interval": "10s"}, timeout="30s")))
+    assert not await until_done(task, 0.2)  # one reply in; the next request waits for the clock
+    await clock.advance(10)
+    assert not await until_done(task, 0.2)
+    await clock.advance(10)  # the third request leaves; its reply ends the run, long before the timeout
+    assert await until_done(task)
+    result = task.result()
+    assert result.ok and result.details is not None and result.details["received"] == 3 and result.ts == started
+
+
+async def test_the_timeout_is_on_the_injected_clock():
+    with silent_address() as address:
+        clock = ManualClock(start=time.time())
+        task = asyncio.create_task(IcmpProbe(clock=clock).run(icmp_spec(address, {"count": 1}, timeout="30s")))
+        assert not await until_done(task, 0.2)
+        await clock.advance(30)
+        assert await until_done(task)
+    result = task.result()
+    assert not result.ok and result.error_kind == "timeout" and result.error == f"no echo reply from {address} to 1 request within 30s"

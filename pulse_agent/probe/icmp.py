@@ -60,7 +60,8 @@ def judge(expect: Expect, check: IcmpCheck, facts: dict[str, Any], timeout: floa
     if received == 0:
         if facts["errors"]:
             return [Failure("connect", f"no echo reply from {address}: {facts['errors'][0]}")], False
-        return [Failure("timeout", f"no echo reply from {address} to {sent} requests within {format_duration(timeout)}")], False
+        requests = "1 request" if sent == 1 else f"{sent} requests"
+        return [Failure("timeout", f"no echo reply from {address} to {requests} within {format_duration(timeout)}")], False
     failures = []
     allowed = check.max_packet_loss
     if allowed is not None and loss > allowed:
