@@ -169,6 +169,7 @@ async def test_retries_repeat_the_query_and_count_attempts():
         ("a.example", "A", {"status": 200}, {}, "checks[0].expect.status: a dns check cannot evaluate 'status'; it is an expectation of http checks"),
         ("a.example", "A", {"max_packet_loss": 0}, {}, "checks[0].expect.max_packet_loss: a dns check cannot evaluate 'max_packet_loss'; it is an expectation of icmp checks"),
         ("a.example", "A", None, {"method": "POST"}, "checks[0].method: 'method' does not apply to a dns check"),
+        ("a.example", "A", None, {"url": "dns://user:secret@127.0.0.1"}, "checks[0].url: 'dns://***@127.0.0.1' has user info; write dns://resolver[:port]"),
         ("a.example", "A", None, {"url": "dns://127.0.0.1:53/path?x=1"}, "checks[0].url: 'dns://127.0.0.1:53/path?x=***' has a path and a query; write dns://resolver[:port]"),
     ],
 )

@@ -237,3 +237,26 @@ async def test_the_timeout_is_on_the_injected_clock():
         assert await until_done(task)
     result = task.result()
     assert not result.ok and result.error_kind == "timeout" and result.error == f"no echo reply from {address} to 1 request within 30s"
+
+
+async def test_replies_that_stop_mid_run_are_packet_loss():
+    """A real partial loss: the address answers (it is on loopback) for the first request, then is taken off
+    loopback while its route stays there, so the next two requests go unanswered."""
+    with silent_address() as address:
+        ip = require_binary("ip", "iproute2")
+        subprocess.run([ip, "addr", "add", f"{address}/32", "dev", "lo"], check=True, capture_output=True)
+        try:
+            clock = ManualClock(start=time.time())
+            spec = icmp_spec(address, {"count": 3, "interval": "10s"}, {"max_packet_loss": 50}, timeout="30s")
+            task = asyncio.create_task(IcmpProbe(clock=clock).run(spec))
+            assert not await until_done(task, 0.2)  # the first reply has come
+        finally:
+            subprocess.run([ip, "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)
+        for _ in range(3):
+            await clock.advance(10)
+        assert await until_done(task)
+    result = task.result()
+    assert not result.ok and result.error_kind == "packet_loss"
+    assert result.error == "66.667% packet loss (1 of 3 replies) over max_packet_loss 50%"
+    assert result.details is not None and (result.details["sent"], result.details["received"]) == (3, 1)
+    assert result.response_time_ms == result.details["rtt_avg_ms"] is not None
