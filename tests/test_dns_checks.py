@@ -249,3 +249,19 @@ def test_check_shows_a_dns_checks_details_in_json(resolver, tmp_path):
     assert out["ok"] is True and out["details"]["answers"] == ["192.0.2.10"] and out["details"]["rcode"] == "NOERROR"
     text = run_cli("check", "d", "-c", str(cfg))
     assert text.returncode == 0 and text.stdout.startswith("OK")
+
+
+def truncated_reply(data: bytes) -> bytes:
+    """A UDP answer with TC set and no records (dnslib): the client must ask again over TCP."""
+    from dnslib import DNSRecord
+
+    answer = DNSRecord.parse(data).reply()
+    answer.header.tc = 1
+    return answer.pack()
+
+
+async def test_a_truncated_answer_from_a_resolver_without_tcp_fails_with_connect():
+    with udp_server(truncated_reply) as port:  # nothing listens on the TCP port of the same number
+        result = await run(dns_spec(port, "a.example"))
+    assert not result.ok and result.error_kind == "connect"
+    assert result.error == f"resolver 127.0.0.1:{port}: Connection refused"

@@ -4,6 +4,7 @@ through dnspython's async API, judged against the check's DNS expectations."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import time
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class DnsProbe:
         try:
             response, tcp = await dns.asyncquery.udp_with_fallback(query, where, port=port, ignore_unexpected=True)
         except OSError as exc:  # ICMP port unreachable on UDP, refused on TCP
-            raise fail("connect", f"resolver {resolver}: {exc.strerror or exc}") from None
+            raise fail("connect", f"resolver {resolver}: {os.strerror(exc.errno) if exc.errno else exc}") from None
         except EOFError:
             raise fail("protocol", f"resolver {resolver} closed the TCP connection before a whole answer") from None
         except dns.exception.DNSException as exc:  # a message that is not DNS, or not the answer to our query
