@@ -28,6 +28,9 @@ ErrorKind = Literal[
     "receive",  # tcp/tls: the bytes read do not hold expect.receive
     "starttls",  # tls: the server answered but did not agree to STARTTLS
     "internal",  # a fault in pulse-agent itself; please report it
+    "rcode",  # a DNS response code other than the expected one
+    "answer",  # DNS answers, their count or the authoritative flag not as expected
+    "packet_loss",  # more ICMP echo requests unanswered than expect.max_packet_loss allows
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 

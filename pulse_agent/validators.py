@@ -35,4 +35,11 @@ def apprise_url(url: str) -> str | None:
     return url_problem(url)
 
 
-SHELL_VALIDATORS = Validators(file=readable_file, notifier_url=apprise_url, client_cert=client_cert)
+def icmp_socket(url: str) -> str | None:
+    """Why this process cannot ping for an icmp:// check of url (no raw or ping socket), or None."""
+    from pulse_agent.probe.icmp import socket_problem
+
+    return socket_problem(url)
+
+
+SHELL_VALIDATORS = Validators(file=readable_file, notifier_url=apprise_url, client_cert=client_cert, icmp=icmp_socket)

@@ -13,6 +13,7 @@ from pulse_agent.cli import main
 from tests.conftest import run_cli
 
 BASE = "version: 1\nchecks:\n  - name: a\n    url: http://127.0.0.1:1/\n"
+DNS = "version: 1\nchecks:\n  - name: a\n    url: dns://127.0.0.1:1\n"
 
 
 def check(line: str) -> str:
@@ -62,6 +63,12 @@ ROWS = [
     ("regex RE2 cannot run in linear time", check("expect: {body_matches: '(a)\\1'}\n"), "RE2 syntax has no backreferences or lookaround"),
     ("header regex with lookahead", check("expect: {headers: {etag: '/(?=x)/'}}\n"), "checks[0].expect.headers: etag: invalid regular expression"),
     ("certificate_valid_for on http://", check("expect: {certificate_valid_for: 14d}\n"), "checks[0].expect.certificate_valid_for: needs an https:// URL"),
+    ("DNS name of 10,000 characters", DNS + "    dns: {name: " + "a" * 10000 + "}\n", "checks[0].dns.name: must be at most 253 characters"),
+    ("DNS name with a NUL", DNS + "    dns: {name: \"a\\0b.example\"}\n", "checks[0].dns.name: 'a\\x00b.example' is not a domain name"),
+    ("DNS name IDNA refuses", DNS + "    dns: {name: \"a\\u200db.example\"}\n", "is not a domain name: IDNA processing exception"),
+    ("answer_count of 400 digits", DNS + "    dns: {name: a.example}\n    expect: {answer: {equals: [192.0.2.1]}, answer_count: '>= " + "9" * 400 + "'}\n", "checks[0].expect.answer_count: can never hold"),
+    ("NaN packet loss", "version: 1\nchecks:\n  - {name: a, url: 'icmp://127.0.0.1', expect: {max_packet_loss: .nan}}\n", "checks[0].expect.max_packet_loss: nan is not a percentage from 0 to 100"),
+    ("ping interval of a century", "version: 1\nchecks:\n  - {name: a, url: 'icmp://127.0.0.1', icmp: {interval: 3650d}}\n", "checks[0].icmp.interval: 3 requests 3650d apart"),
 ]  # fmt: skip
 
 

@@ -22,6 +22,14 @@ def check(lines: str) -> str:
     return "version: 1\nchecks:\n  - name: a\n    url: http://127.0.0.1/\n" + textwrap.indent(textwrap.dedent(lines), "    ")
 
 
+def dns_check(lines: str) -> str:
+    return "version: 1\nchecks:\n  - name: a\n    url: dns://127.0.0.1:53\n" + textwrap.indent(textwrap.dedent(lines), "    ")
+
+
+def icmp_check(lines: str) -> str:
+    return "version: 1\nchecks:\n  - name: a\n    url: icmp://127.0.0.1\n" + textwrap.indent(textwrap.dedent(lines), "    ")
+
+
 # schema location of the constraint -> (a document breaking only it, what the message must say)
 ROWS = {
     # status_page (issue 20)
@@ -145,6 +153,27 @@ ROWS = {
     "$defs/expect/properties/receive/minLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', expect: {receive: ''}}]\n", "checks[0].expect.receive: must not be empty"),
     "$defs/expect/properties/receive/maxLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', expect: {receive: " + "r" * 4097 + "}}]\n", "checks[0].expect.receive: must be at most 4096 characters"),
     "$defs/expect/properties/tls_version/enum": (check("expect: {tls_version: '1.1'}\n"), 'checks[0].expect.tls_version: "1.1" is not one of: "1.2", "1.3"'),
+    # dns:// and icmp:// checks (issue 19)
+    "$defs/checkSettings/properties/dns/additionalProperties": (dns_check("dns: {name: a.example, class: IN}\n"), "checks[0].dns.class: unknown key 'class'"),
+    "$defs/checkSettings/properties/dns/properties/name/maxLength": (dns_check("dns: {name: " + "a" * 254 + "}\n"), "checks[0].dns.name: must be at most 253 characters"),
+    "$defs/checkSettings/properties/dns/properties/name/minLength": (dns_check("dns: {name: ''}\n"), "checks[0].dns.name: must not be empty"),
+    "$defs/checkSettings/properties/dns/properties/type/enum": (dns_check("dns: {name: a.example, type: PTR}\n"), 'checks[0].dns.type: "PTR" is not one of: "A", "AAAA"'),
+    "$defs/checkSettings/properties/dns/required": (dns_check("dns: {type: A}\n"), "checks[0].dns: missing required key 'name'"),
+    "$defs/checkSettings/properties/icmp/additionalProperties": (icmp_check("icmp: {ttl: 3}\n"), "checks[0].icmp.ttl: unknown key 'ttl'"),
+    "$defs/checkSettings/properties/icmp/properties/count/maximum": (icmp_check("icmp: {count: 101}\n"), "checks[0].icmp.count: 101 is out of range; must be at most 100"),
+    "$defs/checkSettings/properties/icmp/properties/count/minimum": (icmp_check("icmp: {count: 0}\n"), "checks[0].icmp.count: 0 is out of range; must be at least 1"),
+    "$defs/checkSettings/properties/icmp/properties/size/maximum": (icmp_check("icmp: {size: 65001}\n"), "checks[0].icmp.size: 65001 is out of range; must be at most 65000"),
+    "$defs/checkSettings/properties/icmp/properties/size/minimum": (icmp_check("icmp: {size: -1}\n"), "checks[0].icmp.size: -1 is out of range; must be at least 0"),
+    "$defs/expect/properties/answer/additionalProperties": (dns_check("dns: {name: a.example}\nexpect: {answer: {include: [x]}}\n"), "checks[0].expect.answer.include: unknown key 'include'"),
+    "$defs/expect/properties/answer/minProperties": (dns_check("dns: {name: a.example}\nexpect: {answer: {}}\n"), "checks[0].expect.answer: {} should be non-empty"),
+    "$defs/expect/properties/answer/properties/contains/minItems": (dns_check("dns: {name: a.example}\nexpect: {answer: {contains: []}}\n"), "checks[0].expect.answer.contains: needs at least 1 item, has 0"),
+    "$defs/expect/properties/answer_count/anyOf/0/minimum": (dns_check("dns: {name: a.example}\nexpect: {answer_count: -1}\n"), "checks[0].expect.answer_count: -1"),
+    "$defs/expect/properties/answer_count/anyOf/1/pattern": (dns_check("dns: {name: a.example}\nexpect: {answer_count: 'about 3'}\n"), 'checks[0].expect.answer_count: "about 3"'),
+    "$defs/expect/properties/max_packet_loss/maximum": (icmp_check("expect: {max_packet_loss: 101}\n"), "checks[0].expect.max_packet_loss: 101 is out of range; must be at most 100"),
+    "$defs/expect/properties/max_packet_loss/minimum": (icmp_check("expect: {max_packet_loss: -1}\n"), "checks[0].expect.max_packet_loss: -1 is out of range; must be at least 0"),
+    "$defs/expect/properties/rcode/anyOf/0/enum": (dns_check("dns: {name: a.example}\nexpect: {rcode: NOTFOUND}\n"), 'checks[0].expect.rcode: "NOTFOUND"'),
+    "$defs/expect/properties/rcode/anyOf/1/items/enum": (dns_check("dns: {name: a.example}\nexpect: {rcode: [NOERROR, NOTFOUND]}\n"), "checks[0].expect.rcode"),
+    "$defs/expect/properties/rcode/anyOf/1/minItems": (dns_check("dns: {name: a.example}\nexpect: {rcode: []}\n"), "checks[0].expect.rcode: []"),
 }  # fmt: skip
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
+from pulse_agent.config.dns import dns_check
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
+from pulse_agent.config.icmp import icmp_check
 from pulse_agent.config.kinds import for_kind, kind_of, misplaced, scheme_problem
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
@@ -73,6 +75,7 @@ class Validators:
 
     file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
     notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
+    icmp: Problem = _no_problem  # an icmp:// URL -> why this process cannot send ICMP echo requests
     client_cert: Callable[[str, str | None], str | None] = _no_cert_problem  # tls.cert_file, key_file -> why ssl cannot load them
 
 
@@ -424,6 +427,12 @@ class _CheckBuilder:
         stream = stream_settings(self.kind or "http", url, self.get, self.fail)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
+        dns = dns_check(self.get, self.fail, url, "dns" in self.merged) if self.kind == "dns" else None
+        icmp = icmp_check(self.get, self.fail, timeout, url) if self.kind == "icmp" else None
+        if (dns is None and self.kind == "dns") or (icmp is None and self.kind == "icmp"):
+            self.failed = True
+        elif self.kind == "icmp" and (problem := self.validators.icmp(url)) is not None:
+            self.fail(("url",), problem)
         if self.failed or not self.clean(self.path) or schedule is None:
             return None
         raw = self.merged
@@ -476,6 +485,8 @@ class _CheckBuilder:
             send=stream.send,
             starttls=stream.starttls,
             send_hidden=stream.send_hidden,
+            dns=dns,
+            icmp=icmp,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:

@@ -17,6 +17,8 @@ KIND_OF_SCHEME: dict[str, CheckKind] = {
     "https": "http",
     "tcp": "tcp",
     "tls": "tls",
+    "dns": "dns",
+    "icmp": "icmp",
 }
 
 # What every kind of check takes: identity, when it runs, how it alerts.

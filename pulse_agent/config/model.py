@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from pulse_agent.config.dns import DnsCheck
+from pulse_agent.config.icmp import IcmpCheck
 from pulse_agent.names import bucket
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
@@ -193,6 +195,8 @@ class CheckSpec:
     send: bytes | None = field(default=None, repr=False)  # tcp/tls: written once connected (may carry a password: AUTH ...)
     starttls: Starttls | None = None  # tls: upgrade a plain connection with this protocol's STARTTLS first
     send_hidden: tuple[bytes, ...] = field(default=(), repr=False)  # words of a ${VAR} send masked in what is shown of answers
+    dns: DnsCheck | None = None  # dns:// checks: the query and its expectations
+    icmp: IcmpCheck | None = None  # icmp:// checks: how to ping and the packet loss allowed
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.expect import certificate_failures, latency_failures
+from pulse_agent.probe.expect import certificate_failures, response_time_failures
 from pulse_agent.probe.phases import Phases
 from pulse_agent.probe.received import holds, masked, show_bytes, show_expected
 from pulse_agent.probe.stream import RECEIVE_LIMIT
@@ -39,12 +39,12 @@ def judge(spec: CheckSpec, session: Session, now: float) -> tuple[list[Failure],
     failures = []
     if expect.receive is not None and not holds(expect.receive, session.received):
         failures.append(_receive_failure(spec, session))
-    failures.extend(latency_failures(expect, session.elapsed))
+    latency, degraded = response_time_failures(expect, session.elapsed)
+    failures.extend(latency)
     failures.extend(certificate_failures(expect.certificate_valid_for, session.cert_not_after, now))
     if expect.tls_version is not None and session.tls_version != expect.tls_version:
         failures.append(Failure("version", f"expected TLS {expect.tls_version}, got TLS {session.tls_version}"))
-    slow = expect.degraded_response_time
-    return failures, slow is not None and session.elapsed > slow
+    return failures, degraded
 
 
 def _receive_failure(spec: CheckSpec, session: Session) -> Failure:
