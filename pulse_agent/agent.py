@@ -8,10 +8,14 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from pulse_agent.alerts import humans
 from pulse_agent.alerts.alerting import Alerting
+from pulse_agent.alerts.humans import Pause
 from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.sender import Deliver, Sender
 from pulse_agent.capacity import checks_per_second, resolve_workers
@@ -100,6 +104,12 @@ def disk_digest(config: str) -> str:
 MAINTAIN_EVERY_S = 600.0  # roll up hours and apply retention this often
 
 
+async def _store_call(store: ResultStore | None, fn: Callable[[Any], None]) -> None:
+    if store is None:
+        raise RuntimeError("the database is not open")
+    await store.call(fn)
+
+
 def drain_budget(checks: tuple[CheckSpec, ...]) -> float:
     """Longest time an in-flight run can still take, plus a second to store it."""
     return max((run_budget(c) for c in checks), default=0.0) + 1.0
@@ -155,6 +165,7 @@ class Agent:
             else None
         )
         self._by_name: dict[str, CheckSpec] = {}
+        self.paused: dict[str, Pause] = {}  # paused through the API, kept in the database
         self._reload_lock = asyncio.Lock()
         self._refused_digest = ""  # a broken config is reported once, not at every file event
         self.port: int | None = None
@@ -303,8 +314,27 @@ class Agent:
         return stopped
 
     def _running(self) -> list[CheckSpec]:
-        """The checks of the config this agent runs (its shard's, enabled)."""
-        return [c for c in self.spec.checks if c.enabled]
+        """The checks of the config this agent runs (its shard's, enabled, not paused)."""
+        return [c for c in self.spec.checks if c.enabled and c.name not in self.paused]
+
+    async def pause(self, spec: CheckSpec, author: str | None, reason: str | None) -> Pause:
+        """Stop running spec until resumed (across reloads and restarts); its open incident stays open."""
+        pause = self.paused.get(spec.name) or Pause(spec.name, self.clock.time(), author, reason)
+        await _store_call(self.store, lambda con: humans.save_pause(con, pause))
+        self.paused[spec.name] = pause
+        self._schedule(prompt=False)
+        log.info("check paused", extra={"check": spec.name, "by": author, "reason": reason})
+        return pause
+
+    async def resume(self, spec: CheckSpec) -> bool:
+        """Run spec again (at once, then on its schedule); False when it was not paused."""
+        if spec.name not in self.paused:
+            return False
+        await _store_call(self.store, lambda con: humans.drop_pause(con, spec.name))
+        del self.paused[spec.name]
+        self._schedule(prompt=True)
+        log.info("check resumed", extra={"check": spec.name})
+        return True
 
     def _schedule(self, *, prompt: bool) -> list[CheckSpec]:
         """Hand the running checks to the scheduler and the metrics; prompt: a reload (see Scheduler)."""
@@ -386,9 +416,10 @@ class Agent:
                             "'Too many open files'; raise it (ulimit -n, LimitNOFILE=)", extra=fields)  # fmt: skip
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             self.store = store
+            self.paused = await store.call(humans.load_pauses)
             checks = self._running()
             self.metrics.config_applied(self.clock.time())
-            await self._start_alerting(store, checks)
+            await self._start_alerting(store, [c for c in self.spec.checks if c.enabled])  # a paused check keeps its incident
             self._schedule(prompt=False)
             if self.pool is not None:
                 await self.pool.start()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 
-from pulse_agent.alerts import outbox
+from pulse_agent.alerts import humans, outbox
 from pulse_agent.alerts.machine import AlertState, Event, Incident, replay, step
 from pulse_agent.alerts.outbox import Message, Record
 from pulse_agent.alerts.sender import Sender
+from pulse_agent.alerts.silence import Silence, new_silence, silencing
 from pulse_agent.alerts.template import NOTIFY_TYPE, compose, event_fields
 from pulse_agent.clock import Clock
 from pulse_agent.config.model import CheckSpec, NotifierSpec
@@ -33,6 +35,7 @@ class Alerting:
         self._states: dict[str, AlertState] = {}
         self._notifiers: dict[str, NotifierSpec] = {}
         self._ids = itertools.count(1)
+        self._silences: list[Silence] = []
 
     @property
     def open_incidents(self) -> int:
@@ -64,6 +67,43 @@ class Alerting:
             log.error("closing the incidents of checks no longer run failed: %s", exc)
         log.info("incidents closed: their checks are no longer run", extra={"checks": sorted(incidents)})
 
+    def silences(self) -> list[Silence]:
+        """The silences known now: pending, active, and those expired since the agent started."""
+        return list(self._silences)
+
+    async def add_silence(self, body: dict[str, object]) -> Silence:
+        """A new silence from an API body (ValueError saying what is wrong), stored before it counts."""
+        silence = new_silence(body, uuid.uuid4().hex[:12], self._clock.time())
+        await self._store.call(lambda con: humans.save_silence(con, silence))
+        self._silences.append(silence)
+        log.info("silence added", extra={**silence.to_json(self._clock.time()), "silence": silence.id})
+        return silence
+
+    async def expire_silence(self, silence_id: str) -> Silence | None:
+        """End a silence now; None when there is no such silence."""
+        now = self._clock.time()
+        found = next((i for i, s in enumerate(self._silences) if s.id == silence_id), None)
+        if found is None:
+            return None
+        silence = self._silences[found]
+        ended = replace(silence, ends_at=min(silence.ends_at, now), starts_at=min(silence.starts_at, now))
+        await self._store.call(lambda con: humans.save_silence(con, ended))
+        self._silences[found] = ended
+        log.info("silence expired", extra={"silence": silence_id})
+        return ended
+
+    async def ack(self, incident_id: str, by: str | None) -> Incident | None:
+        """Acknowledge an open incident: no more reminders until it resolves. None when no open incident has that id."""
+        name = next((n for n, s in self._states.items() if s.incident is not None and s.incident.id == incident_id), None)
+        if name is None:
+            return None
+        state, now = self._states[name], self._clock.time()
+        incident = replace(state.incident, acked_at=now, acked_by=by)  # type: ignore[arg-type]
+        self._states[name] = replace(state, incident=incident)
+        await self._store.call(lambda con: humans.save_ack(con, incident_id, now, by))
+        log.info("incident acknowledged", extra={"incident": incident_id, "check": name, "by": by})
+        return incident
+
     def set_notifiers(self, notifiers: Iterable[NotifierSpec]) -> None:
         """Address messages with these notifiers from now on."""
         self._notifiers = {n.name: n for n in notifiers}
@@ -74,6 +114,8 @@ class Alerting:
         specs = list(checks)
         window = max((max(c.alert.failure_threshold, c.alert.success_threshold) for c in specs), default=1)
         saved = await self._store.call(lambda con: outbox.load(con, window))
+        now = self._clock.time()
+        self._silences = await self._store.call(lambda con: humans.load_silences(con, now))
         self._ids = itertools.count(saved.next_id)
         self._sender.add(saved.pending)
         for spec in specs:
@@ -96,28 +138,59 @@ class Alerting:
             return None
         state, events = step(self._states.get(spec.name, _QUIET), result, spec.alert)
         self._states[spec.name] = state
-        return self._emit(spec, state, events) if events else None
+        if events:
+            return self._emit(spec, state, events)
+        held = state.incident.held if state.incident is not None else None
+        if held is not None and self.holding(spec, self._clock.time()) is None:
+            # What held its failure back (a silence, a dependency) is over and the check is still down: say so now.
+            incident = replace(state.incident, held=None)  # type: ignore[arg-type]
+            self._states[spec.name] = state = replace(state, incident=incident)
+            return self._emit(spec, state, [Event("failure", spec.name, result, incident)], late=held)
+        return None
 
-    async def _emit(self, spec: CheckSpec, state: AlertState, events: Sequence[Event]) -> None:
+    def holding(self, spec: CheckSpec, now: float) -> str | None:
+        """Why spec's notifications are recorded but not sent at now (a silence, a dependency that is down), or None."""
+        silence = silencing(self._silences, spec.name, dict(spec.labels), now)
+        if silence is not None:
+            return silence.describe()
+        down = [name for name in spec.depends_on if self._down(name)]
+        if down:
+            return f"{', '.join(down)} (depends_on) {'is' if len(down) == 1 else 'are'} down"
+        return None
+
+    def _down(self, check: str) -> bool:
+        state = self._states.get(check)
+        return state is not None and (state.failures > 0 or state.incident is not None)
+
+    async def _emit(self, spec: CheckSpec, state: AlertState, events: Sequence[Event], late: str | None = None) -> None:
         now = self._clock.time()
-        records = [
-            Record(spec.name, e.result.ts, state.degraded, e.incident, tuple(self._messages(spec, e, now)) if e.send else ())
-            for e in events
-        ]
+        records = []
+        for e in events:
+            incident, held = e.incident, self.holding(spec, now) if e.send else None
+            note = f"sent late: it was held back while {late}" if late else None
+            if e.kind == "failure" and held is not None and incident is not None:
+                incident = replace(incident, held=held)
+                e = replace(e, incident=incident)
+                if state.incident is not None and state.incident.id == incident.id:
+                    self._states[spec.name] = state = replace(state, incident=incident)
+            elif e.kind == "resolved" and incident is not None and incident.held is not None and held is None:
+                note = f"its failure was not sent: {incident.held}"
+            messages = tuple(self._messages(spec, e, now, note, held)) if e.send else ()
+            records.append(Record(spec.name, e.result.ts, state.degraded, incident, messages))
         try:
             await self._store.call(lambda con: outbox.record(con, records))
         except Exception as exc:  # better sent without a record than not sent
             log.error("recording alert events of %s failed, sending anyway: %s", spec.name, exc)
         for rec, event in zip(records, events, strict=True):
-            _log_event(event, len(rec.messages))
-            self._sender.add(rec.messages)
+            _log_event(event, rec.messages)
+            self._sender.add(m for m in rec.messages if m.suppressed is None)
             if self._on_event is not None:
                 self._on_event(event)
 
-    def _messages(self, spec: CheckSpec, event: Event, now: float) -> Iterable[Message]:
+    def _messages(self, spec: CheckSpec, event: Event, now: float, note: str | None, held: str | None) -> Iterable[Message]:
         from pulse_agent.alerts.notify import url_hint  # Apprise: loaded only where notifiers exist
 
-        fields = event_fields(event, spec)
+        fields = event_fields(event, spec, note)
         for name in spec.alert.notify:
             notifier = self._notifiers.get(name)
             if notifier is None:
@@ -137,11 +210,15 @@ class Alerting:
                     title=title,
                     body=body,
                     next_attempt_at=now,
+                    suppressed=held,
                 )
 
 
-def _log_event(event: Event, messages: int) -> None:
-    fields: dict[str, object] = {"check": event.check, "event": event.kind, "messages": messages}
+def _log_event(event: Event, messages: Sequence[Message]) -> None:
+    fields: dict[str, object] = {"check": event.check, "event": event.kind, "messages": len(messages)}
+    held = next((m.suppressed for m in messages if m.suppressed), None)
+    if held is not None:
+        fields["held"] = held
     if event.incident is not None:
         fields.update(incident=event.incident.id, opened_at=iso(event.incident.opened_at))
     log.warning("alert %s", event.kind, extra=fields)

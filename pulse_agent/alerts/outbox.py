@@ -33,6 +33,7 @@ class Message:
     body: str
     attempts: int = 0
     next_attempt_at: float = 0.0
+    suppressed: str | None = None  # recorded, never sent: the silence or dependency that held it
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +69,19 @@ def record(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
         if rec.incident is not None:
             i = rec.incident
             con.execute(
-                """INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at""",
-                [i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at)],
+                """INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, held)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at,
+                   held = excluded.held""",
+                [i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at), i.held],
             )
         con.execute("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?)", [rec.check, utc(rec.transition_ts), rec.degraded])
         for m in rec.messages:
             con.execute(
                 "INSERT INTO outbox (id, created_at, check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body,"
-                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " next_attempt_at, suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [m.id, utc(m.created_at), m.check, m.incident_id, m.event, m.notifier, m.url_key, m.url_hint, m.kind, m.title, m.body,
-                 utc(m.next_attempt_at)],
+                 utc(m.next_attempt_at), m.suppressed],
             )  # fmt: skip
 
 
@@ -104,10 +106,10 @@ def mark_failed(con: duckdb.DuckDBPyConnection, message: Message, error: str, ne
 def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
     """Open incidents, degraded flags, the last `window` runs per check since its last event, pending messages."""
     incidents = {
-        row[1]: Incident(row[0], row[1], row[2], row[3], row[4], row[5])
+        row[1]: Incident(*row[:6], acked_at=row[6], acked_by=row[7], held=row[8])
         for row in con.execute(
-            "SELECT id, check_name, epoch(opened_at), first_error_kind, first_error, epoch(last_notified_at)"
-            " FROM incidents WHERE resolved_at IS NULL"
+            "SELECT id, check_name, epoch(opened_at), first_error_kind, first_error, epoch(last_notified_at), epoch(acked_at), acked_by,"
+            " held FROM incidents WHERE resolved_at IS NULL"
         ).fetchall()
     }
     degraded = {name for (name,) in con.execute("SELECT check_name FROM alert_state WHERE degraded").fetchall()}
@@ -126,7 +128,7 @@ def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
         Message(*row)
         for row in con.execute(
             "SELECT id, epoch(created_at), check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body, attempts,"
-            " epoch(next_attempt_at) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL ORDER BY id"
+            " epoch(next_attempt_at) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND suppressed IS NULL ORDER BY id"
         ).fetchall()
     ]
     [(top,)] = con.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchall()

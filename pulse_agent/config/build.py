@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
+from pulse_agent.config.depends import dependency_problems
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
@@ -88,6 +89,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
                 reuse.remember_spec(key, spec)
         if spec is not None:
             checks.append(spec)
+    _check_dependencies(doc, raw_checks, first_seen)
     agent = AgentSettings(**_agent_settings(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
     try:
         Shard.parse(agent.shard)
@@ -99,8 +101,19 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules)
 
 
+def _check_dependencies(doc: Document, raw_checks: list[Any], first_seen: dict[str, int]) -> None:
+    """Every depends_on names a check, and no cycle: errors placed at the offending entry."""
+    deps = {
+        name: [t for t in raw.get("depends_on") or () if isinstance(t, str)] if isinstance(raw.get("depends_on"), list) else []
+        for name, i in first_seen.items()
+        if isinstance(raw := raw_checks[i], dict)
+    }
+    for check, j, message in dependency_problems(deps):
+        doc.error(("checks", first_seen[check], "depends_on", j), message)
+
+
 # Check keys that mean nothing for a /probe module: Prometheus' scrape decides when, and alerting is Prometheus'.
-NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance")
+NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance", "depends_on")
 
 
 def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[ModuleSpec, ...]:
@@ -324,6 +337,7 @@ class _CheckBuilder:
             ),
             maintenance=windows + own_windows,
             slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,
+            depends_on=tuple(raw.get("depends_on") or ()),
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
         )

@@ -148,6 +148,7 @@ class CheckSpec:
     enabled: bool = True
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
+    depends_on: tuple[str, ...] = ()  # checks whose failure holds back this check's notifications
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""

@@ -108,6 +108,27 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (hour, check_name)
     );
     """,
+    """
+    CREATE TABLE silences (
+        id         VARCHAR PRIMARY KEY,
+        matchers   VARCHAR[]   NOT NULL,  -- check=api, team=~pay.*
+        starts_at  TIMESTAMPTZ NOT NULL,
+        ends_at    TIMESTAMPTZ NOT NULL,  -- set to the expiry time when expired early
+        reason     VARCHAR     NOT NULL,
+        author     VARCHAR     NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE paused_checks (
+        check_name VARCHAR PRIMARY KEY,
+        paused_at  TIMESTAMPTZ NOT NULL,
+        author     VARCHAR,
+        reason     VARCHAR
+    );
+    ALTER TABLE incidents ADD COLUMN acked_at TIMESTAMPTZ;
+    ALTER TABLE incidents ADD COLUMN acked_by VARCHAR;
+    ALTER TABLE incidents ADD COLUMN held VARCHAR;  -- why its failure message was not sent (silence, depends_on)
+    ALTER TABLE outbox ADD COLUMN suppressed VARCHAR;  -- recorded, not sent: the silence or dependency that held it
+    """,
 )
 
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval

@@ -22,6 +22,9 @@ INCIDENT_COLUMNS = (
     "first_error",
     "last_notified_at",
     "notifications_sent",
+    "acked_at",
+    "acked_by",
+    "held",
 )
 
 
@@ -166,7 +169,8 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
     SELECT check_name, id AS incident, opened_at, resolved_at,
-           round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent
+           round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent,
+           acked_at, acked_by, held
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
     return _rows(con.execute(sql, _params(start, end, checks)))

@@ -124,6 +124,42 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         outcome = await agent.reload("api")
         return web.json_response(outcome.to_json(), status=200 if outcome.ok else 400)
 
+    async def list_silences(_: web.Request) -> web.Response:
+        now = agent.clock.time()
+        return web.json_response({"silences": [s.to_json(now) for s in _alerting(agent).silences()]})
+
+    async def add_silence(request: web.Request) -> web.Response:
+        try:
+            silence = await _alerting(agent).add_silence(await request.json())
+        except ValueError as exc:  # malformed JSON included
+            return _error(400, str(exc))
+        return web.json_response(silence.to_json(agent.clock.time()), status=201)
+
+    async def expire_silence(request: web.Request) -> web.Response:
+        silence = await _alerting(agent).expire_silence(request.match_info["id"])
+        if silence is None:
+            return _error(404, f"no silence with id {request.match_info['id']!r}")
+        return web.json_response(silence.to_json(agent.clock.time()))
+
+    async def ack_incident(request: web.Request) -> web.Response:
+        body = await _optional_body(request)
+        incident = await _alerting(agent).ack(request.match_info["id"], body.get("author"))
+        if incident is None:
+            return _error(404, f"no open incident with id {request.match_info['id']!r}")
+        return web.json_response({"id": incident.id, "check": incident.check, "acked_at": iso(incident.acked_at or 0),
+                                  "acked_by": incident.acked_by})  # fmt: skip
+
+    async def pause_check(request: web.Request) -> web.Response:
+        spec, body = _check(agent, request), await _optional_body(request)
+        pause = await agent.pause(spec, body.get("author"), body.get("reason"))
+        return web.json_response({"check": spec.name, "paused": pause.to_json()})
+
+    async def resume_check(request: web.Request) -> web.Response:
+        spec = _check(agent, request)
+        if not await agent.resume(spec):
+            return _error(409, f"check {spec.name!r} is not paused")
+        return web.json_response({"check": spec.name, "paused": None})
+
     async def openapi(_: web.Request) -> web.Response:
         return web.Response(text=openapi_text(), content_type="application/json")
 
@@ -136,6 +172,12 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         web.get("/api/v1/events", events),
         web.post("/api/v1/report", report),
         web.post("/api/v1/export", export_results),
+        web.get("/api/v1/silences", list_silences),
+        web.post("/api/v1/silences", add_silence),
+        web.delete("/api/v1/silences/{id}", expire_silence),
+        web.post("/api/v1/incidents/{id}/ack", ack_incident),
+        web.post("/api/v1/checks/{name}/pause", pause_check),
+        web.post("/api/v1/checks/{name}/resume", resume_check),
         web.get("/api/v1/openapi.json", openapi),
         web.post("/-/reload", reload),
     ]
@@ -151,7 +193,8 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
     state = agent.alerting.state(spec.name) if agent.alerting is not None else None
     incident = state.incident if state is not None else None
     last = agent.last_results.get(spec.name)
-    due = spec.schedule.next_due(now, spec.name) if spec.enabled else None
+    pause = agent.paused.get(spec.name)
+    due = spec.schedule.next_due(now, spec.name) if spec.enabled and pause is None else None
     return {
         "name": spec.name,
         "url": redact_url(spec.url),
@@ -182,8 +225,12 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
                 "opened_at": iso(incident.opened_at),
                 "first_error_kind": incident.first_error_kind,
                 "first_error": incident.first_error,
+                "acked_at": iso(incident.acked_at) if incident.acked_at is not None else None,
+                "acked_by": incident.acked_by,
+                "held": incident.held,
             },
         },
+        "paused": pause.to_json() if pause is not None else None,
         "next_due": iso(due) if due is not None else None,
         "last_result": last.to_json() if last is not None else None,
     }
@@ -195,6 +242,25 @@ def _check(agent: Agent, request: web.Request) -> CheckSpec:
     if spec is None:
         raise _http_error(web.HTTPNotFound, f"no check named {name!r}")
     return spec
+
+
+def _alerting(agent: Agent) -> Any:
+    if agent.alerting is None:
+        raise _http_error(web.HTTPServiceUnavailable, "alerting has not started")
+    return agent.alerting
+
+
+async def _optional_body(request: web.Request) -> dict[str, str | None]:
+    """{author, reason} from an optional JSON body; strings or absent."""
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _http_error(web.HTTPBadRequest, "the body must be JSON, like {\"author\": \"ana\", \"reason\": \"deploy\"}") from None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), (str, type(None))) for k in ("author", "reason")):
+        raise _http_error(web.HTTPBadRequest, "give author and reason as strings")
+    return {k: body.get(k) for k in ("author", "reason")}
 
 
 def _store(agent: Agent) -> Any:
