@@ -43,7 +43,7 @@ def generate(path: Path, checks: int, runs: int) -> float:
         """
     )
     con.execute(
-        f"""INSERT INTO incidents
+        f"""INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, notifications_sent)
         SELECT 'check-' || c || '@' || k, 'check-' || c, to_timestamp({START} + k * 86400), to_timestamp({START} + k * 86400 + 600),
                'status', 'generated', to_timestamp({START} + k * 86400), 1
         FROM range({checks}) a(c), range(3) b(k)"""

@@ -36,6 +36,7 @@ class Alerting:
         self._notifiers: dict[str, NotifierSpec] = {}
         self._ids = itertools.count(1)
         self._silences: list[Silence] = []
+        self._held_for: dict[str, set[str]] = {}  # check -> dependents whose messages were held while it was down
 
     @property
     def open_incidents(self) -> int:
@@ -153,10 +154,13 @@ class Alerting:
         silence = silencing(self._silences, spec.name, dict(spec.labels), now)
         if silence is not None:
             return silence.describe()
-        down = [name for name in spec.depends_on if self._down(name)]
+        down = self._down_dependencies(spec)
         if down:
             return f"{', '.join(down)} (depends_on) {'is' if len(down) == 1 else 'are'} down"
         return None
+
+    def _down_dependencies(self, spec: CheckSpec) -> list[str]:
+        return [name for name in spec.depends_on if self._down(name)]
 
     def _down(self, check: str) -> bool:
         state = self._states.get(check)
@@ -175,6 +179,11 @@ class Alerting:
                     self._states[spec.name] = state = replace(state, incident=incident)
             elif e.kind == "resolved" and incident is not None and incident.held is not None and held is None:
                 note = f"its failure was not sent: {incident.held}"
+            if e.kind == "resolved" and (dependents := self._held_for.pop(spec.name, None)):
+                note = f"alerts of checks that depend on {spec.name} were held back meanwhile: {', '.join(sorted(dependents))}"
+            if held is not None:
+                for name in self._down_dependencies(spec):
+                    self._held_for.setdefault(name, set()).add(spec.name)
             messages = tuple(self._messages(spec, e, now, note, held)) if e.send else ()
             records.append(Record(spec.name, e.result.ts, state.degraded, incident, messages))
         try:

@@ -252,12 +252,13 @@ def _alerting(agent: Agent) -> Any:
 
 async def _optional_body(request: web.Request) -> dict[str, str | None]:
     """{author, reason} from an optional JSON body; strings or absent."""
-    if not request.can_read_body:
+    raw = await request.read()
+    if not raw.strip():
         return {}
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
-        raise _http_error(web.HTTPBadRequest, "the body must be JSON, like {\"author\": \"ana\", \"reason\": \"deploy\"}") from None
+        raise _http_error(web.HTTPBadRequest, 'the body must be JSON, like {"author": "ana", "reason": "deploy"}') from None
     if not isinstance(body, dict) or not all(isinstance(body.get(k), (str, type(None))) for k in ("author", "reason")):
         raise _http_error(web.HTTPBadRequest, "give author and reason as strings")
     return {k: body.get(k) for k in ("author", "reason")}
