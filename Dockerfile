@@ -1,6 +1,8 @@
 # pulse-agent as a container: slim, non-root, HEALTHCHECK without curl, SIGTERM-clean as PID 1.
 #   docker build -t pulse-agent .            (or: buildah bud --isolation chroot -t pulse-agent .)
-#   docker run -v $PWD/pulse.yaml:/etc/pulse/pulse.yaml:ro -v pulse-data:/var/lib/pulse -p 9108:9108 pulse-agent
+#   docker run -e PULSE_API_TOKEN=$(openssl rand -hex 24) -v pulse-data:/var/lib/pulse -p 9108:9108 pulse-agent
+# It listens on 0.0.0.0, so it refuses to start without an API token (api_token: ${PULSE_API_TOKEN}
+# in your config; the bundled one reads it too) unless agent.insecure_api is true.
 ARG PYTHON_IMAGE=python:3.12-slim
 
 FROM ${PYTHON_IMAGE} AS build

@@ -23,6 +23,7 @@ from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config import ConfigInvalid, Memo, gc_paused, load_config
 from pulse_agent.config.files import digest, read_sources
 from pulse_agent.config.model import AgentSpec, CheckSpec
+from pulse_agent.listen import api_exposure
 from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
 from pulse_agent.live.events import EventHub
 from pulse_agent.live.reload import Reload, record_version
@@ -399,9 +400,21 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
         started = time.monotonic()
+        settings = self.spec.agent
+        if api_exposure(self.listen, settings.api_token, settings.insecure_api) == "insecure":
+            log.warning(
+                "the API is open to anyone who can reach the listen address: agent.insecure_api is true and agent.api_token is not set",
+                extra={"listen": self.listen},
+            )
         # The store first: a locked or missing database must fail before anything starts.
         store = await asyncio.to_thread(
-            ResultStore, self.database, on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc
+            ResultStore,
+            self.database,
+            on_written=self.metrics.results_written.inc,
+            on_write_failed=self.metrics.results_write_failures.inc,
+            export_dir=settings.export_dir,
+            memory_limit=settings.query_memory_limit,
+            query_timeout=settings.query_timeout,
         )
         self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner = None

@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write results as Parquet files partitioned by day (DIR/date=YYYY-MM-DD/)")
     _config_arg(export)
     export.add_argument("--format", choices=["parquet"], default="parquet")
-    export.add_argument("--out", required=True, help="directory to write into (on the agent's machine when a running agent exports)")
+    export.add_argument(
+        "--out", required=True, help="directory to write into (a running agent holding the database exports only into its agent.export_dir)"
+    )
     export.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
     export.add_argument("--agent-name", help="value of the agent column (default: this host's name)")
     _window_args(export)
@@ -332,6 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
 
     from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.listen import OpenApiRefused
     from pulse_agent.shard import Shard
     from pulse_agent.store import StoreError
 
@@ -360,7 +363,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(main_task())
-    except StoreError as exc:
+    except (StoreError, OpenApiRefused) as exc:
         print(f"pulse-agent: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. the listen address is taken

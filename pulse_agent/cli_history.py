@@ -15,17 +15,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from pulse_agent.report import ReportError, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent
+    from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits
 
     try:
         spec = _config(args)
         request = report_request(args, spec, time.time())
+        limits = Limits(timeout=spec.agent.query_timeout) if spec is not None else DEFAULT_LIMITS
         if args.from_parquet:
-            report = from_parquet(args.from_parquet, request)
+            report = from_parquet(args.from_parquet, request, limits)
         elif args.agent:
             report = from_agent(args.agent, request)
         else:
             database, listen = _where(args, spec)
-            report, _ = local_or_agent(database, listen, lambda con: answer(con, request), lambda url: from_agent(url, request))
+            report, _ = local_or_agent(database, listen, lambda con: answer(con, request, limits), lambda url: from_agent(url, request))
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent report: {exc}", file=sys.stderr)
         return 1
@@ -81,6 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             listen,
             lambda con: export(con, out, start, end, name),
             lambda url: int(ask_agent(url, "/api/v1/export", body)["rows"]),
+            allowed_dirs=[out],  # the one directory this export may write
         )
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent export: {exc}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 def split_listen(listen: str) -> tuple[str, int]:
     """HOST:PORT (or [v6]:PORT) -> (host, port); an empty host means every address."""
@@ -14,3 +16,35 @@ def agent_url(listen: str) -> str:
     host, port = split_listen(listen)
     host = "127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+class OpenApiRefused(ValueError):
+    """The API would be open to the network without a token; the message says what to set."""
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether listen only accepts connections from this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    host, _ = split_listen(listen)
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def api_exposure(listen: str, token: str | None, insecure: bool) -> Literal["token", "loopback", "insecure"]:
+    """How the mutating API is guarded on listen; OpenApiRefused when it would be open to the network."""
+    if token:
+        return "token"
+    if is_loopback(listen):
+        return "loopback"
+    if insecure:
+        return "insecure"
+    raise OpenApiRefused(
+        f"agent.listen {listen!r} is reachable from other machines and agent.api_token is not set: anyone reaching it could "
+        "run queries, trigger runs, reload and export; set agent.api_token (api_token: ${PULSE_API_TOKEN}), listen on "
+        "127.0.0.1, or set agent.insecure_api: true to allow an open API"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import duckdb
 from pulse_agent.alerts.template import human_duration
 from pulse_agent.result import iso
 from pulse_agent.store import queries
-from pulse_agent.store.sql_guard import QueryRefused, check_sql
+from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, QueryRefused, run_select
 
 WIDTH = 80  # the table format fits a terminal this wide
 
@@ -39,20 +40,41 @@ class ReportRequest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReportRequest:
-        """From a running agent's request body; ValueError when malformed."""
-        try:
-            return cls(
-                start=float(data["start"]),
-                end=float(data["end"]),
-                checks=tuple(str(c) for c in data.get("checks") or ()),
-                by=data.get("by"),
-                incidents=bool(data.get("incidents", False)),
-                sql=data.get("sql"),
-                slos={str(k): float(v) for k, v in (data.get("slos") or {}).items()},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed report request: {exc}") from None
+    def from_json(cls, data: object) -> ReportRequest:
+        """From a running agent's request body; ValueError naming the first malformed field."""
+        if not isinstance(data, dict):
+            raise ValueError("malformed report request: give a JSON object")
+        start, end = epoch_field(data, "start"), epoch_field(data, "end")
+        if start >= end:
+            raise ValueError("malformed report request: start must be before end")
+        checks = data.get("checks") or []
+        if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
+            raise ValueError("malformed report request: checks must be a list of check names")
+        by, sql, incidents, slos = data.get("by"), data.get("sql"), data.get("incidents", False), data.get("slos") or {}
+        if by not in (None, "hour", "day"):
+            raise ValueError("malformed report request: by must be 'hour' or 'day'")
+        if not isinstance(incidents, bool):
+            raise ValueError("malformed report request: incidents must be true or false")
+        if sql is not None and not isinstance(sql, str):
+            raise ValueError("malformed report request: sql must be a string")
+        if not isinstance(slos, dict) or not all(_finite(v) and 0 <= v <= 100 for v in slos.values()):
+            raise ValueError("malformed report request: slos must map check names to objectives from 0 to 100")
+        return cls(start, end, tuple(checks), by, incidents, sql, {str(k): float(v) for k, v in slos.items()})
+
+
+def epoch_field(data: dict[str, Any], key: str) -> float:
+    """data[key] as epoch seconds between 1970 and 9999; ValueError naming key otherwise."""
+    value = data.get(key)
+    if not _finite(value) or not 0 <= value <= MAX_EPOCH:
+        raise ValueError(f"malformed request: {key} must be a number of seconds since 1970 (up to year 9999), not {value!r}"[:200])
+    return float(value)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,23 +101,22 @@ class ReportError(Exception):
     """The data cannot be reached, or the question was refused; the message says why."""
 
 
-def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:
+def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
     """build_report, with a refused or failing query as a ReportError (the CLI and the API say the same)."""
     try:
-        return build_report(con, request)
+        return build_report(con, request, limits)
     except QueryRefused as exc:
         raise ReportError(f"query refused: {exc}") from None
     except duckdb.Error as exc:
         raise ReportError(f"query failed: {str(exc).splitlines()[0]}") from None
 
 
-def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest) -> Report:
-    """Answer request from the tables reachable through con (QueryRefused for unsafe SQL)."""
+def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
+    """Answer request from the tables reachable through con; user SQL runs in the sandbox (QueryRefused)."""
     checks = list(request.checks)
     if request.sql is not None:
-        check_sql(request.sql)
-        columns, rows = queries.select(con, request.sql)
-        return Report("sql", request.start, request.end, tuple(columns), rows)
+        columns, rows = run_select(con, request.sql, None, limits)
+        return Report("sql", request.start, request.end, tuple(columns), queries.json_rows(columns, rows))
     if request.incidents:
         rows = queries.incident_list(con, request.start, request.end, checks)
         kind = "incidents"

@@ -4,7 +4,8 @@ holds the file), or Parquet exports. Each path hands the same ReportRequest to b
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,30 +15,38 @@ from pulse_agent.listen import agent_url
 from pulse_agent.report import Report, ReportError, ReportRequest, answer
 from pulse_agent.store.db import StoreError, migrate, open_database
 from pulse_agent.store.export import export_parquet
+from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down
 
 T = TypeVar("T")
 
 __all__ = ["ReportError", "ask_agent", "export", "from_agent", "from_parquet", "local_or_agent"]
 
 
-def open_read_only(path: str) -> duckdb.DuckDBPyConnection | None:
-    """The file opened read-only; None when a running agent holds it (ask the agent then)."""
+def open_read_only(path: str, allowed_dirs: Sequence[str] = ()) -> duckdb.DuckDBPyConnection | None:
+    """The file opened read-only and locked down (files only in allowed_dirs); None when a running
+    agent holds it (ask the agent then)."""
     if not Path(path).exists():
         raise ReportError(f"no database at {path!r}; pass --db FILE or -c with the agent's config")
     try:
-        return open_database(path, read_only=True)
+        con = open_database(path, read_only=True)
     except StoreError as exc:
         if "locked" in str(exc):
             return None
         raise ReportError(str(exc)) from None
+    lock_down(con, allowed_dirs=allowed_dirs)
+    return con
 
 
 def local_or_agent(
-    database: str, listen: str, local: Callable[[duckdb.DuckDBPyConnection], T], remote: Callable[[str], T]
+    database: str,
+    listen: str,
+    local: Callable[[duckdb.DuckDBPyConnection], T],
+    remote: Callable[[str], T],
+    allowed_dirs: Sequence[str] = (),
 ) -> tuple[T, str]:
     """local(connection) on the file opened read-only, or, while a running agent holds it (DuckDB
     lets one process open it), remote(agent URL) at agent.listen; the answer and where it came from."""
-    con = open_read_only(database)
+    con = open_read_only(database, allowed_dirs)
     if con is None:
         url = agent_url(listen)
         return remote(url), f"the agent at {url}"
@@ -53,19 +62,27 @@ def export(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, a
         raise ReportError(f"export failed: {str(exc).splitlines()[0]}") from None
 
 
-def from_parquet(pattern: str, request: ReportRequest) -> Report:
+def from_parquet(pattern: str, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
     """Answer from exported Parquet files (of one agent or many): results only, no incidents or rollups."""
+    pattern = str(Path(pattern).absolute())
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         migrate(con)  # the agent's (empty) tables, then results replaced by the files
         con.execute("DROP TABLE results")
+        lock_down(con, allowed_dirs=[glob_root(pattern)])
         try:
             source = f"read_parquet({_quote(pattern)}, hive_partitioning = true, union_by_name = true)"
             con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
             con.execute("SELECT count(*) FROM results").fetchall()
         except duckdb.Error as exc:
             raise ReportError(f"cannot read Parquet files {pattern!r}: {str(exc).splitlines()[0]}") from None
-        return answer(con, request)
+        return answer(con, request, limits)
+
+
+def glob_root(pattern: str) -> str:
+    """The directory a glob pattern cannot leave: its path up to the first wildcard."""
+    head = re.split(r"[*?\[{]", pattern, maxsplit=1)[0]
+    return head if head.endswith("/") else str(Path(head).parent)
 
 
 def from_agent(url: str, request: ReportRequest) -> Report:

@@ -40,8 +40,13 @@ buildah run --isolation chroot "$c" -- id -u | grep -qx 10001 && echo "runs as u
 if buildah run --isolation chroot "$c" -- pulse-agent healthcheck --timeout 1; then
   echo "healthcheck passed with no agent running" >&2; exit 1
 fi
+# Listening on 0.0.0.0 without an API token, the agent refuses to start.
+if buildah run --isolation chroot "$c" -- pulse-agent run 2>/tmp/pulse-no-token.err; then
+  echo "the agent started on 0.0.0.0 without an API token" >&2; exit 1
+fi
+grep -q "agent.api_token is not set" /tmp/pulse-no-token.err
 # The agent as the image runs it: healthy while running, exit 0 on SIGTERM, data in the volume.
-buildah run --isolation chroot "$c" -- sh -c '
+buildah run --isolation chroot --env PULSE_API_TOKEN=smoke-token-0123456789abcdef "$c" -- sh -c '
   pulse-agent run & agent=$!
   for i in 1 2 3 4 5 6 7 8 9 10; do pulse-agent healthcheck --timeout 1 >/dev/null 2>&1 && break; sleep 1; done
   pulse-agent healthcheck || exit 1

@@ -158,7 +158,11 @@ def label_name_problem(name: str) -> str | None:
 
 def _agent_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """agent: as AgentSettings takes it (durations in seconds)."""
-    return {k: parse_duration(v) if k in ("retention", "rollup") else v for k, v in raw.items()}
+    converters = {"retention": parse_duration, "rollup": parse_duration, "query_timeout": parse_duration, "query_memory_limit": parse_size}
+    settings = {k: converters[k](v) if k in converters else v for k, v in raw.items()}
+    if settings.get("api_token") == "":  # ${PULSE_API_TOKEN:-} with the variable unset
+        del settings["api_token"]
+    return settings
 
 
 def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:

@@ -184,6 +184,10 @@ class AgentSettings:
     retention: float = 30 * 86400.0  # raw results, seconds
     rollup: float = 400 * 86400.0  # hourly aggregates, seconds
     location: str | None = None  # exported as the `location` label of every per-check series
+    export_dir: str | None = None  # the only directory POST /api/v1/export writes to (none: the API does not export)
+    insecure_api: bool = False  # allow an open API on a non-loopback listen address
+    query_timeout: float = 30.0  # seconds a report or user query may run before it is interrupted
+    query_memory_limit: int = 1 << 30  # bytes: DuckDB's memory_limit of the agent's database
 
 
 @dataclass(frozen=True, slots=True)

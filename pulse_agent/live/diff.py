@@ -9,7 +9,8 @@ from typing import Protocol
 from pulse_agent.config.model import AgentSpec
 
 # Agent settings a running agent cannot take over; they need a restart.
-RESTART_SETTINGS = ("listen", "database", "max_concurrency", "log_format", "api_token", "shard", "workers", "location")
+RESTART_SETTINGS = ("listen", "database", "max_concurrency", "log_format", "api_token", "shard", "workers", "location", "export_dir",
+                    "insecure_api", "query_memory_limit", "query_timeout")  # fmt: skip
 
 
 class _Named(Protocol):

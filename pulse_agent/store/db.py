@@ -10,6 +10,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TypeVar, cast
 import duckdb
 
 from pulse_agent.result import Result
+from pulse_agent.store import sandbox
 
 log = logging.getLogger("pulse_agent.store")
 
@@ -131,6 +133,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+QUERY_THREADS = 2  # reports and user SQL running at once
+QUERY_QUEUE = 8  # running or waiting before more are refused
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
 _STOP = object()
 _FLUSH = object()
@@ -144,6 +148,10 @@ class _Call:
 
     fn: Callable[[duckdb.DuckDBPyConnection], object]
     done: Callable[[object, BaseException | None], None]
+
+
+class QueriesBusy(Exception):
+    """Too many reports are running or waiting; the message says so."""
 
 
 class StoreError(Exception):
@@ -235,17 +243,25 @@ class ResultStore:
         max_pending: int = 1_000_000,
         on_written: Callable[[int], None] | None = None,
         on_write_failed: Callable[[], None] | None = None,
+        export_dir: str | None = None,
+        memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT,
+        query_timeout: float = sandbox.DEFAULT_TIMEOUT,
     ) -> None:
         self.path = Path(path)
         self._con = open_database(self.path)
         try:
             migrate(self._con)
             self.history = read_history(self._con)
+            # From here on the engine itself refuses files, extensions and setting changes to every connection.
+            allowed = [str(Path(export_dir).absolute())] if export_dir else []
+            sandbox.lock_down(self._con, allowed_dirs=allowed, memory_limit=memory_limit)
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None
         self._reader = self._con.cursor()  # a second connection to the same database, for queries
         self._reader_lock = threading.Lock()
+        self._cursors = self._con.cursor()  # where the query pool's connections are opened
+        self._cursor_lock = threading.Lock()
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._wake_every = min(WAKE_EVERY, batch_size)
@@ -257,6 +273,11 @@ class ResultStore:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
         self._results: collections.deque[Result] = collections.deque()
         self._unwritten: list[tuple[object, ...]] = []  # rows a failed write keeps for the next try
+        self._stopping = threading.Event()  # interrupts running reports at close
+        self.limits = sandbox.Limits(timeout=query_timeout, stop=self._stopping)
+        # Reports and user SQL: their own small pool, so a slow query never holds the threads /metrics and reloads use.
+        self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="pulse-query")
+        self._queries_waiting = 0
         self._thread = threading.Thread(target=self._write_loop, name="pulse-store-writer", daemon=True)
         self._thread.start()
         self.written = 0
@@ -283,6 +304,28 @@ class ResultStore:
 
         return await asyncio.to_thread(run)
 
+    async def query(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, timeout: float | None = None) -> T:
+        """Run fn on a connection opened for it, in a READ ONLY transaction interrupted after the query
+        timeout (sandbox.QueryTimeout), on the query pool; QueriesBusy when too many already wait."""
+        if self._queries_waiting >= QUERY_QUEUE:
+            raise QueriesBusy(f"{QUERY_QUEUE} reports are running or waiting already; try again later")
+        limit = self.limits.timeout if timeout is None else timeout
+
+        def run() -> T:
+            with self._cursor_lock:  # the writer's connection belongs to the writer thread: cursors come from their own
+                base = self._cursors.cursor()
+            try:
+                with sandbox.read_only(base, limit, self._stopping) as cur:
+                    return fn(cur)
+            finally:
+                base.close()
+
+        self._queries_waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._queries, run)
+        finally:
+            self._queries_waiting -= 1
+
     async def call(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run fn on the writer's connection in one transaction, after every result submitted before it."""
         loop = asyncio.get_running_loop()
@@ -306,13 +349,16 @@ class ResultStore:
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then close the file; never raises. What could not be written
         is counted in `dropped`."""
+        self._stopping.set()  # a running report is interrupted, not waited for
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
         if self._thread.is_alive():  # the writer is stuck in the file: what it holds is lost
             self.dropped += self.pending
             log.error("the writer did not finish within %.0f s; %d results not written to %s", timeout, self.pending, self.path)
+        self._queries.shutdown(wait=True, cancel_futures=True)
         try:
+            self._cursors.close()
             with self._reader_lock:
                 self._reader.close()
             self._con.close()

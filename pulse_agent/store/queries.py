@@ -176,12 +176,9 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
     return _rows(con.execute(sql, _params(start, end, checks)))
 
 
-def select(con: duckdb.DuckDBPyConnection, sql: str, limit: int = 100_000) -> tuple[list[str], list[dict[str, Any]]]:
-    """Run a query the SQL guard accepted: its column names and (at most limit) rows."""
-    cursor = con.execute(sql)
-    names = [d[0] for d in cursor.description or ()]
-    rows = cursor.fetchmany(limit)
-    return names, [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in rows]
+def json_rows(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows of a query as JSON-ready dicts keyed by column name."""
+    return [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in rows]
 
 
 def _params(start: float, end: float, checks: list[str] | None) -> dict[str, object]:

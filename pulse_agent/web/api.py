@@ -7,9 +7,12 @@ show no user info and no query values (pulse_agent.redact).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
+import math
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -20,10 +23,11 @@ from aiohttp import web
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
 from pulse_agent.redact import redact_url
-from pulse_agent.report import ReportError, ReportRequest, answer
+from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, answer, epoch_field
 from pulse_agent.report_source import export
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
+from pulse_agent.store.db import QueriesBusy
 
 if TYPE_CHECKING:
     from pulse_agent.agent import Agent
@@ -31,21 +35,30 @@ if TYPE_CHECKING:
 PROTECTED = re.compile(r"^/api/|^/-/")
 MAX_LIMIT = 10_000
 KEEP_ALIVE_S = 15.0
+AGENT_NAME = socket.gethostname()  # written in exports: this agent's name, never a caller's
 
 
 def bearer_auth(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Middleware: with a token set, /api/* and /-/* need `Authorization: Bearer <token>`."""
-    expected = f"Bearer {token}".encode() if token else b""
+    """Middleware: with a token set, /api/* and /-/* need `Authorization: Bearer <token>` (the
+    scheme in any case, RFC 9110; compared in constant time; the header is the only place read)."""
+    expected = token.encode() if token else b""
 
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if expected and PROTECTED.match(request.path):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return _error(401, "missing or wrong bearer token", headers={"WWW-Authenticate": 'Bearer realm="pulse-agent"'})
+        if expected and PROTECTED.match(request.path) and not hmac.compare_digest(bearer_of(request), expected):
+            return _error(401, "missing or wrong bearer token", headers={"WWW-Authenticate": 'Bearer realm="pulse-agent"'})
         return await handler(request)
 
     return check
+
+
+def bearer_of(request: web.Request) -> bytes:
+    """The credentials of an `Authorization: Bearer ...` header (any case of the scheme), as sent; b"" otherwise."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return b""
+    # Header bytes that are not UTF-8 arrive as surrogates: kept as sent, so they simply do not match.
+    return credentials.strip().encode("utf-8", "surrogateescape")
 
 
 def api_routes(agent: Agent) -> list[web.RouteDef]:
@@ -79,7 +92,7 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        with agent.events.subscribe() as sub:
+        with agent.events.subscribe() as sub, contextlib.suppress(ConnectionResetError):  # the client went away: done
             await response.write(b": connected\n\n")
             while True:
                 try:
@@ -97,28 +110,40 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
 
     async def report(request: web.Request) -> web.Response:
         try:
-            question = ReportRequest.from_json(await request.json())
-        except ValueError as exc:  # malformed JSON included
+            question = ReportRequest.from_json(await _json_body(request))
+        except ValueError as exc:
             return _error(400, str(exc))
+        store = _store(agent)
         try:
-            report = await _store(agent).read(lambda con: answer(con, question))
+            report = await store.query(lambda con: answer(con, question, store.limits))
         except ReportError as exc:
             return _error(400, str(exc))
+        except QueriesBusy as exc:
+            return _error(503, str(exc), headers={"Retry-After": "5"})
         return web.json_response(report.to_json())
 
     async def export_results(request: web.Request) -> web.Response:
+        if agent.spec.agent.export_dir is None:
+            return _error(403, "this agent has no agent.export_dir: its API writes no files")
+        out = str(Path(agent.spec.agent.export_dir).absolute())
         try:
-            body = await request.json()
-            out, start, end, name = str(body["out"]), float(body["start"]), float(body["end"]), str(body.get("agent", "agent"))
-        except (ValueError, KeyError, TypeError) as exc:
+            body = await _json_body(request)
+            if not isinstance(body, dict):
+                raise ValueError("give a JSON object")
+            start, end = epoch_field(body, "start"), epoch_field(body, "end")
+        except ValueError as exc:
             return _error(400, f"malformed export request: {exc}")
-        if not Path(out).is_absolute():
-            return _error(400, f"out={out!r}: give an absolute directory on the agent's machine")
-        try:
-            rows = await _store(agent).read(lambda con: export(con, out, start, end, name))
+        asked = body.get("out")
+        if asked is not None and (not isinstance(asked, str) or not _same_dir(asked, out)):
+            return _error(403, f"this agent exports only into its agent.export_dir {out!r}, not {str(asked)[:200]!r}")
+        store = _store(agent)
+        try:  # COPY runs on its own connection too, but without the query timeout: an export may be long
+            rows = await store.query(lambda con: export(con, out, start, end, AGENT_NAME), timeout=None)
         except ReportError as exc:
             return _error(400, str(exc))
-        return web.json_response({"rows": rows, "out": out})
+        except QueriesBusy as exc:
+            return _error(503, str(exc), headers={"Retry-After": "5"})
+        return web.json_response({"rows": rows, "out": out, "agent": AGENT_NAME})
 
     async def reload(_: web.Request) -> web.Response:
         outcome = await agent.reload("api")
@@ -271,25 +296,39 @@ def _store(agent: Agent) -> Any:
 
 
 def _since(request: web.Request, now: float) -> float | None:
-    """?since=ISO-8601 instant, or a duration back from now (since=1h)."""
+    """?since=ISO-8601 instant, or a duration back from now (since=1h); not before 1970."""
     text = request.query.get("since")
     if not text:
         return None
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        return from_iso(text)
-    except ValueError:
-        raise _http_error(web.HTTPBadRequest, f"since={text!r}: give an ISO-8601 time (2026-11-22T10:00:00Z) or a duration (1h)") from None
+    for parse in (lambda t: now - parse_duration(t), from_iso):
+        try:
+            since = parse(text)
+        except (ValueError, OverflowError):
+            continue
+        if math.isfinite(since) and 0 <= since <= MAX_EPOCH:
+            return since
+    raise _http_error(
+        web.HTTPBadRequest, f"since={text[:100]!r}: give an ISO-8601 time after 1970 (2026-11-22T10:00:00Z) or a duration (1h)"
+    )
 
 
 def _limit(request: web.Request) -> int:
     text = request.query.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise _http_error(web.HTTPBadRequest, f"limit={text!r}: give a whole number from 1 to {MAX_LIMIT}")
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= MAX_LIMIT:
+        raise _http_error(web.HTTPBadRequest, f"limit={text[:100]!r}: give a whole number from 1 to {MAX_LIMIT}")
     return int(text)
+
+
+async def _json_body(request: web.Request) -> object:
+    """The request body as JSON; ValueError saying it is not (bad JSON, not UTF-8)."""
+    try:
+        return await request.json()
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        raise ValueError(f"the body is not JSON: {str(exc)[:200]}") from None
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return Path(a).absolute() == Path(b).absolute() if Path(a).is_absolute() else False
 
 
 def _sse(kind: str, data: dict[str, Any]) -> bytes:
