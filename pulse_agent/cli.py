@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from pulse_agent import __version__
 from pulse_agent.cli_history import cmd_export, cmd_report
+from pulse_agent.cli_humans import add_parsers as add_human_parsers
+from pulse_agent.cli_humans import cmd_ack, cmd_pause, cmd_silence
 
 DEFAULT_CONFIG = "pulse.yaml"
 
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="the /healthz URL (default: from agent.listen of the config)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
 
+    add_human_parsers(sub, _config_arg)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--markdown", action="store_true", help="print the config reference (docs/config.md) instead")
     return parser
@@ -117,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": cmd_export,
         "schema": cmd_schema,
         "schedule": cmd_schedule,
+        "silence": cmd_silence,
+        "ack": cmd_ack,
+        "pause": cmd_pause,
+        "resume": cmd_pause,
     }
     command = commands[args.command]
     try:

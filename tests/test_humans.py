@@ -5,6 +5,8 @@ restarts, the API over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from contextlib import asynccontextmanager
 
 import httpx
@@ -13,6 +15,8 @@ from werkzeug import Response
 
 from pulse_agent.alerts.silence import Matcher, Silence, new_silence, silencing
 from pulse_agent.config.depends import dependency_problems
+from tests.agent_process import AgentProcess
+from tests.conftest import free_port, run_cli
 from tests.test_alerting import NOW, Receiver, query, running, until
 
 TOKEN = "humans-token-0123456789"
@@ -253,3 +257,35 @@ def test_dependency_problems_name_unknown_checks_self_references_and_each_cycle_
         ("c", 0, "depends_on cycle: a -> b -> c -> a"),
     ]
     assert dependency_problems({"a": [], "b": ["a"], "c": ["a", "b"]}) == []
+
+
+def test_the_cli_silences_pauses_and_acks_through_the_running_agent(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(
+        f"version: 1\nagent: {{listen: '127.0.0.1:{port}', api_token: '{TOKEN}'}}\n"
+        f"checks:\n  - {{name: api, url: 'http://127.0.0.1:{port}/healthz', schedule: every 1h, labels: {{team: core}}}}\n"
+    )
+    env = {"PULSE_API_TOKEN": TOKEN}
+    agent = AgentProcess("-c", str(cfg), "--db", str(tmp_path / "p.duckdb"), env=env)
+    try:
+        agent.wait_for(lambda r: r.get("msg") == "agent started")
+        added = run_cli("silence", "add", "-c", str(cfg), "-m", "team=core", "-m", "check=~a.*", "--duration", "2h", "--reason", "deploy",
+                        "--author", "ana", env=env)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        silence_id = added.stdout.split()[1]
+        listed = run_cli("silence", "list", "-c", str(cfg), "--format", "json", env=env)
+        [silence] = json.loads(listed.stdout)
+        assert silence["id"] == silence_id and silence["matchers"] == ["team=core", "check=~a.*"] and silence["state"] == "active"
+        wrong = run_cli("silence", "add", "-c", str(cfg), "-m", "team", "--duration", "2h", "--reason", "x", env=env)
+        assert wrong.returncode == 1 and "matcher 'team'" in wrong.stderr and "Traceback" not in wrong.stderr
+        assert run_cli("silence", "expire", silence_id, "-c", str(cfg), env=env).returncode == 0
+        assert "expired" in run_cli("silence", "list", "-c", str(cfg), env=env).stdout
+        assert run_cli("pause", "api", "-c", str(cfg), "--reason", "vendor", env=env).stdout.strip() == "check api paused"
+        assert run_cli("resume", "api", "-c", str(cfg), env=env).stdout.strip() == "check api resumed"
+        missing = run_cli("ack", "api@1", "-c", str(cfg), env=env)
+        assert missing.returncode == 1 and "no open incident" in missing.stderr
+        no_token = run_cli("silence", "list", "-c", str(cfg))
+        assert no_token.returncode == 1 and "PULSE_API_TOKEN" in no_token.stderr
+    finally:
+        assert agent.stop(signal.SIGTERM) == 0
