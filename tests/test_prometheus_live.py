@@ -44,11 +44,14 @@ def prometheus(tmp_path: Path, config: dict) -> Iterator[str]:
 
 
 def query(base: str, expr: str) -> list[dict]:
-    """The result vector of an instant query ([] while Prometheus is not listening yet)."""
+    """The result vector of an instant query ([] while Prometheus is not listening or not ready yet)."""
     try:
-        answer = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=5).json()
+        response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=5)
     except httpx.TransportError:
         return []
+    if response.status_code == 503:  # "Service Unavailable" until its storage has started
+        return []
+    answer = response.json()
     assert answer["status"] == "success", answer
     return answer["data"]["result"]
 
