@@ -219,7 +219,7 @@ class Agent:
         alerting = Alerting(store, sender, self.clock, on_event=self._publish_alert)
         alerting.set_notifiers(self.spec.notifiers)
         await alerting.restore(checks)
-        self.metrics.notification_queue.set_function(lambda: sender.depth)
+        self.metrics.notification_queue.set_function(lambda: alerting.queued)
         self.metrics.incidents_open.set_function(lambda: alerting.open_incidents)
         self.alerting = alerting
         return alerting

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 
+import duckdb
+
 from pulse_agent.alerts import humans, outbox
+from pulse_agent.alerts.grouper import Grouper
+from pulse_agent.alerts.grouping import group_key
 from pulse_agent.alerts.machine import AlertState, Event, Incident, replay, step
 from pulse_agent.alerts.outbox import Message, Record
 from pulse_agent.alerts.sender import Sender
 from pulse_agent.alerts.silence import Silence, new_silence, silencing
-from pulse_agent.alerts.template import NOTIFY_TYPE, compose, event_fields
+from pulse_agent.alerts.template import NOTIFY_TYPE, compose, event_fields, event_line
 from pulse_agent.clock import Clock
 from pulse_agent.config.model import CheckSpec, NotifierSpec
 from pulse_agent.result import Result, iso
@@ -35,7 +41,11 @@ class Alerting:
         self._states: dict[str, AlertState] = {}
         self._notifiers: dict[str, NotifierSpec] = {}
         self._ids = itertools.count(1)
+        self._grouper = Grouper(store, clock, sender, lambda: next(self._ids))
         self._silences: list[Silence] = []
+        self._batch: list[Record] = []  # records of events waiting for the write under way
+        self._batch_done: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._held_for: dict[str, set[str]] = {}  # check -> dependents whose messages were held while it was down
 
     @property
@@ -43,8 +53,14 @@ class Alerting:
         """Checks with an open incident."""
         return sum(1 for s in self._states.values() if s.incident is not None)
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be delivered, or waiting for their group."""
+        return self._sender.depth + self._grouper.depth
+
     async def close(self) -> None:
         """Stop delivering; undelivered messages wait in the outbox for the next start."""
+        await self._grouper.close()
         await self._sender.close()
 
     def state(self, check: str) -> AlertState | None:
@@ -109,6 +125,7 @@ class Alerting:
         """Address messages with these notifiers from now on."""
         self._notifiers = {n.name: n for n in notifiers}
         self._sender.set_notifiers(self._notifiers.values())
+        self._grouper.set_notifiers(self._notifiers.values())
 
     async def restore(self, checks: Iterable[CheckSpec]) -> None:
         """Take up where the last run stopped: open incidents, degraded flags, streaks, undelivered messages."""
@@ -118,7 +135,7 @@ class Alerting:
         now = self._clock.time()
         self._silences = await self._store.call(lambda con: humans.load_silences(con, now))
         self._ids = itertools.count(saved.next_id)
-        self._sender.add(saved.pending)
+        self._dispatch(saved.pending)
         for spec in specs:
             start = AlertState(incident=saved.incidents.get(spec.name), degraded=spec.name in saved.degraded)
             # Runs stored after the last recorded event may have raised one the crash kept from being recorded.
@@ -187,14 +204,49 @@ class Alerting:
             messages = tuple(self._messages(spec, e, now, note, held)) if e.send else ()
             records.append(Record(spec.name, e.result.ts, state.degraded, incident, messages))
         try:
-            await self._store.call(lambda con: outbox.record(con, records))
+            await self._record(records)
         except Exception as exc:  # better sent without a record than not sent
             log.error("recording alert events of %s failed, sending anyway: %s", spec.name, exc)
         for rec, event in zip(records, events, strict=True):
             _log_event(event, rec.messages)
-            self._sender.add(m for m in rec.messages if m.suppressed is None)
+            self._dispatch(rec.messages)
             if self._on_event is not None:
                 self._on_event(event)
+
+    async def _record(self, records: list[Record]) -> None:
+        """Write records in one transaction with those of every other event raised meanwhile: while
+        one write is under way the next batch gathers (a storm of 300 events is a few commits)."""
+        if self._batch_done is None:
+            self._batch_done = asyncio.get_running_loop().create_future()
+        self._batch.extend(records)
+        done = self._batch_done
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="alert-records")
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._batch_done is not None:
+                records, done = self._batch, self._batch_done
+                self._batch, self._batch_done = [], None
+                try:
+                    await self._store.call(functools.partial(_record_all, records=records))
+                except Exception as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+        finally:
+            self._flusher = None
+
+    def _dispatch(self, messages: Iterable[Message]) -> None:
+        """Messages to the sender, or to wait for their group; suppressed ones stay recorded only."""
+        for m in messages:
+            if m.suppressed is not None:
+                continue
+            if m.group_key is not None and self._grouper.groups(m.notifier):
+                self._grouper.add([m])
+            else:
+                self._sender.add([m])
 
     def _messages(self, spec: CheckSpec, event: Event, now: float, note: str | None, held: str | None) -> Iterable[Message]:
         from pulse_agent.alerts.notify import url_hint  # Apprise: loaded only where notifiers exist
@@ -205,6 +257,7 @@ class Alerting:
             if notifier is None:
                 continue
             title, body = compose(notifier, fields)
+            group, line = group_key(notifier, spec.name, dict(spec.labels)), event_line(fields)
             for url in notifier.urls:
                 yield Message(
                     id=next(self._ids),
@@ -220,7 +273,13 @@ class Alerting:
                     body=body,
                     next_attempt_at=now,
                     suppressed=held,
+                    group_key=group,
+                    line=line,
                 )
+
+
+def _record_all(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
+    outbox.record(con, records)
 
 
 def _log_event(event: Event, messages: Sequence[Message]) -> None:

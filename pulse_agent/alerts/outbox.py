@@ -34,6 +34,8 @@ class Message:
     attempts: int = 0
     next_attempt_at: float = 0.0
     suppressed: str | None = None  # recorded, never sent: the silence or dependency that held it
+    group_key: str | None = None  # waits in this group of its notifier (group_by) to go out in one message
+    line: str = ""  # its line in that message
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,25 +66,44 @@ def url_key(url: str) -> str:
 
 
 def record(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
-    """Write events: incident rows upserted, alert state replaced, messages queued."""
-    for rec in records:
-        if rec.incident is not None:
-            i = rec.incident
-            con.execute(
-                """INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, held)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at,
-                   held = excluded.held""",
-                [i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at), i.held],
-            )
-        con.execute("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?)", [rec.check, utc(rec.transition_ts), rec.degraded])
-        for m in rec.messages:
-            con.execute(
-                "INSERT INTO outbox (id, created_at, check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body,"
-                " next_attempt_at, suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [m.id, utc(m.created_at), m.check, m.incident_id, m.event, m.notifier, m.url_key, m.url_hint, m.kind, m.title, m.body,
-                 utc(m.next_attempt_at), m.suppressed],
-            )  # fmt: skip
+    """Write events: incident rows upserted, alert state replaced, messages queued; a few statements
+    for any number of records, so a storm of events costs one transaction, not hundreds."""
+    incidents = {r.incident.id: r.incident for r in records if r.incident is not None}  # the latest state of each
+    states = {r.check: r for r in records}
+    _many(
+        con,
+        "INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, held) VALUES {}"
+        " ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at,"
+        " held = excluded.held",
+        [(i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at), i.held)
+         for i in incidents.values()],
+    )  # fmt: skip
+    _many(con, "INSERT OR REPLACE INTO alert_state VALUES {}", [(r.check, utc(r.transition_ts), r.degraded) for r in states.values()])
+    _insert(con, [m for r in records for m in r.messages])
+
+
+def _insert(con: duckdb.DuckDBPyConnection, messages: list[Message]) -> None:
+    _many(
+        con,
+        "INSERT INTO outbox (id, created_at, check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body,"
+        " next_attempt_at, suppressed, group_key, line) VALUES {}",
+        [(m.id, utc(m.created_at), m.check, m.incident_id, m.event, m.notifier, m.url_key, m.url_hint, m.kind, m.title, m.body,
+          utc(m.next_attempt_at), m.suppressed, m.group_key, m.line) for m in messages],
+    )  # fmt: skip
+
+
+def _many(con: duckdb.DuckDBPyConnection, sql: str, rows: list[tuple[object, ...]], chunk: int = 200) -> None:
+    """sql with its VALUES {} filled by rows, chunk rows per statement (one statement costs about as much as one row)."""
+    for at in range(0, len(rows), chunk):
+        part = rows[at : at + chunk]
+        values = ", ".join(["(" + ", ".join("?" * len(part[0])) + ")"] * len(part))
+        con.execute(sql.format(values), [v for row in part for v in row])
+
+
+def record_group(con: duckdb.DuckDBPyConnection, combined: Message, members: list[int]) -> None:
+    """Queue a grouped message and mark the messages it carries, in one transaction (none is sent twice)."""
+    _insert(con, [combined])
+    con.execute("UPDATE outbox SET grouped_into = ? WHERE list_contains(?, id)", [combined.id, members])
 
 
 def mark_delivered(con: duckdb.DuckDBPyConnection, message: Message, at: float) -> None:
@@ -90,6 +111,13 @@ def mark_delivered(con: duckdb.DuckDBPyConnection, message: Message, at: float) 
     con.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?", [utc(at), message.id])
     if message.incident_id is not None:
         con.execute("UPDATE incidents SET notifications_sent = notifications_sent + 1 WHERE id = ?", [message.incident_id])
+    if message.event == "group":  # the messages it carried arrived with it
+        con.execute(
+            "UPDATE incidents SET notifications_sent = notifications_sent + 1"
+            " WHERE id IN (SELECT incident_id FROM outbox WHERE grouped_into = ?)",
+            [message.id],
+        )
+        con.execute("UPDATE outbox SET delivered_at = ? WHERE grouped_into = ?", [utc(at), message.id])
 
 
 def mark_failed(con: duckdb.DuckDBPyConnection, message: Message, error: str, next_attempt_at: float | None, at: float) -> None:
@@ -128,7 +156,8 @@ def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
         Message(*row)
         for row in con.execute(
             "SELECT id, epoch(created_at), check_name, incident_id, event, notifier, url_key, url_hint, kind, title, body, attempts,"
-            " epoch(next_attempt_at) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND suppressed IS NULL ORDER BY id"
+            " epoch(next_attempt_at), suppressed, group_key, coalesce(line, '') FROM outbox"
+            " WHERE delivered_at IS NULL AND dead_at IS NULL AND suppressed IS NULL AND grouped_into IS NULL ORDER BY id"
         ).fetchall()
     ]
     [(top,)] = con.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchall()

@@ -187,6 +187,19 @@ def _detail(event: Event, spec: CheckSpec) -> str:
     return NO_VALUE
 
 
+def event_line(fields: Mapping[str, str]) -> str:
+    """One line for a grouped message: the check and what happened to it."""
+    event, check = fields["event"], fields["check"]
+    text = {
+        "failure": f"{check} is down: {fields['detail']}",
+        "reminder": f"{check} is still down after {fields['duration']}: {fields['detail']}",
+        "resolved": f"{check} is up again after {fields['duration']}",
+        "degraded": f"{check} is degraded: {fields['detail']}",
+        "recovered": f"{check} is fast again",
+    }.get(event, fields["summary"])
+    return text if fields.get("note", NO_VALUE) == NO_VALUE else f"{text} ({fields['note']})"
+
+
 def trial_fields(notifier: str, message: str) -> dict[str, str]:
     """Template fields of a `pulse-agent notify` test message."""
     fields = dict.fromkeys(FIELDS, NO_VALUE)

@@ -189,6 +189,9 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
         max_backoff=parse_duration(raw.get("max_backoff", 300)),
         give_up_after=parse_duration(raw.get("give_up_after", 86400)),
         timeout=parse_duration(raw.get("timeout", 10)),
+        group_by=tuple(raw.get("group_by", ())),
+        group_wait=parse_duration(raw.get("group_wait", 30)),
+        group_interval=parse_duration(raw.get("group_interval", 300)),
     )
 
 

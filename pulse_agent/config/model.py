@@ -167,6 +167,9 @@ class NotifierSpec:
     max_backoff: float = 300.0
     give_up_after: float = 86400.0
     timeout: float = 10.0
+    group_by: tuple[str, ...] = ()  # label names, or "check"; empty: one message per event
+    group_wait: float = 30.0
+    group_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

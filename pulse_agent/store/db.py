@@ -130,6 +130,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE incidents ADD COLUMN acked_by VARCHAR;
     ALTER TABLE incidents ADD COLUMN held VARCHAR;  -- why its failure message was not sent (silence, depends_on)
     ALTER TABLE outbox ADD COLUMN suppressed VARCHAR;  -- recorded, not sent: the silence or dependency that held it
+    ALTER TABLE outbox ADD COLUMN group_key VARCHAR;   -- for a notifier with group_by: the group it waits in
+    ALTER TABLE outbox ADD COLUMN line VARCHAR;        -- its line in a grouped message
+    ALTER TABLE outbox ADD COLUMN grouped_into BIGINT; -- the id of the grouped message that carried it
     """,
 )
 
