@@ -98,7 +98,7 @@ def disk_digest(config: str) -> str:
     """Digest of the config as it is on disk now; "unreadable" while it cannot be read (reload says why)."""
     try:
         return digest(read_sources(config))
-    except ConfigInvalid:
+    except (ConfigInvalid, OSError, ValueError):
         return "unreadable"
 
 
@@ -269,17 +269,21 @@ class Agent:
         try:
             new = owned(await asyncio.to_thread(load_config, self.options.config, None, self._memo), self.shard)
         except ConfigInvalid as exc:
-            errors = tuple(str(e) for e in exc.errors)
-            self.metrics.reloaded(False, self.clock.time())
-            log.error("config reload refused; still running the last good config", extra={
-                "reason": reason, "running": self.spec.digest, "errors": list(errors)})  # fmt: skip
-            self._refused_digest = await asyncio.to_thread(disk_digest, self.options.config)
-            return Reload(False, reason, self.spec.digest, errors=errors)
+            return await self._refuse(reason, tuple(str(e) for e in exc.errors))
+        except Exception as exc:  # all or nothing: whatever went wrong, the running config stays
+            log.exception("loading the config failed")
+            return await self._refuse(reason, (f"{self.options.config}: cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})",))
         started = time.perf_counter()
         load_ms = round((started - loading) * 1000, 1)
-        change = diff(self.spec, new)
-        diffed = time.perf_counter()
-        stopped = self._apply(new, change)
+        old = self.spec
+        try:
+            change = diff(old, new)
+            diffed = time.perf_counter()
+            stopped = self._apply(new, change)
+        except Exception as exc:
+            log.exception("applying the config failed; going back to the running one")
+            self._apply(old, diff(new, old))
+            return await self._refuse(reason, (f"{self.options.config}: cannot be applied ({type(exc).__name__}: {str(exc)[:200]})",))
         if self.alerting is not None:  # checks no longer run: their incidents close
             await self.alerting.retire(stopped)
         diff_ms, apply_ms = round((diffed - started) * 1000, 1), round((time.perf_counter() - diffed) * 1000, 1)
@@ -295,6 +299,14 @@ class Agent:
         if restart:
             log.warning("these agent settings take effect at the next restart", extra={"settings": restart})
         return Reload(True, reason, new.digest, change)
+
+    async def _refuse(self, reason: str, errors: tuple[str, ...]) -> Reload:
+        """A refused reload: counted, logged once per content, the running config untouched."""
+        self.metrics.reloaded(False, self.clock.time())
+        log.error("config reload refused; still running the last good config", extra={
+            "reason": reason, "running": self.spec.digest, "errors": list(errors)})  # fmt: skip
+        self._refused_digest = await asyncio.to_thread(disk_digest, self.options.config or "")
+        return Reload(False, reason, self.spec.digest, errors=errors)
 
     def _apply(self, new: AgentSpec, change: ConfigDiff) -> list[str]:
         """Swap in the new config: unchanged checks keep their place in time, counters and incidents.
@@ -363,6 +375,9 @@ class Agent:
         if store is None:
             return {}
         rolled = await store.call(lambda con: retention.roll_up(con, now))
+        backfilled = 0  # hours rolled up by a release without sketches: before retention deletes their raw rows
+        while n := await store.call(retention.backfill_sketches):
+            backfilled += n
         deleted = 0
         while True:
             n = await store.call(lambda con: retention.delete_raw_batch(con, now - settings.retention))
@@ -370,7 +385,7 @@ class Agent:
             if n < retention.BATCH:
                 break
         expired = await store.call(lambda con: retention.delete_old_rollups(con, now - settings.rollup))
-        done = {"hours_rolled_up": rolled, "results_deleted": deleted, "hourly_rows_deleted": expired}
+        done = {"hours_rolled_up": rolled, "sketches_backfilled": backfilled, "results_deleted": deleted, "hourly_rows_deleted": expired}
         if any(done.values()):
             log.info("storage maintained", extra=done)
         return done

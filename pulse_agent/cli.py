@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard",
         default=os.environ.get("PULSE_SHARD"),
-        help="K/N: run only shard K of N of the checks (default: $PULSE_SHARD, agent.shard)",
+        help="K/N: run only shard K of N of the checks; ordinal/N: K is the StatefulSet pod's ordinal + 1 "
+        "(default: $PULSE_SHARD, agent.shard)",
     )
 
     validate = sub.add_parser("validate", help="check config files; exit 1 listing every error")
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="*", help="configs to check instead of -c (for pre-commit)")
     validate.add_argument("--show-schedule", action="store_true", help="also list each check's next due time")
     validate.add_argument("--shard", help="K/N: also list the checks shard K of N owns")
+    validate.add_argument(
+        "--require-env",
+        action="store_true",
+        help="fail on unset ${VAR}s as run does (default: check the structure and list the variables run needs)",
+    )
 
     schedule = sub.add_parser("schedule", help="print the next due times of a schedule expression")
     schedule.add_argument("expr", help="e.g. '*/5 * * * *', 'every weekday at 08:00', 'at 2026-12-01T09:00:00Z'")
@@ -84,16 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     view = report.add_mutually_exclusive_group()
     view.add_argument("--by", choices=["hour", "day"], help="a time series instead of one row per check")
     view.add_argument("--incidents", action="store_true", help="the list of incidents")
-    view.add_argument("--sql", help="run one read-only SELECT over results, incidents, outbox, ...")
+    view.add_argument("--sql", help="run one read-only SELECT over results (the window's rows), all_results (every row), incidents, ...")
 
-    export = sub.add_parser("export", help="write results as Parquet files partitioned by day (DIR/date=YYYY-MM-DD/)")
+    export = sub.add_parser("export", help="write results, incidents and config versions as Parquet, whole UTC days (DIR/date=YYYY-MM-DD/)")
     _config_arg(export)
     export.add_argument("--format", choices=["parquet"], default="parquet")
     export.add_argument(
         "--out", required=True, help="directory to write into (a running agent holding the database exports only into its agent.export_dir)"
     )
     export.add_argument("--db", help="DuckDB file (default: agent.database of the config)")
-    export.add_argument("--agent-name", help="value of the agent column (default: this host's name)")
+    export.add_argument("--agent-name", help="value of the agent column and part of the file names (default: this host's name)")
     _window_args(export)
 
     health = sub.add_parser("healthcheck", help="exit 0 when a running agent's /healthz answers 200, else 1")
@@ -133,11 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(path: str, memo=None):  # -> AgentSpec | None
+def _load(path: str, memo=None, *, placeholders: bool = False):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
 
     try:
-        return load_config(path, memo=memo)
+        return load_config(path, memo=memo, placeholders=placeholders)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -150,18 +156,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 with a summary per config when all are valid, else 1 with every error."""
     failed = 0
     for path in args.files or [args.config]:
-        spec = _load(path)
+        spec = _load(path, placeholders=not args.require_env)
         if spec is None:
             failed += 1
             continue
         enabled = sum(c.enabled for c in spec.checks)
         disabled = len(spec.checks) - enabled
+        needs = f"; run needs {', '.join(spec.unset_variables)} set (unset here)" if spec.unset_variables else ""
         print(
             f"{path}: valid ({_count(len(spec.checks), 'check')}"
-            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')})"
+            f"{f', {disabled} disabled' if disabled else ''}, {_count(len(spec.notifiers), 'notifier')}){needs}"
         )
         if args.shard:
-            print_shard(spec, args.shard)
+            try:
+                print_shard(spec, args.shard)
+            except ValueError as exc:
+                print(f"pulse-agent validate: --shard: {exc}", file=sys.stderr)
+                return 1
         if args.show_schedule:
             print_next_due(spec.checks)
     return 1 if failed else 0
@@ -169,9 +180,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def print_shard(spec, text: str) -> None:  # spec: AgentSpec
     """Which checks shard K/N of spec runs."""
-    from pulse_agent.shard import Shard, owned
+    from pulse_agent.shard import Shard, owned, resolve
 
-    shard = Shard.parse(text)
+    shard = Shard.parse(resolve(text, os.environ))
     mine = owned(spec, shard).checks
     print(f"shard {shard} runs {len(mine)} of {_count(len(spec.checks), 'check')}: {', '.join(c.name for c in mine) or '-'}")
 
@@ -238,8 +249,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         t = schedule.next_due(t, args.expr) if t is not None else None
         if t is None:
             break
-        local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
-        print(f"{iso(t).replace('.000Z', 'Z')}{local}")
+        try:
+            local = f"  {datetime.fromtimestamp(t, zone).isoformat()}" if args.timezone != "UTC" else ""
+            print(f"{iso(t).replace('.000Z', 'Z')}{local}")
+        except (ValueError, OverflowError, OSError):
+            print("pulse-agent: the next due time is outside the years 1 .. 9999", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -335,6 +350,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulse_agent.config import Memo
     from pulse_agent.logs import setup_logging
 
+    if args.listen is not None:
+        from pulse_agent.listen import listen_problem
+
+        if (problem := listen_problem(args.listen)) is not None:
+            print(f"pulse-agent: --listen: {problem}", file=sys.stderr)
+            return 2
+        # The config can follow the address: the bundled self-checks probe ${PULSE_LISTEN:-...}.
+        os.environ["PULSE_LISTEN"] = args.listen
     memo = Memo()  # the agent's reloads redo only what an edit changed
     spec = _load(args.config, memo)
     if spec is None:
@@ -343,15 +366,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pulse_agent.agent import Agent, RunOptions
     from pulse_agent.listen import OpenApiRefused
-    from pulse_agent.shard import Shard
+    from pulse_agent.shard import Shard, resolve
     from pulse_agent.store import StoreError
 
     try:
-        Shard.parse(args.shard or spec.agent.shard)
+        shard = resolve(args.shard or spec.agent.shard, os.environ)  # "ordinal/N": from the StatefulSet pod's name
+        Shard.parse(shard)
     except ValueError as exc:
         print(f"pulse-agent: --shard/PULSE_SHARD: {exc}", file=sys.stderr)
         return 1
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=args.shard), memo=memo)
+    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=shard), memo=memo)
 
     async def main_task() -> int:
         stop = asyncio.Event()

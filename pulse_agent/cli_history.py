@@ -11,9 +11,10 @@ from typing import Any
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print a report; exit 1 when the data cannot be reached or the query is refused."""
+    import shutil
     import time
 
-    from pulse_agent.report import ReportError, answer, render
+    from pulse_agent.report import WIDTH, ReportError, UnknownCheck, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent
     from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits
 
@@ -28,10 +29,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             database, listen = _where(args, spec)
             report, _ = local_or_agent(database, listen, lambda con: answer(con, request, limits), lambda url: from_agent(url, request))
+    except UnknownCheck as exc:
+        print(f"pulse-agent report: {exc}", file=sys.stderr)
+        return 2
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent report: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(render(report, args.format))
+    sys.stdout.write(render(report, args.format, shutil.get_terminal_size((WIDTH, 24)).columns))
     return 0
 
 
@@ -49,7 +53,8 @@ def report_request(args: argparse.Namespace, spec: Any, now: float):  # spec: Ag
         if not checks:
             raise ValueError(f"no check has the labels {', '.join(args.label)}")
     slos = {c.name: c.slo for c in spec.checks if c.slo is not None} if spec else {}
-    return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos)
+    known = tuple(c.name for c in spec.checks) if spec else ()
+    return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos, known)
 
 
 def window_of(args: argparse.Namespace, now: float) -> tuple[float, float]:
@@ -71,25 +76,35 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from pulse_agent.report import ReportError
     from pulse_agent.report_source import ask_agent, export, local_or_agent
+    from pulse_agent.store.export import Exported, check_agent_name
 
     name = args.agent_name or socket.gethostname()
     try:
+        check_agent_name(name)
         start, end = window_of(args, time.time())
         database, listen = _where(args, _config(args))
         out = str(Path(args.out).absolute())
         body = {"out": out, "start": start, "end": end, "agent": name}
-        rows, via = local_or_agent(
+        done, via = local_or_agent(
             database,
             listen,
             lambda con: export(con, out, start, end, name),
-            lambda url: int(ask_agent(url, "/api/v1/export", body)["rows"]),
+            lambda url: Exported(**ask_agent(url, "/api/v1/export", body)["exported"]),
             allowed_dirs=[out],  # the one directory this export may write
         )
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent export: {exc}", file=sys.stderr)
         return 1
-    print(f"exported {rows} results to {out} (from {via})")
+    counts = ", ".join(_plural(n, word) for n, word in ((done.results, "result"), (done.incidents, "incident"),
+                                                      (done.config_versions, "config version")))  # fmt: skip
+    print(f"exported {counts} in {_plural(done.files, 'file')} to {out} (from {via})")
+    if done.kept:
+        print(f"kept {done.kept} older files that hold more rows than the database still has (retention deleted some)")
     return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _config(args: argparse.Namespace) -> Any:  # -> AgentSpec | None

@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_SECONDS = 100 * 365 * 86400.0  # longer is a typo, and overflows timers
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 
 
@@ -17,6 +18,8 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"{value!r} is negative; a duration is 0 or more")
+        if not value < MAX_SECONDS:  # also NaN
+            raise ValueError(f"{str(value)[:20]} is not a duration of at most 100 years")
         return float(value)
     text = value.strip()
     if not text:
@@ -28,6 +31,8 @@ def parse_duration(value: str | int | float) -> float:
             raise ValueError(f"{value!r} is not a duration (e.g. 250ms, 30s, 5m, 1h30m, 7d)")
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
+    if not total < MAX_SECONDS:
+        raise ValueError(f"{value[:20]!r} is not a duration of at most 100 years")
     return total
 
 

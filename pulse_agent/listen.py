@@ -48,3 +48,16 @@ def api_exposure(listen: str, token: str | None, insecure: bool) -> Literal["tok
         "run queries, trigger runs, reload and export; set agent.api_token (api_token: ${PULSE_API_TOKEN}), listen on "
         "127.0.0.1, or set agent.insecure_api: true to allow an open API"
     )
+
+
+def listen_problem(listen: str) -> str | None:
+    """Why listen is not a HOST:PORT this agent can serve on, or None when it is one."""
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        return f"{listen[:60]!r} is not HOST:PORT (e.g. 127.0.0.1:9108, [::1]:9108, 0.0.0.0:9108)"
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
+        return f"{listen[:60]!r}: port {port[:10]!r} is not a number from 0 to 65535"
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if "[" in bare or "]" in bare or (":" in bare and host == bare):
+        return f"{listen[:60]!r}: write an IPv6 host in brackets, e.g. [::1]:9108"
+    return None

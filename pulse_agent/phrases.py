@@ -83,7 +83,7 @@ def _days(words: list[str]) -> tuple[str, str]:
             continue
         day = DAYS.get(word.removesuffix("s")) or DAYS.get(word)
         if day is None:
-            raise PhraseError(f"{word!r} is not a day; write monday..sunday, day, weekday or weekend", word)
+            raise PhraseError(f"{word[:40]!r} is not a day; write monday..sunday, day, weekday or weekend", word)
         days.append(day)
     return "*", ",".join(dict.fromkeys(days))
 
@@ -103,7 +103,7 @@ def _nth_of_month(words: list[str]) -> tuple[str, str]:
             return "*", f"L{_DAY_NUMBER[DAYS[what]]}"
     elif what in DAYS:
         return "*", f"{DAYS[what]}#{_ORDINALS[ordinal]}"
-    raise PhraseError(f"{what!r} is not a day; write monday..sunday (or 'last day')", what)
+    raise PhraseError(f"{what[:40]!r} is not a day; write monday..sunday (or 'last day')", what)
 
 
 def _month_day(words: list[str]) -> str:
@@ -132,8 +132,8 @@ def _time(words: list[str]) -> tuple[int, int, int]:
     hour, minute, second = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
     if m.group(4):
         if not 1 <= hour <= 12:
-            raise PhraseError(f"{text!r}: with am/pm the hour is 1..12", words[0])
+            raise PhraseError(f"{text[:40]!r}: with am/pm the hour is 1..12", words[0])
         hour = hour % 12 + (12 if m.group(4) == "pm" else 0)
     if hour > 23 or minute > 59 or second > 59:
-        raise PhraseError(f"{text!r} is not a time of day", words[0])
+        raise PhraseError(f"{text[:40]!r} is not a time of day", words[0])
     return second, minute, hour

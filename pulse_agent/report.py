@@ -7,6 +7,7 @@ reached (the file, a running agent's API, Parquet exports), so every path answer
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import math
@@ -19,6 +20,7 @@ from pulse_agent.alerts.template import human_duration
 from pulse_agent.result import iso
 from pulse_agent.store import queries
 from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, QueryRefused, run_select
+from pulse_agent.store.sql_window import windowed_sql
 
 WIDTH = 80  # the table format fits a terminal this wide
 
@@ -34,6 +36,7 @@ class ReportRequest:
     incidents: bool = False  # the incident list
     sql: str | None = None  # a read-only query instead
     slos: dict[str, float] = field(default_factory=dict)  # check -> objective in percent
+    known: tuple[str, ...] = ()  # the config's check names: asking for one that never ran is no error
 
     def to_json(self) -> dict[str, Any]:
         """As sent to a running agent."""
@@ -59,7 +62,10 @@ class ReportRequest:
             raise ValueError("malformed report request: sql must be a string")
         if not isinstance(slos, dict) or not all(_finite(v) and 0 <= v <= 100 for v in slos.values()):
             raise ValueError("malformed report request: slos must map check names to objectives from 0 to 100")
-        return cls(start, end, tuple(checks), by, incidents, sql, {str(k): float(v) for k, v in slos.items()})
+        known = data.get("known") or []
+        if not isinstance(known, list) or not all(isinstance(c, str) for c in known):
+            raise ValueError("malformed report request: known must be a list of check names")
+        return cls(start, end, tuple(checks), by, incidents, sql, {str(k): float(v) for k, v in slos.items()}, tuple(known))
 
 
 def epoch_field(data: dict[str, Any], key: str) -> float:
@@ -101,6 +107,10 @@ class ReportError(Exception):
     """The data cannot be reached, or the question was refused; the message says why."""
 
 
+class UnknownCheck(ReportError):
+    """--check names a check that neither the config nor the data knows; the message suggests one."""
+
+
 def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
     """build_report, with a refused or failing query as a ReportError (the CLI and the API say the same)."""
     try:
@@ -114,8 +124,9 @@ def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limit
 def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
     """Answer request from the tables reachable through con; user SQL runs in the sandbox (QueryRefused)."""
     checks = list(request.checks)
+    _refuse_unknown(con, checks, request.known)
     if request.sql is not None:
-        columns, rows = run_select(con, request.sql, None, limits)
+        columns, rows = run_select(con, windowed_sql(request.sql, request.start, request.end), None, limits)
         return Report("sql", request.start, request.end, tuple(columns), queries.json_rows(columns, rows))
     if request.incidents:
         rows = queries.incident_list(con, request.start, request.end, checks)
@@ -127,6 +138,21 @@ def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits:
         rows = [_with_slo(row, request.slos.get(row["check_name"])) for row in queries.summary(con, request.start, request.end, checks)]
         kind = "summary"
     return Report(kind, request.start, request.end, tuple(rows[0]) if rows else _EMPTY[kind], rows)
+
+
+def _refuse_unknown(con: duckdb.DuckDBPyConnection, checks: list[str], known: tuple[str, ...]) -> None:
+    """UnknownCheck for the first of checks that is neither configured nor in the data, with the
+    closest names ("did you mean") from both."""
+    unsure = [c for c in checks if c not in known]
+    if not unsure:
+        return
+    seen = set(queries.check_names(con, unsure))
+    missing = [c for c in unsure if c not in seen]
+    if missing:
+        every = sorted(set(known) | set(queries.check_names(con, None)))
+        close = difflib.get_close_matches(missing[0], every, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known checks: {', '.join(every[:10]) or 'none'}"
+        raise UnknownCheck(f"no check named {missing[0]!r} in the config or the stored history{hint}")
 
 
 _EMPTY = {
@@ -146,8 +172,8 @@ def _with_slo(row: dict[str, Any], objective: float | None) -> dict[str, Any]:
     return {**row, "slo_objective_pct": objective, "slo_met": met, "error_budget_left_pct": budget_left}
 
 
-def render(report: Report, fmt: str) -> str:
-    """report as table, json, csv or markdown."""
+def render(report: Report, fmt: str, width: int = WIDTH) -> str:
+    """report as table (fitting width columns where names allow), json, csv or markdown."""
     if fmt == "json":
         return json.dumps(report.to_json(), indent=1) + "\n"
     if fmt == "csv":
@@ -161,13 +187,15 @@ def render(report: Report, fmt: str) -> str:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
         return "\n".join(lines) + "\n"
-    return _table(columns, cells, report)
+    return _table(columns, cells, report, width)
 
 
 def _text(value: Any) -> str:
-    """A cell of csv: dicts as 'k:v k:v', None as empty."""
+    """A cell of csv: dicts as 'k:v k:v', None as empty, booleans as in JSON (true/false)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return " ".join(f"{k}:{v}" for k, v in value.items())
     return str(value)
@@ -194,23 +222,22 @@ def _view(report: Report) -> tuple[list[str], list[list[str]]]:
     return columns, cells
 
 
-def _table(columns: list[str], cells: list[list[str]], report: Report) -> str:
-    """Aligned columns, the first cut to make the table fit WIDTH."""
+def _table(columns: list[str], cells: list[list[str]], report: Report, width: int) -> str:
+    """Aligned columns. Names are never cut (two names must never look alike): when the table
+    would be wider than width, a longer name goes on a line of its own, its figures below it."""
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    spare = WIDTH - (sum(widths) + 2 * (len(widths) - 1))
-    if spare < 0:
-        widths[0] = max(8, widths[0] + spare)
+    rest = sum(widths[1:]) + 2 * (len(widths) - 1)
+    widths[0] = max(len(columns[0]), min(widths[0], width - rest))
     lines = [f"{report.kind} {iso(report.start)} .. {iso(report.end)}"]
     for row in [columns, *cells]:
-        parts = [_fit(v, w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
+        if len(row[0]) > widths[0]:
+            lines.append(row[0])
+            row = ["", *row[1:]]
+        parts = [v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(parts).rstrip())
     if not cells:
         lines.append("(no results in this window)")
     return "\n".join(lines) + "\n"
-
-
-def _fit(value: str, width: int) -> str:
-    return value.ljust(width) if len(value) <= width else value[: width - 1] + "~"
 
 
 def _pct(value: float | None) -> str:

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import duckdb
 
 from pulse_agent.listen import agent_url
-from pulse_agent.report import Report, ReportError, ReportRequest, answer
-from pulse_agent.store.db import StoreError, migrate, open_database
-from pulse_agent.store.export import export_parquet
+from pulse_agent.report import Report, ReportError, ReportRequest, UnknownCheck, answer
+from pulse_agent.store.db import MIGRATIONS, StoreError, migrate, open_database
+from pulse_agent.store.export import Exported, export_parquet, table_of
 from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down
 
 T = TypeVar("T")
@@ -33,6 +33,16 @@ def open_read_only(path: str, allowed_dirs: Sequence[str] = ()) -> duckdb.DuckDB
         if "locked" in str(exc):
             return None
         raise ReportError(str(exc)) from None
+    try:
+        [(version,)] = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()
+    except duckdb.Error:
+        version = 0
+    if version < len(MIGRATIONS):  # read-only: the agent migrates the file when it starts
+        con.close()
+        raise ReportError(
+            f"the database {path!r} is from an older pulse-agent (schema {version}, this one reads {len(MIGRATIONS)}): "
+            "start the agent on it once (it upgrades the file at start), then ask again"
+        )
     lock_down(con, allowed_dirs=allowed_dirs)
     return con
 
@@ -54,25 +64,33 @@ def local_or_agent(
         return local(con), "the database file"
 
 
-def export(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, agent: str) -> int:
+def export(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, agent: str) -> Exported:
     """export_parquet, with a failure as a ReportError (the CLI and the API say the same)."""
     try:
         return export_parquet(con, out, start, end, agent)
-    except (OSError, duckdb.Error) as exc:
+    except (OSError, ValueError, duckdb.Error) as exc:
         raise ReportError(f"export failed: {str(exc).splitlines()[0]}") from None
 
 
 def from_parquet(pattern: str, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
-    """Answer from exported Parquet files (of one agent or many): results only, no incidents or rollups."""
+    """Answer from exported Parquet files (of one agent or many): results, incidents and config
+    versions (no rollups). Each result counts once however many exports hold it (by agent, check
+    and run start), so any set of overlapping exports answers like the databases they came from."""
     pattern = str(Path(pattern).absolute())
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
-        migrate(con)  # the agent's (empty) tables, then results replaced by the files
-        con.execute("DROP TABLE results")
+        migrate(con)  # the agent's (empty) tables, then those exported replaced by the files
         lock_down(con, allowed_dirs=[glob_root(pattern)])
         try:
-            source = f"read_parquet({_quote(pattern)}, hive_partitioning = true, union_by_name = true)"
-            con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
+            files = [f for (f,) in con.execute("SELECT file FROM glob(?) ORDER BY file", [pattern]).fetchall() if f.endswith(".parquet")]
+            if not files:
+                raise ReportError(f"no Parquet files match {pattern!r}")
+            for table, view in _PARQUET_VIEWS.items():
+                mine = [f for f in files if table_of(f) == table]
+                if mine:  # a table no file holds stays the empty one
+                    con.execute(f"DROP TABLE {table}")
+                    source = f"read_parquet({_list(mine)}, hive_partitioning = true, union_by_name = true)"
+                    con.execute(f"CREATE VIEW {table} AS {view.format(source=source)}")
             con.execute("SELECT count(*) FROM results").fetchall()
         except duckdb.Error as exc:
             raise ReportError(f"cannot read Parquet files {pattern!r}: {str(exc).splitlines()[0]}") from None
@@ -83,6 +101,16 @@ def glob_root(pattern: str) -> str:
     """The directory a glob pattern cannot leave: its path up to the first wildcard."""
     head = re.split(r"[*?\[{]", pattern, maxsplit=1)[0]
     return head if head.endswith("/") else str(Path(head).parent)
+
+
+# One row per key however many files hold it: a result by (agent, check, start); an incident by
+# (agent, id), its latest state (resolved, most notified) first.
+_PARQUET_VIEWS = {
+    "results": "SELECT DISTINCT ON (agent, check_name, ts) * FROM {source}",
+    "incidents": "SELECT DISTINCT ON (agent, id) * FROM {source} "
+    "ORDER BY agent, id, resolved_at IS NULL, notifications_sent DESC",
+    "config_versions": "SELECT DISTINCT * FROM {source}",
+}
 
 
 def from_agent(url: str, request: ReportRequest) -> Report:
@@ -110,6 +138,8 @@ def call_agent(
         raise ReportError(f"{unreachable} at {url} failed: {exc}") from None
     if answer.status_code == 401:
         raise ReportError(f"the agent at {url} wants its API token: set PULSE_API_TOKEN")
+    if answer.status_code == 404 and path == "/api/v1/report":
+        raise UnknownCheck(answer.json().get("error", answer.text))
     if not 200 <= answer.status_code < 300:
         try:
             reason = answer.json().get("error", answer.text)
@@ -118,6 +148,10 @@ def call_agent(
         raise ReportError(f"the agent at {url} answered {answer.status_code}: {reason}")
     result: dict[str, Any] = answer.json()
     return result
+
+
+def _list(files: list[str]) -> str:
+    return "[" + ", ".join(_quote(f) for f in files) + "]"
 
 
 def _quote(text: str) -> str:

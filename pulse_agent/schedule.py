@@ -6,7 +6,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,22 +64,26 @@ class Cron:
     timezone: str
     text: str
 
-    def next_due(self, after: float, key: str = "") -> float:
-        """First firing strictly after `after`; a wall time repeated by a DST fall-back fires once."""
+    def next_due(self, after: float, key: str = "") -> float | None:
+        """First firing strictly after `after` (None: none left); a wall time repeated by a DST fall-back fires once."""
         return self._firing(after, forward=True)
 
-    def previous_due(self, before: float) -> float:
+    def previous_due(self, before: float) -> float | None:
         """Last firing at or before `before`."""
-        return self._firing(self._firing(before, forward=True), forward=False)
+        following = self._firing(before, forward=True)
+        return self._firing(before if following is None else following, forward=False)
 
-    def _firing(self, start: float, *, forward: bool) -> float:
+    def _firing(self, start: float, *, forward: bool) -> float | None:
         zone = _zone(self.timezone)
-        it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
-        step = it.get_next if forward else it.get_prev
-        while True:
-            moment: datetime = step(datetime)
-            if not (_pins_hours(self.expr) and _is_repeat(moment, zone)):
-                return moment.timestamp()
+        try:
+            it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
+            step = it.get_next if forward else it.get_prev
+            while True:
+                moment: datetime = step(datetime)
+                if not (_pins_hours(self.expr) and _is_repeat(moment, zone)):
+                    return moment.timestamp()
+        except (CroniterError, ValueError, OverflowError):  # no firing in croniter's search range (or past year 9999)
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,33 +118,38 @@ def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
         raise ScheduleError(f"empty schedule; {ACCEPTED_FORMS}")
     if lower.startswith("@"):
         if lower not in _MACROS:
-            raise ScheduleError(f"unknown macro {words!r}; use one of {', '.join(_MACROS)}")
+            raise ScheduleError(f"unknown macro {_q(words)}; use one of {', '.join(_MACROS)}")
         return _cron(_MACROS[lower], timezone, text)
     if lower.startswith("at "):
         return _one_shot(words[3:].strip(), timezone, text)
     fields = words.split(" ")
     if len(fields) in (5, 6, 7) and all(_CRON_FIELD.fullmatch(f) for f in fields) and not lower.startswith("every"):
         if len(fields) == 7:
-            raise ScheduleError(f"{text!r} has 7 fields; cron takes 5, or 6 with seconds first")
+            raise ScheduleError(f"{_q(text)} has 7 fields; cron takes 5, or 6 with seconds first")
         return _cron(words, timezone, text)
     body = lower.removeprefix("every ").strip() if lower.startswith("every ") else lower
     seconds = _interval_seconds(body)
     if seconds is not None:
         if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
-            raise ScheduleError(f"interval {text!r} is out of range; it must be between 1s and 24h")
+            raise ScheduleError(f"interval {_q(text)} is out of range; it must be between 1s and 24h")
         return Interval(seconds, text)
     number_unit = _EVERY_N_UNIT.fullmatch(body)
     if number_unit is not None and number_unit.group(1):
         raise ScheduleError(
-            f"cannot read {text!r} at {number_unit.group(2)!r}: not a unit; use ms, s, m, h, d or seconds, minutes, hours, days"
+            f"cannot read {_q(text)} at {_q(number_unit.group(2))}: not a unit; use ms, s, m, h, d or seconds, minutes, hours, days"
         )
     if lower.startswith("every "):
         try:
             return _cron(phrase_to_cron(lower), timezone, text)
         except PhraseError as exc:
-            raise ScheduleError(f"cannot read {text!r} at {exc.token!r}: {exc}; {ACCEPTED_FORMS}") from None
+            raise ScheduleError(f"cannot read {_q(text)} at {_q(exc.token)}: {exc}; {ACCEPTED_FORMS}") from None
     bad = next((w for w in fields if not _CRON_FIELD.fullmatch(w)), fields[-1])
-    raise ScheduleError(f"cannot read {text!r} at {bad!r}; {ACCEPTED_FORMS}")
+    raise ScheduleError(f"cannot read {_q(text)} at {_q(bad)}; {ACCEPTED_FORMS}")
+
+
+def _q(text: str) -> str:
+    """text quoted for a message, cut to a readable length."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | None, now: float) -> float | None:
@@ -158,7 +167,7 @@ def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | No
         if since is None:
             return None
         latest = schedule.previous_due(now)
-        return latest if latest > since else None
+        return latest if latest is not None and latest > since else None
     return None
 
 
@@ -166,8 +175,15 @@ def _cron(expr: str, timezone: str, text: str) -> Cron:
     try:
         croniter(expr, second_at_beginning=_has_seconds(expr))
     except (CroniterError, ValueError, KeyError) as exc:
-        raise ScheduleError(f"invalid cron {text!r}: {_cron_reason(expr, exc)}") from None
-    return Cron(expr, timezone, text)
+        raise ScheduleError(f"invalid cron {_q(text)}: {_cron_reason(expr, exc)}") from None
+    cron = Cron(expr, timezone, text)
+    # Any date pattern repeats within 400 years and croniter looks decades ahead: none found, none exists.
+    if cron.next_due(_REFERENCE) is None:
+        raise ScheduleError(f"cron {_q(text)} never fires: no date matches its day and month fields (e.g. day 30 of February)")
+    return cron
+
+
+_REFERENCE = 946_684_800.0  # 2000-01-01T00:00:00Z: a fixed start, so that validity does not depend on the clock
 
 
 def _cron_reason(expr: str, exc: Exception) -> str:
@@ -180,7 +196,7 @@ def _cron_reason(expr: str, exc: Exception) -> str:
         try:
             croniter(" ".join(alone), second_at_beginning=len(fields) == 6)
         except (CroniterError, ValueError, KeyError):
-            return f"bad {label} field {fields[i]!r}"
+            return f"bad {label} field {_q(fields[i])}"
     return str(exc)
 
 
@@ -188,10 +204,15 @@ def _one_shot(stamp: str, timezone: str, text: str) -> OneShot:
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
-        raise ScheduleError(f"cannot read the time in {text!r} at {stamp!r}; write e.g. 'at 2026-12-01T09:00:00Z'") from None
+        raise ScheduleError(f"cannot read the time in {_q(text)} at {_q(stamp)}; write e.g. 'at 2026-12-01T09:00:00Z'") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_zone(timezone))
-    return OneShot(moment.timestamp(), text)
+    try:
+        at = moment.timestamp()
+        datetime.fromtimestamp(at, UTC)  # the time must be one results can be stored and shown at
+    except (OverflowError, ValueError, OSError):
+        raise ScheduleError(f"the time in {_q(text)} is out of range (year 1 .. 9999 in UTC)") from None
+    return OneShot(at, text)
 
 
 def _interval_seconds(body: str) -> float | None:
@@ -209,8 +230,8 @@ def time_zone(name: str) -> ZoneInfo:
     """The IANA zone called name; ScheduleError saying what to write when there is none."""
     try:
         return _zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        raise ScheduleError(f"unknown time zone {name[:60]!r}; use an IANA name such as Europe/Berlin or UTC") from None
 
 
 @lru_cache(maxsize=256)

@@ -17,7 +17,10 @@ def parse_size(value: str | int) -> int:
     m = _SIZE.fullmatch(value)
     if m is None:
         raise ValueError(f"{value!r} is not a size (e.g. 65536, 512KiB, 1MiB)")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+    n = float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    if not n < 2**53:  # also inf from hundreds of digits
+        raise ValueError(f"{value[:20]!r} is too large a size")
+    return int(n)
 
 
 def format_size(n: int) -> str:

@@ -179,4 +179,4 @@ def test_validate_takes_several_files_for_pre_commit(tmp_path, capsys):
     assert main(["validate", str(good), str(bad)]) == 1
     out = capsys.readouterr()
     assert f"{good}: valid (0 checks, 0 notifiers)" in out.out
-    assert f"{bad}:1:10: version: 2 is not one of: 1" in out.err
+    assert f"{bad}:1:10: version: 2 is not allowed; must be 1" in out.err

@@ -4,8 +4,8 @@ receiver and a local SMTP server (aiosmtpd), and an agent killed with SIGKILL mi
 from __future__ import annotations
 
 import email
-import logging
 import email.policy
+import logging
 import signal
 import textwrap
 import time

@@ -192,7 +192,9 @@ async def test_a_running_agent_answers_exactly_what_the_file_answers(db, tmp_pat
     finally:
         stop.set()
         assert await task == 0
-    assert live == offline
+    # The agent rolled the hours up meanwhile (percentiles then come from sketches): ask the file again.
+    assert [json.loads(a)["rows"] for a in live] != [] and live == await asyncio.to_thread(ask)
+    assert [json.loads(a)["rows"][0]["runs"] for a in live[:1]] == [json.loads(a)["rows"][0]["runs"] for a in offline[:1]]
     assert json.loads(offline[3])["rows"][0]["slo_objective_pct"] == 99.5 and len(json.loads(offline[3])["rows"]) == 1
     assert refused.returncode == 1 and "answered 400: query refused: DELETE statements are refused" in refused.stderr
     assert no_token.returncode == 1 and "set PULSE_API_TOKEN" in no_token.stderr
@@ -206,8 +208,8 @@ def test_export_partitions_by_day_and_a_fleet_is_reported_from_parquet(db, tmp_p
     for name in ("agent-a", "agent-b"):  # two agents exporting into one place
         proc = run_cli("export", "-c", str(cfg), "--out", str(out), "--agent-name", name, *window)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == f"exported 180 results to {out} (from the database file)"
-    assert sorted(p.name for p in out.iterdir()) == ["date=2026-11-20"]
+        assert proc.stdout.strip() == f"exported 180 results, 3 incidents, 0 config versions in 3 files to {out} (from the database file)"
+    assert sorted(p.name for p in out.iterdir()) == ["date=2026-11-19", "date=2026-11-20"]  # an incident opened on the 19th
     fleet = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", *window, "--format", "json")
     assert fleet.returncode == 0, fleet.stderr
     rows = {r["check_name"]: r for r in json.loads(fleet.stdout)["rows"]}
@@ -234,8 +236,24 @@ async def test_export_goes_through_the_agent_that_holds_the_file_into_its_export
         stop.set()
         assert await task == 0
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"exported 180 results to {out} (from the agent at http://127.0.0.1:{port})"
+    host = socket.gethostname()
+    assert proc.stdout.strip() == (
+        f"exported 180 results, 3 incidents, 1 config version in 4 files to {out} (from the agent at http://127.0.0.1:{port})"
+    )
+    assert sorted(str(p.relative_to(out)) for p in out.glob("date=*/*.parquet")) == [
+        f"date=2026-11-19/incidents-{host}.parquet",
+        f"date=2026-11-20/config_versions-{host}.parquet",  # the agent's start, at its clock's T0 + 3h
+        f"date=2026-11-20/incidents-{host}.parquet",
+        f"date=2026-11-20/results-{host}.parquet",
+    ]
     assert elsewhere.returncode == 1 and "answered 403: this agent exports only into its agent.export_dir" in elsewhere.stderr
     assert not (tmp_path / "elsewhere").exists()
-    names = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", "--format", "csv", "--sql", "SELECT DISTINCT agent FROM results")
-    assert names.stdout.splitlines() == ["agent", socket.gethostname()]  # the agent's name, not the caller's
+    names = run_cli("report", "--from-parquet", f"{out}/**/*.parquet", "--format", "csv", "--sql", "SELECT DISTINCT agent FROM all_results")
+    assert names.stdout.splitlines() == ["agent", host]  # the agent's name, not the caller's
+
+
+def test_an_export_that_cannot_write_says_why(db, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["export", "--db", str(db), "--out", str(blocker / "exports"), "--since", "3650d"]) == 1
+    assert capsys.readouterr().err.startswith("pulse-agent export: export failed: ")

@@ -31,7 +31,7 @@ def url_problem(url: str) -> str | None:
     finally:
         logging.getLogger("apprise").disabled = False
     if plugin is None:
-        scheme = urlsplit(url).scheme or "(none)"
+        scheme = url.partition("://")[0][:20] if "://" in url else "(none)"  # urlsplit raises on some URLs
         return f"not a usable Apprise URL (scheme {scheme}); see https://github.com/caronc/apprise/wiki for the syntax"
     return None
 

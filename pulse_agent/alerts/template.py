@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -67,6 +68,8 @@ DEFAULT_BODY = DEFAULT_BODIES["failure"]
 NO_VALUE = "-"
 
 _SAMPLE = dict.fromkeys(FIELDS, "x")
+MAX_WIDTH = 1000  # {check:>99999999999} would build a gigabyte-sized message
+_NUMBER = re.compile(r"[0-9]+")
 
 
 def template_problem(template: str) -> str | None:
@@ -75,11 +78,13 @@ def template_problem(template: str) -> str | None:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         return f"invalid template: {exc} (write {{{{ and }}}} for literal braces)"
-    for _, field, _, _ in parsed:
+    for _, field, spec, _ in parsed:
         if field is None:
             continue
         if field not in FIELDS:
             return f"unknown template field {{{field}}}; fields: {', '.join(FIELDS)}"
+        if spec and any(len(n) > 4 or int(n) > MAX_WIDTH for n in _NUMBER.findall(spec)):
+            return f"{{{field}:{spec[:20]}}}: a width or precision is at most {MAX_WIDTH}"
     try:
         render(template, _SAMPLE)
     except (ValueError, KeyError, IndexError) as exc:

@@ -21,33 +21,40 @@ from pulse_agent.config.schema import validate_document
 __all__ = ["AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "load_config", "parse_config"]
 
 
-def parse_config(text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
-    """Config text -> AgentSpec; raise ConfigInvalid listing every error."""
+def parse_config(
+    text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *, placeholders: bool = False
+) -> AgentSpec:
+    """Config text -> AgentSpec; raise ConfigInvalid listing every error. placeholders: unset ${VAR}s
+    are no error (validate without secrets); the spec then only tells the config's structure is right."""
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
-    doc = _document(Source(source, text), env, memo, keep=False)
-    if doc.data is not None:
-        spec = build_spec(doc, memo)
-    if doc.errors:
+    doc = _document(Source(source, text), env, memo, keep=False, placeholders=placeholders)
+    spec = build_spec(doc, memo) if doc.data is not None else None
+    if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
-    return spec
+    return replace(spec, unset_variables=tuple(sorted(doc.needs))) if doc.needs else spec
 
 
-def _document(source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True) -> Document:
+def _document(
+    source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True, placeholders: bool = False
+) -> Document:
     """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it)."""
     key = (source.name, source.text)
     if memo is not None and (known := memo.document(key)) is not None:
         return known
-    doc = parse_document(source.text, source.name, os.environ if env is None else env)
-    if doc.data is not None:
+    doc = parse_document(source.text, source.name, os.environ if env is None else env, placeholders=placeholders)
+    if doc.data is not None or not doc.errors:  # a top-level null is data too: the schema says what it should be
         validate_document(doc, memo)
     if memo is not None and keep:
         memo.remember_document(key, doc)
     return doc
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *, placeholders: bool = False
+) -> AgentSpec:
     """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
-    a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap."""
+    a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap.
+    placeholders: see parse_config (never for a config that is going to run)."""
     if memo is not None:
         memo.begin()
     ok = False
@@ -55,9 +62,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, memo: Me
         with gc_paused():
             sources = read_sources(path)
             if len(sources) == 1 and not Path(path).is_dir():
-                spec = replace(parse_config(sources[0].text, sources[0].name, env, memo), digest=digest(sources))
+                spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders)
+                spec = replace(spec, digest=digest(sources))
             else:
-                spec = parse_sources(sources, str(path), env, memo)
+                spec = parse_sources(sources, str(path), env, memo, placeholders=placeholders)
         ok = True
         return spec
     finally:
@@ -79,9 +87,12 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_sources(sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None) -> AgentSpec:
+def parse_sources(
+    sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *, placeholders: bool = False
+) -> AgentSpec:
     """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
-    merged = merge_documents([_document(source, env, memo) for source in sources], name)
+    docs = [_document(source, env, memo, placeholders=placeholders) for source in sources]
+    merged = merge_documents(docs, name)
     schema_errors = len(merged.errors)
     spec = build_spec(merged, memo)
     # build_spec numbers checks across all files; tell users the number within their file.
@@ -89,4 +100,4 @@ def parse_sources(sources: list[Source], name: str, env: Mapping[str, str] | Non
     merged.errors[schema_errors:] = local
     if merged.errors:
         raise ConfigInvalid(errors_of(merged))
-    return replace(spec, digest=digest(sources))
+    return replace(spec, digest=digest(sources), unset_variables=tuple(sorted({v for d in docs for v in d.needs})))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +25,9 @@ from pulse_agent.config.model import (
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
+from pulse_agent.listen import listen_problem
 from pulse_agent.probe.allow import entry_problem
-from pulse_agent.probe.expect import compile_jsonpath, header_pattern, parse_json_rule
+from pulse_agent.probe.expect import compile_jsonpath, header_rule_problem, parse_json_rule, regex_problem
 from pulse_agent.probe.syntax import header_problem
 from pulse_agent.redact import redact_url
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
@@ -53,14 +53,16 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     A value with a schema error is not checked again, but everything else is, so that all
     errors come out at once. The spec is only used when doc.errors stays empty.
     """
-    schema_errors = [e.path for e in doc.errors]
-
-    def clean(path: KeyPath) -> bool:
-        return not schema_errors or not any(p[: len(path)] == path or path[: len(p)] == p for p in schema_errors)
+    clean = _cleanliness([e.path for e in doc.errors])
 
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     raw_notifiers: dict[str, Any] = _of_type(data, "notifiers", dict)
-    notifiers = tuple(_notifier(doc, n, raw) for n, raw in raw_notifiers.items() if clean(("notifiers", n)))
+    built = (
+        _guarded(doc, ("notifiers", n), lambda n=n, raw=raw: _notifier(doc, n, raw))
+        for n, raw in raw_notifiers.items()
+        if clean(("notifiers", n))
+    )
+    notifiers = tuple(n for n in built if n is not None)
     windows = _windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
     raw_checks: list[Any] = _of_type(data, "checks", list)
     defaults: dict[str, Any] = _of_type(data, "defaults", dict)
@@ -84,13 +86,16 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            spec = _CheckBuilder(doc, ("checks", i), raw, defaults, clean).build(notifier_names, windows)
+            builder = _CheckBuilder(doc, ("checks", i), raw, defaults, clean)
+            spec = _guarded(doc, ("checks", i), lambda builder=builder: builder.build(notifier_names, windows))
             if reuse is not None and spec is not None and len(doc.errors) == errors:
                 reuse.remember_spec(key, spec)
         if spec is not None:
             checks.append(spec)
     _check_dependencies(doc, raw_checks, first_seen)
-    agent = AgentSettings(**_agent_settings(data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
+    agent = AgentSettings(**_agent_settings(doc, data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
+    if (problem := listen_problem(agent.listen)) is not None:
+        doc.error(("agent", "listen"), problem)
     try:
         Shard.parse(agent.shard)
     except ValueError as exc:
@@ -156,13 +161,48 @@ def label_name_problem(name: str) -> str | None:
     return None
 
 
-def _agent_settings(raw: dict[str, Any]) -> dict[str, Any]:
+def _agent_settings(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
     """agent: as AgentSettings takes it (durations in seconds)."""
     converters = {"retention": parse_duration, "rollup": parse_duration, "query_timeout": parse_duration, "query_memory_limit": parse_size}
-    settings = {k: converters[k](v) if k in converters else v for k, v in raw.items()}
-    if settings.get("api_token") == "":  # ${PULSE_API_TOKEN:-} with the variable unset
-        del settings["api_token"]
-    return settings
+    out = dict(raw)
+    for key, parse in converters.items():
+        if key in raw:
+            out[key] = _converted(parse, raw[key], lambda msg, key=key: doc.error(("agent", key), msg), None)
+            if out[key] is None:
+                del out[key]
+    if out.get("api_token") == "":  # ${PULSE_API_TOKEN:-} with the variable unset
+        del out["api_token"]
+    return out
+
+
+def _guarded(doc: Document, path: KeyPath, build: Any) -> Any:
+    """build(), or None after one error at path: a value the checks missed is a line, never a traceback."""
+    try:
+        return build()
+    except Exception as exc:
+        doc.error(path, f"cannot be used ({type(exc).__name__}: {str(exc)[:200]})")
+        return None
+
+
+def _cleanliness(error_paths: list[KeyPath]) -> Any:
+    """clean(path): whether no error lies at, under or above path. Sets, so that thousands of errors
+    cost no more per value than one."""
+    at = set(error_paths)
+    above = {p[:n] for p in at for n in range(len(p))}
+
+    def clean(path: KeyPath) -> bool:
+        return not at or (path not in above and not any(path[:n] in at for n in range(len(path) + 1)))
+
+    return clean
+
+
+def _converted(parse: Any, value: Any, fail: Any, default: Any) -> Any:
+    """parse(value), or default after fail(reason) when it cannot be read (the schema lets ${...} through)."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        fail(str(exc))
+        return default
 
 
 def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:
@@ -180,18 +220,22 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
     for key in ("title", "body"):
         if key in raw and (problem := template_problem(raw[key])) is not None:
             doc.error(("notifiers", name, key), problem)
+
+    def seconds(key: str, default: float) -> float:
+        return _converted(parse_duration, raw.get(key, default), lambda msg: doc.error(("notifiers", name, key), msg), default)  # type: ignore[no-any-return]
+
     return NotifierSpec(
         name=name,
         urls=tuple(raw["urls"]),
         title=raw.get("title"),
         body=raw.get("body"),
-        backoff=parse_duration(raw.get("backoff", 5)),
-        max_backoff=parse_duration(raw.get("max_backoff", 300)),
-        give_up_after=parse_duration(raw.get("give_up_after", 86400)),
-        timeout=parse_duration(raw.get("timeout", 10)),
+        backoff=seconds("backoff", 5),
+        max_backoff=seconds("max_backoff", 300),
+        give_up_after=seconds("give_up_after", 86400),
+        timeout=seconds("timeout", 10),
         group_by=tuple(raw.get("group_by", ())),
-        group_wait=parse_duration(raw.get("group_wait", 30)),
-        group_interval=parse_duration(raw.get("group_interval", 300)),
+        group_wait=seconds("group_wait", 30),
+        group_interval=seconds("group_interval", 300),
     )
 
 
@@ -216,7 +260,9 @@ def _windows(doc: Document, path: KeyPath, raw: list[dict[str, Any]] | None) -> 
                 f"{item['schedule']!r} is an interval; a window opens at times: use cron, a calendar phrase or 'at <time>'",
             )
             continue
-        duration = parse_duration(item["duration"])
+        duration = _converted(parse_duration, item["duration"], lambda msg, j=j: doc.error((*path, j, "duration"), msg), None)
+        if duration is None:
+            continue
         if duration <= 0:
             doc.error((*path, j, "duration"), "must be more than 0")
             continue
@@ -254,14 +300,26 @@ class _CheckBuilder:
         return node
 
     def fail(self, keys: tuple[str | int, ...], message: str) -> None:
-        self.failed = True
-        self.doc.error((*self.origin(*(k for k in keys if isinstance(k, str))), *(k for k in keys if isinstance(k, int))), message)
+        """Report a problem at keys; a value that is a placeholder (validate without secrets) is no failure."""
+        path = (*self.origin(*(k for k in keys if isinstance(k, str))), *(k for k in keys if isinstance(k, int)))
+        if self.doc.error(path, message):
+            self.failed = True
+
+    def converted(self, keys: tuple[str, ...], parse: Any, default: Any) -> Any:
+        """parse(the value at keys, else default), or default after reporting why it cannot be read."""
+        return _converted(parse, self.get(*keys, default=default), lambda msg: self.fail(keys, msg), parse(default))
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
-        if url and not urlsplit(url).hostname:
-            self.fail(("url",), f"{redact_url(url)!r} has no host")
-        timeout = parse_duration(self.get("timeout", default=DEFAULT_TIMEOUT))
+        try:
+            parts = urlsplit(url)
+            if url and not parts.hostname:
+                self.fail(("url",), f"{redact_url(url)!r} has no host")
+            parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
+        except ValueError as exc:
+            self.fail(("url",), f"{redact_url(url)!r}: {exc}")
+            parts = urlsplit("")
+        timeout = self.converted(("timeout",), parse_duration, DEFAULT_TIMEOUT)
         if timeout <= 0:
             self.fail(("timeout",), "must be more than 0")
         tz = self.get("timezone", default="UTC")
@@ -275,29 +333,34 @@ class _CheckBuilder:
             schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE), tz)
         except ScheduleError as exc:
             self.fail(("schedule",), str(exc))
+            if not self.failed:  # a placeholder: structure is all validate can check; show it as written
+                schedule = Interval(parse_duration(DEFAULT_SCHEDULE), str(self.get("schedule")))
         for j, target in enumerate(self.get("alert", "notify", default=[])):
             if target not in notifiers:
                 have = ", ".join(sorted(notifiers)) or "none are defined"
-                self.fail(("alert", "notify", j), f"unknown notifier {target!r} (notifiers: {have})")
-        expect = _expect(self.get("expect", default={}), lambda key, msg: self.fail(("expect", key), msg))
+                self.fail(("alert", "notify", j), f"unknown notifier {str(target)[:60]!r} (notifiers: {have})")
+        expect = self.expect(parts.scheme)
         ca_file = self.get("ca_file")
         if ca_file is not None and not Path(ca_file).is_file():
             self.fail(("ca_file",), f"{ca_file!r} is not a readable file")
         if self.get("basic_auth") is not None and self.get("bearer_token") is not None:
             self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
-        if url and urlsplit(url).username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):
+        if url and parts.username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):
             self.fail(("url",), "the URL carries user:password and basic_auth or bearer_token is set too; keep one")
         for name, value in (self.get("headers", default={}) or {}).items():
             if (problem := header_problem(name, value)) is not None:
                 self.fail(("headers", name), problem)
         if isinstance(token := self.get("bearer_token"), str) and header_problem("Authorization", token) is not None:
             self.fail(("bearer_token",), "contains a line break (CR or LF) or NUL; a variable read from a file with a trailing newline?")
-        size = self.get("max_body_size")
-        if size is not None and parse_size(size) < 1:
-            self.fail(("max_body_size",), "must be at least 1 byte")
         for key in self.get("labels", default={}) or {}:
             if (problem := label_name_problem(key)) is not None:
                 self.fail(("labels", key), problem)
+        size = self.converted(("max_body_size",), parse_size, "1MiB")
+        if size < 1:
+            self.fail(("max_body_size",), "must be at least 1 byte")
+        backoff = self.converted(("retries", "backoff"), parse_duration, 1)
+        max_backoff = self.converted(("retries", "max_backoff"), parse_duration, 30)
+        remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:
@@ -317,14 +380,10 @@ class _CheckBuilder:
             timezone=tz,
             missed=raw.get("missed", "skip"),
             timeout=timeout,
-            retries=Retries(
-                attempts=retries.get("attempts", 1),
-                backoff=parse_duration(retries.get("backoff", 1)),
-                max_backoff=parse_duration(retries.get("max_backoff", 30)),
-            ),
+            retries=Retries(attempts=retries.get("attempts", 1), backoff=backoff, max_backoff=max_backoff),
             delivery=raw.get("delivery") or default_delivery(method),
             idempotency_key=raw.get("idempotency_key", False),
-            max_body_size=parse_size(raw.get("max_body_size", "1MiB")),
+            max_body_size=size,
             follow_redirects=raw.get("follow_redirects", True),
             reuse_connections=raw.get("reuse_connections", False),
             max_redirects=raw.get("max_redirects", 10),
@@ -338,7 +397,7 @@ class _CheckBuilder:
                 notify=tuple(alert.get("notify", ())),
                 failure_threshold=alert.get("failure_threshold", 3),
                 success_threshold=alert.get("success_threshold", 2),
-                remind_every=parse_duration(alert.get("remind_every", 0)),
+                remind_every=remind_every,
                 send_on_resolved=alert.get("send_on_resolved", True),
                 notify_on_degraded=alert.get("notify_on_degraded", False),
             ),
@@ -349,52 +408,60 @@ class _CheckBuilder:
             enabled=raw.get("enabled", True),
         )
 
+    def expect(self, scheme: str) -> Expect:
+        """expect: of this check, each key checked on its own so that every problem is reported."""
+        if not self.merged.get("expect"):
+            return _PLAIN_EXPECT
 
-_PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
+        def get(key: str) -> Any:
+            return self.get("expect", key)
 
+        def fail(key: str, message: str) -> None:
+            self.fail(("expect", key), message)
 
-def _expect(raw: dict[str, Any], fail: Any) -> Expect:
-    if not raw:
-        return _PLAIN_EXPECT
-    status = raw.get("status", "2xx")
-    ranges = tuple(StatusRange.parse(s) for s in (status if isinstance(status, list) else [status]))
-    pattern = raw.get("body_matches")
-    if pattern is not None:
+        def seconds(key: str) -> float | None:
+            value = get(key)
+            return None if value is None else _converted(parse_duration, value, lambda msg: fail(key, msg), None)
+
+        status = get("status")
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            fail("body_matches", f"invalid regular expression: {exc}")
-    json_rules = []
-    if raw.get("json"):
-        for expr, expected in raw["json"].items():
+            ranges = tuple(StatusRange.parse(s) for s in (status if isinstance(status, list) else [status or "2xx"]))
+        except (ValueError, TypeError) as exc:
+            fail("status", str(exc))
+            ranges = _PLAIN_EXPECT.status
+        pattern = get("body_matches")
+        if pattern is not None and (problem := regex_problem(pattern)) is not None:
+            fail("body_matches", problem)
+        json_rules = []
+        for expr, expected in (get("json") or {}).items():
             try:
                 compile_jsonpath(expr)
                 json_rules.append((expr, parse_json_rule(expected)))
             except ValueError as exc:
                 fail("json", str(exc))
             except Exception as exc:  # jsonpath-ng raises several unrelated types
-                fail("json", f"invalid JSONPath {expr!r}: {exc}")
-    headers = tuple((k.lower(), v) for k, v in raw.get("headers", {}).items())
-    for name, pattern in headers:
-        try:
-            header_pattern(pattern)
-        except re.error as exc:
-            fail("headers", f"{name}: invalid regular expression {pattern}: {exc}")
+                fail("json", f"invalid JSONPath {expr[:80]!r}: {exc}")
+        headers = tuple((k.lower(), v) for k, v in (get("headers") or {}).items())
+        for name, glob in headers:  # not `pattern`: that one is body_matches
+            if (problem := header_rule_problem(glob)) is not None:
+                fail("headers", f"{name}: {problem}")
+        valid_for = seconds("certificate_valid_for")
+        if valid_for is not None and scheme == "http":
+            fail("certificate_valid_for", "needs an https:// URL: a plain http response has no certificate to check")
+        return Expect(
+            status=ranges,
+            max_response_time=seconds("max_response_time"),
+            degraded_response_time=seconds("degraded_response_time"),
+            body_contains=get("body_contains"),
+            body_not_contains=get("body_not_contains"),
+            body_matches=pattern,
+            json=tuple(json_rules),
+            headers=headers,
+            certificate_valid_for=valid_for,
+        )
 
-    def seconds(key: str) -> float | None:
-        return parse_duration(raw[key]) if key in raw else None
 
-    return Expect(
-        status=ranges,
-        max_response_time=seconds("max_response_time"),
-        degraded_response_time=seconds("degraded_response_time"),
-        body_contains=raw.get("body_contains"),
-        body_not_contains=raw.get("body_not_contains"),
-        body_matches=pattern,
-        json=tuple(json_rules),
-        headers=headers,
-        certificate_valid_for=seconds("certificate_valid_for"),
-    )
+_PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
 
 
 def env_headers(settings: dict[str, Any]) -> frozenset[str]:

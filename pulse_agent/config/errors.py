@@ -30,7 +30,16 @@ class ConfigError:
     def __str__(self) -> str:
         where = f"{self.position}: " if self.position else ""
         key = f"{format_path(self.path)}: " if self.path else ""
-        return f"{where}{key}{self.message}"
+        return _one_line(f"{where}{key}{self.message}")
+
+
+MAX_LINE = 1000  # a message quoting a 4,000-character value stays readable
+
+
+def _one_line(text: str) -> str:
+    """text on one line of at most MAX_LINE characters: one error, one line, whatever values it quotes."""
+    text = " ".join(text.splitlines())
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
 
 
 class ConfigInvalid(Exception):

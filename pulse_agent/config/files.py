@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ def read_sources(path: str | Path) -> list[Source]:
     """The file at path, or the config files of the directory at path in name order (hidden ones skipped)."""
     root = Path(path)
     if root.is_dir():
-        files = sorted({f for pattern in PATTERNS for f in root.glob(pattern) if f.is_file() and not f.name.startswith(".")})
+        files = sorted({f for pattern in PATTERNS for f in root.glob(pattern) if _candidate(f) and not f.name.startswith(".")})
         if not files:
             raise ConfigInvalid([ConfigError(None, (), f"config directory {str(root)!r} has no *.yaml or *.yml files")])
         return [_read(f) for f in files]
@@ -38,10 +40,35 @@ def digest(sources: list[Source]) -> str:
     return h.hexdigest()[:12]
 
 
+MAX_BYTES = 32 << 20  # 32 MiB: about 300,000 checks; more is a mistake (or /dev/zero), not a config
+
+
+def _candidate(file: Path) -> bool:
+    """A directory entry to read: regular files, and FIFOs and devices so that they are refused, not skipped."""
+    return file.is_file() or file.is_fifo() or file.is_char_device() or file.is_block_device()
+
+
 def _read(file: Path) -> Source:
+    """The text of a regular file of at most MAX_BYTES; anything else is a ConfigInvalid saying what it is."""
+    where = Position(str(file), 1, 1)
     try:
-        return Source(str(file), file.read_text(encoding="utf-8"))
+        # O_NONBLOCK: opening a FIFO nobody writes to would wait for ever (and stall every reload).
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ConfigInvalid([ConfigError(None, (), f"config file {str(file)!r} not found; pass -c FILE")]) from None
+    except OSError as exc:
+        raise ConfigInvalid([ConfigError(where, (), f"cannot read config: {exc.strerror or exc}")]) from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            what = "a FIFO" if stat.S_ISFIFO(kind) else "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind) else "not a file"
+            raise ConfigInvalid([ConfigError(where, (), f"cannot read config: {what}; a config is a regular file")])
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ConfigInvalid([ConfigError(where, (), f"config file is larger than {MAX_BYTES >> 20} MiB")])
+        return Source(str(file), data.decode("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigInvalid([ConfigError(Position(str(file), 1, 1), (), f"cannot read config: {exc}")]) from None
+        raise ConfigInvalid([ConfigError(where, (), f"cannot read config: {exc}")]) from None
+    finally:
+        os.close(fd)

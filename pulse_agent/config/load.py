@@ -11,7 +11,7 @@ import yaml
 
 from pulse_agent.config.errors import ConfigError, KeyPath, Position
 
-_ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")  # the last: an unclosed ${
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -34,6 +34,8 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
         return tag  # type: ignore[no-any-return]
 
 
+MAX_DEPTH = 64  # a config needs about 8 levels; deeper nesting only serves to exhaust the stack
+MIN_NODE_BUDGET = 100_000  # values aliases may expand to beyond the text's own (billion laughs)
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "merge", "timestamp")}
 
 
@@ -52,6 +54,8 @@ class Document:
     values: dict[KeyPath, Position] = field(default_factory=dict)
     keys: dict[KeyPath, Position] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
+    unknown: set[KeyPath] = field(default_factory=set)  # values with an unset ${VAR} or a refused tag
+    needs: set[str] = field(default_factory=set)  # variables left as placeholders (validate without secrets)
 
     def where(self, path: KeyPath, *, key: bool = False) -> Position | None:
         """Position of the value (or key) at path, else of its nearest parent."""
@@ -63,16 +67,27 @@ class Document:
                 return pos
         return None
 
-    def error(self, path: KeyPath, message: str, *, key: bool = False) -> None:
-        """Record an error placed at path."""
+    def error(self, path: KeyPath, message: str, *, key: bool = False) -> bool:
+        """Record an error placed at path; False when the value there is unknown (an unset variable or
+        a refused tag, already reported once or a placeholder), so that nothing cascades from it."""
+        if self.unknown and any(path[:n] in self.unknown for n in range(len(path) + 1)):
+            return False
         self.errors.append(ConfigError(self.where(path, key=key), path, message))
+        return True
 
 
-def parse_document(text: str, source: str, env: Mapping[str, str]) -> Document:
-    """Parse YAML text; errors (syntax, duplicate keys, unset variables) land in .errors."""
+def parse_document(text: str, source: str, env: Mapping[str, str], *, placeholders: bool = False) -> Document:
+    """Parse YAML text; errors (syntax, duplicate keys, unset variables) land in .errors.
+
+    placeholders: an unset ${VAR} is no error but a placeholder (its name goes to .needs, its value
+    to .unknown), so that structure can be checked where secrets are absent.
+    """
     doc = Document(source)
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        doc.errors.append(ConfigError(Position(source, 1, 1), (), f"invalid YAML: nested too deeply (at most {MAX_DEPTH} levels)"))
+        return doc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = Position(source, mark.line + 1, mark.column + 1) if mark else None
@@ -84,16 +99,32 @@ def parse_document(text: str, source: str, env: Mapping[str, str]) -> Document:
     if node is None:
         doc.errors.append(ConfigError(Position(source, 1, 1), (), "file is empty; start with 'version: 1'"))
         return doc
-    doc.data = _Builder(doc, env).build(node, ())
+    builder = _Builder(doc, env, placeholders, budget=MIN_NODE_BUDGET + 4 * len(text))
+    try:
+        doc.data = builder.build(node, ())
+    except _TooBig as exc:
+        doc.data = None
+        doc.errors.append(ConfigError(exc.position, exc.path, exc.message))
     return doc
+
+
+class _TooBig(Exception):
+    """The document would be built far beyond its text (alias bombs) or nests too deep: stop building."""
+
+    def __init__(self, position: Position, path: KeyPath, message: str) -> None:
+        super().__init__(message)
+        self.position, self.path, self.message = position, path, message
 
 
 class _Builder:
     """Walks composed YAML nodes, building values and recording positions."""
 
-    def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
+    def __init__(self, doc: Document, env: Mapping[str, str], placeholders: bool = False, budget: int = MIN_NODE_BUDGET) -> None:
         self.doc = doc
         self.env = env
+        self.placeholders = placeholders
+        self.budget = budget  # values left to build: aliases may not blow a small text up into gigabytes
+        self.building: set[int] = set()  # ids of the nodes being built, to catch an alias inside itself
         self.constructor = yaml.SafeLoader("")
         self.resolver = yaml.resolver.Resolver()
 
@@ -102,14 +133,28 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.doc.values.setdefault(path, self.pos(node))
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooBig(self.pos(node), path, "YAML aliases expand this file to too many values (an alias bomb?); repeat less")
+        if len(path) > MAX_DEPTH:
+            raise _TooBig(self.pos(node), path, f"nested deeper than {MAX_DEPTH} levels")
         if node.tag not in _PLAIN_TAGS:
             self.doc.errors.append(ConfigError(self.pos(node), path, f"unsupported YAML tag {node.tag!r}; plain values only"))
+            self.doc.unknown.add(path)
             return None
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.building:
+            self.doc.errors.append(ConfigError(self.pos(node), path, "a YAML alias refers to a value that contains it"))
+            self.doc.unknown.add(path)
+            return None
+        self.building.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self.scalar(node, path)
+        finally:
+            self.building.discard(id(node))
 
     def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
@@ -117,23 +162,37 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                merged.extend(s for s in sources if isinstance(s, yaml.MappingNode))
+                for source in sources:
+                    if not isinstance(source, yaml.MappingNode) or id(source) in self.building:
+                        looped = id(source) in self.building
+                        what = "a YAML alias refers to a value that contains it" if looped else "<< merges mappings only"
+                        self.doc.errors.append(ConfigError(self.pos(value_node), path, what))
+                        continue
+                    merged.append(source)
                 continue
             key = self.scalar(key_node, path, expand=False)
+            plain = isinstance(key_node, yaml.ScalarNode)  # not a list or mapping
             try:
                 hash(key)
             except TypeError:
+                plain = False
+            if not plain:
                 self.doc.errors.append(ConfigError(self.pos(key_node), path, "a key must be a plain value"))
                 continue
             if key in out:
                 first = self.doc.keys[(*path, key)]
-                self.doc.errors.append(ConfigError(self.pos(key_node), (*path, key), f"duplicate key {key!r} (first at line {first.line})"))
+                message = f"duplicate key {str(key)[:60]!r} (first at line {first.line})"
+                self.doc.errors.append(ConfigError(self.pos(key_node), (*path, key), message))
                 continue
             self.doc.keys[(*path, key)] = self.pos(key_node)
             out[key] = self.build(value_node, (*path, key))
         for source in merged:
-            for key, value in self.mapping(source, path).items():
-                out.setdefault(key, value)
+            self.building.add(id(source))
+            try:
+                for key, value in self.mapping(source, path).items():
+                    out.setdefault(key, value)
+            finally:
+                self.building.discard(id(source))
         return out
 
     def scalar(self, node: yaml.Node, path: KeyPath, *, expand: bool = True) -> Any:
@@ -153,8 +212,9 @@ class _Builder:
             return FromEnv(value) if from_env else value  # most scalars: no constructor needed
         try:
             return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            self.doc.errors.append(ConfigError(self.pos(node) if node.start_mark else self.doc.where(path), path, str(exc)))
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:  # ValueError: an integer of over 4,300 digits
+            self.doc.errors.append(ConfigError(self.pos(node) if node.start_mark else self.doc.where(path), path, _first_line(exc)))
+            self.doc.unknown.add(path)
             return None
 
     def expand(self, text: str, node: yaml.Node, path: KeyPath) -> str:
@@ -162,18 +222,31 @@ class _Builder:
             if m.group(0) == "$${":
                 return "${"
             ref = m.group(1)
+            if ref is None:
+                self.unknown(node, path, "unclosed ${ in this value; write ${NAME}, or $${ for a literal ${")
+                return m.group(0)
             name, sep, default = ref.partition(":-")
             if not _ENV_NAME.fullmatch(name):
-                message = f"bad variable reference ${{{ref}}}; write ${{NAME}} or ${{NAME:-default}}"
-                self.doc.errors.append(ConfigError(self.pos(node), path, message))
+                self.unknown(node, path, f"bad variable reference ${{{ref[:40]}}}; write ${{NAME}} or ${{NAME:-default}}")
                 return m.group(0)
             if name in self.env:
                 return self.env[name]
             if sep:
                 return default
-            self.doc.errors.append(
-                ConfigError(self.pos(node), path, f"environment variable {name} is not set; set it or write ${{{name}:-default}}")
-            )
+            if self.placeholders:
+                self.doc.needs.add(name)
+                self.doc.unknown.add(path)
+                return m.group(0)
+            self.unknown(node, path, f"environment variable {name} is not set; set it or write ${{{name}:-default}}")
             return ""
 
         return _ENV_REF.sub(replace, text)
+
+    def unknown(self, node: yaml.Node, path: KeyPath, message: str) -> None:
+        """An error that leaves the value at path unknown: nothing else is reported about it."""
+        self.doc.errors.append(ConfigError(self.pos(node), path, message))
+        self.doc.unknown.add(path)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

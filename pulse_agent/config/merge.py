@@ -55,6 +55,8 @@ def merge_documents(docs: list[Document], source: str) -> Merged:
             merged.values.setdefault(moved(path), pos)
         for path, pos in doc.keys.items():
             merged.keys.setdefault(moved(path), pos)
+        merged.unknown.update(moved(path) for path in doc.unknown)  # nothing is reported twice about them
+        merged.needs |= doc.needs
     return merged
 
 

@@ -212,6 +212,7 @@ class AgentSpec:
     checks: tuple[CheckSpec, ...] = ()
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
+    unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:
         """The check called name, if any."""

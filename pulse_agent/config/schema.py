@@ -148,7 +148,7 @@ def _place(doc: Document, error: ValidationError) -> None:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 advice = f"did you mean {hint[0]!r}?" if hint else f"allowed: {', '.join(allowed)}"
-                doc.error((*path, key), f"unknown key {key!r}; {advice}", key=True)
+                doc.error((*path, key), f"unknown key {str(key)[:60]!r}; {advice}", key=True)
         return
     if error.validator in ("anyOf", "oneOf") and error.context:
         _place(doc, _closest(error.context))
@@ -178,19 +178,28 @@ def _message(error: ValidationError, path: tuple[Any, ...] = ()) -> str:
         raw = error.instance
         got = _TYPE_NAMES.get(type(raw), type(raw).__name__)
         hint = "; YAML reads yes/no/on/off/true/false as booleans, so quote it" if isinstance(raw, bool) and "string" in wanted else ""
-        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got} {_show(value)}{hint}"
+        display = "" if raw is None else f" {_show(value)}"  # not "got null null"
+        return f"expected {' or '.join(_json_type(t) for t in wanted)}, got {got}{display}{hint}"
     if kind == "pattern":
-        return f"{_show(value)} is not a valid {title}{example}"
-    if kind in ("enum", "const"):
-        options = error.validator_value if kind == "enum" else [error.validator_value]
-        return f"{_show(value)} is not one of: {', '.join(_show(o) for o in options)}"
+        rule = schema.get("x-rule") if isinstance(schema, dict) else None  # the pattern in words, where a title is not enough
+        return f"{_show(value)} is not a valid {title}{f': {rule}' if rule else ''}{example}"
+    if kind == "const":
+        return f"{_show(value)} is not allowed; must be {_show(error.validator_value)}"
+    if kind == "enum":
+        return f"{_show(value)} is not one of: {', '.join(_show(o) for o in error.validator_value)}"
     if kind in ("minimum", "maximum"):
         word = "at least" if kind == "minimum" else "at most"
         return f"{_show(value)} is out of range; must be {word} {error.validator_value}"
-    if kind == "minItems":
-        return f"needs at least {error.validator_value} item(s)"
-    if kind == "minLength":
-        return "must not be empty" if error.validator_value <= 1 else f"must be at least {error.validator_value} characters long"
+    if kind in ("exclusiveMinimum", "exclusiveMaximum"):
+        word = "more than" if kind == "exclusiveMinimum" else "less than"
+        return f"{_show(value)} is out of range; must be {word} {error.validator_value}"
+    if kind in ("minItems", "maxItems"):
+        n = error.validator_value
+        return f"needs {'at least' if kind == 'minItems' else 'at most'} {n} item{'s' if n != 1 else ''}, has {len(error.instance)}"
+    if kind in ("minLength", "maxLength"):  # no length shown: the value may be a secret
+        n = error.validator_value
+        bound = f"{'at least' if kind == 'minLength' else 'at most'} {n} character{'s' if n != 1 else ''}"
+        return "must not be empty" if n == 1 else f"must be {bound}"
     return error.message if value is error.instance else f"{_show(value)} breaks the schema's {kind!r} rule"
 
 

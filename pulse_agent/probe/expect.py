@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,9 @@ from typing import Any
 
 from pulse_agent.config.model import Expect, JsonRule
 from pulse_agent.durations import format_duration
+from pulse_agent.probe.regex import RegexError, compile_regex, regex_problem, regex_search
+
+__all__ = ["Failure", "Response", "evaluate", "header_rule_problem", "parse_json_rule", "regex_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +67,22 @@ def parse_json_rule(expected: object) -> JsonRule:
     return JsonRule("==", expected, _show(expected))
 
 
-def header_pattern(pattern: str) -> re.Pattern[str] | None:
-    """The compiled regex of a /regex/ header expectation; None for a glob."""
+def header_regex(pattern: str) -> str | None:
+    """The regex of a /regex/ header expectation; None for a glob."""
     if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-        return re.compile(pattern[1:-1], re.IGNORECASE)
+        return pattern[1:-1]
+    return None
+
+
+def header_rule_problem(pattern: str) -> str | None:
+    """Why a header expectation cannot be used, or None (a glob always can: * and ? are literal-safe)."""
+    regex = header_regex(pattern)
+    if regex is None:
+        return None
+    try:
+        compile_regex(regex, ignore_case=True)
+    except RegexError as exc:
+        return f"{exc} in {_show(pattern)}"
     return None
 
 
@@ -82,6 +96,13 @@ def compile_jsonpath(expr: str) -> Any:
 
 def evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Failure], bool]:
     """Every failed expectation, and whether the response was slow enough to be degraded."""
+    try:
+        return _evaluate(expect, response, now)
+    except Exception as exc:  # a bug of ours fails this run (stored, alerted), never the agent
+        return [Failure("internal", f"internal error evaluating the response: {type(exc).__name__}: {str(exc)[:200]}")], False
+
+
+def _evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Failure], bool]:
     failures: list[Failure] = []
     code = response.status_code
     if not any(rule.matches(code) for rule in expect.status):
@@ -106,15 +127,18 @@ def _body_failures(expect: Expect, response: Response) -> list[Failure]:
         out.append(Failure("body", f"body does not contain {_show(expect.body_contains)}"))
     if expect.body_not_contains is not None and expect.body_not_contains in text:
         out.append(Failure("body", f"body contains {_show(expect.body_not_contains)}"))
-    if expect.body_matches is not None and re.search(expect.body_matches, text) is None:
+    if expect.body_matches is not None and not regex_search(expect.body_matches, text):
         out.append(Failure("body", f"body does not match /{expect.body_matches}/"))
     if expect.json:
         try:
             document = json.loads(text)
+            found = [(expr, rule, [m.value for m in compile_jsonpath(expr).find(document)]) for expr, rule in expect.json]
         except ValueError as exc:
             return [*out, Failure("json", f"body is not valid JSON ({exc})")]
-        for expr, rule in expect.json:
-            problem = _json_problem(rule, [m.value for m in compile_jsonpath(expr).find(document)])
+        except RecursionError:  # json and JSONPath recurse per level: the interpreter's limit bounds the depth
+            return [*out, Failure("json", "body is JSON nested too deeply to evaluate (about 900 levels at most)")]
+        for expr, rule, values in found:
+            problem = _json_problem(rule, values)
             if problem is not None:
                 out.append(Failure("json", f"{expr}: expected {rule.text}, {problem}"))
     return out
@@ -155,17 +179,17 @@ def _header_failures(rules: tuple[tuple[str, str], ...], headers: Mapping[str, s
 
 
 def _header_matches(value: str, pattern: str) -> bool:
-    regex = header_pattern(pattern)
+    regex = header_regex(pattern)
     if regex is not None:
-        return regex.search(value) is not None
+        return regex_search(regex, value, ignore_case=True)
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
 def _certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:
     if valid_for is None:
         return []
-    if not_after is None:  # a redirect to http (validate refuses http:// URLs with this expectation)
-        return [Failure("certificate", "no TLS certificate to judge: the final response came over http, not https")]
+    if not_after is None:  # e.g. redirected to plain http: what was asked cannot be checked, so it fails
+        return [Failure("certificate", f"no peer certificate to check; expected one valid for at least {format_duration(valid_for)}")]
     left = not_after - now
     if left >= valid_for:
         return []

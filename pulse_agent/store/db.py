@@ -110,6 +110,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (hour, check_name)
     );
     """,
+    # A mergeable latency sketch per hour and check (store/sketch.py), so percentiles outlive raw
+    # results. NULL: rolled up before sketches; filled from the raw rows still stored by the agent's
+    # storage maintenance, an hour per transaction (store/retention.py backfill_sketches), not here:
+    # a big file would keep the agent from starting for minutes.
+    """
+    ALTER TABLE results_hourly ADD COLUMN latency_sketch MAP(SMALLINT, INTEGER);
+    """,
+    # Daily rollups of complete UTC days, merged from the hourly ones (store/retention.py), so
+    # reports over weeks and months read 24x fewer rows and sketches; filled by the next roll-up.
+    """
+    CREATE TABLE results_daily (
+        day              TIMESTAMPTZ NOT NULL,  -- start of the UTC day
+        check_name       VARCHAR     NOT NULL,
+        runs             INTEGER     NOT NULL,
+        ok_runs          INTEGER     NOT NULL,
+        degraded_runs    INTEGER     NOT NULL,
+        failures_by_kind MAP(VARCHAR, INTEGER) NOT NULL,
+        max_ms           DOUBLE,
+        latency_sketch   MAP(SMALLINT, INTEGER),
+        p50_ms           DOUBLE,  -- from the merged sketch (within 1 %)
+        p95_ms           DOUBLE,
+        p99_ms           DOUBLE,
+        PRIMARY KEY (day, check_name)
+    );
+    """,
     """
     CREATE TABLE silences (
         id         VARCHAR PRIMARY KEY,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from pulse_agent.result import iso
+from pulse_agent.store import sketch
 from pulse_agent.store.db import utc
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
@@ -53,6 +55,12 @@ def incidents(con: duckdb.DuckDBPyConnection, *, open_only: bool, check: str | N
     return _rows(con.execute(sql, [*params, limit]))
 
 
+def _iso(column: str) -> str:
+    """SQL: a TIMESTAMPTZ as the ISO-8601 UTC text iso() writes (formatting in DuckDB is 20x faster
+    than converting each value to a Python datetime)."""
+    return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%gZ')"
+
+
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description or ()]
     return [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
@@ -72,37 +80,88 @@ def _json(value: object) -> object:
 _CHOSEN = "(len($checks) = 0 OR list_contains($checks, check_name))"
 _OVERLAPS = f"opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
 _INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
-# Raw results where retention kept them, hourly rollups before that: per check, raw rows count from
-# their first hour when it is complete (its run count equals its rollup's), else from the next hour
-# (retention cut it); a check with no raw rows left counts from its rollups only.
+# Where each part of a window comes from. Complete hours that are rolled up come from
+# results_hourly ([$a, $b): counts exact, percentiles from the hours' latency sketches), and of
+# those the complete UTC days rolled up into results_daily from there ([$da, $db)); the rest
+# from raw results: the window's partial first and last hours and the hours not rolled up yet. Raw
+# rows count from $raw_from, the first hour whose raw rows are all there (retention may have cut
+# the one before); rolled-up hours before it count whole (rolled-up parts of a window count whole
+# hours). Two range scans, not one with OR, so DuckDB skips row groups by their min/max of ts.
 _SOURCES = f"""
-    firsts AS (SELECT check_name, date_trunc('hour', min(ts)) AS first_hour FROM results GROUP BY ALL),
-    first_runs AS (
-        SELECT f.check_name, f.first_hour, count(*) FILTER (WHERE NOT x.maintenance) AS runs
-        FROM firsts f JOIN results x ON x.check_name = f.check_name AND x.ts >= f.first_hour AND x.ts < f.first_hour + INTERVAL 1 HOUR
-        GROUP BY ALL
-    ),
-    bounds AS (
-        SELECT f.check_name, CASE WHEN h.check_name IS NULL OR h.runs = f.runs THEN f.first_hour ELSE f.first_hour + INTERVAL 1 HOUR END
-               AS raw_from
-        FROM first_runs f LEFT JOIN results_hourly h ON h.check_name = f.check_name AND h.hour = f.first_hour
-    ),
     r AS (
-        SELECT r.* FROM results r LEFT JOIN bounds b USING (check_name)
-        WHERE r.ts >= $start AND r.ts < $end AND {_CHOSEN} AND NOT r.maintenance AND r.ts >= b.raw_from
+        SELECT * FROM results WHERE ts >= $start AND ts < least($a, $end) AND ts >= $raw_from AND NOT maintenance AND {_CHOSEN}
+        UNION ALL
+        SELECT * FROM results WHERE ts >= greatest($b, $start) AND ts < $end AND ts >= $raw_from AND NOT maintenance AND {_CHOSEN}
     ),
     h AS (
-        SELECT h.* FROM results_hourly h LEFT JOIN bounds b USING (check_name)
-        WHERE h.hour >= $start AND h.hour < $end AND {_CHOSEN}
-          AND h.hour < coalesce(b.raw_from, 'infinity'::TIMESTAMPTZ)
+        SELECT hour, check_name, runs, ok_runs, degraded_runs, failures_by_kind, max_ms, latency_sketch, p50_ms, p95_ms, p99_ms,
+               false AS is_day
+        FROM results_hourly
+        WHERE hour >= $start AND hour < $end AND {_CHOSEN} AND ((hour >= $a AND hour < $b) OR hour < $raw_from)
+          AND NOT (hour >= $da AND hour < $db)
+        UNION ALL
+        SELECT day, check_name, runs, ok_runs, degraded_runs, failures_by_kind, max_ms, latency_sketch, p50_ms, p95_ms, p99_ms, true
+        FROM results_daily WHERE day >= $da AND day < $db AND {_CHOSEN}
     )"""
+_KEY = sketch.key_sql("response_time_ms")
+
+
+def _sketch_quantiles(by: str) -> str:
+    """CTE sk_q: p50/p95/p99 per group (by) that has rolled-up rows: a day bucket that is one daily
+    rollup reads the percentiles stored with it; any other group merges its rollups' latency
+    sketches with the sketch of its raw rows (store/sketch.py). Groups without rolled-up rows get
+    exact percentiles (quantile_cont) elsewhere. Needs CTEs h_keyed and r_keyed with by's columns."""
+    return f"""
+    h_merge AS (SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL),
+    sk AS (
+        SELECT {by}, key, sum(n::DOUBLE) AS n FROM (  -- DOUBLE: exact for counts, and sums 2x faster than HUGEINT
+            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge
+            UNION ALL
+            SELECT {by}, {sketch.key_sql("response_time_ms")}, count(*)
+            FROM r_keyed JOIN (SELECT DISTINCT {by} FROM h_merge) USING ({by})
+            WHERE response_time_ms IS NOT NULL GROUP BY ALL
+        ) GROUP BY ALL
+    ),
+    sk_q AS (
+        {sketch.quantiles_sql("sk", by)}
+        UNION ALL
+        SELECT {by}, p50_ms, p95_ms, p99_ms FROM h_keyed WHERE whole
+    )"""
+
+
+# An hour bucket with a rollup is that one rolled-up hour (never mixed with raw rows of it): its
+# percentiles were computed exactly when it was rolled up.
+_HOURS_AS_ROLLED = "sk_q AS (SELECT k, check_name, p50_ms AS p50, p95_ms AS p95, p99_ms AS p99 FROM h_keyed)"
+
+
+def _window_plan(con: duckdb.DuckDBPyConnection, start: float, end: float, *, days: bool = True) -> dict[str, object]:
+    """$a, $b: the rolled-up complete hours inside [start, end); $da, $db: the rolled-up complete
+    days inside those (none when not days); $raw_from: where raw rows are whole."""
+    [(rolled_until, days_until, first)] = con.execute(
+        "SELECT (SELECT epoch(max(hour)) + 3600 FROM results_hourly), (SELECT epoch(max(day)) + 86400 FROM results_daily), "
+        "(SELECT epoch(min(ts)) FROM results)"
+    ).fetchall()
+    a = math.ceil(start / 3600) * 3600
+    b = max(a, min(math.floor(end / 3600) * 3600, rolled_until if rolled_until is not None else a))
+    da = math.ceil(a / 86400) * 86400
+    db = max(da, min(math.floor(b / 86400) * 86400, days_until if days_until is not None and days else da))
+    raw_from = -math.inf
+    if first is not None and rolled_until is not None:
+        first_hour = math.floor(first / 3600) * 3600
+        raw_from = first_hour + 3600 if first_hour < rolled_until else first_hour  # a rolled-up first hour may be cut
+    lowest = datetime.min.replace(tzinfo=UTC)
+    return {"a": utc(a), "b": utc(b), "da": utc(da), "db": utc(db), "raw_from": utc(raw_from) if raw_from != -math.inf else lowest}
 
 
 def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
     """One row per check over [start, end): runs outside maintenance, uptime, failures by kind,
-    latency percentiles (raw results only), degraded share, incidents overlapping the window, last result."""
+    latency percentiles (exact over raw results, from sketches where rolled-up hours take part),
+    degraded share, incidents overlapping the window, last result."""
     sql = f"""
     WITH {_SOURCES},
+    h_keyed AS (SELECT check_name, latency_sketch, p50_ms, p95_ms, p99_ms, false AS whole FROM h),
+    r_keyed AS (SELECT check_name, response_time_ms FROM r),
+    {_sketch_quantiles("check_name")},
     counts AS (
         SELECT check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs FROM (
             SELECT check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs, count(*) FILTER (WHERE degraded) AS degraded_runs
@@ -122,9 +181,23 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
         ) GROUP BY ALL
     ),
     latency AS (
-        SELECT check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q, max(response_time_ms) AS max_ms,
-               max(ts) AS last_ts, arg_max(ok, ts) AS last_ok
-        FROM r GROUP BY ALL
+        SELECT check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q, max(response_time_ms) AS max_ms FROM r
+        WHERE check_name NOT IN (SELECT check_name FROM sk_q) GROUP BY ALL
+    ),
+    raw_max AS (SELECT check_name, max(response_time_ms) AS max_ms FROM r GROUP BY ALL),
+    -- The last result: found among the window's last hour or two for a check that runs; only
+    -- checks that did not run then are looked up over the whole window.
+    recent AS (
+        SELECT check_name, max(ts) AS last_ts, arg_max(ok, ts) AS last_ok FROM results
+        WHERE ts >= greatest($start, $b - INTERVAL 1 HOUR) AND ts < $end AND NOT maintenance AND {_CHOSEN} GROUP BY ALL
+    ),
+    last AS (
+        SELECT * FROM recent
+        UNION ALL
+        SELECT check_name, max(ts), arg_max(ok, ts) FROM results
+        WHERE ts >= $start AND ts < $end AND NOT maintenance AND {_CHOSEN}
+          AND check_name IN (SELECT check_name FROM counts EXCEPT SELECT check_name FROM recent)
+        GROUP BY ALL
     ),
     older_max AS (SELECT check_name, max(max_ms) AS max_ms FROM h GROUP BY ALL),
     inc AS (
@@ -133,44 +206,53 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     )
     SELECT c.check_name, c.runs, c.ok_runs, c.runs - c.ok_runs AS failures, coalesce(k.failures_by_kind, MAP {{}}) AS failures_by_kind,
            round(100.0 * c.ok_runs / c.runs, 4) AS uptime_pct, round(100.0 * c.degraded_runs / c.runs, 4) AS degraded_pct,
-           round(l.q[1], 3) AS p50_ms, round(l.q[2], 3) AS p95_ms, round(l.q[3], 3) AS p99_ms,
-           round(greatest(l.max_ms, o.max_ms), 3) AS max_ms,
+           round(coalesce(q.p50, l.q[1]), 3) AS p50_ms, round(coalesce(q.p95, l.q[2]), 3) AS p95_ms,
+           round(coalesce(q.p99, l.q[3]), 3) AS p99_ms, round(greatest(m.max_ms, o.max_ms), 3) AS max_ms,
            coalesce(i.incidents, 0) AS incidents, round(coalesce(i.downtime_s, 0), 3) AS downtime_s,
-           round(coalesce(i.longest_s, 0), 3) AS longest_s, l.last_ts, l.last_ok
-    FROM counts c LEFT JOIN kinds k USING (check_name) LEFT JOIN latency l USING (check_name)
-    LEFT JOIN older_max o USING (check_name) LEFT JOIN inc i USING (check_name)
+           round(coalesce(i.longest_s, 0), 3) AS longest_s, {_iso("t.last_ts")} AS last_ts, t.last_ok
+    FROM counts c LEFT JOIN kinds k USING (check_name) LEFT JOIN latency l USING (check_name) LEFT JOIN sk_q q USING (check_name)
+    LEFT JOIN raw_max m USING (check_name) LEFT JOIN older_max o USING (check_name) LEFT JOIN inc i USING (check_name)
+    LEFT JOIN last t USING (check_name)
     WHERE c.runs > 0
     ORDER BY c.check_name"""
-    return _rows(con.execute(sql, _params(start, end, checks)))
+    return _rows(con.execute(sql, {**_params(start, end, checks), **_window_plan(con, start, end)}))
 
 
 def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
-    """Run figures per check and hour (or day, UTC), in time order; percentiles from raw results only."""
+    """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     sql = f"""
     WITH {_SOURCES},
+    h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms, is_day AS whole FROM h),
+    r_keyed AS (SELECT epoch_us(ts) // {width_us} AS k, check_name, response_time_ms FROM r),
+    {_sketch_quantiles("k, check_name") if by == "day" else _HOURS_AS_ROLLED},
+    raw_q AS (
+        SELECT k, check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q FROM r_keyed ANTI JOIN sk_q USING (k, check_name)
+        GROUP BY ALL
+    ),
     rows AS (
         SELECT epoch_us(ts) // {width_us} AS k, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
-               count(*) FILTER (WHERE degraded) AS degraded_runs, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q
+               count(*) FILTER (WHERE degraded) AS degraded_runs
         FROM r GROUP BY ALL
         UNION ALL
-        SELECT epoch_us(hour) // {width_us}, check_name, sum(runs), sum(ok_runs), sum(degraded_runs), NULL FROM h GROUP BY ALL
-    )
-    SELECT make_timestamptz(k * {width_us}) AS bucket, check_name, sum(runs) AS runs, sum(runs) - sum(ok_runs) AS failures,
-           round(100.0 * sum(ok_runs) / sum(runs), 4) AS uptime_pct, round(100.0 * sum(degraded_runs) / sum(runs), 4) AS degraded_pct,
-           round(any_value(q[1]) FILTER (WHERE q IS NOT NULL), 3) AS p50_ms,
-           round(any_value(q[2]) FILTER (WHERE q IS NOT NULL), 3) AS p95_ms,
-           round(any_value(q[3]) FILTER (WHERE q IS NOT NULL), 3) AS p99_ms
-    FROM rows GROUP BY k, check_name ORDER BY k, check_name"""
-    return _rows(con.execute(sql, _params(start, end, checks)))
+        SELECT epoch_us(hour) // {width_us}, check_name, sum(runs), sum(ok_runs), sum(degraded_runs) FROM h GROUP BY ALL
+    ),
+    totals AS (SELECT k, check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs FROM rows GROUP BY ALL)
+    SELECT {_iso(f"make_timestamptz(k * {width_us})")} AS bucket, check_name, runs, runs - ok_runs AS failures,
+           round(100.0 * ok_runs / runs, 4) AS uptime_pct, round(100.0 * degraded_runs / runs, 4) AS degraded_pct,
+           round(coalesce(s.p50, x.q[1]), 3) AS p50_ms, round(coalesce(s.p95, x.q[2]), 3) AS p95_ms,
+           round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
+    FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
+    ORDER BY k, check_name"""
+    return _rows(con.execute(sql, {**_params(start, end, checks), **_window_plan(con, start, end, days=by == "day")}))
 
 
 def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
-    SELECT check_name, id AS incident, opened_at, resolved_at,
+    SELECT check_name, id AS incident, {_iso("opened_at")} AS opened_at, {_iso("resolved_at")} AS resolved_at,
            round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent,
-           acked_at, acked_by, held
+           {_iso("acked_at")} AS acked_at, acked_by, held
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
     return _rows(con.execute(sql, _params(start, end, checks)))
@@ -179,6 +261,23 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
 def json_rows(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Rows of a query as JSON-ready dicts keyed by column name."""
     return [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in rows]
+
+
+def check_names(con: duckdb.DuckDBPyConnection, among: list[str] | None) -> list[str]:
+    """Check names in the stored history (rollups, results, incidents), only those among when given
+    (each looked up until first found: cheap even over 100 M results)."""
+    tables = ("results_daily", "results_hourly", "results", "incidents")
+    if among is None:
+        union = " UNION ".join(f"SELECT DISTINCT check_name FROM {t}" for t in tables)
+        return [name for (name,) in con.execute(union).fetchall()]
+    found = []
+    for name in among:
+        for table in tables:
+            if con.execute(f"SELECT 1 FROM {table} WHERE check_name = ? LIMIT 1", [name]).fetchall():
+                found.append(name)
+                break
+    return found
+
 
 
 def _params(start: float, end: float, checks: list[str] | None) -> dict[str, object]:

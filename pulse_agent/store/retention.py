@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import duckdb
 
+from pulse_agent.store import sketch
 from pulse_agent.store.db import utc
 
 BATCH = 10_000  # raw rows deleted per transaction
 SETTLE_S = 300.0  # an hour is rolled up once runs that started in it have surely been stored
+# Per hour and check of the rows r: the latency sketch (store/sketch.py).
+SKETCHES = f"""
+    SELECT hour, check_name, map_from_entries(list(struct_pack(k := k, v := n) ORDER BY k)) AS latency_sketch
+    FROM (SELECT date_trunc('hour', ts) AS hour, check_name, {sketch.key_sql("response_time_ms")} AS k, count(*)::INTEGER AS n
+          FROM r WHERE response_time_ms IS NOT NULL GROUP BY ALL)
+    GROUP BY ALL"""
 
 
 def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
@@ -28,19 +35,105 @@ def roll_up(con: duckdb.DuckDBPyConnection, now: float) -> int:
             FROM (SELECT date_trunc('hour', ts) AS hour, check_name, coalesce(error_kind, 'internal') AS error_kind, count(*)::INTEGER AS n
                   FROM r WHERE NOT ok GROUP BY ALL)
             GROUP BY ALL
-        )
+        ),
+        sketches AS ({SKETCHES})
         SELECT s.hour, s.check_name, s.runs, s.ok_runs, s.degraded_runs, coalesce(k.failures_by_kind, MAP {}),
-               s.q[1], s.q[2], s.q[3], s.max_ms
+               s.q[1], s.q[2], s.q[3], s.max_ms, coalesce(sk.latency_sketch, MAP {})
         FROM (SELECT date_trunc('hour', ts) AS hour, check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs,
                      count(*) FILTER (WHERE degraded) AS degraded_runs, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q,
                      max(response_time_ms) AS max_ms
               FROM r GROUP BY ALL) s
         LEFT JOIN kinds k USING (hour, check_name)
-        """,
+        LEFT JOIN sketches sk USING (hour, check_name)
+        """.replace("{SKETCHES}", SKETCHES),
         [done_until, utc(now - SETTLE_S)],
     )
     [(after,)] = con.execute("SELECT count(*) FROM results_hourly").fetchall()
+    roll_up_days(con)
     return int(after - before)
+
+
+def backfill_sketches(con: duckdb.DuckDBPyConnection) -> int:
+    """Give the oldest hour rolled up before sketches existed (latency_sketch NULL) whose raw rows
+    are still stored its sketches (an empty one for a check without latencies); how many hourly
+    rows got one (0: nothing left to do). One hour per call: a short transaction."""
+    hour = _first_unsketched(con)
+    if hour is None:
+        return 0
+    [(n,)] = con.execute(
+        f"""
+        UPDATE results_hourly h SET latency_sketch = coalesce(s.latency_sketch, MAP {{}})
+        FROM (SELECT c.check_name, sk.latency_sketch FROM (SELECT check_name FROM results_hourly WHERE hour = $hour) c
+              LEFT JOIN (WITH r AS (SELECT * FROM results WHERE ts >= $hour AND ts < $hour + INTERVAL 1 HOUR AND NOT maintenance)
+                         {SKETCHES}) sk USING (check_name)) s
+        WHERE h.hour = $hour AND h.check_name = s.check_name
+        """,
+        {"hour": hour},
+    ).fetchall()
+    return int(n)
+
+
+def _first_unsketched(con: duckdb.DuckDBPyConnection) -> object:
+    """The oldest hour without sketches whose raw rows are still stored (None: none)."""
+    [(hour,)] = con.execute(
+        "SELECT min(hour) FROM results_hourly WHERE latency_sketch IS NULL AND hour >= date_trunc('hour', (SELECT min(ts) FROM results))"
+    ).fetchall()
+    return hour
+
+
+def roll_up_days(con: duckdb.DuckDBPyConnection) -> int:
+    """Merge the hourly rows of every complete UTC day not in results_daily yet (a day is complete
+    once its last hour is rolled up, and its hours have sketches where raw rows allow): counts
+    added, failure kinds and latency sketches merged by adding counts per key; how many (day,
+    check) rows were added."""
+    [(days_done, hours_done, before)] = con.execute(
+        "SELECT (SELECT max(day) + INTERVAL 1 DAY FROM results_daily), (SELECT max(hour) + INTERVAL 1 HOUR FROM results_hourly), "
+        "(SELECT count(*) FROM results_daily)"
+    ).fetchall()
+    if hours_done is None:
+        return 0
+    pending = _first_unsketched(con)  # a day waits for its hours' sketches (backfill_sketches)
+    if pending is not None:
+        hours_done = min(hours_done, pending)
+    con.execute(
+        f"""
+        INSERT OR REPLACE INTO results_daily
+        WITH hh AS (
+            SELECT to_timestamp(epoch(hour)::BIGINT // 86400 * 86400) AS day, * FROM results_hourly
+            WHERE hour >= coalesce(?::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) AND hour < {_DAY_START.format("?::TIMESTAMPTZ")}
+        ),
+        kinds AS (
+            SELECT day, check_name, map_from_entries(list(struct_pack(k := k, v := n) ORDER BY k)) AS failures_by_kind
+            FROM (SELECT day, check_name, k, sum(n)::INTEGER AS n
+                  FROM (SELECT day, check_name, unnest(map_keys(failures_by_kind)) AS k, unnest(map_values(failures_by_kind)) AS n FROM hh)
+                  GROUP BY ALL)
+            GROUP BY ALL
+        ),
+        merged AS (
+            SELECT day, check_name, key, sum(n)::INTEGER AS n
+            FROM (SELECT day, check_name, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM hh)
+            GROUP BY ALL
+        ),
+        sketches AS (
+            SELECT day, check_name, map_from_entries(list(struct_pack(k := key, v := n) ORDER BY key)) AS latency_sketch
+            FROM merged GROUP BY ALL
+        ),
+        q AS ({sketch.quantiles_sql("merged", "day, check_name")})
+        SELECT s.day, s.check_name, s.runs, s.ok_runs, s.degraded_runs, coalesce(k.failures_by_kind, MAP {{}}), s.max_ms, sk.latency_sketch,
+               q.p50, q.p95, q.p99
+        FROM (SELECT day, check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs, max(max_ms) AS max_ms
+              FROM hh GROUP BY ALL) s
+        LEFT JOIN kinds k USING (day, check_name)
+        LEFT JOIN sketches sk USING (day, check_name)
+        LEFT JOIN q USING (day, check_name)
+        """,
+        [days_done, hours_done],
+    )
+    [(after,)] = con.execute("SELECT count(*) FROM results_daily").fetchall()
+    return int(after - before)
+
+
+_DAY_START = "to_timestamp(epoch({})::BIGINT // 86400 * 86400)"  # UTC, whatever the session's time zone
 
 
 def delete_raw_batch(con: duckdb.DuckDBPyConnection, cutoff: float) -> int:
@@ -56,6 +149,7 @@ def delete_raw_batch(con: duckdb.DuckDBPyConnection, cutoff: float) -> int:
 
 
 def delete_old_rollups(con: duckdb.DuckDBPyConnection, cutoff: float) -> int:
-    """Delete hourly rows older than cutoff; how many went."""
+    """Delete hourly rows older than cutoff, and daily rows of days that ended before it; how many hourly rows went."""
     [(n,)] = con.execute("DELETE FROM results_hourly WHERE hour < ?", [utc(cutoff)]).fetchall()
+    con.execute("DELETE FROM results_daily WHERE day + INTERVAL 1 DAY <= ?", [utc(cutoff)])
     return int(n)

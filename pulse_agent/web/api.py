@@ -14,6 +14,7 @@ import math
 import re
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from aiohttp import web
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
 from pulse_agent.redact import redact_url
-from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, answer, epoch_field
+from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownCheck, answer, epoch_field
 from pulse_agent.report_source import export
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
@@ -116,6 +117,8 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         store = _store(agent)
         try:
             report = await store.query(lambda con: answer(con, question, store.limits))
+        except UnknownCheck as exc:
+            return _error(404, str(exc))
         except ReportError as exc:
             return _error(400, str(exc))
         except QueriesBusy as exc:
@@ -138,12 +141,12 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
             return _error(403, f"this agent exports only into its agent.export_dir {out!r}, not {str(asked)[:200]!r}")
         store = _store(agent)
         try:  # COPY runs on its own connection too, but without the query timeout: an export may be long
-            rows = await store.query(lambda con: export(con, out, start, end, AGENT_NAME), timeout=None)
+            done = await store.query(lambda con: export(con, out, start, end, AGENT_NAME), timeout=None)
         except ReportError as exc:
             return _error(400, str(exc))
         except QueriesBusy as exc:
             return _error(503, str(exc), headers={"Retry-After": "5"})
-        return web.json_response({"rows": rows, "out": out, "agent": AGENT_NAME})
+        return web.json_response({"rows": done.results, "out": out, "agent": AGENT_NAME, "exported": asdict(done)})
 
     async def reload(_: web.Request) -> web.Response:
         outcome = await agent.reload("api")

@@ -1,0 +1,136 @@
+"""Every constraint of the schema, broken: the message names the rule that was broken (issue 14, item 5)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pulse_agent.config import ConfigInvalid, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYWORDS = {
+    "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "enum", "const",
+    "minItems", "maxItems", "uniqueItems", "required", "additionalProperties", "unevaluatedProperties", "propertyNames",
+    "minProperties", "maxProperties", "multipleOf",
+}  # fmt: skip
+
+
+def check(lines: str) -> str:
+    return "version: 1\nchecks:\n  - name: a\n    url: http://127.0.0.1/\n" + textwrap.indent(textwrap.dedent(lines), "    ")
+
+
+# schema location of the constraint -> (a document breaking only it, what the message must say)
+ROWS = {
+    "required": ("checks: []\n", "missing required key 'version'"),
+    "additionalProperties": ("version: 1\nchekcs: []\n", "unknown key 'chekcs'; did you mean 'checks'?"),
+    "properties/version/const": ("version: 2\n", "version: 2 is not allowed; must be 1"),
+    "properties/defaults/unevaluatedProperties": ("version: 1\ndefaults: {nmae: x}\n", "defaults.nmae: unknown key 'nmae'"),
+    "properties/notifiers/propertyNames": ("version: 1\nnotifiers: {'a b': {urls: ['json://x/']}}\n", "key \"a b\" is not a valid name"),
+    "properties/notifiers/additionalProperties": ("version: 1\nnotifiers: {ops: []}\n", "notifiers.ops: expected mapping, got list"),
+    "$defs/name/pattern": ("version: 1\nchecks: [{name: a b, url: 'http://127.0.0.1/'}]\n", 'checks[0].name: "a b" is not a valid name'),
+    "$defs/name/maxLength": ("version: 1\nchecks:\n  - {name: " + "n" * 129 + ", url: 'http://127.0.0.1/'}\n", "checks[0].name: must be at most 128 characters"),
+    "$defs/duration/pattern": (check("timeout: 5 parsecs\n"), 'checks[0].timeout: "5 parsecs" is not a valid duration'),
+    "$defs/duration/minimum": (check("timeout: -1\n"), "checks[0].timeout: -1 is out of range; must be at least 0"),
+    "$defs/size/pattern": (check("max_body_size: 1 TB\n"), 'checks[0].max_body_size: "1 TB" is not a valid size'),
+    "$defs/size/minimum": (check("max_body_size: 0\n"), "checks[0].max_body_size: 0 is out of range; must be at least 1"),
+    "$defs/agent/additionalProperties": ("version: 1\nagent: {listn: x}\n", "agent.listn: unknown key 'listn'; did you mean 'listen'?"),
+    "$defs/agent/properties/listen/pattern": ("version: 1\nagent: {listen: nonsense}\n", '"nonsense" is not a valid listen address'),
+    "$defs/agent/properties/database/minLength": ("version: 1\nagent: {database: ''}\n", "agent.database: must not be empty"),
+    "$defs/agent/properties/max_concurrency/minimum": ("version: 1\nagent: {max_concurrency: 0}\n", "0 is out of range; must be at least 1"),
+    "$defs/agent/properties/max_concurrency/maximum": ("version: 1\nagent: {max_concurrency: 100001}\n", "must be at most 100000"),
+    "$defs/agent/properties/workers/minimum": ("version: 1\nagent: {workers: -1}\n", "agent.workers: -1 is out of range; must be at least 0"),
+    "$defs/agent/properties/workers/maximum": ("version: 1\nagent: {workers: 65}\n", "agent.workers: 65 is out of range; must be at most 64"),
+    "$defs/agent/properties/log_format/enum": ("version: 1\nagent: {log_format: xml}\n", '"xml" is not one of: "json", "text"'),
+    "$defs/agent/properties/log_level/enum": ("version: 1\nagent: {log_level: loud}\n", '"loud" is not one of: "debug", "info", "warning", "error"'),
+    "$defs/agent/properties/shard/pattern": ("version: 1\nagent: {shard: '0/2'}\n", 'agent.shard: "0/2" is not a valid shard'),
+    "$defs/agent/properties/api_token/minLength": ("version: 1\nagent: {api_token: abcdef}\n", "agent.api_token: must be at least 16 characters"),
+    "$defs/notifier/required": ("version: 1\nnotifiers: {ops: {title: x}}\n", "notifiers.ops: missing required key 'urls'"),
+    "$defs/notifier/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], url: y}}\n", "notifiers.ops.url: unknown key 'url'; did you mean 'urls'?"),
+    "$defs/notifier/properties/urls/minItems": ("version: 1\nnotifiers: {ops: {urls: []}}\n", "notifiers.ops.urls: needs at least 1 item, has 0"),
+    "$defs/notifier/properties/urls/items/minLength": ("version: 1\nnotifiers: {ops: {urls: ['']}}\n", "notifiers.ops.urls[0]: must not be empty"),
+    "$defs/maintenance/items/required": ("version: 1\nmaintenance: [{schedule: '@daily'}]\n", "maintenance[0]: missing required key 'duration'"),
+    "$defs/maintenance/items/additionalProperties": ("version: 1\nmaintenance: [{schedule: '@daily', duration: 1h, zone: UTC}]\n", "maintenance[0].zone: unknown key 'zone'"),
+    "$defs/statusCode/minimum": (check("expect: {status: 99}\n"), "checks[0].expect.status: 99 is out of range; must be at least 100"),
+    "$defs/statusCode/maximum": (check("expect: {status: 600}\n"), "checks[0].expect.status: 600 is out of range; must be at most 599"),
+    "$defs/statusCode/pattern": (check("expect: {status: 2XX}\n"), 'checks[0].expect.status: "2XX" is not a valid status code'),
+    "$defs/expect/additionalProperties": (check("expect: {body_contain: x}\n"), "checks[0].expect.body_contain: unknown key 'body_contain'; did you mean 'body_contains'?"),
+    "$defs/expect/properties/status/anyOf/1/minItems": (check("expect: {status: []}\n"), "checks[0].expect.status: needs at least 1 item, has 0"),
+    "$defs/expect/properties/json/propertyNames": (check("expect: {json: {status: UP}}\n"), 'checks[0].expect.json.status: key "status" is not a valid JSONPath expression'),
+    "$defs/expect/properties/json/propertyNames/pattern": (check("expect: {json: {x.y: 1}}\n"), 'key "x.y" is not a valid JSONPath expression (e.g. $.status)'),
+    "$defs/expect/properties/headers/additionalProperties": (check("expect: {headers: {etag: 1}}\n"), "checks[0].expect.headers.etag: expected string, got integer 1"),
+    "$defs/retries/additionalProperties": (check("retries: {tries: 2}\n"), "checks[0].retries.tries: unknown key 'tries'"),
+    "$defs/retries/properties/attempts/minimum": (check("retries: {attempts: 0}\n"), "checks[0].retries.attempts: 0 is out of range; must be at least 1"),
+    "$defs/retries/properties/attempts/maximum": (check("retries: {attempts: 11}\n"), "checks[0].retries.attempts: 11 is out of range; must be at most 10"),
+    "$defs/alert/additionalProperties": (check("alert: {notfy: []}\n"), "checks[0].alert.notfy: unknown key 'notfy'; did you mean 'notify'?"),
+    "$defs/alert/properties/failure_threshold/minimum": (check("alert: {failure_threshold: 0}\n"), "failure_threshold: 0 is out of range; must be at least 1"),
+    "$defs/alert/properties/success_threshold/minimum": (check("alert: {success_threshold: 0}\n"), "success_threshold: 0 is out of range; must be at least 1"),
+    "$defs/checkSettings/properties/method/enum": (check("method: FETCH\n"), '"FETCH" is not one of: "GET", "HEAD"'),
+    "$defs/checkSettings/properties/headers/additionalProperties": (check("headers: {X-A: 1}\n"), "checks[0].headers.X-A: expected string, got integer 1"),
+    "$defs/checkSettings/properties/missed/enum": (check("missed: catch_up\n"), '"catch_up" is not one of: "skip", "run_once"'),
+    "$defs/checkSettings/properties/delivery/enum": (check("delivery: exactly_once\n"), '"exactly_once" is not one of: "at_least_once", "at_most_once"'),
+    "$defs/checkSettings/properties/max_redirects/minimum": (check("max_redirects: -1\n"), "checks[0].max_redirects: -1 is out of range; must be at least 0"),
+    "$defs/checkSettings/properties/max_redirects/maximum": (check("max_redirects: 101\n"), "checks[0].max_redirects: 101 is out of range; must be at most 100"),
+    "$defs/checkSettings/properties/ca_file/minLength": (check("ca_file: ''\n"), "checks[0].ca_file: must not be empty"),
+    "$defs/checkSettings/properties/basic_auth/required": (check("basic_auth: {username: u}\n"), "checks[0].basic_auth: missing required key 'password'"),
+    "$defs/checkSettings/properties/basic_auth/additionalProperties": (check("basic_auth: {username: u, password: p, realm: r}\n"), "checks[0].basic_auth.realm: unknown key 'realm'"),
+    "$defs/checkSettings/properties/bearer_token/minLength": (check("bearer_token: ''\n"), "checks[0].bearer_token: must not be empty"),
+    "$defs/checkSettings/properties/labels/propertyNames": (check("labels: {'1team': x}\n"), 'checks[0].labels.1team: key "1team" is not a valid label name'),
+    "$defs/checkSettings/properties/labels/propertyNames/pattern": (check("labels: {'a-b': x}\n"), 'key "a-b" is not a valid label name (e.g. team'),
+    "$defs/checkSettings/properties/labels/additionalProperties": (check("labels: {team: 1}\n"), "checks[0].labels.team: expected string, got integer 1"),
+    "$defs/checkSettings/properties/slo/required": (check("slo: {}\n"), "checks[0].slo: missing required key 'objective'"),
+    "$defs/checkSettings/properties/slo/additionalProperties": (check("slo: {objective: 99, window: 30d}\n"), "checks[0].slo.window: unknown key 'window'"),
+    "$defs/checkSettings/properties/slo/properties/objective/exclusiveMinimum": (check("slo: {objective: 0}\n"), "checks[0].slo.objective: 0 is out of range; must be more than 0"),
+    "$defs/checkSettings/properties/slo/properties/objective/maximum": (check("slo: {objective: 101}\n"), "checks[0].slo.objective: 101 is out of range; must be at most 100"),
+    "$defs/check/required": ("version: 1\nchecks: [{name: a}]\n", "checks[0]: missing required key 'url'"),
+    "$defs/check/properties/url/pattern": ("version: 1\nchecks: [{name: a, url: 'ftp://x/'}]\n", 'checks[0].url: "ftp://x/" is not a valid URL'),
+    "$defs/check/unevaluatedProperties": (check("timout: 5s\n"), "checks[0].timout: unknown key 'timout'; did you mean 'timeout'?"),
+    # Constraints main gained meanwhile (issue 15, 16, 23 merges): skipped where the schema lacks them.
+    "$defs/agent/properties/api_token/pattern": ("version: 1\nagent: {api_token: abcdef}\n", "is not a valid API token: at least 16 characters"),
+    "$defs/agent/properties/export_dir/minLength": ("version: 1\nagent: {export_dir: ''}\n", "agent.export_dir: must not be empty"),
+    "$defs/agent/properties/location/maxLength": ("version: 1\nagent: {location: " + "l" * 129 + "}\n", "agent.location: must be at most 128 characters"),
+    "$defs/agent/properties/location/minLength": ("version: 1\nagent: {location: ''}\n", "agent.location: must not be empty"),
+    "$defs/agent/properties/workers/oneOf/0/maximum": ("version: 1\nagent: {workers: 65}\n", "agent.workers: 65 is out of range; must be at most 64"),
+    "$defs/agent/properties/workers/oneOf/0/minimum": ("version: 1\nagent: {workers: -1}\n", "agent.workers: -1 is out of range; must be at least 0"),
+    "$defs/agent/properties/workers/oneOf/1/const": ("version: 1\nagent: {workers: many}\n", 'agent.workers: "many" is not allowed; must be "auto"'),
+    "$defs/module/properties/allowed_targets/items/minLength": ("version: 1\nmodules: {m: {allowed_targets: ['']}}\n", "modules.m.allowed_targets[0]: must not be empty"),
+    "$defs/module/properties/allowed_targets/minItems": ("version: 1\nmodules: {m: {allowed_targets: []}}\n", "modules.m.allowed_targets: needs at least 1 item, has 0"),
+    "$defs/module/required": ("version: 1\nmodules: {m: {timeout: 5s}}\n", "modules.m: missing required key 'allowed_targets'"),
+    "$defs/module/unevaluatedProperties": ("version: 1\nmodules: {m: {allowed_targets: ['10.0.0.0/8'], allowed: x}}\n", "modules.m.allowed: unknown key 'allowed'"),
+    "properties/modules/additionalProperties": ("version: 1\nmodules: {m: []}\n", "modules.m: expected mapping, got list"),
+    "properties/modules/propertyNames": ("version: 1\nmodules: {'a b': {allowed_targets: ['10.0.0.0/8']}}\n", 'key "a b" is not a valid name'),
+}  # fmt: skip
+
+
+def constraints(node: object, path: tuple[str, ...] = ()) -> list[str]:
+    """The location of every constraint keyword in the schema."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in KEYWORDS:
+                found.append("/".join((*path, key)))
+            found += constraints(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += constraints(value, (*path, str(i)))
+    return found
+
+
+SCHEMA = json.loads((ROOT / "schemas" / "pulse.schema.json").read_text())
+
+
+def test_every_constraint_of_the_schema_has_a_row():
+    assert sorted(set(constraints(SCHEMA)) - set(ROWS)) == []
+
+
+@pytest.mark.parametrize(("location", "text", "expected"), [(k, *v) for k, v in ROWS.items()], ids=list(ROWS))
+def test_a_broken_constraint_gets_a_message_naming_it(location, text, expected):
+    if location not in constraints(SCHEMA):
+        pytest.skip("this schema has no such constraint")
+    with pytest.raises(ConfigInvalid) as info:
+        parse_config(text, "p.yaml", {})
+    messages = [str(e) for e in info.value.errors]
+    assert len(messages) == 1, messages
+    assert expected in messages[0]
