@@ -35,7 +35,7 @@ ROWS = [
     ("unclosed ${ in a duration", check("timeout: ${E1\n"), "checks[0].timeout: unclosed ${ in this value"),
     ("unclosed ${ in a size", check("max_body_size: ${E1\n"), "checks[0].max_body_size: unclosed ${ in this value"),
     ("unclosed ${ in agent.retention", "version: 1\nagent: {retention: '${E1'}\n", "agent.retention: unclosed ${ in this value"),
-    ("invalid IPv6 URL", "version: 1\nchecks:\n  - {name: a, url: 'http://[::1/'}\n", "checks[0].url: 'http://[::1/': Invalid IPv6 URL"),
+    ("invalid IPv6 URL", "version: 1\nchecks:\n  - {name: a, url: 'http://[::1/'}\n", "checks[0].url: '***': Invalid IPv6 URL"),
     ("port out of range", "version: 1\nchecks:\n  - {name: a, url: 'http://h:99999/'}\n", "checks[0].url: 'http://h:99999/': Port out of range"),
     ("agent as a list", "version: 1\nagent: [1]\n", "agent: expected mapping, got list [1]"),
     ("huge template width", "version: 1\nnotifiers:\n  n: {urls: ['json://127.0.0.1/'], title: '{check:>99999999999}'}\n", "a width or precision is at most 1000"),

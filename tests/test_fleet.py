@@ -89,6 +89,7 @@ def test_the_statefulset_example(tmp_path):
     assert out and out.group(1) == mounts["agent"]["exports"] and re.search(r"sleep (\d+)", script)
     assert int(re.search(r"sleep (\d+)", script).group(1)) < 86400 <= 2 * 86400  # --since 2d covers a missed run
     assert out.group(2) == "2d"
+    assert spec.agent.export_dir == out.group(1)  # the agent's export API writes only there (else 403)
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     claim = volumes["exports"]["persistentVolumeClaim"]["claimName"]
     assert docs["PersistentVolumeClaim"]["metadata"]["name"] == claim and docs["PersistentVolumeClaim"]["spec"]["accessModes"] == [

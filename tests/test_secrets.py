@@ -196,7 +196,8 @@ def test_no_planted_secret_reaches_any_output(tmp_path, httpserver: HTTPServer):
     outputs["cli"] = "\n".join(f"{p.args} {p.returncode}\n{p.stdout}\n{p.stderr}" for p in cli)
     assert sorted(out.rglob("*.parquet")), cli[-1].stderr
     with duckdb.connect() as con:
-        outputs["parquet"] = str(con.execute(f"SELECT * FROM read_parquet('{out}/**/*.parquet')").fetchall())
+        # one file per table, agent and day: each read on its own (their columns differ)
+        outputs["parquet"] = str([con.execute(f"SELECT * FROM read_parquet('{f}')").fetchall() for f in sorted(out.rglob("*.parquet"))])
 
     bodies = hook_bodies(httpserver)
     assert any("check: userinfo (http://***@127.0.0.1:" in b and "api_key=***" in b for b in bodies)  # {url}, redacted
