@@ -24,6 +24,11 @@ def check(lines: str) -> str:
 
 # schema location of the constraint -> (a document breaking only it, what the message must say)
 ROWS = {
+    "$defs/checkSettings/properties/depends_on/items/pattern": ("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/', depends_on: ['a b']}]\n", 'checks[0].depends_on[0]: "a b" is not a valid value'),
+    "$defs/checkSettings/properties/depends_on/uniqueItems": ("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/'}, {name: b, url: 'http://127.0.0.1/', depends_on: [a, a]}]\n", "checks[1].depends_on: ['a', 'a'] has non-unique elements"),
+    "$defs/notifier/properties/group_by/items/pattern": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: ['a-b']}}\n", 'notifiers.ops.group_by[0]: "a-b" is not a valid value'),
+    "$defs/notifier/properties/group_by/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: []}}\n", "notifiers.ops.group_by: needs at least 1 item, has 0"),
+    "$defs/notifier/properties/group_by/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: [team, team]}}\n", "notifiers.ops.group_by: ['team', 'team'] has non-unique elements"),
     "required": ("checks: []\n", "missing required key 'version'"),
     "additionalProperties": ("version: 1\nchekcs: []\n", "unknown key 'chekcs'; did you mean 'checks'?"),
     "properties/version/const": ("version: 2\n", "version: 2 is not allowed; must be 1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,10 +107,16 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules)
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def _check_dependencies(doc: Document, raw_checks: list[Any], first_seen: dict[str, int]) -> None:
     """Every depends_on names a check, and no cycle: errors placed at the offending entry."""
     deps = {
-        name: [t for t in raw.get("depends_on") or () if isinstance(t, str)] if isinstance(raw.get("depends_on"), list) else []
+        # names the schema refused are reported once, there
+        name: [t for t in raw.get("depends_on") or () if isinstance(t, str) and _NAME.fullmatch(t)]
+        if isinstance(raw.get("depends_on"), list)
+        else []
         for name, i in first_seen.items()
         if isinstance(raw := raw_checks[i], dict)
     }
