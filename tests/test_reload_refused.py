@@ -97,8 +97,8 @@ async def test_an_unexpected_exception_is_a_refused_reload(tmp_path, httpserver,
         else:
             real = agent.metrics.set_checks
 
-            def set_checks(names: list[str]) -> None:
-                real(names)
+            def set_checks(names: list[str], *args: object) -> None:
+                real(names, *args)
                 if "b" in names:
                     raise RuntimeError("injected")
 
