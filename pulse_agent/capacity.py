@@ -26,8 +26,9 @@ def checks_per_second(checks: Iterable[CheckSpec], now: float) -> float:
             total += 1.0 / schedule.seconds
         elif isinstance(schedule, Cron):
             first = schedule.next_due(now)
-            second = schedule.next_due(first)
-            total += 1.0 / max(second - first, 1.0)
+            second = schedule.next_due(first) if first is not None else None
+            if first is not None and second is not None:  # a cron that fires once more or never has no rate
+                total += 1.0 / max(second - first, 1.0)
         # a one-shot runs once: no sustained rate
     return total
 

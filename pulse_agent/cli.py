@@ -141,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(path: str, memo=None, *, placeholders: bool = False):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
+    from pulse_agent.validators import SHELL_VALIDATORS
 
     try:
-        return load_config(path, memo=memo, placeholders=placeholders)
+        return load_config(path, memo=memo, placeholders=placeholders, validators=SHELL_VALIDATORS)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -275,7 +276,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run one check once; exit 0 if it passed, 1 if it failed, 2 if it does not exist."""
     import asyncio
 
-    from pulse_agent.probe.http import Prober
+    from pulse_agent.probe.kinds import Probes
 
     spec = _load(args.config)
     if spec is None:
@@ -285,7 +286,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _not_found(args.config, "check", args.name, [c.name for c in spec.checks])
 
     async def once():  # -> Result
-        prober = Prober()
+        prober = Probes()
         try:
             return await prober.run(check)
         finally:
@@ -348,6 +349,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     from pulse_agent.config import Memo
+    from pulse_agent.gc_policy import GcPolicy
     from pulse_agent.logs import setup_logging
 
     if args.listen is not None:
@@ -359,13 +361,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         # The config can follow the address: the bundled self-checks probe ${PULSE_LISTEN:-...}.
         os.environ["PULSE_LISTEN"] = args.listen
     memo = Memo()  # the agent's reloads redo only what an edit changed
-    spec = _load(args.config, memo)
+    gc_policy = GcPolicy()  # the process is the agent's: collections pause while loading and starting
+    with gc_policy.paused():
+        spec = _load(args.config, memo)
     if spec is None:
         return 1
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
 
     from pulse_agent.agent import Agent, RunOptions
     from pulse_agent.listen import OpenApiRefused
+    from pulse_agent.loop import event_loop_factory
     from pulse_agent.shard import Shard, resolve
     from pulse_agent.store import StoreError
 
@@ -375,7 +380,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pulse-agent: --shard/PULSE_SHARD: {exc}", file=sys.stderr)
         return 1
-    agent = Agent(spec, RunOptions(database=args.db, listen=args.listen, config=args.config, shard=shard), memo=memo)
+    options = RunOptions(database=args.db, listen=args.listen, config=args.config, shard=shard)
+    agent = Agent(spec, options, memo=memo, gc_policy=gc_policy)
 
     async def main_task() -> int:
         stop = asyncio.Event()
@@ -401,17 +407,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the listen address is taken
         print(f"pulse-agent: cannot listen on {args.listen or spec.agent.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-
-
-def event_loop_factory():  # -> Callable[[], asyncio.AbstractEventLoop] | None
-    """uvloop's loop where installed (PULSE_EVENT_LOOP=asyncio opts out), else asyncio's default."""
-    if os.environ.get("PULSE_EVENT_LOOP", "uvloop") == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            return None
-        return uvloop.new_event_loop
-    return None
 
 
 def _count(n: int, word: str) -> str:

@@ -111,9 +111,10 @@ def _config(args: argparse.Namespace) -> Any:  # -> AgentSpec | None
     """The config; None when it cannot be loaded but the data is named explicitly (it only adds
     labels, SLOs, the database and the agent's address)."""
     from pulse_agent.config import ConfigInvalid, load_config
+    from pulse_agent.validators import SHELL_VALIDATORS
 
     try:
-        return load_config(args.config)
+        return load_config(args.config, validators=SHELL_VALIDATORS)
     except ConfigInvalid as exc:
         explicit = args.db or getattr(args, "agent", None) or getattr(args, "from_parquet", None)
         if getattr(args, "label", None) or not explicit:

@@ -8,8 +8,10 @@ import logging
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from pulse_agent.config.model import LogFormat, LogLevel
+from pulse_agent.result import iso
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -19,7 +21,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": _ts(record.created),
+            "ts": iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -35,7 +37,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={_text(v)}" for k, v in _extra(record).items())
-        line = f"{_ts(record.created)} {record.levelname:<7} {record.getMessage()}" + (f" {fields}" if fields else "")
+        line = f"{iso(record.created)} {record.levelname:<7} {record.getMessage()}" + (f" {fields}" if fields else "")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -104,7 +106,7 @@ def _dropped_notice(count: int) -> logging.LogRecord:
     return record
 
 
-def setup_logging(fmt: str = "json", level: str = "info") -> None:
+def setup_logging(fmt: LogFormat = "json", level: LogLevel = "info") -> None:
     """Route every pulse_agent log record to stderr in the chosen format."""
     handler = BackgroundHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -116,10 +118,6 @@ def setup_logging(fmt: str = "json", level: str = "info") -> None:
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")}
-
-
-def _ts(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _text(value: Any) -> str:

@@ -71,7 +71,7 @@ class ReportRequest:
 def epoch_field(data: dict[str, Any], key: str) -> float:
     """data[key] as epoch seconds between 1970 and 9999; ValueError naming key otherwise."""
     value = data.get(key)
-    if not _finite(value) or not 0 <= value <= MAX_EPOCH:
+    if not isinstance(value, int | float) or not _finite(value) or not 0 <= value <= MAX_EPOCH:
         raise ValueError(f"malformed request: {key} must be a number of seconds since 1970 (up to year 9999), not {value!r}"[:200])
     return float(value)
 
@@ -126,8 +126,8 @@ def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits:
     checks = list(request.checks)
     _refuse_unknown(con, checks, request.known)
     if request.sql is not None:
-        columns, rows = run_select(con, windowed_sql(request.sql, request.start, request.end), None, limits)
-        return Report("sql", request.start, request.end, tuple(columns), queries.json_rows(columns, rows))
+        columns, found = run_select(con, windowed_sql(request.sql, request.start, request.end), None, limits)
+        return Report("sql", request.start, request.end, tuple(columns), queries.json_rows(columns, found))
     if request.incidents:
         rows = queries.incident_list(con, request.start, request.end, checks)
         kind = "incidents"

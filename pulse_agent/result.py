@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 # The closed set of error_kind values; docs/probes.md explains each (a test keeps them in step).
-ERROR_KINDS = (
+ErrorKind = Literal[
     "timeout",  # no complete response within the check's timeout
     "dns",  # the host name did not resolve
     "connect",  # TCP connection refused or unreachable
@@ -23,7 +23,16 @@ ERROR_KINDS = (
     "header",  # an expected header is missing or differs
     "certificate",  # the peer certificate expires too soon
     "internal",  # a fault in pulse-agent itself; please report it
-)
+]
+ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a run failed: a kind of the closed set, and what was expected and what came."""
+
+    kind: ErrorKind
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,11 @@ class Result:
 def iso(ts: float) -> str:
     """Epoch seconds -> ISO-8601 UTC with milliseconds."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc(ts: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime for DuckDB (None stays None)."""
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def from_iso(text: str) -> float:

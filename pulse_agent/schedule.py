@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from pulse_agent.durations import parse_duration
+from pulse_agent.names import spread
 from pulse_agent.phrases import PHRASES, PhraseError, phrase_to_cron
 
 MIN_INTERVAL = 1.0
@@ -103,11 +103,6 @@ class OneShot:
 
 
 Schedule = Interval | Cron | OneShot
-
-
-def spread(key: str) -> float:
-    """Deterministic fraction in [0, 1) from a name: the same on every start and every machine."""
-    return zlib.crc32(key.encode("utf-8")) / 2**32
 
 
 def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:

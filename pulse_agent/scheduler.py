@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from pulse_agent.clock import Clock, SystemClock, Timer, resolve
 from pulse_agent.config.model import CheckSpec
-from pulse_agent.schedule import Interval, spread
+from pulse_agent.names import spread
+from pulse_agent.schedule import Interval
 
 log = logging.getLogger("pulse_agent.scheduler")
 
@@ -23,11 +24,11 @@ class _Entry:
     generation: int
 
 
-def first_due(spec: CheckSpec, now: float, prompt: float | None) -> float | None:
+def first_due(spec: CheckSpec, now: float, window: float | None) -> float | None:
     """When a newly scheduled check first runs: its next due time; or, for an interval check added or
-    changed while running, within `prompt` seconds (spread by name), so an edit shows at once."""
-    if prompt is not None and isinstance(spec.schedule, Interval):
-        return now + spread(spec.name) * min(prompt, spec.schedule.seconds)
+    changed while running (window set), within `window` seconds (spread by name), so an edit shows at once."""
+    if window is not None and isinstance(spec.schedule, Interval):
+        return now + spread(spec.name) * min(window, spec.schedule.seconds)
     return spec.schedule.next_due(now, spec.name)
 
 
@@ -71,9 +72,9 @@ class Scheduler:
         """The checks being scheduled."""
         return [e.spec for e in self._entries.values()]
 
-    def set_checks(self, specs: Iterable[CheckSpec], *, prompt: bool = False) -> None:
+    def set_checks(self, specs: Iterable[CheckSpec], *, soon: bool = False) -> None:
         """Schedule exactly these (enabled) checks; unchanged ones keep their place in time. With
-        prompt (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
+        soon (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
         1,000 per second when many), then on their grid."""
         now = self._clock.time()
         entries: dict[str, _Entry] = {}
@@ -86,7 +87,7 @@ class Scheduler:
                 entries[spec.name] = old
             else:
                 fresh.append(spec)
-        window = max(0.1, len(fresh) / PROMPT_RATE) if prompt else None  # many new checks: a wider spread
+        window = max(0.1, len(fresh) / PROMPT_RATE) if soon else None  # many new checks: a wider spread
         for spec in fresh:
             self._generation += 1
             entries[spec.name] = _Entry(spec, self._generation)
@@ -103,16 +104,20 @@ class Scheduler:
         """Whether a run of the check called name is in progress."""
         return name in self._inflight
 
-    async def run_now(self, spec: CheckSpec, scheduled_ts: float) -> asyncio.Task[object] | None:
-        """Start a run outside the heap (catch-up, run-now): its task, whose result is the runner's;
-        None if that check is already running or the scheduler is stopping."""
+    def running_checks(self) -> frozenset[str]:
+        """The names of the checks with a run in progress."""
+        return frozenset(self._inflight)
+
+    async def run_now(self, spec: CheckSpec, scheduled_ts: float, runner: Runner | None = None) -> asyncio.Task[object] | None:
+        """Start a run outside the heap (catch-up, run-now), by runner if given, else the scheduler's: its
+        task, whose result is the runner's; None if that check is already running or the scheduler is stopping."""
         if spec.name in self._inflight or self._stopping:
             return None
         await self._slots.acquire()
         if spec.name in self._inflight:  # started while we waited for a slot
             self._slots.release()
             return None
-        return self._start(spec, scheduled_ts)
+        return self._start(spec, scheduled_ts, runner)
 
     async def drain(self, timeout: float) -> int:
         """Wait for in-flight runs to finish (cancel those past timeout); return how many were cancelled."""
@@ -155,16 +160,16 @@ class Scheduler:
                 self._on_lag(max(0.0, self._clock.time() - due))
             self._start(spec, due)
 
-    def _start(self, spec: CheckSpec, due: float) -> asyncio.Task[object]:
+    def _start(self, spec: CheckSpec, due: float, runner: Runner | None = None) -> asyncio.Task[object]:
         """Start a run; the caller holds a concurrency slot for it."""
         self._inflight.add(spec.name)
-        task = asyncio.create_task(self._run_one(spec, due), name=f"check:{spec.name}")
+        task = asyncio.create_task(self._run_one(spec, due, runner or self._runner), name=f"check:{spec.name}")
         self._tasks.add(task)
         return task
 
-    async def _run_one(self, spec: CheckSpec, due: float) -> object:
+    async def _run_one(self, spec: CheckSpec, due: float, runner: Runner) -> object:
         try:
-            return await self._runner(spec, due)
+            return await runner(spec, due)
         except asyncio.CancelledError:
             raise
         except Exception:  # the runner's bug must not stop the scheduler

@@ -1,32 +1,35 @@
-"""Probe workers: with `agent.workers: N`, N child processes schedule and probe the checks (split by a
+"""The worker executor: with `agent.workers: N`, N child processes schedule and probe the checks (split by a
 stable hash of the name) and send results back over a pipe; the agent stores, alerts and serves them.
 
 One Python process probes on one core (docs/performance.md); workers let one agent use them all
 while keeping one database, one /metrics and one alert state. Frames on the pipes are a 4-byte
 length and a pickle: the parent sends ("settings", WorkerSettings), ("checks", changed specs, removed
-names, prompt) and ("stop", seconds); a child sends ("results", rows, skipped, next due times by
-check name: those set since the last frame, None for never again). A reload sends only
-what changed (10,000 specs take 0.2 s to pickle and as long to unpickle). A child that dies is
-started again with the checks it had.
+names, soon), ("run", token, spec, due) and ("stop", seconds); a child sends ("results", rows,
+skipped, next due times by check name: those set since the last frame, None for never again, the
+names of the checks running now) and ("ran", token, row or None: refused) for a run asked by "run".
+A reload sends only what changed (10,000 specs take 0.2 s to pickle and as long to unpickle). A child
+that dies is started again with the checks it had; runs asked of it meanwhile are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import operator
 import pickle
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from pulse_agent.backoff import doubling
-from pulse_agent.config.model import CheckSpec
+from pulse_agent.config.model import CheckSpec, LogFormat, LogLevel
+from pulse_agent.names import bucket
 from pulse_agent.result import Result
-from pulse_agent.shard import bucket
 
 log = logging.getLogger("pulse_agent.workers")
 
@@ -36,6 +39,11 @@ FLUSH_EVERY_S = 0.02  # a child sends its results at least this often
 FLUSH_ROWS = 512  # or as soon as this many are waiting
 
 OnResults = Callable[[list[Result], list[str], dict[str, float | None]], Awaitable[None]]
+OnRan = Callable[[Result, CheckSpec], Awaitable[Result]]  # a run asked of a worker: its result, as settled
+
+
+async def _as_is(result: Result, _: CheckSpec) -> Result:
+    return result
 
 
 def pack(message: tuple[Any, ...]) -> bytes:
@@ -68,8 +76,8 @@ class WorkerSettings:
     """What a child needs besides its checks."""
 
     max_concurrency: int
-    log_format: str
-    log_level: str
+    log_format: LogFormat
+    log_level: LogLevel
     heartbeat: float = 1.0  # a child sends a frame at least this often, results or not
     hung_after: float = 15.0  # a child silent this long is killed and started again
 
@@ -77,12 +85,18 @@ class WorkerSettings:
 class Worker:
     """The agent's side of one child process."""
 
-    def __init__(self, index: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None]) -> None:
+    def __init__(
+        self, index: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None], on_ran: OnRan = _as_is
+    ) -> None:
         self.index = index
         self._settings = settings
         self._on_results = on_results
         self._on_restart = on_restart
+        self._on_ran = on_ran
         self._checks: dict[str, CheckSpec] = {}  # what the child runs, by name
+        self._running: frozenset[str] = frozenset()  # as the child last said
+        self._asked: dict[int, tuple[CheckSpec, asyncio.Future[Result | None]]] = {}  # runs asked, by token
+        self._tokens = itertools.count()
         self._process: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
         self._stopping = False
@@ -101,19 +115,49 @@ class Worker:
         self._send(("checks", list(self._checks.values()), [], False))
         self._reading = asyncio.create_task(self._read(self._process), name=f"worker-{self.index}")
 
-    def set_checks(self, checks: list[CheckSpec], prompt: bool) -> None:
+    def set_checks(self, checks: list[CheckSpec], soon: bool) -> None:
         """Schedule exactly these checks in the child (unchanged ones keep their place in time)."""
         new = {c.name: c for c in checks}
         changed = [c for name, c in new.items() if self._checks.get(name) is not c]
         removed = [name for name in self._checks if name not in new]
         self._checks = new
         if changed or removed:
-            self._send(("checks", changed, removed, prompt))
+            self._send(("checks", changed, removed, soon))
+
+    def running(self, name: str) -> bool:
+        """Whether the child runs the check called name now (or has been asked to)."""
+        return name in self._running or any(spec.name == name for spec, _ in self._asked.values())
+
+    @property
+    def inflight(self) -> int:
+        """Runs in progress in the child, as it last said."""
+        return len(self._running)
+
+    def run_now(self, spec: CheckSpec, due: float | None) -> asyncio.Future[Result | None]:
+        """Ask the child to run spec now; the future gets its result, or None when refused."""
+        done: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
+        if self._stopping or self.pid is None or self.running(spec.name):
+            done.set_result(None)
+            return done
+        token = next(self._tokens)
+        self._asked[token] = (spec, done)
+        self._send(("run", token, spec, due))
+        return done
 
     def _send(self, message: tuple[Any, ...]) -> None:
         process = self._process
         if process is not None and process.stdin is not None and not process.stdin.is_closing():
             process.stdin.write(pack(message))
+
+    async def _handle(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "ran":
+            spec, done = self._asked.pop(message[1])
+            result = None if message[2] is None else await self._on_ran(Result(*message[2]), spec)
+            if not done.done():
+                done.set_result(result)
+            return
+        await self._on_results(results_of(message[1]), message[2], message[3])
+        self._running = frozenset(message[4])
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -121,9 +165,14 @@ class Worker:
             self._failures = 0
             self._heard = asyncio.get_running_loop().time()
             try:
-                await self._on_results(results_of(message[1]), message[2], message[3])
+                await self._handle(message)
             except Exception:  # a bug in handling one batch must not stop this worker's results
                 log.exception("handling results of probe worker %d failed", self.index)
+        self._running = frozenset()
+        for _, done in self._asked.values():  # the child is gone: what it was asked will not come
+            if not done.done():
+                done.set_result(None)
+        self._asked.clear()
         why = f"exited with {await process.wait()}"
         while not self._stopping:
             self._failures += 1
@@ -172,13 +221,32 @@ class Worker:
         await process.wait()
 
 
-class WorkerPool:
-    """N workers; each check goes to the one its name hashes to."""
+class WorkerExecutor:
+    """The executor of N workers; each check goes to the one its name hashes to, and so do its run-now and
+    `running` questions."""
 
-    def __init__(self, count: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None]) -> None:
-        self.workers = [Worker(i, settings, on_results, on_restart) for i in range(count)]
+    def __init__(
+        self, count: int, settings: WorkerSettings, on_results: OnResults, on_restart: Callable[[], None], on_ran: OnRan = _as_is
+    ) -> None:
+        self.workers = [Worker(i, settings, on_results, on_restart, on_ran) for i in range(count)]
         self._settings = settings
         self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def inflight(self) -> int:
+        """Runs in progress in the children, as they last said."""
+        return sum(w.inflight for w in self.workers)
+
+    def _owner(self, name: str) -> Worker:
+        return self.workers[worker_of(name, len(self.workers))]
+
+    async def run_now(self, spec: CheckSpec, due: float | None = None) -> asyncio.Future[Result | None]:
+        """Ask the worker that owns spec to run it now (refused while a run of it is in progress there)."""
+        return self._owner(spec.name).run_now(spec, due)
+
+    def running(self, name: str) -> bool:
+        """Asked of the worker that owns the check."""
+        return self._owner(name).running(name)
 
     async def start(self) -> None:
         """Start every child, and the watchdog that restarts a hung one."""
@@ -192,24 +260,25 @@ class WorkerPool:
             for worker in self.workers:
                 worker.check_alive(loop.time())
 
-    def set_checks(self, checks: list[CheckSpec], prompt: bool) -> None:
+    def set_checks(self, checks: Sequence[CheckSpec], *, soon: bool) -> None:
         """Split checks across the workers and hand each its share."""
         shares: list[list[CheckSpec]] = [[] for _ in self.workers]
         for spec in checks:
             shares[worker_of(spec.name, len(self.workers))].append(spec)
         for worker, share in zip(self.workers, shares, strict=True):
-            worker.set_checks(share, prompt)
+            worker.set_checks(share, soon)
 
-    async def stop(self, budget: float) -> None:
-        """Stop every child after its in-flight runs."""
+    async def stop(self, budget: float) -> int:
+        """Stop every child after its in-flight runs (a child cancels what outlasts budget itself)."""
         if self._watchdog is not None:
             self._watchdog.cancel()
         await asyncio.gather(*(w.stop(budget) for w in self.workers))
+        return 0
 
 
 def worker_of(name: str, count: int) -> int:
     """The worker (0-based) that runs the check called name: stable across restarts and reloads."""
-    return bucket(name, count, b"pulse-worker")
+    return bucket(name, count, "pulse-worker")
 
 
 async def child() -> None:
@@ -217,7 +286,7 @@ async def child() -> None:
     from pulse_agent.clock import SystemClock
     from pulse_agent.logs import setup_logging
     from pulse_agent.probe.connect import forget_targets
-    from pulse_agent.probe.http import Prober
+    from pulse_agent.probe.kinds import Probes
     from pulse_agent.scheduler import Scheduler
 
     loop = asyncio.get_running_loop()
@@ -230,7 +299,7 @@ async def child() -> None:
         return
     settings: WorkerSettings = first[1]
     setup_logging(settings.log_format, settings.log_level)
-    prober = Prober()
+    prober = Probes()
     outbox: list[Result] = []
     skipped: list[str] = []
     dues: dict[str, float | None] = {}  # next due times set since the last frame (the agent exports them)
@@ -244,15 +313,23 @@ async def child() -> None:
         return result
 
     sent = loop.time()
+    told: frozenset[str] = frozenset()  # the running checks as last sent
 
     def flush() -> None:
-        nonlocal sent
-        if outbox or skipped or dues or loop.time() - sent >= settings.heartbeat:  # an empty frame says "alive"
-            out.write(pack(("results", rows_of(outbox), list(skipped), dict(dues))))
+        nonlocal sent, told
+        running = scheduler.running_checks()
+        if outbox or skipped or dues or running != told or loop.time() - sent >= settings.heartbeat:  # empty: "alive"
+            out.write(pack(("results", rows_of(outbox), list(skipped), dict(dues), sorted(running))))
             outbox.clear()
             skipped.clear()
             dues.clear()
-            sent = loop.time()
+            sent, told = loop.time(), running
+
+    async def run_asked(token: int, spec: CheckSpec, due: float | None) -> None:
+        """A run the agent asked for: its result goes back in its own frame, not with the scheduled ones."""
+        task = await scheduler.run_now(spec, time.time() if due is None else due, prober.run)
+        result = await task if task is not None else None
+        out.write(pack(("ran", token, _ROW(result) if isinstance(result, Result) else None)))
 
     async def flushing() -> None:
         while True:
@@ -269,20 +346,26 @@ async def child() -> None:
     sending = asyncio.create_task(flushing())
     budget = 5.0
     checks: dict[str, CheckSpec] = {}
+    asked: set[asyncio.Task[None]] = set()
     while (message := await read_message(reader)) is not None:
-        if message[0] == "checks":
-            _, changed, removed, prompt = message
+        if message[0] == "run":
+            task = asyncio.create_task(run_asked(*message[1:]))
+            asked.add(task)
+            task.add_done_callback(asked.discard)
+        elif message[0] == "checks":
+            _, changed, removed, soon = message
             for name in removed:
                 checks.pop(name, None)
             checks.update((c.name, c) for c in changed)
             forget_targets()
-            scheduler.set_checks(checks.values(), prompt=prompt)
+            scheduler.set_checks(checks.values(), soon=soon)
         elif message[0] == "stop":
             budget = message[1]
             break
     scheduler.stop()
     await running
     await scheduler.drain(budget)
+    await asyncio.gather(*asked, return_exceptions=True)
     sending.cancel()
     flush()
     await out.drain()
@@ -291,7 +374,7 @@ async def child() -> None:
 
 
 if __name__ == "__main__":
-    from pulse_agent.cli import event_loop_factory
+    from pulse_agent.loop import event_loop_factory
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(child())

@@ -19,6 +19,7 @@ from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.clock import ManualClock
 from pulse_agent.config import parse_config
 from tests.conftest import free_port
+from tests.scrape import sample
 
 NOW = datetime.fromisoformat("2026-11-22T12:00:00+00:00").timestamp()
 
@@ -105,7 +106,7 @@ class Running:
         """Advance one schedule interval per run; each run (and its alert bookkeeping) completes."""
         for _ in range(runs):
             await self.clock.advance(10)
-            assert await self.agent.scheduler.drain(10) == 0
+            assert await self.agent.executor.scheduler.drain(10) == 0
 
     async def query(self, sql: str) -> list[tuple]:
         """Read through the running agent's own connection (the file is locked to others)."""
@@ -113,7 +114,7 @@ class Running:
         return await self.agent.store.call(lambda con: con.execute(sql).fetchall())
 
     def metric(self, name: str, **labels: str) -> float | None:
-        return self.agent.metrics.registry.get_sample_value(name, labels)
+        return sample(self.agent.metrics, name, labels)
 
 
 @asynccontextmanager

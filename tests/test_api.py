@@ -15,10 +15,18 @@ from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.clock import ManualClock
 from pulse_agent.config import load_config
 from pulse_agent.web.api import openapi_text
+from tests.scrape import sample
 from tests.test_alerting import NOW, Target
 
 TOKEN = "s3cret-token-0123456789"
 DOC = json.loads(openapi_text())
+
+
+def status_api_routes(agent: Agent) -> list:
+    """The status page's routes under /api (the page and badges are not API)."""
+    from pulse_agent.web.status import status_routes
+
+    return [r for r in status_routes(agent) if r.path.startswith("/api/")]
 
 
 def validate(body: object, path: str, method: str = "get", status: int = 200) -> None:
@@ -67,7 +75,7 @@ async def agent_at(cfg, db, *, token: bool = True):
 async def tick(agent: Agent, clock: ManualClock, runs: int = 1) -> None:
     for _ in range(runs):
         await clock.advance(10)
-        await agent.scheduler.drain(10)
+        await agent.executor.scheduler.drain(10)
 
 
 async def test_with_a_token_the_api_needs_it_and_the_probes_do_not(target, tmp_path):
@@ -193,18 +201,18 @@ async def test_reload_endpoint_refuses_a_broken_config_and_applies_a_fixed_one(t
         assert refused.status_code == 400
         validate(refused.json(), "/-/reload", "post", 400)
         assert refused.json()["errors"] == [f"{cfg}:11:52: checks[2].timeout: must be more than 0"]
-        assert agent.metrics.registry.get_sample_value("pulse_config_last_reload_successful") == 0
-        assert [c.name for c in agent.scheduler.checks] == ["api"]  # paused is disabled
+        assert sample(agent.metrics, "pulse_config_last_reload_successful") == 0
+        assert [c.name for c in agent.executor.scheduler.checks] == ["api"]  # paused is disabled
 
         cfg.write_text(config_text(target, extra="  - {name: web, url: 'http://127.0.0.1/', timeout: 1s}\n"))
         applied = await client.post("/-/reload")
         assert applied.status_code == 200
         validate(applied.json(), "/-/reload", "post")
         assert applied.json()["checks"] == {"added": 1, "removed": 0, "changed": 0, "unchanged": 2}
-        assert agent.metrics.registry.get_sample_value("pulse_config_last_reload_successful") == 1
-        assert agent.metrics.registry.get_sample_value("pulse_config_reloads_total", {"result": "failure"}) == 1
-        assert agent.metrics.registry.get_sample_value("pulse_config_reloads_total", {"result": "success"}) == 1
-        assert sorted(c.name for c in agent.scheduler.checks) == ["api", "web"]
+        assert sample(agent.metrics, "pulse_config_last_reload_successful") == 1
+        assert sample(agent.metrics, "pulse_config_reloads_total", {"result": "failure"}) == 1
+        assert sample(agent.metrics, "pulse_config_reloads_total", {"result": "success"}) == 1
+        assert sorted(c.name for c in agent.executor.scheduler.checks) == ["api", "web"]
         versions = await agent.store.read(
             lambda con: con.execute("SELECT reason, added, unchanged FROM config_versions ORDER BY applied_at").fetchall()
         )
@@ -221,5 +229,6 @@ async def test_every_route_is_documented_and_every_documented_path_is_served(tar
         from pulse_agent.web.api import api_routes
 
         routes = {(r.method.lower(), r.path) for r in api_routes(agent)}
+        routes |= {(r.method.lower(), r.path) for r in status_api_routes(agent)}
         documented = {(m, p) for p, ops in DOC["paths"].items() for m in ops}
         assert routes == documented

@@ -10,6 +10,7 @@ import pytest
 from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.clock import ManualClock
 from pulse_agent.config import parse_config
+from pulse_agent.gc_policy import GcPolicy
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore
 
@@ -23,13 +24,13 @@ def config(url: str, schedule: str, missed: str) -> str:
 
 async def start_and_stop(spec, db, now=NOW):
     """Start the agent at `now` (time does not move), let catch-up runs finish, stop it."""
-    agent = Agent(spec, RunOptions(database=str(db), listen="127.0.0.1:0"), clock=ManualClock(now))
+    agent = Agent(spec, RunOptions(database=str(db), listen="127.0.0.1:0"), clock=ManualClock(now), gc_policy=GcPolicy())  # as cmd_run
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.wait_for(agent.started.wait(), 10)
     assert gc.get_freeze_count() > 0  # start-up's heap is exempt from full collections while running
     assert gc.isenabled()  # collection was paused for start-up only
-    await agent.scheduler.drain(10)
+    await agent.executor.scheduler.drain(10)
     stop.set()
     assert await task == 0
     assert gc.get_freeze_count() == 0 and gc.isenabled()
@@ -82,3 +83,14 @@ async def test_a_new_check_on_a_fresh_database_does_not_catch_up(httpserver, tmp
     spec = parse_config(config(httpserver.url_for("/job"), "every day at 3am", "run_once"), "p.yaml", {})
     await start_and_stop(spec, tmp_path / "p.duckdb")
     assert len(httpserver.log) == 0
+
+
+async def test_an_embedded_agent_leaves_the_process_garbage_collector_alone(httpserver, tmp_path):
+    spec = parse_config(config(httpserver.url_for("/job"), "every day at 3am", "skip"), "p.yaml", {})
+    agent = Agent(spec, RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0"), clock=ManualClock(NOW))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(agent.started.wait(), 10)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()  # only cmd_run's GcPolicy freezes and pauses
+    stop.set()
+    assert await task == 0

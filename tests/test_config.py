@@ -9,13 +9,14 @@ import yaml
 
 from pulse_agent.config import ConfigInvalid, load_config, parse_config
 from pulse_agent.config.model import StatusRange
+from pulse_agent.validators import SHELL_VALIDATORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def errors(text: str, env=None) -> list[str]:
     with pytest.raises(ConfigInvalid) as info:
-        parse_config(textwrap.dedent(text), "p.yaml", env or {})
+        parse_config(textwrap.dedent(text), "p.yaml", env or {}, validators=SHELL_VALIDATORS)  # files and Apprise URLs too
     return [str(e) for e in info.value.errors]
 
 

@@ -74,16 +74,22 @@ def test_unsafe_tags_are_refused():
     assert doc.errors and doc.data["a"] is None
 
 
-def test_loading_pauses_garbage_collection_and_restores_it_as_it_was(tmp_path):
+def test_loading_leaves_garbage_collection_alone_and_the_shell_pause_nests(tmp_path, monkeypatch):
     import gc
 
-    from pulse_agent.config import gc_paused, load_config
+    from pulse_agent.config import load_config
+    from pulse_agent.gc_policy import gc_paused
 
     cfg = tmp_path / "p.yaml"
     cfg.write_text("version: 1\nchecks:\n  - {name: a, url: 'http://127.0.0.1:1/'}\n")
+    switched: list[str] = []
+    with monkeypatch.context() as m:
+        m.setattr(gc, "disable", lambda: switched.append("disable"))
+        m.setattr(gc, "enable", lambda: switched.append("enable"))
+        assert load_config(cfg).checks[0].name == "a"
+    assert switched == []  # loading is pure: it leaves the process-wide collector to the shell (cmd_run)
     with gc_paused():
-        assert not gc.isenabled()
-        load_config(cfg)
+        with gc_paused():
+            assert not gc.isenabled()
         assert not gc.isenabled()  # a nested pause does not switch collection back on early
     assert gc.isenabled()
-    assert load_config(cfg).checks[0].name == "a" and gc.isenabled()

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from pulse_agent.config.model import CheckSpec
-from pulse_agent.probe.expect import Failure
 from pulse_agent.probe.http import Prober, _request_headers
+from pulse_agent.result import Failure
 from tests.wire_servers import Origin, Seen, origin
 
 WATCHED = ("host", "authorization", "proxy-authorization", "cookie", "x-api-key", "x-name")

@@ -3,8 +3,9 @@
 import pytest
 from multidict import CIMultiDict
 
+from pulse_agent.config.expectations import parse_json_rule
 from pulse_agent.config.model import Expect, StatusRange
-from pulse_agent.probe.expect import Response, evaluate, parse_json_rule
+from pulse_agent.probe.expect import Response, evaluate
 
 NOW = 1_800_000_000.0
 

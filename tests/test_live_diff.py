@@ -64,7 +64,7 @@ async def test_a_reload_keeps_open_incidents_counters_and_phase_of_what_it_does_
             target.status = 500
             await run.tick(2)
             assert run.metric("pulse_incidents_open") == 1
-            before = {c.name: c for c in run.agent.scheduler.checks}
+            before = {c.name: c for c in run.agent.executor.scheduler.checks}
             failures = run.metric("pulse_check_runs_total", check="api", result="failure")
             cfg.write_text(text.replace("success_threshold: 2", "success_threshold: 1") + "  - {name: other, url: 'http://127.0.0.1:1/'}\n")
             outcome = await run.agent.reload("test")
@@ -79,8 +79,8 @@ async def test_a_reload_keeps_open_incidents_counters_and_phase_of_what_it_does_
             cfg.unlink()
             refused = await run.agent.reload("test")
             assert not refused.ok and refused.errors == (f"config file '{cfg}' not found; pass -c FILE",)
-            assert await run.agent.reload_if_changed() is None  # reported once, not at every look
-            assert sorted(c.name for c in run.agent.scheduler.checks) == ["api", "other"]
+            assert await run.agent.reloader.reload_if_changed() is None  # reported once, not at every look
+            assert sorted(c.name for c in run.agent.executor.scheduler.checks) == ["api", "other"]
             await run.tick(1)
             await asyncio.sleep(0)
     finally:

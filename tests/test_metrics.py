@@ -5,6 +5,7 @@ import platform
 from pulse_agent import __version__
 from pulse_agent.result import Result
 from pulse_agent.web.metrics import Metrics
+from tests.scrape import families, sample
 
 
 def test_results_update_the_per_check_series():
@@ -116,14 +117,14 @@ def test_location_labels_every_per_check_series_and_unknown_next_runs_are_ignore
 
 def test_process_build_info_and_reload_gauges_describe_the_running_config():
     m = Metrics()
-    assert m.registry.get_sample_value("process_cpu_seconds_total") is not None
-    build = [s for f in m.registry.collect() if f.name == "pulse_build_info" for s in f.samples]
+    assert sample(m, "process_cpu_seconds_total") is not None
+    build = [s for f in families(m) if f.name == "pulse_build_info" for s in f.samples]
     assert build and build[0].labels["version"] == __version__ and build[0].labels["python"] == platform.python_version()
     m.config_applied(1_700_000_000.0)
-    assert m.registry.get_sample_value("pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
+    assert sample(m, "pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
     m.reloaded(False, 1_700_000_100.0)
-    assert m.registry.get_sample_value("pulse_config_last_reload_successful") == 0
+    assert sample(m, "pulse_config_last_reload_successful") == 0
     m.config_restored()
-    assert m.registry.get_sample_value("pulse_config_last_reload_successful") == 1
-    assert m.registry.get_sample_value("pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
-    assert m.registry.get_sample_value("pulse_config_reloads_total", {"result": "success"}) == 0
+    assert sample(m, "pulse_config_last_reload_successful") == 1
+    assert sample(m, "pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
+    assert sample(m, "pulse_config_reloads_total", {"result": "success"}) == 0

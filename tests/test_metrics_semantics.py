@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pulse_agent.schedule import parse_schedule
 from tests.agent_process import AgentProcess
+from tests.scrape import sample
 from tests.test_api import agent_at, config_text, target, tick  # noqa: F401 (target: a fixture)
 from tests.test_reload_e2e import atomic_write
 
@@ -26,7 +27,7 @@ async def test_last_and_next_run_follow_the_scheduler_and_reload_gauges_describe
     cfg.write_text(config_text(target))
     good = cfg.read_text()
     async with agent_at(cfg, tmp_path / "p.duckdb") as (agent, clock, client):
-        read = agent.metrics.registry.get_sample_value
+        read = lambda name, labels=None: sample(agent.metrics, name, labels)  # noqa: E731
         started = clock.time()
         assert read("pulse_config_last_reload_success_timestamp_seconds") == started  # set at start, not 0
         assert read("pulse_config_last_reload_successful") == 1
@@ -45,11 +46,11 @@ async def test_last_and_next_run_follow_the_scheduler_and_reload_gauges_describe
         assert read("pulse_check_next_run_timestamp_seconds", {"check": "api"}) == first + 10
 
         cfg.write_text(good.replace("every 10s", "every 0s"))  # refused
-        assert (await agent.reload_if_changed()).ok is False
+        assert (await agent.reloader.reload_if_changed()).ok is False
         assert read("pulse_config_last_reload_successful") == 0
-        assert await agent.reload_if_changed() is None  # the same broken file is reported once
+        assert await agent.reloader.reload_if_changed() is None  # the same broken file is reported once
         cfg.write_text(good)  # `git revert`: the running config is back on disk
-        assert await agent.reload_if_changed() is None  # nothing to apply ...
+        assert await agent.reloader.reload_if_changed() is None  # nothing to apply ...
         assert read("pulse_config_last_reload_successful") == 1  # ... and nothing refused any more
         assert read("pulse_config_last_reload_success_timestamp_seconds") == started
         assert read("pulse_config_reloads_total", {"result": "success"}) == 0

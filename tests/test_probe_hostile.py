@@ -183,14 +183,14 @@ def test_delivery_defaults_by_method(method, delivery):
 
 
 async def test_backoff_doubles_up_to_max_backoff():
-    from pulse_agent.probe.http import backoff
+    from pulse_agent.probe.retry import backoff
 
     check = spec("http://x/", retries=Retries(attempts=6, backoff=1, max_backoff=5))
     assert [backoff(check, n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
 
 
 def test_run_budget_covers_every_attempt_and_capped_jittered_wait():
-    from pulse_agent.probe.http import JITTER, run_budget
+    from pulse_agent.probe.retry import JITTER, run_budget
 
     check = spec("http://x/", timeout=2, retries=Retries(attempts=3, backoff=1, max_backoff=1.5))
     assert run_budget(check) == pytest.approx(3 * 2 + (1 + 1.5) * (1 + JITTER))

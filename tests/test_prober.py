@@ -92,6 +92,38 @@ async def test_retries_until_success_and_counts_attempts(httpserver, prober):
     assert (r.ok, r.attempts, r.status_code) == (True, 3, 200)
 
 
+async def test_retry_waits_and_jitter_follow_the_injected_clock(httpserver):
+    from pulse_agent.clock import ManualClock
+
+    httpserver.expect_request("/down").respond_with_data("no", status=503)
+    clock = ManualClock()
+    prober = Prober(clock=clock, jitter=lambda: 0.5)  # waits 10 s * (1 + 0.2 * 0.5) = 11 s, then 20 s * 1.1 = 22 s
+    run = asyncio.create_task(prober.run(spec(httpserver.url_for("/down"), retries=Retries(attempts=3, backoff=10, max_backoff=60))))
+    try:
+        for _ in range(200):  # the first attempt is real I/O: wait for it, not for the clock
+            if len(httpserver.log) == 1:
+                break
+            await asyncio.sleep(0.01)
+        await clock.advance(10.9)
+        assert len(httpserver.log) == 1 and not run.done()  # still waiting: 11 s had not passed on the clock
+        await clock.advance(0.2)
+        for _ in range(200):
+            if len(httpserver.log) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(httpserver.log) == 2
+        for _ in range(100):  # the second wait: however long the second attempt took to be judged
+            await asyncio.sleep(0.01)
+            await clock.advance(1)
+            if run.done():
+                break
+        r = await asyncio.wait_for(run, 5)
+    finally:
+        await prober.close()
+    assert (r.ok, r.attempts, r.error_kind) == (False, 3, "status")
+    assert r.ts == 1_800_000_000.0  # result times come from the same clock
+
+
 async def test_retries_exhausted_reports_the_last_attempt(httpserver, prober):
     httpserver.expect_request("/down").respond_with_data("no", status=503)
     r = await prober.run(spec(httpserver.url_for("/down"), retries=Retries(attempts=2, backoff=0.01)))

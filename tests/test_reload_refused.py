@@ -93,12 +93,12 @@ async def test_an_unexpected_exception_is_a_refused_reload(tmp_path, httpserver,
         await asyncio.wait_for(agent.started.wait(), 10)
         cfg.write_text(config(httpserver, "a", "b"))
         if stage == "loaded":
-            monkeypatch.setattr(agent._memo, "begin", lambda: 1 / 0)
+            monkeypatch.setattr(agent.reloader._memo, "begin", lambda: 1 / 0)
         else:
             real = agent.metrics.set_checks
 
-            def set_checks(names: list[str], *args: object) -> None:
-                real(names, *args)
+            def set_checks(names: list[str], labels=None) -> None:
+                real(names, labels)
                 if "b" in names:
                     raise RuntimeError("injected")
 
@@ -107,7 +107,7 @@ async def test_an_unexpected_exception_is_a_refused_reload(tmp_path, httpserver,
         assert (outcome.ok, len(outcome.errors)) == (False, 1)
         assert outcome.errors[0].startswith(f"{cfg}: cannot be {stage} (")
         assert [c.name for c in agent.spec.checks] == ["a"]
-        assert sorted(agent._by_name) == ["a"]
+        assert [c.name for c in agent.executor.scheduler.checks] == ["a"] and agent.pipeline.spec("b") is None
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.port}", timeout=5) as web:
             assert [c["name"] for c in (await web.get("/api/v1/checks")).json()["checks"]] == ["a"]
             metrics = (await web.get("/metrics")).text

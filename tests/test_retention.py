@@ -13,6 +13,7 @@ from pulse_agent.config import parse_config
 from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore, sketch
+from pulse_agent.store.maintenance import Maintenance
 
 NOW = 1_800_000_000.0 + 1234.5  # not on an hour
 DAY = 86400.0
@@ -46,7 +47,7 @@ async def test_retention_deletes_exactly_what_is_older_and_rollups_keep_the_coun
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.wait_for(agent.started.wait(), 10)
-    done = await agent.maintain_storage()  # the agent also did a round at start: this one finds the rest
+    done = await Maintenance(agent.store, agent.clock, lambda: agent.spec.agent).round()  # the agent also did a round at start: this one finds the rest
     stop.set()
     assert await task == 0
     assert done["results_deleted"] == 0  # nothing left to delete: the round at start did it all

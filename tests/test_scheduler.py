@@ -196,7 +196,7 @@ async def test_checks_added_or_changed_by_a_reload_run_at_once_then_on_their_gri
     task = asyncio.create_task(scheduler.run())
     added = spec("http://127.0.0.1/", name="added", schedule=parse_schedule("60s"))
     cron = spec("http://127.0.0.1/", name="cron", schedule=parse_schedule("0 * * * *"))
-    scheduler.set_checks([kept, added, cron], prompt=True)
+    scheduler.set_checks([kept, added, cron], soon=True)
     await clock.advance(0.1)
     assert [name for name, _ in runs] == ["added"]  # at once; kept keeps its phase, cron its times
     first = runs[0][1]

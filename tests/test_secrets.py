@@ -28,7 +28,8 @@ from pytest_httpserver import HTTPServer
 
 from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.config import load_config
-from pulse_agent.probe.connect import Target, target_of
+from pulse_agent.probe.connect import target_of
+from pulse_agent.probe.target import Target
 from tests.agent_process import AgentProcess
 from tests.conftest import free_port, run_cli
 

@@ -19,6 +19,20 @@ def test_shards_partition_the_checks(n):
     assert owners == [[k for k in range(1, n + 1) if Shard(k, n).owns(name)] for name in NAMES]  # stable
 
 
+def test_the_workers_split_of_a_shard_is_independent_of_the_shard_split():
+    """One name hash for phases and splits; splits mix it, so names of one length do not all land in one
+    worker of a shard (CRC-32 alone is linear: salted and unsalted values would differ by a constant)."""
+    from collections import Counter
+
+    from pulse_agent.names import name_hash, spread
+    from pulse_agent.workers import worker_of
+
+    names = [f"check-{i:04d}" for i in range(4000)]  # one length
+    cells = Counter((Shard(2, 2).owns(n), worker_of(n, 2)) for n in names)
+    assert len(cells) == 4 and min(cells.values()) > 4000 / 4 * 0.85
+    assert spread("api-health") == name_hash("api-health") / 2**32 == 0.20255503454245627  # interval phases as they always were
+
+
 @pytest.mark.parametrize("text", ["0/4", "5/4", "2", "a/b", "2/0", " 1/2/3"])
 def test_bad_shards_say_what_to_write(text):
     with pytest.raises(ValueError, match=r"write K/N with 1 <= K <= N, e\.g\. 2/4"):

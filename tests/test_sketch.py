@@ -15,6 +15,7 @@ from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.result import from_iso
 from pulse_agent.store import retention, sketch
 from pulse_agent.store.db import MIGRATIONS, migrate
+from pulse_agent.store.maintenance import Maintenance
 from tests.conftest import run_cli
 
 NOW = 1_800_000_000.0  # on an hour
@@ -234,8 +235,8 @@ async def test_the_agent_backfills_sketches_of_an_upgraded_file_before_retention
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.wait_for(agent.started.wait(), 10)
-    await agent.maintain_storage()  # with the round at start: backfill every hour, then delete raw rows past 1 day
-    await agent.maintain_storage()  # the days are merged once their hours have sketches
+    await Maintenance(agent.store, agent.clock, lambda: agent.spec.agent).round()  # with the round at start: backfill every hour, then delete raw rows past 1 day
+    await Maintenance(agent.store, agent.clock, lambda: agent.spec.agent).round()  # the days are merged once their hours have sketches
     stop.set()
     assert await task == 0
     with duckdb.connect(str(db), read_only=True) as con:

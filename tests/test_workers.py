@@ -14,7 +14,7 @@ import httpx
 
 from pulse_agent.result import Result
 from pulse_agent.schedule import Interval
-from pulse_agent.workers import WorkerPool, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
+from pulse_agent.workers import WorkerExecutor, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
 from tests.agent_process import AgentProcess
 from tests.conftest import spec
 from tests.test_reload_e2e import atomic_write
@@ -35,10 +35,10 @@ async def test_frames_carry_results_exactly():
         Result("b", 2.0, False, error_kind="timeout", error="no complete response within 1s", attempts=3, maintenance=True),
     ]
     reader = asyncio.StreamReader()
-    reader.feed_data(pack(("results", rows_of(results), ["c"], {"a": 3.0, "b": None})) + pack(("stop", 2.5)))
+    reader.feed_data(pack(("results", rows_of(results), ["c"], {"a": 3.0, "b": None}, ["a"])) + pack(("stop", 2.5)))
     reader.feed_eof()
     first, second, end = await read_message(reader), await read_message(reader), await read_message(reader)
-    assert first is not None and results_of(first[1]) == results and first[2] == ["c"] and first[3] == {"a": 3.0, "b": None}
+    assert first is not None and results_of(first[1]) == results and first[2] == ["c"] and first[3] == {"a": 3.0, "b": None} and first[4] == ["a"]
     assert second == ("stop", 2.5) and end is None
 
 
@@ -108,8 +108,8 @@ async def test_a_hung_worker_is_killed_and_started_again(httpserver):
     async def on_results(results: list[Result], skipped: list[str], dues: dict[str, float | None]) -> None:
         seen.extend(results)
 
-    pool = WorkerPool(1, WorkerSettings(16, "json", "warning", heartbeat=0.1, hung_after=3.0), on_results, lambda: restarts.append(1))
-    pool.set_checks([spec(httpserver.url_for("/"), name="a", schedule=Interval(0.2, "200ms"))], prompt=True)
+    pool = WorkerExecutor(1, WorkerSettings(16, "json", "warning", heartbeat=0.1, hung_after=3.0), on_results, lambda: restarts.append(1))
+    pool.set_checks([spec(httpserver.url_for("/"), name="a", schedule=Interval(0.2, "200ms"))], soon=True)
     await pool.start()
     try:
         await until(lambda: len(seen) >= 1)

@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import duckdb
 
@@ -47,6 +48,17 @@ class Alerting:
         self._batch_done: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._held_for: dict[str, set[str]] = {}  # check -> dependents whose messages were held while it was down
+
+    @classmethod
+    async def open(
+        cls, store: ResultStore, clock: Clock, sender: Sender, notifiers: Iterable[NotifierSpec], checks: Iterable[CheckSpec],
+        on_event: Callable[[Event], None] | None = None,
+    ) -> Alerting:  # fmt: skip
+        """Alerting with its state restored from the store and undelivered notifications queued again."""
+        alerting = cls(store, sender, clock, on_event)
+        alerting.set_notifiers(notifiers)
+        await alerting.restore(checks)
+        return alerting
 
     @property
     def open_incidents(self) -> int:
@@ -115,7 +127,8 @@ class Alerting:
         if name is None:
             return None
         state, now = self._states[name], self._clock.time()
-        incident = replace(state.incident, acked_at=now, acked_by=by)  # type: ignore[arg-type]
+        assert state.incident is not None  # found by its open incident above
+        incident = replace(state.incident, acked_at=now, acked_by=by)
         self._states[name] = replace(state, incident=incident)
         await self._store.call(lambda con: humans.save_ack(con, incident_id, now, by))
         log.info("incident acknowledged", extra={"incident": incident_id, "check": name, "by": by})
@@ -159,9 +172,9 @@ class Alerting:
         if events:
             return self._emit(spec, state, events)
         held = state.incident.held if state.incident is not None else None
-        if held is not None and self.holding(spec, self._clock.time()) is None:
+        if held is not None and state.incident is not None and self.holding(spec, self._clock.time()) is None:
             # What held its failure back (a silence, a dependency) is over and the check is still down: say so now.
-            incident = replace(state.incident, held=None)  # type: ignore[arg-type]
+            incident = replace(state.incident, held=None)
             self._states[spec.name] = state = replace(state, incident=incident)
             return self._emit(spec, state, [Event("failure", spec.name, result, incident)], late=held)
         return None
@@ -280,6 +293,17 @@ class Alerting:
 
 def _record_all(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
     outbox.record(con, records)
+
+
+def incident_json(event: Event) -> dict[str, Any]:
+    """An alert event as the live event feed (GET /api/v1/events) sends it."""
+    incident = event.incident
+    return {
+        "event": event.kind, "check": event.check, "ts": iso(event.result.ts),
+        "incident": incident.id if incident else None,
+        "opened_at": iso(incident.opened_at) if incident else None,
+        "resolved_at": iso(incident.resolved_at) if incident and incident.resolved_at else None,
+    }  # fmt: skip
 
 
 def _log_event(event: Event, messages: Sequence[Message]) -> None:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import duckdb
 
 from pulse_agent.alerts.machine import Incident
-from pulse_agent.result import Result
-from pulse_agent.store.db import utc
+from pulse_agent.result import Result, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def mark_failed(con: duckdb.DuckDBPyConnection, message: Message, error: str, ne
 def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
     """Open incidents, degraded flags, the last `window` runs per check since its last event, pending messages."""
     incidents = {
-        row[1]: Incident(*row[:6], acked_at=row[6], acked_by=row[7], held=row[8])
+        row[1]: Incident(row[0], row[1], row[2], row[3], row[4], row[5], acked_at=row[6], acked_by=row[7], held=row[8])
         for row in con.execute(
             "SELECT id, check_name, epoch(opened_at), first_error_kind, first_error, epoch(last_notified_at), epoch(acked_at), acked_by,"
             " held FROM incidents WHERE resolved_at IS NULL"

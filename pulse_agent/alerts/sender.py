@@ -27,6 +27,15 @@ log = logging.getLogger("pulse_agent.alerts")
 Deliver = Callable[[str, str, str, str, float], Awaitable[str | None]]
 # Who a delivery under way is for (notifier, check, event, url), for lines logged while it runs.
 DELIVERY: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("pulse_delivery", default={})  # noqa: B039
+
+
+async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:
+    """Deliver through Apprise, imported on first use: agents without notifiers never load it."""
+    from pulse_agent.alerts.notify import deliver
+
+    return await deliver(url, title, body, kind, timeout)
+
+
 # (notifier, result) with result "delivered", "failed" (will retry) or "dead"
 Outcome = Callable[[str, str], None]
 

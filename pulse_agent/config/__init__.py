@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from pulse_agent.config.build import build_spec, errors_of
+from pulse_agent.config.build import NO_VALIDATORS, Validators, build_spec, errors_of
 from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import Document, parse_document
@@ -18,17 +16,19 @@ from pulse_agent.config.merge import merge_documents
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.config.schema import validate_document
 
-__all__ = ["AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "load_config", "parse_config"]
+__all__ = ["NO_VALIDATORS", "AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "Validators", "load_config", "parse_config"]
 
 
 def parse_config(
-    text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *, placeholders: bool = False
-) -> AgentSpec:
+    text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+) -> AgentSpec:  # fmt: skip
     """Config text -> AgentSpec; raise ConfigInvalid listing every error. placeholders: unset ${VAR}s
-    are no error (validate without secrets); the spec then only tells the config's structure is right."""
+    are no error (validate without secrets); the spec then only tells the config's structure is right.
+    validators: the shell's checks of what lies outside the text (files, notifier URLs)."""
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
     doc = _document(Source(source, text), env, memo, keep=False, placeholders=placeholders)
-    spec = build_spec(doc, memo) if doc.data is not None else None
+    spec = build_spec(doc, memo, validators) if doc.data is not None else None
     if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
     return replace(spec, unset_variables=tuple(sorted(doc.needs))) if doc.needs else spec
@@ -50,8 +50,9 @@ def _document(
 
 
 def load_config(
-    path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *, placeholders: bool = False
-) -> AgentSpec:
+    path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+) -> AgentSpec:  # fmt: skip
     """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
     a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap.
     placeholders: see parse_config (never for a config that is going to run)."""
@@ -59,13 +60,12 @@ def load_config(
         memo.begin()
     ok = False
     try:
-        with gc_paused():
-            sources = read_sources(path)
-            if len(sources) == 1 and not Path(path).is_dir():
-                spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders)
-                spec = replace(spec, digest=digest(sources))
-            else:
-                spec = parse_sources(sources, str(path), env, memo, placeholders=placeholders)
+        sources = read_sources(path)
+        if len(sources) == 1 and not Path(path).is_dir():
+            spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders, validators=validators)
+            spec = replace(spec, digest=digest(sources))
+        else:
+            spec = parse_sources(sources, str(path), env, memo, placeholders=placeholders, validators=validators)
         ok = True
         return spec
     finally:
@@ -73,28 +73,15 @@ def load_config(
             memo.end(ok=ok)
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile. Loading builds hundreds of thousands of containers that
-    all stay alive; each collection they trigger rescans them for nothing (10,000 checks: 1.4-1.7 s
-    with collections, 0.6-0.7 s without)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def parse_sources(
-    sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *, placeholders: bool = False
-) -> AgentSpec:
+    sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+) -> AgentSpec:  # fmt: skip
     """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
     docs = [_document(source, env, memo, placeholders=placeholders) for source in sources]
     merged = merge_documents(docs, name)
     schema_errors = len(merged.errors)
-    spec = build_spec(merged, memo)
+    spec = build_spec(merged, memo, validators)
     # build_spec numbers checks across all files; tell users the number within their file.
     local = [ConfigError(e.position, merged.local_path(e.path), e.message) for e in merged.errors[schema_errors:]]
     merged.errors[schema_errors:] = local

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config.depends import dependency_problems
 from pulse_agent.config.errors import ConfigError, KeyPath
+from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
@@ -18,21 +20,23 @@ from pulse_agent.config.model import (
     AgentSpec,
     AlertSpec,
     CheckSpec,
+    Delivery,
     Expect,
     MaintenanceWindow,
     ModuleSpec,
     NotifierSpec,
     Retries,
+    Shard,
+    StatusPageSpec,
     StatusRange,
 )
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
 from pulse_agent.probe.allow import entry_problem
-from pulse_agent.probe.expect import compile_jsonpath, header_rule_problem, parse_json_rule, regex_problem
+from pulse_agent.probe.regex import regex_problem
 from pulse_agent.probe.syntax import header_problem
 from pulse_agent.redact import redact_url
 from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
-from pulse_agent.shard import Shard
 from pulse_agent.sizes import parse_size
 
 DEFAULT_SCHEDULE = "60s"
@@ -48,7 +52,26 @@ def merge_defaults(defaults: dict[str, Any], check: dict[str, Any]) -> dict[str,
     return merged
 
 
-def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
+Problem = Callable[[str], "str | None"]  # a value -> why it cannot be used, or None
+
+
+def _no_problem(_: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """The checks that look beyond the config text (the file system, Apprise): the shell passes them in;
+    without them those values are taken as written."""
+
+    file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
+    notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
+
+
+NO_VALIDATORS = Validators()
+
+
+def build_spec(doc: Document, memo: Memo | None = None, validators: Validators = NO_VALIDATORS) -> AgentSpec:
     """Typed spec of a schema-checked document; semantic problems are appended to doc.errors.
 
     A value with a schema error is not checked again, but everything else is, so that all
@@ -59,7 +82,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     raw_notifiers: dict[str, Any] = _of_type(data, "notifiers", dict)
     built = (
-        _guarded(doc, ("notifiers", n), lambda n=n, raw=raw: _notifier(doc, n, raw))
+        _guarded(doc, ("notifiers", n), lambda n=n, raw=raw: _notifier(doc, n, raw, validators))
         for n, raw in raw_notifiers.items()
         if clean(("notifiers", n))
     )
@@ -87,7 +110,7 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            builder = _CheckBuilder(doc, ("checks", i), raw, defaults, clean)
+            builder = _CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators)
             spec = _guarded(doc, ("checks", i), lambda builder=builder: builder.build(notifier_names, windows))
             if reuse is not None and spec is not None and len(doc.errors) == errors:
                 reuse.remember_spec(key, spec)
@@ -103,8 +126,33 @@ def build_spec(doc: Document, memo: Memo | None = None) -> AgentSpec:
         doc.error(("agent", "shard"), str(exc))
     if agent.rollup < agent.retention:
         doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
-    modules = _modules(doc, _of_type(data, "modules", dict), clean)
-    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules)
+    modules = _modules(doc, _of_type(data, "modules", dict), clean, validators)
+    page = _status_page(doc, data.get("status_page"), set(first_seen)) if clean(("status_page",)) else None
+    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules, status_page=page)
+
+
+def _status_page(doc: Document, raw: Any, check_names: set[str]) -> StatusPageSpec | None:
+    """status_page: as a StatusPageSpec; a public name for no check is an error (a typo would show the config name)."""
+    if not isinstance(raw, dict):
+        return None
+    names = raw.get("names") or {}
+    for name in names:
+        if name not in check_names:
+            doc.error(("status_page", "names", name), f"no check named {name!r}")
+    listen = raw.get("listen")
+    if isinstance(listen, str) and (problem := listen_problem(listen)):
+        doc.error(("status_page", "listen"), problem)
+    selector = raw.get("checks", "all")
+    return StatusPageSpec(
+        enabled=raw.get("enabled", True),
+        title=raw.get("title", "Status"),
+        description=raw.get("description", ""),
+        logo_url=raw.get("logo_url"),
+        labels=tuple(sorted(selector["labels"].items())) if isinstance(selector, dict) else (),
+        group_by=raw.get("group_by"),
+        listen=raw.get("listen"),
+        names=tuple(sorted(names.items())),
+    )
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -128,7 +176,7 @@ def _check_dependencies(doc: Document, raw_checks: list[Any], first_seen: dict[s
 NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance", "depends_on")
 
 
-def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[ModuleSpec, ...]:
+def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any, validators: Validators) -> tuple[ModuleSpec, ...]:
     """modules: as ModuleSpecs; problems go to doc.errors."""
     modules = []
     for name, raw in raw_modules.items():
@@ -149,7 +197,7 @@ def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any) -> tuple[Mo
                 doc.error((*path, "allowed_targets", j), problem)
                 failed = True
         settings = {k: v for k, v in raw.items() if k != "allowed_targets" and k not in NOT_IN_MODULES}
-        template = _CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean).build(set(), ())
+        template = _CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean, validators).build(set(), ())
         if template is not None and not failed:
             modules.append(ModuleSpec(name, template, tuple(targets or ())))
     return tuple(modules)
@@ -170,7 +218,9 @@ def label_name_problem(name: str) -> str | None:
 
 def _agent_settings(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
     """agent: as AgentSettings takes it (durations in seconds)."""
-    converters = {"retention": parse_duration, "rollup": parse_duration, "query_timeout": parse_duration, "query_memory_limit": parse_size}
+    converters: dict[str, Callable[[Any], Any]] = {
+        "retention": parse_duration, "rollup": parse_duration, "query_timeout": parse_duration, "query_memory_limit": parse_size,
+    }  # fmt: skip
     out = dict(raw)
     for key, parse in converters.items():
         if key in raw:
@@ -218,11 +268,9 @@ def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:
     return value if isinstance(value, kind) else kind()
 
 
-def _notifier(doc: Document, name: str, raw: dict[str, Any]) -> NotifierSpec:
-    from pulse_agent.alerts.notify import url_problem  # imports Apprise: only configs with notifiers pay for it
-
+def _notifier(doc: Document, name: str, raw: dict[str, Any], validators: Validators) -> NotifierSpec:
     for j, url in enumerate(raw["urls"]):
-        if (problem := url_problem(url)) is not None:
+        if (problem := validators.notifier_url(url)) is not None:
             doc.error(("notifiers", name, "urls", j), problem)
     for key in ("title", "body"):
         if key in raw and (problem := template_problem(raw[key])) is not None:
@@ -280,7 +328,10 @@ def _windows(doc: Document, path: KeyPath, raw: list[dict[str, Any]] | None) -> 
 class _CheckBuilder:
     """Checks and types one check's settings, blaming defaults for values that came from there."""
 
-    def __init__(self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any) -> None:
+    def __init__(
+        self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any, validators: Validators
+    ) -> None:
+        self.validators = validators
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
         self.merged = merge_defaults(defaults, raw)
         self.failed = False
@@ -348,8 +399,8 @@ class _CheckBuilder:
                 self.fail(("alert", "notify", j), f"unknown notifier {str(target)[:60]!r} (notifiers: {have})")
         expect = self.expect(parts.scheme)
         ca_file = self.get("ca_file")
-        if ca_file is not None and not Path(ca_file).is_file():
-            self.fail(("ca_file",), f"{ca_file!r} is not a readable file")
+        if ca_file is not None and (problem := self.validators.file(ca_file)) is not None:
+            self.fail(("ca_file",), problem)
         if self.get("basic_auth") is not None and self.get("bearer_token") is not None:
             self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
         if url and parts.username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):
@@ -479,7 +530,7 @@ def env_headers(settings: dict[str, Any]) -> frozenset[str]:
     return frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
 
 
-def default_delivery(method: str) -> str:
+def default_delivery(method: str) -> Delivery:
     """at_least_once for methods that are safe to repeat, at_most_once for the rest."""
     return "at_least_once" if method in ("GET", "HEAD", "OPTIONS") else "at_most_once"
 

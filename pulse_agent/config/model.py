@@ -8,10 +8,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from pulse_agent.names import bucket
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
 Pairs = tuple[tuple[str, str], ...]
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+Missed = Literal["skip", "run_once"]
+Delivery = Literal["at_least_once", "at_most_once"]
+LogFormat = Literal["json", "text"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+CheckKind = Literal["http"]  # one per probe module (probe/kinds.py); the schema's branch sets it
 
+_SHARD = re.compile(r"([1-9][0-9]*)/([1-9][0-9]*)")
 _STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)(?:-([1-5]\d\d))?")
 
 
@@ -104,17 +112,15 @@ class MaintenanceWindow:
 
     start: Cron | OneShot
     duration: float
-    # [last opening at or before t, next opening after t] for the t last asked about: asking
-    # cron for both costs ~0.3 ms, and consecutive results almost always fall in the same span.
-    _span: list[float] = field(default_factory=list, compare=False, repr=False)
 
-    def covers(self, ts: float) -> bool:
-        """Whether ts falls inside one of this window's openings."""
-        span = self._span
-        if not span or not span[0] <= ts < span[1]:
-            opened, following = self.start.previous_due(ts), self.start.next_due(ts)
-            span[:] = [-math.inf if opened is None else opened, math.inf if following is None else following]
-        return ts < span[0] + self.duration
+    def span(self, ts: float) -> tuple[float, float]:
+        """(last opening at or before ts, next opening after ts); infinities where there is none."""
+        opened, following = self.start.previous_due(ts), self.start.next_due(ts)
+        return (-math.inf if opened is None else opened, math.inf if following is None else following)
+
+    def covers(self, ts: float, span: tuple[float, float] | None = None) -> bool:
+        """Whether ts falls inside one of this window's openings (span: this window's span around ts, if known)."""
+        return ts < (span or self.span(ts))[0] + self.duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +129,15 @@ class CheckSpec:
 
     name: str
     url: str = field(repr=False)  # may carry user:password or query secrets
-    method: str = "GET"
+    method: Method = "GET"
     headers: Pairs = field(default=(), repr=False)  # may carry secrets
     body: bytes | None = None
     schedule: Schedule = field(default_factory=lambda: Interval(60.0, "60s"))
     timezone: str = "UTC"
-    missed: str = "skip"  # or "run_once"
+    missed: Missed = "skip"
     timeout: float = 10.0
     retries: Retries = Retries()
-    delivery: str = "at_least_once"  # or "at_most_once"
+    delivery: Delivery = "at_least_once"
     idempotency_key: bool = False
     max_body_size: int = 1024 * 1024
     follow_redirects: bool = True
@@ -149,6 +155,7 @@ class CheckSpec:
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
     depends_on: tuple[str, ...] = ()  # checks whose failure holds back this check's notifications
+    kind: CheckKind = "http"  # which probe runs it
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""
@@ -180,8 +187,8 @@ class AgentSettings:
     database: str = "pulse.duckdb"
     max_concurrency: int = 256
     workers: int | Literal["auto"] = "auto"  # probe processes; 0: the agent probes itself
-    log_format: str = "json"
-    log_level: str = "info"
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "info"
     api_token: str | None = field(default=None, repr=False)  # guards /api/* and /-/*
     shard: str = "1/1"  # K/N of the checks this agent runs
     retention: float = 30 * 86400.0  # raw results, seconds
@@ -203,6 +210,28 @@ class ModuleSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusPageSpec:
+    """status_page: what the public page, its data and the badges show."""
+
+    enabled: bool = True
+    title: str = "Status"
+    description: str = ""
+    logo_url: str | None = None
+    labels: Pairs = ()  # selector: every key = value must hold; () shows every enabled check
+    group_by: str | None = None
+    listen: str | None = None  # a separate address serving only the page, badges and status data
+    names: Pairs = ()  # check name -> public name
+
+    def shows(self, check: CheckSpec) -> bool:
+        """Whether check is on the page (and has badges)."""
+        return check.enabled and all(pair in check.labels for pair in self.labels)
+
+    def public_name(self, check: str) -> str:
+        """The name the page shows for check."""
+        return dict(self.names).get(check, check)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSpec:
     """A whole validated config."""
 
@@ -212,8 +241,32 @@ class AgentSpec:
     checks: tuple[CheckSpec, ...] = ()
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
+    status_page: StatusPageSpec | None = None  # None: no status_page block
     unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:
         """The check called name, if any."""
         return next((c for c in self.checks if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` of `count` (1-based, as written: "2/4")."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """ "2/4" -> Shard(2, 4); ValueError saying what to write otherwise."""
+        m = _SHARD.fullmatch(text.strip())
+        if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+            raise ValueError(f"{text!r} is not a shard: write K/N with 1 <= K <= N, e.g. 2/4")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    def owns(self, check: str) -> bool:
+        """Whether this shard runs the check called check (every name has exactly one shard)."""
+        return self.count == 1 or bucket(check, self.count) == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"

@@ -18,6 +18,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("notifiers.NAME", "notifiers.NAME.", "#/$defs/notifier"),
     ("maintenance[]", "maintenance[].", "#/$defs/maintenance/items"),
     ("modules.NAME", "modules.NAME.", "#/$defs/module"),
+    ("status_page", "status_page.", "#/$defs/statusPage"),
 )
 _SECTION_OF = {ref: f"*{heading}*" for heading, _, ref in SECTIONS} | {"#/$defs/maintenance": "list of *maintenance[]*"}
 
@@ -65,7 +66,7 @@ def _target(schema: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
 
 
 def _type(schema: dict[str, Any], prop: dict[str, Any]) -> str:
-    ref = prop.get("$ref")
+    ref = str(prop.get("$ref") or "")
     if ref in _SECTION_OF:
         return _SECTION_OF[ref]
     if ref:

@@ -9,7 +9,7 @@ import duckdb
 
 from pulse_agent.config.model import AgentSpec
 from pulse_agent.live.diff import ConfigDiff
-from pulse_agent.store.db import utc
+from pulse_agent.result import utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,8 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # config validation imports this module; the prober's imports would come back to config
-    from pulse_agent.probe.connect import Target
+from pulse_agent.probe.target import Target
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEFAULT_PORT = {"http": ":80", "https": ":443"}

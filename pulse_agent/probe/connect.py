@@ -9,7 +9,6 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import zip_longest
 from urllib.parse import unquote, urlsplit
@@ -17,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from pulse_agent.probe.cert import peer_cert_not_after
 from pulse_agent.probe.phases import PhaseClock
 from pulse_agent.probe.syntax import encode_target
+from pulse_agent.probe.target import Target
 from pulse_agent.probe.wire import Connection, basic_credentials, fail
 
 # An idle kept-alive connection is trusted for the server's Keep-Alive timeout less a margin (its close may
@@ -27,24 +27,6 @@ KEEPALIVE_DEFAULT = 4.0
 ATTEMPT_DELAY = 0.25  # RFC 8305 "Connection Attempt Delay": the next address is tried after this long
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]  # host, port -> addresses in the order to try
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The parts of a URL a request needs."""
-
-    tls: bool
-    host: str  # for DNS and TLS server name (IDNA-encoded)
-    port: int
-    host_header: str
-    path: str  # request target: path and query
-    ip: bool  # host is an IP address: nothing to resolve
-    authorization: str | None  # from user:password in the URL
-
-    @property
-    def origin(self) -> tuple[bool, str, int]:
-        """Scheme, host and port: what a redirect must keep for credentials to follow it."""
-        return (self.tls, self.host, self.port)
 
 
 @lru_cache(maxsize=65536)

@@ -7,14 +7,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
+from pulse_agent.config.expectations import compile_jsonpath, header_regex, show_value
 from pulse_agent.config.model import Expect, JsonRule
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.regex import RegexError, compile_regex, regex_problem, regex_search
-
-__all__ = ["Failure", "Response", "evaluate", "header_rule_problem", "parse_json_rule", "regex_problem"]
+from pulse_agent.probe.regex import regex_search
+from pulse_agent.result import Failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,62 +35,7 @@ class Response:
             return self.body.decode("utf-8", errors="replace")
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One failed expectation: a stable kind and what was expected and what came."""
-
-    kind: str
-    message: str
-
-
-_OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 _ORDERING = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
-
-
-def parse_json_rule(expected: object) -> JsonRule:
-    """An expect.json value: a plain value (equality), or '< 100', '!= null', 'exists', 'not exists'."""
-    if isinstance(expected, str):
-        text = expected.strip()
-        if text in ("exists", "not exists"):
-            return JsonRule(text, None, text)
-        for op in _OPERATORS:
-            if text.startswith(op):
-                operand = text[len(op) :].strip()
-                try:
-                    value = json.loads(operand)
-                except ValueError:
-                    value = operand  # a bare word: != DOWN
-                if op in _ORDERING and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                    raise ValueError(f"{expected!r}: {op} compares numbers; write e.g. '{op} 100'")
-                return JsonRule(op, value, text)
-    return JsonRule("==", expected, _show(expected))
-
-
-def header_regex(pattern: str) -> str | None:
-    """The regex of a /regex/ header expectation; None for a glob."""
-    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-        return pattern[1:-1]
-    return None
-
-
-def header_rule_problem(pattern: str) -> str | None:
-    """Why a header expectation cannot be used, or None (a glob always can: * and ? are literal-safe)."""
-    regex = header_regex(pattern)
-    if regex is None:
-        return None
-    try:
-        compile_regex(regex, ignore_case=True)
-    except RegexError as exc:
-        return f"{exc} in {_show(pattern)}"
-    return None
-
-
-@lru_cache(maxsize=4096)
-def compile_jsonpath(expr: str) -> Any:
-    """Compiled JSONPath expression (cached; the same few are evaluated on every run)."""
-    from jsonpath_ng.ext import parse
-
-    return parse(expr)
 
 
 def evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Failure], bool]:
@@ -124,9 +68,9 @@ def _body_failures(expect: Expect, response: Response) -> list[Failure]:
     text = response.text()
     out = []
     if expect.body_contains is not None and expect.body_contains not in text:
-        out.append(Failure("body", f"body does not contain {_show(expect.body_contains)}"))
+        out.append(Failure("body", f"body does not contain {show_value(expect.body_contains)}"))
     if expect.body_not_contains is not None and expect.body_not_contains in text:
-        out.append(Failure("body", f"body contains {_show(expect.body_not_contains)}"))
+        out.append(Failure("body", f"body contains {show_value(expect.body_not_contains)}"))
     if expect.body_matches is not None and not regex_search(expect.body_matches, text):
         out.append(Failure("body", f"body does not match /{expect.body_matches}/"))
     if expect.json:
@@ -149,7 +93,7 @@ def _json_problem(rule: JsonRule, found: list[Any]) -> str | None:
     if rule.op == "exists":
         return None if found else "not found"
     if rule.op == "not exists":
-        return None if not found else f"got {_show(found[0] if len(found) == 1 else found)}"
+        return None if not found else f"got {show_value(found[0] if len(found) == 1 else found)}"
     if not found:
         return "not found"
     got = found[0] if len(found) == 1 else found
@@ -159,7 +103,7 @@ def _json_problem(rule: JsonRule, found: list[Any]) -> str | None:
         ok = not _same(got, rule.value)
     else:
         ok = isinstance(got, (int, float)) and not isinstance(got, bool) and _ORDERING[rule.op](float(got), float(rule.value))  # type: ignore[arg-type]
-    return None if ok else f"got {_show(got)}"
+    return None if ok else f"got {show_value(got)}"
 
 
 def _same(got: Any, wanted: Any) -> bool:
@@ -172,9 +116,9 @@ def _header_failures(rules: tuple[tuple[str, str], ...], headers: Mapping[str, s
     for name, pattern in rules:
         value = headers.get(name)
         if value is None:
-            out.append(Failure("header", f"header {name}: expected {_show(pattern)}, missing"))
+            out.append(Failure("header", f"header {name}: expected {show_value(pattern)}, missing"))
         elif not _header_matches(value, pattern):
-            out.append(Failure("header", f"header {name}: expected {_show(pattern)}, got {_show(value)}"))
+            out.append(Failure("header", f"header {name}: expected {show_value(pattern)}, got {show_value(value)}"))
     return out
 
 
@@ -200,8 +144,3 @@ def _certificate_failures(valid_for: float | None, not_after: float | None, now:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms"
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, bytes) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from pulse_agent import __version__
-from pulse_agent.backoff import doubling
+from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.connect import Allow, Pool, Resolver, Target, keep_alive_for, open_connection, target_of
-from pulse_agent.probe.expect import Failure, Response, evaluate
+from pulse_agent.probe.connect import Allow, Pool, Resolver, keep_alive_for, open_connection, target_of
+from pulse_agent.probe.expect import Response, evaluate
 from pulse_agent.probe.phases import PhaseClock, Phases
+from pulse_agent.probe.retry import JITTER, backoff, may_retry
 from pulse_agent.probe.syntax import host_name
+from pulse_agent.probe.target import Target
 from pulse_agent.probe.wire import (
     Connection,
     ProbeFailure,
@@ -31,10 +33,9 @@ from pulse_agent.probe.wire import (
     fail,
     request_bytes,
 )
-from pulse_agent.result import Result
+from pulse_agent.result import Failure, Result
 
 USER_AGENT = f"pulse-agent/{__version__}"
-JITTER = 0.2  # up to +20% on each backoff, so retries of many checks do not align
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
 FRAMING = frozenset(("host", "content-length", "connection", "transfer-encoding"))  # written by the prober itself
@@ -53,10 +54,18 @@ class Attempt:
 
 
 class Prober:
-    """Runs checks: a fresh connection per request (like blackbox_exporter) unless the check reuses them."""
+    """The HTTP probe: runs checks on a fresh connection per request (like blackbox_exporter) unless the
+    check reuses them. Result times and retry waits follow `clock`; `jitter` draws from [0, 1)."""
 
-    def __init__(self, *, wall: Callable[[], float] = time.time, resolve: Resolver | None = None, allow: Allow | None = None) -> None:
-        self._wall = wall
+    kind = "http"
+
+    def __init__(
+        self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None,
+        resolve: Resolver | None = None, allow: Allow | None = None,
+    ) -> None:  # fmt: skip
+        self._clock = clock or SystemClock()
+        self._wall = self._clock.time
+        self._jitter = jitter or random.Random().random  # its own generator: no process-wide random state
         self._resolve = resolve  # host, port -> addresses; None: the system resolver
         self._allow = allow  # judges every connection (redirect hops too); None: any target
         self._pool = Pool()
@@ -91,7 +100,7 @@ class Prober:
                 failures, degraded = evaluate(spec.expect, response, self._wall())
             if not failures or number == attempts or not may_retry(spec.delivery, attempt.request_sent):
                 break
-            await asyncio.sleep(backoff(spec, number) * (1 + random.uniform(0, JITTER)))
+            await sleep_until(self._clock, self._clock.time() + backoff(spec, number) * (1 + JITTER * self._jitter()))
         phases = attempt.phases
         return Result(
             check=spec.name,
@@ -207,23 +216,6 @@ class Prober:
         else:
             connection.close()
         return raw
-
-
-def may_retry(delivery: str, request_sent: bool) -> bool:
-    """at_least_once retries any failure; at_most_once only when the request never left this machine."""
-    return delivery == "at_least_once" or not request_sent
-
-
-def backoff(spec: CheckSpec, attempt: int) -> float:
-    """Wait after the given failed attempt, before jitter: doubling, capped at max_backoff."""
-    return doubling(spec.retries.backoff, spec.retries.max_backoff, attempt)
-
-
-def run_budget(spec: CheckSpec) -> float:
-    """Longest one run can take: every attempt's timeout plus every wait between attempts, jitter included."""
-    attempts = max(1, spec.retries.attempts)
-    waits = sum(backoff(spec, n) for n in range(1, attempts)) * (1 + JITTER)
-    return spec.timeout * attempts + waits
 
 
 def _request_headers(spec: CheckSpec) -> tuple[tuple[str, str], ...]:

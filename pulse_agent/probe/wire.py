@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import httptools
 
-from pulse_agent.probe.expect import Failure
 from pulse_agent.probe.syntax import header_problem, is_token
+from pulse_agent.result import ErrorKind, Failure
 from pulse_agent.sizes import format_size
 
 HEADER_LIMIT = 64 * 1024  # bytes of status line and headers; more is a protocol failure
@@ -32,7 +32,7 @@ class ProbeFailure(Exception):
         self.failure = failure
 
 
-def fail(kind: str, message: str) -> ProbeFailure:
+def fail(kind: ErrorKind, message: str) -> ProbeFailure:
     """A ProbeFailure of the given kind, to raise."""
     return ProbeFailure(Failure(kind, message))
 
@@ -188,7 +188,7 @@ class _Reader:
     def _framed(self) -> bool:
         return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
 
-    def _fail(self, kind: str, message: str) -> None:
+    def _fail(self, kind: ErrorKind, message: str) -> None:
         if not self.future.done():
             self.future.set_exception(fail(kind, message))
 

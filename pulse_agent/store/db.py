@@ -12,13 +12,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
 
 import duckdb
 
-from pulse_agent.result import Result
+from pulse_agent.result import Result, utc
 from pulse_agent.store import sandbox
 
 log = logging.getLogger("pulse_agent.store")
@@ -458,11 +457,6 @@ class ResultStore:
         if self._on_written is not None:
             self._on_written(len(batch))
         return []
-
-
-def utc(ts: float | None) -> datetime | None:
-    """Epoch seconds as an aware UTC datetime for DuckDB (None stays None)."""
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def _last_line(text: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from pulse_agent.store.db import utc
+from pulse_agent.result import utc
 
 DAY = 86400.0
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

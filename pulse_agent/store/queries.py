@@ -9,9 +9,8 @@ from typing import Any
 
 import duckdb
 
-from pulse_agent.result import iso
+from pulse_agent.result import iso, utc
 from pulse_agent.store import sketch
-from pulse_agent.store.db import utc
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
                   "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance")  # fmt: skip

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import duckdb
 
+from pulse_agent.result import utc
 from pulse_agent.store import sketch
-from pulse_agent.store.db import utc
 
 BATCH = 10_000  # raw rows deleted per transaction
 SETTLE_S = 300.0  # an hour is rolled up once runs that started in it have surely been stored

@@ -6,8 +6,6 @@ show no user info and no query values (pulse_agent.redact).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import json
 import math
@@ -17,25 +15,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import parse_duration
 from pulse_agent.redact import redact_url
-from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownCheck, answer, epoch_field
-from pulse_agent.report_source import export
+from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownCheck, epoch_field
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
 from pulse_agent.store.db import QueriesBusy
+from pulse_agent.view import AgentView, AlertingClosed, StoreClosed
+from pulse_agent.web.sse import event_stream, sse
 
-if TYPE_CHECKING:
-    from pulse_agent.agent import Agent
-
+T = TypeVar("T")
 PROTECTED = re.compile(r"^/api/|^/-/")
 MAX_LIMIT = 10_000
-KEEP_ALIVE_S = 15.0
 AGENT_NAME = socket.gethostname()  # written in exports: this agent's name, never a caller's
 
 
@@ -62,19 +58,19 @@ def bearer_of(request: web.Request) -> bytes:
     return credentials.strip().encode("utf-8", "surrogateescape")
 
 
-def api_routes(agent: Agent) -> list[web.RouteDef]:
+def api_routes(agent: AgentView) -> list[web.RouteDef]:
     """Every API route, bound to one agent."""
 
     async def list_checks(_: web.Request) -> web.Response:
-        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.spec.checks]})
+        return web.json_response({"checks": [_check_summary(agent, c) for c in agent.checks()]})
 
     async def get_check(request: web.Request) -> web.Response:
         return web.json_response(_check_summary(agent, _check(agent, request)))
 
     async def check_results(request: web.Request) -> web.Response:
         spec = _check(agent, request)
-        since, limit = _since(request, agent.clock.time()), _limit(request)
-        rows = await _store(agent).read(lambda con: queries.results(con, spec.name, since, limit))
+        since, limit = _since(request, agent.now()), _limit(request)
+        rows = await _read(agent, lambda con: queries.results(con, spec.name, since, limit))
         return web.json_response({"check": spec.name, "results": rows})
 
     async def run_check(request: web.Request) -> web.Response:
@@ -87,36 +83,19 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
     async def list_incidents(request: web.Request) -> web.Response:
         open_only = request.query.get("open", "false").lower() in ("1", "true", "yes")
         check, limit = request.query.get("check"), _limit(request)
-        rows = await _store(agent).read(lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
+        rows = await _read(agent, lambda con: queries.incidents(con, open_only=open_only, check=check, limit=limit))
         return web.json_response({"incidents": rows})
 
     async def events(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        with agent.events.subscribe() as sub, contextlib.suppress(ConnectionResetError):  # the client went away: done
-            await response.write(b": connected\n\n")
-            while True:
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), KEEP_ALIVE_S)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if item is None:
-                    break
-                if sub.dropped:
-                    await response.write(_sse("dropped", {"events": sub.dropped}))
-                    sub.dropped = 0
-                await response.write(_sse(*item))
-        return response
+        return await event_stream(request, agent.subscribe, lambda item: sse(*item))
 
     async def report(request: web.Request) -> web.Response:
         try:
             question = ReportRequest.from_json(await _json_body(request))
         except ValueError as exc:
             return _error(400, str(exc))
-        store = _store(agent)
         try:
-            report = await store.query(lambda con: answer(con, question, store.limits))
+            report = await _unless_closed(agent.report(question))
         except UnknownCheck as exc:
             return _error(404, str(exc))
         except ReportError as exc:
@@ -126,9 +105,10 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         return web.json_response(report.to_json())
 
     async def export_results(request: web.Request) -> web.Response:
-        if agent.spec.agent.export_dir is None:
+        export_dir = agent.export_dir()
+        if export_dir is None:
             return _error(403, "this agent has no agent.export_dir: its API writes no files")
-        out = str(Path(agent.spec.agent.export_dir).absolute())
+        out = str(Path(export_dir).absolute())
         try:
             body = await _json_body(request)
             if not isinstance(body, dict):
@@ -139,9 +119,8 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         asked = body.get("out")
         if asked is not None and (not isinstance(asked, str) or not _same_dir(asked, out)):
             return _error(403, f"this agent exports only into its agent.export_dir {out!r}, not {str(asked)[:200]!r}")
-        store = _store(agent)
-        try:  # COPY runs on its own connection too, but without the query timeout: an export may be long
-            done = await store.query(lambda con: export(con, out, start, end, AGENT_NAME), timeout=None)
+        try:
+            done = await _unless_closed(agent.export(out, start, end, AGENT_NAME))
         except ReportError as exc:
             return _error(400, str(exc))
         except QueriesBusy as exc:
@@ -153,25 +132,25 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
         return web.json_response(outcome.to_json(), status=200 if outcome.ok else 400)
 
     async def list_silences(_: web.Request) -> web.Response:
-        now = agent.clock.time()
-        return web.json_response({"silences": [s.to_json(now) for s in _alerting(agent).silences()]})
+        now = agent.now()
+        return web.json_response({"silences": [s.to_json(now) for s in _started(agent.silences)]})
 
     async def add_silence(request: web.Request) -> web.Response:
         try:
-            silence = await _alerting(agent).add_silence(await request.json())
+            silence = await _unless_closed(agent.add_silence(await request.json()))
         except ValueError as exc:  # malformed JSON included
             return _error(400, str(exc))
-        return web.json_response(silence.to_json(agent.clock.time()), status=201)
+        return web.json_response(silence.to_json(agent.now()), status=201)
 
     async def expire_silence(request: web.Request) -> web.Response:
-        silence = await _alerting(agent).expire_silence(request.match_info["id"])
+        silence = await _unless_closed(agent.expire_silence(request.match_info["id"]))
         if silence is None:
             return _error(404, f"no silence with id {request.match_info['id']!r}")
-        return web.json_response(silence.to_json(agent.clock.time()))
+        return web.json_response(silence.to_json(agent.now()))
 
     async def ack_incident(request: web.Request) -> web.Response:
         body = await _optional_body(request)
-        incident = await _alerting(agent).ack(request.match_info["id"], body.get("author"))
+        incident = await _unless_closed(agent.ack(request.match_info["id"], body.get("author")))
         if incident is None:
             return _error(404, f"no open incident with id {request.match_info['id']!r}")
         return web.json_response({"id": incident.id, "check": incident.check, "acked_at": iso(incident.acked_at or 0),
@@ -179,12 +158,12 @@ def api_routes(agent: Agent) -> list[web.RouteDef]:
 
     async def pause_check(request: web.Request) -> web.Response:
         spec, body = _check(agent, request), await _optional_body(request)
-        pause = await agent.pause(spec, body.get("author"), body.get("reason"))
+        pause = await _unless_closed(agent.pause(spec, body.get("author"), body.get("reason")))
         return web.json_response({"check": spec.name, "paused": pause.to_json()})
 
     async def resume_check(request: web.Request) -> web.Response:
         spec = _check(agent, request)
-        if not await agent.resume(spec):
+        if not await _unless_closed(agent.resume(spec)):
             return _error(409, f"check {spec.name!r} is not paused")
         return web.json_response({"check": spec.name, "paused": None})
 
@@ -216,13 +195,9 @@ def openapi_text() -> str:
     return resources.files("pulse_agent.web").joinpath("openapi.json").read_text(encoding="utf-8")
 
 
-def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
-    now = agent.clock.time()
-    state = agent.alerting.state(spec.name) if agent.alerting is not None else None
-    incident = state.incident if state is not None else None
-    last = agent.last_results.get(spec.name)
-    pause = agent.paused.get(spec.name)
-    due = spec.schedule.next_due(now, spec.name) if spec.enabled and pause is None else None
+def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:
+    status = agent.status(spec)
+    incident, last, due, pause = status.incident, status.last_result, status.next_due, status.paused
     return {
         "name": spec.name,
         "url": redact_url(spec.url),
@@ -241,11 +216,11 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
             "notify_on_degraded": spec.alert.notify_on_degraded,
         },
         "state": {
-            "running": agent.scheduler.running(spec.name),
-            "in_maintenance": spec.in_maintenance(now),
-            "consecutive_failures": state.failures if state is not None else 0,
-            "consecutive_successes": state.successes if state is not None else 0,
-            "degraded": state.degraded if state is not None else False,
+            "running": status.running,
+            "in_maintenance": status.in_maintenance,
+            "consecutive_failures": status.consecutive_failures,
+            "consecutive_successes": status.consecutive_successes,
+            "degraded": status.degraded,
             "incident": None
             if incident is None
             else {
@@ -264,18 +239,33 @@ def _check_summary(agent: Agent, spec: CheckSpec) -> dict[str, Any]:
     }
 
 
-def _check(agent: Agent, request: web.Request) -> CheckSpec:
+def _check(agent: AgentView, request: web.Request) -> CheckSpec:
     name = request.match_info["name"]
-    spec = agent.spec.check(name)
+    spec = agent.check(name)
     if spec is None:
         raise _http_error(web.HTTPNotFound, f"no check named {name!r}")
     return spec
 
 
-def _alerting(agent: Agent) -> Any:
-    if agent.alerting is None:
-        raise _http_error(web.HTTPServiceUnavailable, "alerting has not started")
-    return agent.alerting
+async def _read(agent: AgentView, query: Callable[[Any], T]) -> T:
+    """A read-only query's answer; 503 while the database is not open."""
+    return await _unless_closed(agent.read(query))
+
+
+async def _unless_closed(answer: Awaitable[T]) -> T:
+    """What answer gives; 503 while the database is not open or alerting has not started."""
+    try:
+        return await answer
+    except (StoreClosed, AlertingClosed) as exc:
+        raise _http_error(web.HTTPServiceUnavailable, str(exc)) from None
+
+
+def _started(ask: Callable[[], T]) -> T:
+    """What ask gives; 503 while alerting has not started."""
+    try:
+        return ask()
+    except AlertingClosed as exc:
+        raise _http_error(web.HTTPServiceUnavailable, str(exc)) from None
 
 
 async def _optional_body(request: web.Request) -> dict[str, str | None]:
@@ -290,12 +280,6 @@ async def _optional_body(request: web.Request) -> dict[str, str | None]:
     if not isinstance(body, dict) or not all(isinstance(body.get(k), (str, type(None))) for k in ("author", "reason")):
         raise _http_error(web.HTTPBadRequest, "give author and reason as strings")
     return {k: body.get(k) for k in ("author", "reason")}
-
-
-def _store(agent: Agent) -> Any:
-    if agent.store is None:
-        raise _http_error(web.HTTPServiceUnavailable, "the database is not open")
-    return agent.store
 
 
 def _since(request: web.Request, now: float) -> float | None:
@@ -332,10 +316,6 @@ async def _json_body(request: web.Request) -> object:
 
 def _same_dir(a: str, b: str) -> bool:
     return Path(a).absolute() == Path(b).absolute() if Path(a).is_absolute() else False
-
-
-def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from pulse_agent.listen import split_listen
+from pulse_agent.config.model import AgentSettings
+from pulse_agent.listen import api_exposure, split_listen
 from pulse_agent.web.api import bearer_auth
 from pulse_agent.web.limits import IDLE_TIMEOUT_S, BoundedSite, InboundBudget, body_deadline, inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
+
+log = logging.getLogger("pulse_agent.agent")
 
 
 def make_app(
@@ -41,6 +45,20 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+def inbound_plan(listen: str, settings: AgentSettings) -> InboundBudget:
+    """The web surface's descriptor budget (the limit raised first); logs what an operator must know
+    before the agent serves: an API open to anyone, a descriptor limit too low for the runs."""
+    if api_exposure(listen, settings.api_token, settings.insecure_api) == "insecure":
+        log.warning("the API is open to anyone who can reach the listen address: agent.insecure_api is true and "
+                    "agent.api_token is not set", extra={"listen": listen})  # fmt: skip
+    budget = inbound_budget(raise_nofile(), settings.max_concurrency)
+    if budget.tight:
+        fields = {"nofile": budget.nofile, "max_concurrency": settings.max_concurrency}
+        log.warning("the file-descriptor limit is low for agent.max_concurrency: runs may fail with 'Too many open files'; "
+                    "raise it (ulimit -n, LimitNOFILE=)", extra=fields)  # fmt: skip
+    return budget
 
 
 async def serve(

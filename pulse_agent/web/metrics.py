@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families as parse_exposition
 
 from pulse_agent import __version__
 from pulse_agent.result import Result
@@ -52,19 +50,8 @@ class _CheckState:
         self.kinds: dict[str, float] = {}
 
 
-class _ChecksCollector:
-    """The per-check families for prometheus_client readers (get_sample_value, other registries)."""
-
-    def __init__(self, states: dict[str, _CheckState]) -> None:
-        self._states = states
-
-    def collect(self) -> Iterator[Metric]:
-        """Every per-check family with one sample per check (and result, phase, error kind)."""
-        yield from parse_exposition(render_checks(self._states))
-
-
 class Metrics:
-    """Every series pulse-agent exports (names fixed by DESIGN.md)."""
+    """Every series pulse-agent exports (names users rely on: README lists each)."""
 
     def __init__(self, shard: str = "1/1", location: str | None = None) -> None:
         disable_created_metrics()  # a *_created series per check doubles every scrape for nothing
@@ -108,10 +95,6 @@ class Metrics:
         )
         for result in ("success", "failure"):
             self.config_reloads.labels(result)
-        # Everything, for prometheus_client readers (tests read samples through it).
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_ChecksCollector(self._states))
-        self.registry.register(_Delegate(self._agent))
 
     def _for(self, check: str) -> _CheckState:
         state = self._states.get(check)
@@ -186,17 +169,6 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition (tens of milliseconds for 10,000 checks: still call it off the event loop)."""
         return render_checks(self._states).encode() + generate_latest(self._agent)
-
-
-class _Delegate:
-    """Another registry's collectors, inside this one."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._registry = registry
-
-    def collect(self) -> Iterable[Metric]:
-        """What the other registry collects."""
-        return self._registry.collect()
 
 
 def render_checks(states: dict[str, _CheckState]) -> str:

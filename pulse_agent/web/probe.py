@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from aiohttp import web
@@ -13,8 +14,9 @@ from aiohttp import web
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.probe.allow import AllowedTargets, url_of
 from pulse_agent.probe.blackbox import DEFAULT_MODULE, debug_text, probe_timeout, render_probe, target_url
-from pulse_agent.probe.connect import Target, target_of
+from pulse_agent.probe.connect import target_of
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.target import Target
 from pulse_agent.probe.wire import ProbeFailure
 from pulse_agent.result import Result
 
@@ -29,16 +31,25 @@ class _Module:
 
 
 class ProbeEndpoint:
-    """The modules of the running config, their probers, and the bound on probes in flight."""
+    """The modules of the running config (asked of `modules` at each probe), their probers, and the bound
+    on probes in flight."""
 
-    def __init__(self, modules: tuple[ModuleSpec, ...], max_concurrency: int) -> None:
+    def __init__(self, modules: Callable[[], tuple[ModuleSpec, ...]], max_concurrency: int) -> None:
+        self._running = modules
+        self._seen: tuple[ModuleSpec, ...] | None = None  # the modules self._modules was built from
         self._modules: dict[str, _Module] = {}
         self._slots = asyncio.Semaphore(max_concurrency)
         self._closing: set[asyncio.Task[None]] = set()
-        self.set_modules(modules)
 
-    def set_modules(self, modules: tuple[ModuleSpec, ...]) -> None:
-        """Serve exactly these modules; unchanged ones keep their prober."""
+    def _current(self) -> dict[str, _Module]:
+        """The running config's modules; after a reload, unchanged ones keep their prober."""
+        modules = self._running()
+        if modules is not self._seen:
+            self._seen = modules
+            self._set_modules(modules)
+        return self._modules
+
+    def _set_modules(self, modules: tuple[ModuleSpec, ...]) -> None:
         old, self._modules = self._modules, {}
         for spec in modules:
             kept = old.pop(spec.name, None)
@@ -63,9 +74,10 @@ class ProbeEndpoint:
 
     async def _handle(self, request: web.Request) -> web.Response:
         name = request.query.get("module") or DEFAULT_MODULE
-        module = self._modules.get(name)
+        modules = self._current()
+        module = modules.get(name)
         if module is None:
-            return _text(400, f"unknown module {name!r} (modules: {', '.join(sorted(self._modules)) or 'none are configured'})")
+            return _text(400, f"unknown module {name!r} (modules: {', '.join(sorted(modules)) or 'none are configured'})")
         raw = request.query.get("target", "")
         if not raw:
             return _text(400, "the target parameter is missing")
