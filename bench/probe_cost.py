@@ -21,8 +21,8 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import BLACKBOX_CONFIG, wrk  # noqa: E402 (found through sys.path above)
-from target import ensure_debian_package, free_port, nginx_target, wait_for_port  # noqa: E402
+from run import wrk  # noqa: E402 (found through sys.path above)
+from target import blackbox_exporter, free_port, nginx_target, wait_for_port  # noqa: E402
 
 PULSE_CONFIG = """
 version: 1
@@ -37,23 +37,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def blackbox_exporter() -> Iterator[tuple[int, int]]:
-    """prometheus-blackbox-exporter with an http_2xx module: (pid, port)."""
-    binary = ensure_debian_package("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as d:
-        cfg = Path(d) / "blackbox.yml"
-        cfg.write_text(BLACKBOX_CONFIG)
-        proc = subprocess.Popen([binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
-        try:
-            wait_for_port(port, "blackbox_exporter")
-            yield proc.pid, port
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 @contextmanager

@@ -28,15 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from scheduler_lag import measure, rss_mb  # noqa: E402 (found through sys.path above)
-from target import ensure_debian_package, free_port, nginx_target, wait_for_port  # noqa: E402
-
-BLACKBOX_CONFIG = """
-modules:
-  http_2xx:
-    prober: http
-    timeout: 5s
-    http: {method: GET, valid_status_codes: [200]}
-"""
+from target import blackbox_exporter, ensure_debian_package, free_port, nginx_target  # noqa: E402
 
 
 def wrk(url: str, seconds: float, connections: int, fresh: bool = False) -> float:
@@ -55,20 +47,10 @@ def wrk(url: str, seconds: float, connections: int, fresh: bool = False) -> floa
 
 def blackbox(target: str, seconds: float) -> float:
     """blackbox_exporter's probes/s on target (fresh connection per probe), driven by wrk on /probe."""
-    binary = ensure_debian_package("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as d:
-        cfg = Path(d) / "blackbox.yml"
-        cfg.write_text(BLACKBOX_CONFIG)
-        proc = subprocess.Popen([binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
-        try:
-            wait_for_port(port, "blackbox_exporter")
-            probe = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={target}/"
-            assert "probe_success 1" in httpx.get(probe, timeout=10).text
-            return wrk(probe, seconds, 32)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with blackbox_exporter() as (_, port):
+        probe = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={target}/"
+        assert "probe_success 1" in httpx.get(probe, timeout=10).text
+        return wrk(probe, seconds, 32)
 
 
 Steps = list[dict[str, float]]

@@ -78,3 +78,29 @@ def nginx_target() -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+BLACKBOX_CONFIG = """
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http: {method: GET, valid_status_codes: [200]}
+"""
+
+
+@contextmanager
+def blackbox_exporter() -> Iterator[tuple[int, int]]:
+    """prometheus-blackbox-exporter with an http_2xx module: (pid, port)."""
+    binary = ensure_debian_package("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "blackbox.yml"
+        cfg.write_text(BLACKBOX_CONFIG)
+        proc = subprocess.Popen([binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, "blackbox_exporter")
+            yield proc.pid, port
+        finally:
+            proc.terminate()
+            proc.wait(10)

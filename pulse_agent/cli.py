@@ -294,7 +294,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     result = asyncio.run(once())
     if args.format == "json":
-        print(json.dumps(result.to_json()))
+        print(json.dumps({**result.to_json(), "transport": check.transport}))
     else:
         print(format_result(result))
     return 0 if result.ok else 1

@@ -14,7 +14,7 @@ MASK = "***"
 # anything under them, names the key and the expected type, never the value.
 SECRET_KEYS = frozenset({"api_token", "basic_auth", "bearer_token", "headers", "password", "urls", "username"})
 # Keys whose values are URLs: shown through redact_url.
-URL_KEYS = frozenset({"url"})
+URL_KEYS = frozenset({"url", "proxy_url"})
 
 
 def redact_url(url: str) -> str:

@@ -22,6 +22,7 @@ ErrorKind = Literal[
     "json",  # body not JSON, or a JSONPath value differs
     "header",  # an expected header is missing or differs
     "certificate",  # the peer certificate expires too soon
+    "version",  # the negotiated HTTP or TLS version is not the expected one
     "internal",  # a fault in pulse-agent itself; please report it
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
@@ -55,6 +56,8 @@ class Result:
     first_byte_ms: float | None = None
     cert_expires: float | None = None  # epoch seconds, https with verification
     maintenance: bool = False  # ran inside a maintenance window: stored, never alerted on
+    http_version: str | None = None  # of the final response: "1.0", "1.1", "2"
+    tls_version: str | None = None  # negotiated for the final response: "1.2", "1.3"; None over http
 
     def phases(self) -> dict[str, float | None]:
         """Phase timings by name, total included."""

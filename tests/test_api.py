@@ -174,7 +174,10 @@ async def test_events_stream_results_and_incidents(target, tmp_path):
                         events.append((kind, json.loads(line[6:])))
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.2)
+        for _ in range(100):  # until the stream has subscribed (0.2 s was not enough on a loaded machine)
+            if agent.events.active:
+                break
+            await asyncio.sleep(0.05)
         assert agent.events.active
         target.status = 500
         await tick(agent, clock, 2)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pulse_agent.config.model import CheckSpec
+from pulse_agent.config.model import CheckSpec, Transport
 from pulse_agent.probe.http import Prober, _request_headers
 from pulse_agent.result import Failure
 from tests.wire_servers import Origin, Seen, origin
@@ -57,6 +57,8 @@ class Case:
     env_headers: frozenset[str] = frozenset()  # headers whose values came from ${VAR}s
     httpx: tuple[object, ...] | None = None  # httpx's outcome, where it differs
     differs: str | None = None  # the docs/probes.md entry naming the difference
+    via_httpx: tuple[object, ...] | None = None  # our httpx transport's outcome, where it differs from the fast path's
+    transport_differs: str | None = None  # the docs/probes.md entry naming that difference
 
 
 CASES = [
@@ -241,6 +243,8 @@ CASES = [
         ("protocol", None, None, ["A GET /"]),
         httpx=(None, 200, b"ok", ["A GET /"]),
         differs="Folded header lines (obs-fold)",
+        via_httpx=(None, 200, b"ok", ["A GET /"]),
+        transport_differs="Folded header lines through httpx",
     ),
     Case("bare LF", {"/": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"}, (None, 200, b"ok", ["A GET /"])),
 ]
@@ -267,9 +271,10 @@ def _routes(routes: dict[str, object], a: Origin, b: Origin) -> dict[str, object
     return out
 
 
-async def run_ours(case: Case, url: str) -> tuple[str | None, int | None, bytes | None]:
-    """The prober's exchange (redirects followed, within the timeout) as (kind, status, body)."""
+async def run_ours(case: Case, url: str, transport: Transport = "fast") -> tuple[str | None, int | None, bytes | None]:
+    """The prober's exchange (redirects followed, within the timeout) on one of its transports, as (kind, status, body)."""
     check = CheckSpec(
+        transport=transport,
         name="c",
         url=url,
         method=case.method,
@@ -317,15 +322,28 @@ async def outcome(case: Case, client: str) -> tuple[object, ...]:
         a.routes.update(_routes(case.routes, a, b))
         b.routes.update(_routes(case.other, a, b))
         url = a.url + case.path
-        kind, status, body = await (run_ours if client == "ours" else run_httpx)(case, url)
+        if client == "httpx":
+            kind, status, body = await run_httpx(case, url)
+        else:
+            kind, status, body = await run_ours(case, url, "httpx" if client == "ours via httpx" else "fast")
     return outcome_of(kind, status, body, a, b)
 
 
-@pytest.mark.parametrize("client", ["ours", "httpx"])
+@pytest.mark.parametrize("client", ["ours", "ours via httpx", "httpx"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_conformance(case: Case, client: str) -> None:
+    """Both of our transports and the reference client, on every case."""
     want = case.httpx if client == "httpx" and case.httpx is not None else case.want
+    if client == "ours via httpx" and case.via_httpx is not None:
+        want = case.via_httpx
     assert await outcome(case, client) == want
+
+
+def test_every_difference_between_transports_is_documented() -> None:
+    section = DOCS.read_text().split("## Where the transports differ", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- \*\*(.+?)\*\*", section, re.M))
+    assert all(c.transport_differs for c in CASES if c.via_httpx is not None)
+    assert {c.transport_differs for c in CASES if c.transport_differs} <= listed
 
 
 def test_every_difference_from_httpx_is_documented() -> None:

@@ -64,6 +64,7 @@ AUDIT = {
         "header",
         'header content-type: expected "*json*", got "text/html"; header x-version: expected "/^v[0-9]+$/", got "2"',
     ),
+    "http_version": ("{http_version: '1.1'}", answer(b"ok"), b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "version", "expected HTTP/1.1, got HTTP/1.0"),
 }  # fmt: skip
 
 
@@ -75,7 +76,7 @@ def spec_of(url: str, expect: str):
 def test_the_audit_covers_every_expect_key_of_the_schema():
     schema = json.loads((ROOT / "schemas" / "pulse.schema.json").read_text())
     timed = {"max_response_time", "degraded_response_time"}  # below: they need a slow target
-    certificate = {"certificate_valid_for"}  # below and in test_probe_hostile: they need TLS
+    certificate = {"certificate_valid_for", "tls_version"}  # below, in test_probe_hostile and test_transports: they need TLS
     assert set(schema["$defs"]["expect"]["properties"]) == set(AUDIT) | timed | certificate
 
 

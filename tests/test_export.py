@@ -180,3 +180,16 @@ def test_an_incident_resolved_days_after_it_opened_is_exported_in_its_latest_sta
     [incident] = [i for i in fleet(out, "--incidents") if i["incident"] == "check-0@0"]
     assert incident["resolved_at"] == "2026-11-06T00:01:40.000Z"
     assert len(list(out.glob("date=2026-11-01/incidents-*.parquet"))) == 1  # day 1's file was replaced, not added to
+
+
+def test_a_window_of_centuries_writes_the_days_with_data_and_nothing_else(tmp_path):
+    """start 1970, end year 9999 (what an API caller may send): one query per table, not per day."""
+    from pulse_agent.store.export import export_parquet
+
+    db, out, again = tmp_path / "p.duckdb", tmp_path / "exports", tmp_path / "again"
+    fill(db, days=3, per_day=100)
+    export(db, again, "3650d", "2026-11-04T00:00:00Z")
+    with duckdb.connect(str(db)) as con:
+        done = export_parquet(con, str(out), 0.0, 253_402_300_799.0, "agent-a")
+    assert done.results == 300 and done.incidents == 3
+    assert sorted(digests(out)) == sorted(digests(again))  # the same files as a window around the data

@@ -154,6 +154,7 @@ def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql, capsys)
         assert con.execute("SELECT count(*) FROM results").fetchall() == [(180,)]
 
 
+@pytest.mark.timeout(240)  # many CLI subprocesses: minutes on a loaded 2-core machine
 async def test_a_running_agent_answers_exactly_what_the_file_answers(db, tmp_path):
     port = free_port()
     cfg = tmp_path / "pulse.yaml"

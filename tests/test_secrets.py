@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
 from pytest_httpserver import HTTPServer
 
 from pulse_agent.agent import Agent, RunOptions
@@ -110,6 +111,7 @@ def hook_bodies(server: HTTPServer) -> list[str]:
     return [r.get_data(as_text=True) for r, _ in server.log if r.path == "/hook"]
 
 
+@pytest.mark.timeout(240)  # many CLI subprocesses: minutes on a loaded 2-core machine
 def test_no_planted_secret_reaches_any_output(tmp_path, httpserver: HTTPServer):
     httpserver.expect_request("/fail").respond_with_data("down", status=503)
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")

@@ -44,14 +44,17 @@ def test_results_round_trip_with_every_column(tmp_path):
             first_byte_ms=8.0,
             cert_expires=T0 + 86400,
             maintenance=True,
+            http_version="2",
+            tls_version="1.3",
         )
     )
     store.submit(
         Result("b", T0 + 1, False, status_code=503, response_time_ms=3.0, error_kind="status", error="status 503 not in [2xx]", attempts=2)
     )
     store.close()
-    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled, *phases, maintenance) = rows(db)[1]
+    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled, *phases, maintenance, http, tls) = rows(db)[1]
     assert phases == [None] * 5
+    assert (http, tls) == (None, None)
     assert maintenance is False
     assert (name, ok, degraded, code, ms, kind, error, attempts, scheduled) == (
         "b",
@@ -69,6 +72,7 @@ def test_results_round_trip_with_every_column(tmp_path):
     assert first[9].timestamp() == pytest.approx(T0 - 0.002)
     assert first[10:14] == (0.5, 1.0, 2.0, 8.0) and first[14].timestamp() == T0 + 86400
     assert first[15] is True
+    assert first[16:18] == ("2", "1.3")
 
 
 def test_results_are_flushed_within_the_flush_interval_without_closing(tmp_path):

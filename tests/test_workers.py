@@ -112,7 +112,7 @@ async def test_a_hung_worker_is_killed_and_started_again(httpserver):
     pool.set_checks([spec(httpserver.url_for("/"), name="a", schedule=Interval(0.2, "200ms"))], soon=True)
     await pool.start()
     try:
-        await until(lambda: len(seen) >= 1)
+        await until(lambda: len(seen) >= 1, timeout=30)
         first = pool.workers[0].pid
         assert first is not None
         os.kill(first, signal.SIGSTOP)

@@ -54,7 +54,13 @@ async def _read_request(reader: asyncio.StreamReader) -> Seen:
 
 @asynccontextmanager
 async def origin(
-    routes: dict[str, Answer] | None = None, *, cert: object = None, keep_alive: bool = False, host: str = "127.0.0.1", port: int = 0
+    routes: dict[str, Answer] | None = None,
+    *,
+    cert: object = None,
+    keep_alive: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_tls: ssl.TLSVersion | None = None,
 ) -> AsyncIterator[Origin]:
     """An origin answering each request target with routes[target] (bytes, or a function of the request),
     404 otherwise; https with a trustme LeafCert; it closes after each answer unless keep_alive, and
@@ -63,6 +69,8 @@ async def origin(
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)  # type: ignore[attr-defined]
+        if max_tls is not None:
+            context.maximum_version = max_tls
     state = Origin("", dict(routes or {}))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

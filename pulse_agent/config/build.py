@@ -29,7 +29,9 @@ from pulse_agent.config.model import (
     Shard,
     StatusPageSpec,
     StatusRange,
+    TlsSpec,
 )
+from pulse_agent.config.transport import client_cert_problem, proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
 from pulse_agent.probe.allow import entry_problem
@@ -189,6 +191,14 @@ def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any, validators:
                 doc.error(
                     (*path, key),
                     f"{key!r} is not a module setting: a module is a probe template, and Prometheus' scrape decides when it runs",
+                )
+                failed = True
+        for key in ("http_version", "proxy_url", "proxy_from_environment"):
+            if key in raw and transport_of({key: raw[key]}) != "fast":
+                doc.error(
+                    (*path, key),
+                    f"{key!r} is not a module setting: allowed_targets are judged on the addresses "
+                    "our HTTP/1.1 client connects to, and httpx (HTTP/2, proxies) resolves and connects on its own",
                 )
                 failed = True
         targets = raw.get("allowed_targets")
@@ -419,6 +429,7 @@ class _CheckBuilder:
         backoff = self.converted(("retries", "backoff"), parse_duration, 1)
         max_backoff = self.converted(("retries", "max_backoff"), parse_duration, 30)
         remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
+        self.check_transport(url, expect)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
         if self.failed or not self.clean(self.path) or schedule is None:
@@ -447,6 +458,11 @@ class _CheckBuilder:
             max_redirects=raw.get("max_redirects", 10),
             tls_verify=raw.get("tls_verify", True),
             ca_file=raw.get("ca_file"),
+            tls=TlsSpec(**tls) if (tls := raw.get("tls")) else _NO_TLS_OPTIONS,
+            http_version=raw.get("http_version", "1.1"),
+            proxy_url=raw.get("proxy_url"),
+            proxy_from_environment=raw.get("proxy_from_environment", False),
+            transport=transport_of(raw),
             basic_auth=(auth["username"], auth["password"]) if (auth := raw.get("basic_auth")) else None,
             bearer_token=raw.get("bearer_token"),
             env_headers=env_headers(raw),
@@ -465,6 +481,28 @@ class _CheckBuilder:
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
         )
+
+    def check_transport(self, url: str, expect: Expect) -> None:
+        """The transport keys: files that load, a proxy URL that can be used, expectations that can hold."""
+        cert_file, key_file = self.get("tls", "cert_file"), self.get("tls", "key_file")
+        if key_file is not None and cert_file is None:
+            self.fail(("tls", "key_file"), "a key without tls.cert_file: set the client certificate too")
+        elif cert_file is not None and (problem := client_cert_problem(cert_file, key_file)) is not None:
+            self.fail(("tls", "cert_file"), problem)
+        proxy = self.get("proxy_url")
+        if proxy is not None:
+            if (problem := proxy_url_problem(proxy)) is not None:
+                self.fail(("proxy_url",), problem)
+            if self.get("proxy_from_environment"):
+                self.fail(("proxy_from_environment",), "set proxy_url or proxy_from_environment, not both")
+        if (proxy is not None or self.get("proxy_from_environment")) and self.get("tls", "server_name") is not None:
+            self.fail(("tls", "server_name"), "cannot be used with a proxy: httpx names the URL's host in the tunnel's TLS handshake")
+        plain = url.lower().startswith("http://")
+        if expect.tls_version is not None and plain:
+            self.fail(("expect", "tls_version"), "the URL is http://: no TLS is negotiated")
+        if expect.http_version == "2" and (plain or self.get("http_version", default="1.1") != "2"):
+            reason = "HTTP/2 is negotiated by TLS (ALPN) and the URL is http://" if plain else 'set http_version: "2" to offer it'
+            self.fail(("expect", "http_version"), f"can never hold: {reason}")
 
     def expect(self, scheme: str) -> Expect:
         """expect: of this check, each key checked on its own so that every problem is reported."""
@@ -516,10 +554,13 @@ class _CheckBuilder:
             json=tuple(json_rules),
             headers=headers,
             certificate_valid_for=valid_for,
+            http_version=get("http_version"),
+            tls_version=get("tls_version"),
         )
 
 
 _PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
+_NO_TLS_OPTIONS = TlsSpec()
 
 
 def env_headers(settings: dict[str, Any]) -> frozenset[str]:

@@ -70,6 +70,11 @@ class JsonRule:
     text: str  # as written, for messages
 
 
+HttpVersion = Literal["1.0", "1.1", "2"]
+TlsVersion = Literal["1.2", "1.3"]
+Transport = Literal["fast", "httpx"]  # our HTTP/1.1 client, or httpx (HTTP/2, proxies): chosen when the spec is built
+
+
 @dataclass(frozen=True, slots=True)
 class Expect:
     """What a healthy response looks like."""
@@ -83,6 +88,18 @@ class Expect:
     json: tuple[tuple[str, JsonRule], ...] = ()
     headers: Pairs = ()
     certificate_valid_for: float | None = None
+    http_version: HttpVersion | None = None  # the protocol the final response must have come over
+    tls_version: TlsVersion | None = None  # the TLS version it must have been negotiated with
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """TLS settings of a check beyond verification: a client certificate, the server name, a floor version."""
+
+    cert_file: str | None = None
+    key_file: str | None = None  # None: the key is in cert_file
+    server_name: str | None = None  # SNI and the name the certificate is checked against, on the check's own origin
+    min_version: TlsVersion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +162,11 @@ class CheckSpec:
     max_redirects: int = 10
     tls_verify: bool = True
     ca_file: str | None = None
+    tls: TlsSpec = TlsSpec()
+    http_version: Literal["1.1", "2"] = "1.1"  # "2" offers h2 by ALPN (https) and falls back to 1.1 when the server does not speak it
+    proxy_url: str | None = field(default=None, repr=False)  # may carry user:password
+    proxy_from_environment: bool = False  # HTTP_PROXY / HTTPS_PROXY / NO_PROXY, read at each run
+    transport: Transport = "fast"
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     env_headers: frozenset[str] = frozenset()  # lower-case names of headers valued from ${VAR}s: not sent to other origins

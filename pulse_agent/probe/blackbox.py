@@ -66,12 +66,20 @@ def render_probe(result: Result, duration: float) -> str:
         ),
         _gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect", [("", 1.0 if tls else 0.0)]),
         _gauge("probe_http_status_code", "Response HTTP status code", [("", float(result.status_code or 0))]),
-        _gauge("probe_http_version", "Returns the version of HTTP of the probe response", [("", 1.1 if result.status_code else 0.0)]),
+        _gauge("probe_http_version", "Returns the version of HTTP of the probe response", [("", _http_version(result))]),
     ]
+    if result.tls_version is not None:
+        out.append(_gauge("probe_tls_version_info", "Returns the TLS version used or NaN when unknown",
+                          [(f'{{version="TLS {result.tls_version}"}}', 1.0)]))  # fmt: skip
     if result.cert_expires is not None:
         out.append(_gauge("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", [("", result.cert_expires)]))
     out.append(_gauge("probe_success", "Displays whether or not the probe was a success", [("", 1.0 if result.ok else 0.0)]))
     return "".join(out)
+
+
+def _http_version(result: Result) -> float:
+    """probe_http_version's value: 1.1, 2 (blackbox writes HTTP/2 as 2), 0 without a response."""
+    return float(result.http_version) if result.http_version and result.status_code else 0.0
 
 
 def debug_text(module: str, url: str, timeout: float, result: Result) -> str:

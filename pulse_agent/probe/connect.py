@@ -17,6 +17,7 @@ from pulse_agent.probe.cert import peer_cert_not_after
 from pulse_agent.probe.phases import PhaseClock
 from pulse_agent.probe.syntax import encode_target
 from pulse_agent.probe.target import Target
+from pulse_agent.probe.tlsconf import version_name
 from pulse_agent.probe.wire import Connection, basic_credentials, fail
 
 # An idle kept-alive connection is trusted for the server's Keep-Alive timeout less a margin (its close may
@@ -109,6 +110,8 @@ async def open_connection(
         await _start_tls(loop, connection, server_name, context)
         clock.tls_done = time.perf_counter()
         connection.cert_not_after = peer_cert_not_after(connection.transport)
+        transport = connection.transport
+        connection.tls_version = version_name(transport.get_extra_info("ssl_object")) if transport is not None else None
     return connection
 
 

@@ -26,6 +26,8 @@ class Response:
     elapsed: float  # seconds, request start to body read
     charset: str = "utf-8"
     cert_not_after: float | None = None  # epoch seconds, https only
+    http_version: str = "1.1"  # "1.0", "1.1" or "2"
+    tls_version: str | None = None  # "1.2", "1.3", ...; None over http
 
     def text(self) -> str:
         """The body decoded by its charset; undecodable bytes replaced."""
@@ -58,6 +60,7 @@ def _evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Fail
     failures.extend(_body_failures(expect, response))
     failures.extend(_header_failures(expect.headers, response.headers))
     failures.extend(_certificate_failures(expect.certificate_valid_for, response.cert_not_after, now))
+    failures.extend(_version_failures(expect, response))
     slow = expect.degraded_response_time
     return failures, slow is not None and response.elapsed > slow
 
@@ -140,6 +143,16 @@ def _certificate_failures(valid_for: float | None, not_after: float | None, now:
     when = datetime.fromtimestamp(not_after, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     remaining = "already expired" if left <= 0 else f"in {format_duration(round(left))}"
     return [Failure("certificate", f"certificate expires {when} ({remaining}); expected at least {format_duration(valid_for)}")]
+
+
+def _version_failures(expect: Expect, response: Response) -> list[Failure]:
+    out = []
+    if expect.http_version is not None and response.http_version != expect.http_version:
+        out.append(Failure("version", f"expected HTTP/{expect.http_version}, got HTTP/{response.http_version}"))
+    if expect.tls_version is not None and response.tls_version != expect.tls_version:
+        got = f"TLS {response.tls_version}" if response.tls_version else "no TLS (the final response came over http)"
+        out.append(Failure("version", f"expected TLS {expect.tls_version}, got {got}"))
+    return out
 
 
 def _ms(seconds: float) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from pulse_agent import __version__
@@ -22,6 +22,7 @@ from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.retry import JITTER, backoff, may_retry
 from pulse_agent.probe.syntax import host_name
 from pulse_agent.probe.target import Target
+from pulse_agent.probe.tlsconf import Contexts, settings_key
 from pulse_agent.probe.wire import (
     Connection,
     ProbeFailure,
@@ -53,9 +54,29 @@ class Attempt:
     request_sent: bool
 
 
+class Exchange(Protocol):
+    """One request and its response on some transport (the prober does the rest: retries, timeout, redirects, judging)."""
+
+    async def __call__(
+        self,
+        spec: CheckSpec,
+        target: Target,
+        method: str,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes | None,
+        clock: PhaseClock,
+        host: str | None,
+        server_name: str,
+    ) -> RawResponse: ...
+
+
 class Prober:
     """The HTTP probe: runs checks on a fresh connection per request (like blackbox_exporter) unless the
-    check reuses them. Result times and retry waits follow `clock`; `jitter` draws from [0, 1)."""
+    check reuses them. Result times and retry waits follow `clock`; `jitter` draws from [0, 1).
+
+    Two transports: our HTTP/1.1 client (the fast path), and httpx for checks whose spec.transport
+    says so (HTTP/2, proxies), decided when the spec was built.
+    """
 
     kind = "http"
 
@@ -69,22 +90,26 @@ class Prober:
         self._resolve = resolve  # host, port -> addresses; None: the system resolver
         self._allow = allow  # judges every connection (redirect hops too); None: any target
         self._pool = Pool()
-        self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
-
-    def _ssl_for(self, spec: CheckSpec) -> ssl.SSLContext:
-        """Verification setting of a check; one context per distinct CA file, built once."""
-        key = (spec.tls_verify, spec.ca_file)
-        context = self._ssl.get(key)
-        if context is None:
-            context = self._ssl[key] = ssl.create_default_context(cafile=spec.ca_file)
-            if not spec.tls_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        return context
+        self._ssl = Contexts()
+        self._httpx: Any = None  # the httpx transport, made (and httpx imported) for the first check that needs it
 
     async def close(self) -> None:
         """Close kept-alive connections."""
         self._pool.close()
+        if self._httpx is not None:
+            await self._httpx.close()
+
+    def _exchange_for(self, spec: CheckSpec) -> Exchange:
+        """The transport the spec chose."""
+        if spec.transport == "fast":
+            return self._exchange
+        if self._allow is not None:  # validate refuses httpx settings in /probe modules; never judge a target half-way
+            raise fail("internal", "a check with allowed targets cannot run through httpx")
+        if self._httpx is None:
+            from pulse_agent.probe.via_httpx import HttpxTransport
+
+            self._httpx = HttpxTransport()
+        return self._httpx.exchange
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Run spec once, retrying as its retries and delivery allow, and judge the last attempt."""
@@ -118,6 +143,8 @@ class Prober:
             tls_ms=phases.tls_ms,
             first_byte_ms=phases.first_byte_ms,
             cert_expires=response.cert_not_after if response else None,
+            http_version=response.http_version if response else None,
+            tls_version=response.tls_version if response else None,
         )
 
     async def _attempt(self, spec: CheckSpec, headers: tuple[tuple[str, str], ...]) -> Attempt:
@@ -138,13 +165,16 @@ class Prober:
     async def _follow(self, spec: CheckSpec, headers: tuple[tuple[str, str], ...], clock: PhaseClock) -> Response:
         """The final response of spec's request, following redirects as the check allows."""
         url, method, body = spec.url, spec.method, spec.body
+        exchange = self._exchange_for(spec)
         target = target_of(url)
         origin = target.origin
         host = _host_header(spec)
+        own_name = spec.tls.server_name or (host_name(host) if host else None)  # SNI on the check's own origin
         for hop in range(spec.max_redirects + 1):
             own = target.origin == origin
             hop_headers = _for_origin(headers, target, own, spec.env_headers)
-            raw = await self._exchange(spec, target, method, hop_headers, body, clock, host if own else None)
+            server_name = (own_name if own else None) or target.host
+            raw = await exchange(spec, target, method, hop_headers, body, clock, host if own else None, server_name)
             location = raw.headers.get("location")
             if not (spec.follow_redirects and raw.status in REDIRECTS and location):
                 return Response(
@@ -154,6 +184,8 @@ class Prober:
                     elapsed=time.perf_counter() - clock.start,
                     charset=charset_of(raw.headers.get("content-type")),
                     cert_not_after=clock.cert_not_after,
+                    http_version=raw.http_version,
+                    tls_version=clock.tls_version if target.tls else None,
                 )
             if hop == spec.max_redirects:
                 break
@@ -174,17 +206,17 @@ class Prober:
         body: bytes | None,
         clock: PhaseClock,
         host: str | None,
+        server_name: str,
     ) -> RawResponse:
         """One request and its response on a kept-alive connection, else (or when that one turns out stale) a new one.
 
-        host: the check's own Host header, also the TLS server name (SNI), on the check's origin only.
+        host: the check's own Host header, on the check's origin only; server_name: the TLS server name (SNI).
         """
-        server_name = (host_name(host) if host else None) or target.host
         keep = spec.reuse_connections
         head = (("Host", host or target.host_header), *headers, ("Connection", "keep-alive" if keep else "close"))
         check_names(spec.headers)
         request = request_bytes(method, target.path, head, body)  # a request that cannot be written is never sent
-        key = (target.origin, server_name, spec.tls_verify, spec.ca_file)
+        key = (target.origin, server_name, *settings_key(spec))
         connection = self._pool.take(key) if keep else None
         if connection is not None:
             try:
@@ -194,7 +226,7 @@ class Prober:
                 # new one, within the same attempt and timeout, when repeating the request is allowed.
                 if exc.failure.kind != "reset" or connection.replied or spec.delivery != "at_least_once":
                     raise
-        context = self._ssl_for(spec) if target.tls else None
+        context = self._ssl.get(spec) if target.tls else None
         connection = await open_connection(target, context, clock, server_name, self._resolve, self._allow)
         return await self._send(spec, key, connection, request, method, clock)
 
@@ -203,6 +235,7 @@ class Prober:
     ) -> RawResponse:
         """Write request on connection and read its response; keep the connection when the check and server allow."""
         clock.cert_not_after = connection.cert_not_after
+        clock.tls_version = connection.tls_version
         try:
             pending = connection.send(request, head_only=method == "HEAD", limit=spec.max_body_size)
             clock.sent = time.perf_counter()

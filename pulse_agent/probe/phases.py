@@ -19,7 +19,7 @@ class Phases:
 class PhaseClock:
     """Marks taken during one attempt (perf_counter seconds); connection marks describe the last hop."""
 
-    __slots__ = ("cert_not_after", "conn_start", "dns_end", "dns_start", "headers", "sent", "start", "tcp_done", "tls_done")
+    __slots__ = ("cert_not_after", "conn_start", "dns_end", "dns_start", "headers", "sent", "start", "tcp_done", "tls_done", "tls_version")
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
@@ -31,6 +31,7 @@ class PhaseClock:
         self.sent: float | None = None
         self.headers: float | None = None
         self.cert_not_after: float | None = None
+        self.tls_version: str | None = None  # of the connection the last response came on
 
     def new_hop(self) -> None:
         """Forget the previous hop's connection marks (a redirect is being followed)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 import zlib
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ class RawResponse:
     body: bytes  # still content-encoded
     headers_at: float  # perf_counter when the headers were complete
     reusable: bool  # the connection may carry another request
+    http_version: str = "1.1"  # "1.0", "1.1" or "2"
 
 
 def basic_credentials(username: str, password: str) -> str:
@@ -98,6 +100,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.replied = False  # a byte of an answer came: a failure now is the server's, not a stale connection's
         self.cert_not_after: float | None = None  # expiry of the TLS peer certificate, epoch seconds
+        self.tls_version: str | None = None  # "1.2", "1.3"; None for plain http
         self._reader: _Reader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -181,6 +184,8 @@ class _Reader:
             return self._finish(reusable=False)  # the body ran until the server closed
         if self.headers_at is not None:
             return self._fail("reset", f"response body cut short after {format_size(self.size)}")
+        if isinstance(exc, ssl.SSLError):  # e.g. a TLS 1.3 server refusing our client certificate after the handshake
+            return self._fail("tls", f"TLS failed: {exc.reason or exc}")
         if isinstance(exc, OSError):
             return self._fail("reset", f"connection error: {exc.strerror or exc}")
         self._fail("reset", "server closed the connection without a complete response")
@@ -198,7 +203,10 @@ class _Reader:
         headers: dict[str, str] = {}
         for name, value in self.headers:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        self.future.set_result(RawResponse(self.status, headers, b"".join(self.body), self.headers_at or time.perf_counter(), reusable))
+        version = self.parser.get_http_version()
+        self.future.set_result(
+            RawResponse(self.status, headers, b"".join(self.body), self.headers_at or time.perf_counter(), reusable, version)
+        )
 
     # httptools callbacks
     def on_message_begin(self) -> None:

@@ -134,6 +134,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, check_name)
     );
     """,
+    # The protocol of each result's final response (docs/probes.md, "Transports").
+    """
+    ALTER TABLE results ADD COLUMN http_version VARCHAR;  -- 1.0, 1.1, 2
+    ALTER TABLE results ADD COLUMN tls_version VARCHAR;   -- 1.2, 1.3; NULL over http
+    """,
+    # silences, pauses, acks, held and grouped alerts (#21)
     """
     CREATE TABLE silences (
         id         VARCHAR PRIMARY KEY,
@@ -240,6 +246,8 @@ def result_row(r: Result) -> tuple[object, ...]:
         r.first_byte_ms,
         utc(r.cert_expires),
         r.maintenance,
+        r.http_version,
+        r.tls_version,
     )
 
 

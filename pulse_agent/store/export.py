@@ -49,6 +49,28 @@ def days_of(start: float, end: float) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+def _days_to_write(con: duckdb.DuckDBPyConnection, root: Path, agent: str, start: float, end: float) -> list[str]:
+    """The days of days_of(start, end) that hold rows or already have this agent's files: a day with
+    neither writes nothing, so a window of centuries costs what its data costs, not queries per day."""
+    first = datetime.fromtimestamp(start, UTC).date()
+    last = datetime.fromtimestamp(max(start, end - 1e-6), UTC).date()
+    lo = datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()
+    hi = min(datetime(last.year, last.month, last.day, tzinfo=UTC).timestamp() + DAY, _LAST_SECOND)
+    found: set[str] = set()
+    for table, column in TABLES.items():
+        rows = con.execute(
+            f"SELECT DISTINCT strftime(timezone('UTC', {column}), '%Y-%m-%d') FROM {table} WHERE {column} >= ? AND {column} < ?",
+            [utc(lo), utc(hi)],
+        ).fetchall()
+        found |= {d for (d,) in rows}
+    if root.is_dir():
+        found |= {p.parent.name.removeprefix("date=") for p in root.glob(f"date=*/*-{agent}.parquet")}
+    return sorted(d for d in found if first.isoformat() <= d <= last.isoformat())
+
+
+_LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z: datetime's end
+
+
 def file_name(table: str, agent: str) -> str:
     """The file of table for agent inside a day's directory."""
     return f"{table}-{agent}.parquet"
@@ -71,7 +93,9 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out: str, start: float, end: 
     root.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(TABLES, 0)
     files = kept = 0
-    days = days_of(start, end)
+    days = _days_to_write(con, root, agent, start, end)
+    if not days:
+        return Exported(**counts, files=0, kept=0)
     # An incident lives in the file of the day it opened: that day is written again while the
     # incident is open or once it resolved on a day exported now, so no export keeps a stale state.
     changed = con.execute(

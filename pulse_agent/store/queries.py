@@ -13,7 +13,8 @@ from pulse_agent.result import iso, utc
 from pulse_agent.store import sketch
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
-                  "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance")  # fmt: skip
+                  "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance",
+                  "http_version", "tls_version")  # fmt: skip
 INCIDENT_COLUMNS = (
     "id",
     "check_name",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import platform
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics, generate_latest
 
@@ -39,7 +40,7 @@ def escape(value: str) -> str:
 class _CheckState:
     """One check's series values; `label` is its escaped label text (check, and location when set)."""
 
-    __slots__ = ("info", "kinds", "label", "values")
+    __slots__ = ("info", "kinds", "label", "protocol", "values")
 
     def __init__(self, name: str, location: str | None) -> None:
         self.label = f'check="{escape(name)}"' + (f',location="{escape(location)}"' if location else "")
@@ -48,6 +49,7 @@ class _CheckState:
         for slot in _COUNTERS:
             self.values[slot] = 0.0
         self.kinds: dict[str, float] = {}
+        self.protocol = ""  # pulse_check_protocol_info's extra labels, from the last run that got a response
 
 
 class Metrics:
@@ -123,6 +125,8 @@ class Metrics:
             v[PHASE0 + i] = ms / 1000 if ms is not None else math.nan
         if result.cert_expires is not None:
             v[CERT] = result.cert_expires
+        if result.http_version is not None:
+            self._states[result.check].protocol = protocol_labels(result.http_version, result.tls_version)
 
     def next_run(self, check: str, due: float | None) -> None:
         """When the scheduler next runs a check (None: never again); ignored for checks not exported."""
@@ -197,4 +201,13 @@ def render_checks(states: dict[str, _CheckState]) -> str:
     family = "pulse_check_certificate_expiry_timestamp_seconds"
     out.append(f"# HELP {family} Expiry (Unix time) of the peer certificate seen by the last https run.\n# TYPE {family} gauge\n")
     out.extend(f"{family}{{{s.label}}} {s.values[CERT]!r}\n" for s in items if not math.isnan(s.values[CERT]))
+    family = "pulse_check_protocol_info"
+    out.append(f"# HELP {family} Always 1: the HTTP and TLS versions of the last run's final response.\n# TYPE {family} gauge\n")
+    out.extend(f"{family}{{{s.label}{s.protocol}}} 1.0\n" for s in items if s.protocol)
     return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def protocol_labels(http_version: str, tls_version: str | None) -> str:
+    """pulse_check_protocol_info's own labels (tls_version "" over http)."""
+    return f',http_version="{escape(http_version)}",tls_version="{escape(tls_version or "")}"'
