@@ -86,8 +86,9 @@ async def test_a_silence_made_through_the_api_survives_a_restart_holds_the_failu
         assert check["state"]["incident"]["held"].startswith("silence")
         while run.clock.time() < NOW + 120:  # still silenced up to its end
             await run.tick(1)
-        await until(lambda: len(receiver.posts) == 1)  # the first run after the end says it
+        await until(lambda: len(receiver.posts) == 1)  # said at the silence's end, not at the next run
         assert run.clock.time() - (NOW + 120) <= 10
+        assert await run.query("SELECT epoch(created_at) FROM outbox WHERE suppressed IS NULL") == [(NOW + 120,)]
         assert "sent late: it was held back while silence" in receiver.posts[0]["message"]
         target.status = 200
         await run.tick(2)

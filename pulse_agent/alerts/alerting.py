@@ -21,7 +21,7 @@ from pulse_agent.alerts.outbox import Message, Record
 from pulse_agent.alerts.sender import Sender
 from pulse_agent.alerts.silence import Silence, new_silence, silencing
 from pulse_agent.alerts.template import NOTIFY_TYPE, compose, event_fields, event_line
-from pulse_agent.clock import Clock
+from pulse_agent.clock import Clock, Timer
 from pulse_agent.config.model import CheckSpec, NotifierSpec
 from pulse_agent.result import Result, iso
 from pulse_agent.store import ResultStore
@@ -48,6 +48,9 @@ class Alerting:
         self._batch_done: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._held_for: dict[str, set[str]] = {}  # check -> dependents whose messages were held while it was down
+        self._last: dict[str, tuple[CheckSpec, Result]] = {}  # checks whose failure is held: their spec and last run
+        self._timers: dict[str, Timer] = {}  # silence id -> the release at its end
+        self._releases: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -72,6 +75,10 @@ class Alerting:
 
     async def close(self) -> None:
         """Stop delivering; undelivered messages wait in the outbox for the next start."""
+        for timer in self._timers.values():
+            timer.cancel()
+        if self._releases:
+            await asyncio.wait(list(self._releases))
         await self._grouper.close()
         await self._sender.close()
 
@@ -83,6 +90,8 @@ class Alerting:
         """Checks no longer run (removed or disabled): drop their state and close their open
         incidents as of now, without a notification (nobody watches them any more)."""
         states = [(name, self._states.pop(name, None)) for name in checks]
+        for name, _ in states:
+            self._last.pop(name, None)
         await self._close({name: s.incident for name, s in states if s is not None and s.incident is not None})
 
     async def _close(self, incidents: dict[str, Incident]) -> None:
@@ -105,6 +114,7 @@ class Alerting:
         silence = new_silence(body, uuid.uuid4().hex[:12], self._clock.time())
         await self._store.call(lambda con: humans.save_silence(con, silence))
         self._silences.append(silence)
+        self._release_at(silence)
         log.info("silence added", extra={**silence.to_json(self._clock.time()), "silence": silence.id})
         return silence
 
@@ -118,6 +128,7 @@ class Alerting:
         ended = replace(silence, ends_at=min(silence.ends_at, now), starts_at=min(silence.starts_at, now))
         await self._store.call(lambda con: humans.save_silence(con, ended))
         self._silences[found] = ended
+        self._release_at(ended)
         log.info("silence expired", extra={"silence": silence_id})
         return ended
 
@@ -147,6 +158,8 @@ class Alerting:
         saved = await self._store.call(lambda con: outbox.load(con, window))
         now = self._clock.time()
         self._silences = await self._store.call(lambda con: humans.load_silences(con, now))
+        for silence in self._silences:
+            self._release_at(silence)
         self._ids = itertools.count(saved.next_id)
         self._dispatch(saved.pending)
         for spec in specs:
@@ -154,6 +167,8 @@ class Alerting:
             # Runs stored after the last recorded event may have raised one the crash kept from being recorded.
             state, events = replay(start, saved.recent.get(spec.name, ()), spec.alert)
             self._states[spec.name] = state
+            if state.incident is not None and state.incident.held is not None and saved.recent.get(spec.name):
+                self._last[spec.name] = (spec, saved.recent[spec.name][-1])
             if events:
                 await self._emit(spec, state, events)
         running = {spec.name for spec in specs}
@@ -171,13 +186,49 @@ class Alerting:
         self._states[spec.name] = state
         if events:
             return self._emit(spec, state, events)
-        held = state.incident.held if state.incident is not None else None
-        if held is not None and state.incident is not None and self.holding(spec, self._clock.time()) is None:
-            # What held its failure back (a silence, a dependency) is over and the check is still down: say so now.
-            incident = replace(state.incident, held=None)
-            self._states[spec.name] = state = replace(state, incident=incident)
-            return self._emit(spec, state, [Event("failure", spec.name, result, incident)], late=held)
-        return None
+        return self._late(spec, result)
+
+    def _late(self, spec: CheckSpec, result: Result) -> Coroutine[None, None, None] | None:
+        """When what held spec's failure back (a silence, a dependency) is over and it is still down:
+        the coroutine that sends the failure now, marked late. Else remember the run for later."""
+        state = self._states.get(spec.name)
+        if state is None or state.incident is None or state.incident.held is None:
+            self._last.pop(spec.name, None)
+            return None
+        if self.holding(spec, self._clock.time()) is not None:
+            self._last[spec.name] = (spec, result)
+            return None
+        held, incident = state.incident.held, replace(state.incident, held=None)
+        self._states[spec.name] = state = replace(state, incident=incident)
+        self._last.pop(spec.name, None)
+        return self._emit(spec, state, [Event("failure", spec.name, result, incident)], late=held)
+
+    def _release_at(self, silence: Silence) -> None:
+        """At the silence's end, send the failures it held back (not at each check's next run,
+        which may be an hour away)."""
+        old = self._timers.pop(silence.id, None)
+        if old is not None:
+            old.cancel()
+        if silence.ends_at > self._clock.time():
+            self._timers[silence.id] = self._clock.call_at(silence.ends_at, lambda: self._start_release(silence.id))
+        else:
+            self._start_release(silence.id)
+
+    def _start_release(self, silence_id: str | None) -> None:
+        if silence_id is not None:
+            self._timers.pop(silence_id, None)
+        task = asyncio.get_running_loop().create_task(self._release(), name="alert-release")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self) -> None:
+        """Send, marked late, every held failure whose check nothing holds any more."""
+        sends = [c for spec, result in list(self._last.values()) if (c := self._late(spec, result)) is not None]
+        for send in sends:
+            try:
+                await send
+            except Exception as exc:  # a timer's task: nobody else would see it
+                log.error("sending a held-back failure failed: %s", exc)
 
     def holding(self, spec: CheckSpec, now: float) -> str | None:
         """Why spec's notifications are recorded but not sent at now (a silence, a dependency that is down), or None."""
@@ -198,7 +249,7 @@ class Alerting:
 
     async def _emit(self, spec: CheckSpec, state: AlertState, events: Sequence[Event], late: str | None = None) -> None:
         now = self._clock.time()
-        records = []
+        records, release = [], False
         for e in events:
             incident, held = e.incident, self.holding(spec, now) if e.send else None
             note = f"sent late: it was held back while {late}" if late else None
@@ -210,7 +261,12 @@ class Alerting:
             elif e.kind == "resolved" and incident is not None and incident.held is not None and held is None:
                 note = f"its failure was not sent: {incident.held}"
             if e.kind == "resolved" and (dependents := self._held_for.pop(spec.name, None)):
+                release = True
                 note = f"alerts of checks that depend on {spec.name} were held back meanwhile: {', '.join(sorted(dependents))}"
+            if e.kind == "failure" and held is not None:
+                self._last[spec.name] = (spec, e.result)
+            elif e.kind == "resolved":
+                self._last.pop(spec.name, None)
             if held is not None:
                 for name in self._down_dependencies(spec):
                     self._held_for.setdefault(name, set()).add(spec.name)
@@ -225,6 +281,8 @@ class Alerting:
             self._dispatch(rec.messages)
             if self._on_event is not None:
                 self._on_event(event)
+        if release:  # its dependents still down say so now
+            self._start_release(None)
 
     async def _record(self, records: list[Record]) -> None:
         """Write records in one transaction with those of every other event raised meanwhile: while
