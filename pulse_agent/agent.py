@@ -22,6 +22,7 @@ from pulse_agent.alerts.machine import Event as AlertEvent
 from pulse_agent.alerts.machine import Incident
 from pulse_agent.alerts.sender import Deliver, Sender, apprise_deliver
 from pulse_agent.alerts.silence import Silence
+from pulse_agent.alerts.watch import Watch
 from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config import Memo
@@ -106,6 +107,7 @@ class Agent:
         self._deliver = deliver or apprise_deliver
         self.store: ResultStore | None = None
         self.alerting: Alerting | None = None
+        self.watch: Watch | None = None  # SLO burn rates and SQL rules
         self.port: int | None = None
         self.status_port: int | None = None  # status_page.listen's bound port
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
@@ -240,6 +242,8 @@ class Agent:
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             await self.alerting.retire(stopped)  # checks no longer run: their incidents close
+        if self.watch is not None:
+            await self.watch.set_config(new)
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
 
@@ -254,6 +258,8 @@ class Agent:
         self.metrics.notification_queue.set_function(lambda: alerting.queued)
         self.metrics.incidents_open.set_function(lambda: alerting.open_incidents)
         self.alerting = self.pipeline.alerting = alerting
+        self.watch = Watch(store, self.clock, self.report, alerting.raise_conditions)
+        await self.watch.start(self.spec)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
@@ -306,6 +312,8 @@ class Agent:
             maintenance.cancel()
             await asyncio.gather(maintenance, return_exceptions=True)
         finally:
+            if self.watch is not None:
+                await self.watch.close()
             if self.alerting is not None:
                 await self.alerting.close()
             self.gc.released()

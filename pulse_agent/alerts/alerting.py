@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from pulse_agent.alerts import humans, outbox
+from pulse_agent.alerts.condition import Change, title
 from pulse_agent.alerts.grouper import Grouper
 from pulse_agent.alerts.grouping import group_key
 from pulse_agent.alerts.machine import AlertState, Event, Incident, replay, step
@@ -320,33 +321,52 @@ class Alerting:
                 self._sender.add([m])
 
     def _messages(self, spec: CheckSpec, event: Event, now: float, note: str | None, held: str | None) -> Iterable[Message]:
+        fields = event_fields(event, spec, note)
+        incident = event.incident.id if event.incident is not None else None
+        line = event_line(fields)
+        for notifier in self._addressed(spec.alert.notify):
+            title, body = compose(notifier, fields)
+            yield from self._to_urls(notifier, spec.name, dict(spec.labels), incident, event.kind, title, body, line, now, held)
+
+    def _addressed(self, names: Iterable[str]) -> Iterable[NotifierSpec]:
+        return (n for name in names if (n := self._notifiers.get(name)) is not None)
+
+    def _to_urls(
+        self, notifier: NotifierSpec, check: str, labels: dict[str, str], incident: str | None, event: str, title: str, body: str,
+        line: str, now: float, held: str | None,
+    ) -> Iterable[Message]:  # fmt: skip
+        """One message per URL of notifier, waiting in its group when the notifier groups."""
         from pulse_agent.alerts.notify import url_hint  # Apprise: loaded only where notifiers exist
 
-        fields = event_fields(event, spec, note)
-        for name in spec.alert.notify:
-            notifier = self._notifiers.get(name)
-            if notifier is None:
-                continue
-            title, body = compose(notifier, fields)
-            group, line = group_key(notifier, spec.name, dict(spec.labels)), event_line(fields)
-            for url in notifier.urls:
-                yield Message(
-                    id=next(self._ids),
-                    created_at=now,
-                    check=spec.name,
-                    incident_id=event.incident.id if event.incident is not None else None,
-                    event=event.kind,
-                    notifier=name,
-                    url_key=outbox.url_key(url),
-                    url_hint=url_hint(url),
-                    kind=NOTIFY_TYPE[event.kind],
-                    title=title,
-                    body=body,
-                    next_attempt_at=now,
-                    suppressed=held,
-                    group_key=group,
-                    line=line,
-                )
+        group = group_key(notifier, check, labels)
+        for url in notifier.urls:
+            yield Message(
+                id=next(self._ids), created_at=now, check=check, incident_id=incident, event=event, notifier=notifier.name,
+                url_key=outbox.url_key(url), url_hint=url_hint(url), kind=NOTIFY_TYPE[event], title=title, body=body,
+                next_attempt_at=now, suppressed=held, group_key=group, line=line,
+            )  # fmt: skip
+
+    async def raise_conditions(self, changes: Sequence[tuple[Change, tuple[str, ...], str]]) -> None:
+        """Record and send SLO and rule alerts that fired or resolved: (change, notifiers, body). The
+        incidents and their messages commit together (the outbox's promise); a silence matching the
+        check or rule name and labels holds the messages back, recorded."""
+        now = self._clock.time()
+        incidents: list[Incident] = []
+        messages: list[Message] = []
+        for change, notify, text in changes:
+            a = change.active
+            silence = silencing(self._silences, a.name, dict(a.labels), now)
+            held = silence.describe() if silence is not None else None
+            heading = title(change)
+            for notifier in self._addressed(notify):
+                messages += self._to_urls(notifier, a.name, dict(a.labels), change.incident.id, change.kind, heading, text,
+                                          heading.removeprefix("[pulse] "), now, held)  # fmt: skip
+            incidents.append(change.incident)
+        await self._store.call(lambda con: outbox.record_incidents(con, incidents, messages))
+        for change, _, _ in changes:
+            log.warning("alert %s", change.kind, extra={"check": change.active.name, "source": change.active.source,
+                                                        "incident": change.incident.id, "detail": change.active.detail})  # fmt: skip
+        self._dispatch(messages)
 
 
 def _record_all(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:

@@ -14,17 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pulse_agent.alerts.condition import Active
+from pulse_agent.alerts.template import human_duration
+from pulse_agent.config.model import BurnWindow, CheckSpec, SloAlerts
+
 Severity = Literal["page", "ticket"]
-
-
-@dataclass(frozen=True, slots=True)
-class WindowPair:
-    """Fire `severity` when both windows (seconds) burn at least `factor`."""
-
-    long: float
-    short: float
-    factor: float
-    severity: Severity
+WindowPair = BurnWindow  # fire `severity` when both windows (seconds) burn at least `factor`
 
 
 # The workbook's defaults for a 30-day SLO window.
@@ -94,3 +89,43 @@ def budget_left(objective: float, counts: Counts) -> float:
         return 1.0
     allowed = counts.runs * (1 - objective / 100)
     return 1 - counts.failures / allowed if allowed > 0 else (1.0 if counts.failures == 0 else -float("inf"))
+
+
+def slo_windows(alerts: SloAlerts) -> list[float]:
+    """Every window length one check's burn-rate alerts need counts for: its pairs' and its SLO window."""
+    return sorted({*windows(alerts.pairs), alerts.window})
+
+
+def describe(objective: float, alerts: SloAlerts, burns: Sequence[Burn], budget: Counts) -> str:
+    """The figures of a message: objective, budget left, and each firing pair's burn rates."""
+    left = budget_left(objective, budget)
+    lines = [f"SLO {objective:g}% over {human_duration(alerts.window)}: {left * 100:.1f}% of the error budget left"]
+    for b in burns:
+        p = b.pair
+        lines.append(
+            f"burn rate {b.long_rate:.1f}x over {human_duration(p.long)} and {b.short_rate:.1f}x over {human_duration(p.short)}"
+            f" (fires at {p.factor:g}x)"
+        )
+    return "\n".join(lines)
+
+
+def slo_actives(spec: CheckSpec, counts: Mapping[float, Counts]) -> list[Active]:
+    """The severities of spec's burn-rate alerts that fire on these counts (those with notifiers only)."""
+    alerts, objective = spec.slo_alerts, spec.slo
+    if alerts is None or objective is None:
+        return []
+    out = []
+    for severity in ("page", "ticket"):
+        if not (alerts.page if severity == "page" else alerts.ticket):
+            continue
+        burns = evaluate(objective, [p for p in alerts.pairs if p.severity == severity], counts)
+        if burns:
+            out.append(Active(spec.name, f"slo:{severity}", "", spec.labels, describe(objective, alerts, burns, counts[alerts.window])))
+    return out
+
+
+def budget_line(spec: CheckSpec, counts: Mapping[float, Counts]) -> str | None:
+    """How much of spec's error budget is left, for a recovered message."""
+    if spec.slo_alerts is None or spec.slo is None:
+        return None
+    return describe(spec.slo, spec.slo_alerts, [], counts[spec.slo_alerts.window])

@@ -9,7 +9,11 @@ from collections.abc import Mapping, Sequence
 from pulse_agent.config.model import NotifierSpec
 
 # How a group's title counts its members, by event, in this order.
-EVENT_WORDS = {"failure": "down", "reminder": "still down", "resolved": "up again", "degraded": "degraded", "recovered": "fast again"}
+EVENT_WORDS = {
+    "failure": "down", "reminder": "still down", "resolved": "up again", "degraded": "degraded", "recovered": "fast again",
+    "slo_burn": "burning error budget", "slo_recovered": "stopped burning",
+    "rule_firing": "rules firing", "rule_resolved": "rules resolved",
+}  # fmt: skip
 GROUP_EVENT = "group"
 
 
@@ -33,5 +37,6 @@ def compose_group(key: str, members: Sequence[tuple[str, str]]) -> tuple[str, st
     tally = ", ".join(f"{counts[e]} {word}" for e, word in EVENT_WORDS.items() if counts[e])
     title = f"[pulse] {key}: {tally}"
     body = "\n".join([f"{key}: {tally}", *(f"- {line}" for _, line in members)])
-    kind = "failure" if counts["failure"] or counts["reminder"] else "warning" if counts["degraded"] else "success"
+    bad = counts["failure"] + counts["reminder"] + counts["slo_burn"] + counts["rule_firing"]
+    kind = "failure" if bad else "warning" if counts["degraded"] else "success"
     return title, body, kind

@@ -32,6 +32,8 @@ class Incident:
     acked_at: float | None = None  # acknowledged: no more reminders
     acked_by: str | None = None
     held: str | None = None  # why its failure message was recorded but not sent (silence, depends_on)
+    source: str | None = None  # None: the check's own; "slo:page", "slo:ticket", "rule" (alerts/condition.py)
+    instance: str | None = None  # of a rule: its row's labels as JSON
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,18 +67,36 @@ def url_key(url: str) -> str:
 def record(con: duckdb.DuckDBPyConnection, records: list[Record]) -> None:
     """Write events: incident rows upserted, alert state replaced, messages queued; a few statements
     for any number of records, so a storm of events costs one transaction, not hundreds."""
-    incidents = {r.incident.id: r.incident for r in records if r.incident is not None}  # the latest state of each
     states = {r.check: r for r in records}
+    record_incidents(con, [r.incident for r in records if r.incident is not None], [m for r in records for m in r.messages])
+    _many(con, "INSERT OR REPLACE INTO alert_state VALUES {}", [(r.check, utc(r.transition_ts), r.degraded) for r in states.values()])
+
+
+def record_incidents(con: duckdb.DuckDBPyConnection, incidents: list[Incident], messages: list[Message]) -> None:
+    """Incident rows upserted (the last state of each wins) and their messages queued; for SLO and
+    rule alerts this is the whole record (they have no per-check alert_state)."""
+    latest = {i.id: i for i in incidents}
     _many(
         con,
-        "INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, held) VALUES {}"
+        "INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, held,"
+        " source, instance) VALUES {}"
         " ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at,"
         " held = excluded.held",
-        [(i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at), i.held)
-         for i in incidents.values()],
+        [(i.id, i.check, utc(i.opened_at), utc(i.resolved_at), i.first_error_kind, i.first_error, utc(i.last_notified_at), i.held,
+          i.source, i.instance) for i in latest.values()],
     )  # fmt: skip
-    _many(con, "INSERT OR REPLACE INTO alert_state VALUES {}", [(r.check, utc(r.transition_ts), r.degraded) for r in states.values()])
-    _insert(con, [m for r in records for m in r.messages])
+    _insert(con, messages)
+
+
+def open_conditions(con: duckdb.DuckDBPyConnection) -> list[Incident]:
+    """Open SLO and rule incidents, for a restarting agent."""
+    rows = con.execute(
+        "SELECT id, check_name, epoch(opened_at), first_error_kind, first_error, epoch(last_notified_at), epoch(acked_at), acked_by,"
+        " held, source, instance FROM incidents WHERE resolved_at IS NULL AND source IS NOT NULL ORDER BY opened_at"
+    ).fetchall()
+    return [
+        Incident(r[0], r[1], r[2], r[3], r[4], r[5], acked_at=r[6], acked_by=r[7], held=r[8], source=r[9], instance=r[10]) for r in rows
+    ]
 
 
 def _insert(con: duckdb.DuckDBPyConnection, messages: list[Message]) -> None:
@@ -136,7 +154,7 @@ def load(con: duckdb.DuckDBPyConnection, window: int) -> Saved:
         row[1]: Incident(row[0], row[1], row[2], row[3], row[4], row[5], acked_at=row[6], acked_by=row[7], held=row[8])
         for row in con.execute(
             "SELECT id, check_name, epoch(opened_at), first_error_kind, first_error, epoch(last_notified_at), epoch(acked_at), acked_by,"
-            " held FROM incidents WHERE resolved_at IS NULL"
+            " held FROM incidents WHERE resolved_at IS NULL AND source IS NULL"
         ).fetchall()
     }
     degraded = {name for (name,) in con.execute("SELECT check_name FROM alert_state WHERE degraded").fetchall()}

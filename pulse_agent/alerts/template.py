@@ -138,6 +138,10 @@ NOTIFY_TYPE = {
     "degraded": "warning",
     "recovered": "success",
     "test": "info",
+    "slo_burn": "failure",
+    "slo_recovered": "success",
+    "rule_firing": "failure",
+    "rule_resolved": "success",
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
+from pulse_agent.config import slo_rules
 from pulse_agent.config.depends import dependency_problems
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
@@ -68,6 +69,7 @@ class Validators:
 
     file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
     notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
+    rule_sql: Problem = _no_problem  # a rule's SQL -> why DuckDB cannot run it against the store's tables
 
 
 NO_VALIDATORS = Validators()
@@ -130,7 +132,10 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
         doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
     modules = _modules(doc, _of_type(data, "modules", dict), clean, validators)
     page = _status_page(doc, data.get("status_page"), set(first_seen)) if clean(("status_page",)) else None
-    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules, status_page=page)
+    rules = slo_rules.rules(data.get("rules"), notifier_names, doc.error, validators.rule_sql) if clean(("rules",)) else ()
+    return AgentSpec(
+        source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules, status_page=page, rules=rules
+    )
 
 
 def _status_page(doc: Document, raw: Any, check_names: set[str]) -> StatusPageSpec | None:
@@ -477,6 +482,7 @@ class _CheckBuilder:
             ),
             maintenance=windows + own_windows,
             slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,
+            slo_alerts=slo_rules.slo_alerts(raw.get("slo"), notifiers, self.fail),
             depends_on=tuple(raw.get("depends_on") or ()),
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),

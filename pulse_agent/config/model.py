@@ -141,6 +141,39 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class BurnWindow:
+    """An SLO burn-rate window pair: fire `severity` when both windows (seconds) burn at least `factor`."""
+
+    long: float
+    short: float
+    factor: float
+    severity: Literal["page", "ticket"]
+
+
+@dataclass(frozen=True, slots=True)
+class SloAlerts:
+    """slo.burn_rate_alerts with slo.window: which pairs fire and whom they tell."""
+
+    window: float  # the SLO window the budget covers, seconds
+    pairs: tuple[BurnWindow, ...]
+    page: tuple[str, ...] = ()
+    ticket: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A SQL alert rule: one alert instance per row its query returns."""
+
+    name: str
+    sql: str
+    notify: tuple[str, ...]
+    every: float = 60.0
+    window: float = 3600.0  # `results` holds the rows of (now - window, now)
+    hold: float = 0.0  # `for`: seconds a row must persist before its instance fires
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CheckSpec:
     """One HTTP check, defaults merged in."""
 
@@ -177,6 +210,7 @@ class CheckSpec:
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
     depends_on: tuple[str, ...] = ()  # checks whose failure holds back this check's notifications
+    slo_alerts: SloAlerts | None = None  # slo.burn_rate_alerts
     kind: CheckKind = "http"  # which probe runs it
 
     def in_maintenance(self, ts: float) -> bool:
@@ -264,6 +298,7 @@ class AgentSpec:
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
     status_page: StatusPageSpec | None = None  # None: no status_page block
+    rules: tuple[RuleSpec, ...] = ()
     unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:

@@ -159,6 +159,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE incidents ADD COLUMN acked_at TIMESTAMPTZ;
     ALTER TABLE incidents ADD COLUMN acked_by VARCHAR;
     ALTER TABLE incidents ADD COLUMN held VARCHAR;  -- why its failure message was not sent (silence, depends_on)
+    ALTER TABLE incidents ADD COLUMN source VARCHAR;    -- NULL: the check's own; slo:page, slo:ticket, rule
+    ALTER TABLE incidents ADD COLUMN instance VARCHAR;  -- of a rule: its row's labels (JSON), the instance's identity
     ALTER TABLE outbox ADD COLUMN suppressed VARCHAR;  -- recorded, not sent: the silence or dependency that held it
     ALTER TABLE outbox ADD COLUMN group_key VARCHAR;   -- for a notifier with group_by: the group it waits in
     ALTER TABLE outbox ADD COLUMN line VARCHAR;        -- its line in a grouped message

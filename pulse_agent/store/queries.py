@@ -78,7 +78,8 @@ def _json(value: object) -> object:
 
 # Named parameters of every report query: $start, $end (TIMESTAMPTZ), $checks (names; empty = all).
 _CHOSEN = "(len($checks) = 0 OR list_contains($checks, check_name))"
-_OVERLAPS = f"opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
+# SLO and rule incidents (source set) are no downtime of a check.
+_OVERLAPS = f"source IS NULL AND opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
 _INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
 # Where each part of a window comes from. Complete hours that are rolled up come from
 # results_hourly ([$a, $b): counts exact, percentiles from the hours' latency sketches), and of
