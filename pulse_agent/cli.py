@@ -12,6 +12,8 @@ from pulse_agent import __version__
 from pulse_agent.cli_history import cmd_export, cmd_report
 from pulse_agent.cli_humans import add_parsers as add_human_parsers
 from pulse_agent.cli_humans import cmd_ack, cmd_pause, cmd_silence
+from pulse_agent.cli_rules import add_parsers as add_rules_parsers
+from pulse_agent.cli_rules import cmd_rules
 
 DEFAULT_CONFIG = "pulse.yaml"
 
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
 
     add_human_parsers(sub, _config_arg)
+    add_rules_parsers(sub, _config_arg)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--markdown", action="store_true", help="print the config reference (docs/config.md) instead")
@@ -131,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ack": cmd_ack,
         "pause": cmd_pause,
         "resume": cmd_pause,
+        "rules": cmd_rules,
     }
     command = commands[args.command]
     try:
