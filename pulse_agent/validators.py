@@ -21,8 +21,9 @@ def apprise_url(url: str) -> str | None:
 
 
 def rule_sql(sql: str) -> str | None:
-    """Why a rule's SQL cannot run, or None: DuckDB's parser (one SELECT), then DuckDB binding it
-    (EXPLAIN: names and types, no rows) against the store's tables, empty, in memory."""
+    """Why a rule's SQL cannot run, or None: DuckDB's parser (one SELECT), then DuckDB binding and
+    planning it (EXPLAIN: names, types, no rows) against the store's tables, empty, in memory,
+    in a READ ONLY transaction."""
     import duckdb
 
     from pulse_agent.store.db import migrate
@@ -37,6 +38,7 @@ def rule_sql(sql: str) -> str | None:
         migrate(con)
         lock_down(con, memory_limit=64 << 20)
         try:
+            con.execute("BEGIN TRANSACTION READ ONLY")  # as at evaluation: the engine refuses a write (a data-modifying CTE)
             con.execute("EXPLAIN " + windowed_sql(sql, 0, 1))
         except duckdb.Error as exc:
             return f"DuckDB cannot run it: {next((line.strip() for line in str(exc).splitlines() if line.strip()), str(exc))}"

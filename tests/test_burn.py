@@ -69,3 +69,14 @@ def test_custom_pairs():
     counts = {600: Counts(60, 6), 60: Counts(6, 1)}  # 10% and 16.7% errors against a 99% objective: 10x and 16.7x
     assert [(b.long_rate, round(b.short_rate, 1)) for b in evaluate(99.0, [pair], counts)] == [(pytest.approx(10.0), 16.7)]
     assert evaluate(99.0, [WindowPair(600, 60, 12.0, "page")], counts) == []
+
+
+def test_the_default_pairs_are_the_workbooks_budget_shares_scaled_to_the_slo_window():
+    from pulse_agent.config.slo_rules import default_pairs
+
+    assert [(p.long, p.short, p.factor, p.severity) for p in default_pairs(30 * 86400)] == [
+        (3600, 300, 14.4, "page"), (21600, 1800, 6.0, "page"), (86400, 7200, 3.0, "ticket"), (259200, 21600, 1.0, "ticket"),
+    ]  # fmt: skip
+    # 7 days: the same shares of a smaller budget (2 % in 1 h is 3.36x); a 1-day SLO keeps only the pairs that fit in it
+    assert [p.factor for p in default_pairs(7 * 86400)] == [3.36, 1.4, 0.7, 0.233333]
+    assert [p.long for p in default_pairs(86400)] == [3600, 21600, 86400]

@@ -67,6 +67,7 @@ class Watch:
         self._due: dict[str, float] = {}  # "slo" or "rule:<name>" -> next evaluation
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.evaluations = 0  # finished, for the clock's user to wait on
 
     async def set_config(self, spec: AgentSpec) -> None:
         """Evaluate these checks' SLOs and these rules from now on (a rule that changed starts afresh;
@@ -122,6 +123,7 @@ class Watch:
                     await self.evaluate(key, now)
                 except Exception as exc:  # one bad evaluation must not stop the others
                     log.error("alert evaluation failed", extra={"evaluation": key, "error": str(exc)})
+                self.evaluations += 1
                 every = SLO_EVERY if key == "slo" else self._rules[key[5:]].every if key[5:] in self._rules else None
                 if every is not None and key in self._due:
                     self._due[key] = now + every
