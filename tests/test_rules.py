@@ -121,3 +121,33 @@ def test_validate_places_the_refusal_and_rules_test_prints_what_would_fire(tmp_p
     failing.write_text(config(hook, target, "SELECT check_name, error('no budget table') AS value FROM results"))
     shown = run_cli("rules", "test", "-c", str(failing), "--db", str(db))
     assert shown.returncode == 1 and shown.stdout == "slow: FAILED: query refused: Invalid Input Error: no budget table\n"
+
+
+BASE = "version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\n"
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (BASE + "checks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99.9, burn_rate_alerts: {page: [pager]}}}]\n",
+         "checks[0].slo.burn_rate_alerts.page[0]: unknown notifier 'pager' (notifiers: ops)"),
+        (BASE + "checks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99.9, burn_rate_alerts: {}}}]\n",
+         "checks[0].slo.burn_rate_alerts: names no notifier: give page, ticket or both"),
+        (BASE + "checks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99.9, burn_rate_alerts: {page: [ops],"
+         " windows: [{long: 5m, short: 1h, burn_rate: 2, severity: page}]}}}]\n",
+         "checks[0].slo.burn_rate_alerts.windows[0].short: must be shorter than long (5m) and more than 0"),
+        (BASE + "checks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99.9, window: 7d, burn_rate_alerts: {page: [ops],"
+         " windows: [{long: 8d, short: 1h, burn_rate: 2, severity: page}]}}}]\n",
+         "checks[0].slo.burn_rate_alerts.windows[0].long: is longer than the SLO window (8d > slo.window)"),
+        (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [ops]}, {name: r, sql: 'SELECT 2', notify: [ops]}]\n",
+         "rules[1].name: duplicate rule name 'r'"),
+        (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [pager]}]\n", "rules[0].notify[0]: unknown notifier 'pager' (notifiers: ops)"),
+        (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [ops], every: 0s}]\n", "rules[0].every: must be more than 0"),
+    ],
+)  # fmt: skip
+def test_slo_alert_and_rule_mistakes_are_placed(text, says):
+    from pulse_agent.config import ConfigInvalid, parse_config
+
+    with pytest.raises(ConfigInvalid) as info:
+        parse_config(text, "p.yaml", {})
+    assert [says in str(e) for e in info.value.errors] == [True], [str(e) for e in info.value.errors]

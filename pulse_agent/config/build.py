@@ -374,7 +374,8 @@ class _CheckBuilder:
 
     def fail(self, keys: tuple[str | int, ...], message: str) -> None:
         """Report a problem at keys; a value that is a placeholder (validate without secrets) is no failure."""
-        path = (*self.origin(*(k for k in keys if isinstance(k, str))), *(k for k in keys if isinstance(k, int)))
+        cut = next((n for n, k in enumerate(keys) if isinstance(k, int)), len(keys))  # origin() places the keys up to a list index
+        path = (*self.origin(*(k for k in keys[:cut] if isinstance(k, str))), *keys[cut:])
         if self.doc.error(path, message):
             self.failed = True
 
