@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from pulse_agent.alerts.watch import slo_counts
+from pulse_agent.store import retention
 from pulse_agent.store.db import migrate
 from tests.test_alerting import NOW, Receiver, query, running, until
 
@@ -75,6 +76,20 @@ def test_one_query_counts_every_window_of_every_check(tmp_path):
     assert counts["svc-outage"][3600.0].failures == 10 and counts["svc-outage"][3600.0].runs == 60
     assert counts["svc-outage"][30 * DAY].runs == 4 * 1440 + 1  # the four days written
     assert counts["svc-fine"][3600.0].failures == 0 and counts["nobody"][3600.0].runs == 0
+
+
+@pytest.mark.parametrize("at", [NOW + 1234, NOW, NOW - 5 * 3600 + 17])  # on and off hour boundaries, before the last rollup
+def test_rolled_up_hours_count_the_same_as_their_raw_runs(tmp_path, at):
+    db = tmp_path / "p.duckdb"
+    write_histories(db)
+    lengths = [300.0, 1800.0, 3600.0, 7200.0, 6 * 3600.0, DAY, 3 * DAY, 30 * DAY]
+    names = ["svc-outage", "svc-slow-burn", "svc-fine"]
+    with duckdb.connect(str(db)) as con:
+        raw = slo_counts(con, names, lengths, at)
+        retention.roll_up(con, NOW - 2 * 3600)  # every hour up to two hours ago
+        assert con.execute("SELECT count(*) FROM results_hourly").fetchall()[0][0] > 0
+        mixed = slo_counts(con, names, lengths, at)
+    assert mixed == raw and raw["svc-outage"][30 * DAY].runs > 1000
 
 
 async def test_a_fast_burn_pages_a_slow_one_only_tickets_a_slow_enough_one_is_quiet_and_recovery_is_said(

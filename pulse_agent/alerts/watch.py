@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 
@@ -34,23 +35,48 @@ Raise = Callable[[Sequence[tuple[Change, tuple[str, ...], str]]], Awaitable[None
 
 def slo_counts(con: duckdb.DuckDBPyConnection, checks: list[str], lengths: list[float], now: float) -> dict[str, dict[float, Counts]]:
     """Runs and failures per check over every window (now - length, now], maintenance excluded: one
-    statement for all checks and windows. Raw results where they are; hours rolled up before the
-    first raw result still count (retention shorter than the SLO window), by their hour's end."""
+    counting statement for all checks and windows (after a lookup of where the rollups end). Whole
+    hours already rolled up come from results_hourly (30 days read 720 rows a check, not every
+    run); raw results give the rest: each window's partial first hour, and what is not rolled up
+    yet, as reports split a window (store/queries.py). Range scans, so DuckDB skips the rest."""
     if not checks or not lengths:
         return {}
-    inside = [f"ts > $now - to_seconds({float(w)})" for w in lengths]
-    cols = ", ".join(f"coalesce(sum(n) FILTER (WHERE {i}), 0), coalesce(sum(f) FILTER (WHERE {i}), 0)" for i in inside)
+    [(rolled,)] = con.execute("SELECT epoch(max(hour)) + 3600 FROM results_hourly").fetchall()
+    if rolled is not None:  # only hours that ended by now (an evaluation of the past, or a clock behind the rollups)
+        rolled = min(rolled, math.floor(now / 3600) * 3600)
+    lowest = now - max(lengths)
+    recent = max(lowest, rolled) if rolled is not None else lowest  # raw rows after this are not rolled up
+    scans = [f"SELECT check_name, ts, ok, -1 AS part FROM results WHERE ts >= to_timestamp({recent}) AND ts <= $now AND NOT maintenance"]
+    cols = []
+    for i, w in enumerate(lengths):
+        start = now - w
+        first = math.floor(start / 3600) * 3600 + 3600  # the first hour starting after start (the window excludes start)
+        hours = rolled is not None and first < rolled
+        # raw rows before `recent` (those from it on are one scan for all windows)
+        part = (start, first) if hours else (start, recent) if start < recent else None
+        if part is not None:
+            scans.append(
+                f"SELECT check_name, ts, ok, {i} FROM results WHERE ts > to_timestamp({part[0]}) AND ts < to_timestamp({part[1]})"
+                " AND NOT maintenance"
+            )
+        hour = f"ts >= to_timestamp({first}) AND ts < to_timestamp({rolled})" if hours else "false"
+        counted = f"CASE WHEN is_hour THEN {hour} ELSE part = {i} OR (part = -1 AND ts > to_timestamp({start})) END"
+        cols.append(f"coalesce(sum(n) FILTER (WHERE {counted}), 0), coalesce(sum(f) FILTER (WHERE {counted}), 0)")
+    hourly = (
+        f"UNION ALL SELECT check_name, hour, runs, runs - ok_runs, NULL, true FROM results_hourly"
+        f" WHERE hour >= to_timestamp({math.floor(lowest / 3600) * 3600}) AND hour < to_timestamp({rolled})"
+        " AND check_name IN (SELECT check_name FROM chosen)"
+    ) if rolled is not None else ""  # fmt: skip
     sql = f"""
-        WITH first_raw AS (SELECT min(ts) AS t FROM results),
+        WITH chosen AS (SELECT unnest($checks) AS check_name),
+        raw AS ({" UNION ALL ".join(scans)}),
         runs AS (
-            SELECT check_name, ts, 1 AS n, CASE WHEN ok THEN 0 ELSE 1 END AS f FROM results
-            WHERE ts > $lowest AND ts <= $now AND NOT maintenance AND list_contains($checks, check_name)
-            UNION ALL
-            SELECT check_name, hour + INTERVAL 1 HOUR, runs, runs - ok_runs FROM results_hourly, first_raw
-            WHERE hour + INTERVAL 1 HOUR > $lowest AND hour + INTERVAL 1 HOUR <= first_raw.t AND list_contains($checks, check_name)
+            SELECT check_name, ts, 1 AS n, CASE WHEN ok THEN 0 ELSE 1 END AS f, part, false AS is_hour
+            FROM raw WHERE check_name IN (SELECT check_name FROM chosen)
+            {hourly}
         )
-        SELECT check_name, {cols} FROM runs GROUP BY check_name"""
-    rows = con.execute(sql, {"now": utc(now), "lowest": utc(now - max(lengths)), "checks": checks}).fetchall()
+        SELECT check_name, {", ".join(cols)} FROM runs GROUP BY check_name"""
+    rows = con.execute(sql, {"now": utc(now), "checks": checks}).fetchall()
     found = {row[0]: {w: Counts(int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i, w in enumerate(lengths)} for row in rows}
     empty = {w: Counts(0, 0) for w in lengths}
     return {name: found.get(name, empty) for name in checks}
