@@ -27,6 +27,8 @@ INCIDENT_COLUMNS = (
     "acked_at",
     "acked_by",
     "held",
+    "source",
+    "instance",
 )
 
 
