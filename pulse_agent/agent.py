@@ -35,7 +35,6 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
-from pulse_agent.probe.connect import forget_targets
 from pulse_agent.report import Report, ReportRequest, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import Result
@@ -92,7 +91,7 @@ class Agent:
         self.clock = clock or SystemClock()
         self.options = options
         self.gc = gc_policy or LeaveGc()  # cmd_run's choice: the collector is process-wide
-        self.metrics = Metrics(str(self.shard), spec.agent.location)
+        self.metrics = Metrics(str(self.shard), spec.agent.location, spec.agent.metrics_detail)
         self.events = EventHub()
         self.pipeline = ResultPipeline(self.metrics, self.events)
         self.workers, self.workers_reason = resolve_workers(
@@ -237,13 +236,12 @@ class Agent:
         """Swap in a reloaded config: unchanged checks keep their place in time, counters and incidents."""
         self.spec = new
         stopped = self._schedule(soon=True)
-        if change.checks.removed or change.checks.changed:
-            forget_targets()  # no parsed URL keeps an old check's credentials
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             await self.alerting.retire(stopped)  # checks no longer run: their incidents close
         if self.watch is not None:
             await self.watch.set_config(new)
+        self.metrics.detail = new.agent.metrics_detail
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
 

@@ -89,6 +89,7 @@ class LocalExecutor:
             on_due=pipeline.next_run,
         )
         self._loop: asyncio.Task[None] | None = None
+        self._checks: tuple[CheckSpec, ...] = ()
 
     async def _run(self, spec: CheckSpec, due: float) -> Result:
         return await self._pipeline.finished(spec, await self.probes.run(spec, due))
@@ -99,7 +100,10 @@ class LocalExecutor:
         return self.scheduler.inflight
 
     def set_checks(self, checks: Sequence[CheckSpec], *, soon: bool) -> None:
-        """Hand the checks to the scheduler."""
+        """Hand the checks to the scheduler; when one was removed or edited, the probes forget what they kept of it."""
+        if self._checks and not set(self._checks) <= set(checks):
+            self.probes.forget()
+        self._checks = tuple(checks)
         self.scheduler.set_checks(checks, soon=soon)
 
     async def start(self) -> None:

@@ -58,6 +58,7 @@ class Result:
     maintenance: bool = False  # ran inside a maintenance window: stored, never alerted on
     http_version: str | None = None  # of the final response: "1.0", "1.1", "2"
     tls_version: str | None = None  # negotiated for the final response: "1.2", "1.3"; None over http
+    details: dict[str, Any] | None = None  # kind-specific facts (DNS answers, ICMP RTTs, push exit code): JSON, docs/probes.md
 
     def phases(self) -> dict[str, float | None]:
         """Phase timings by name, total included."""

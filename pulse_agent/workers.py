@@ -285,7 +285,6 @@ async def child() -> None:
     """A worker process: checks in on stdin, results out on stdout, until told to stop."""
     from pulse_agent.clock import SystemClock
     from pulse_agent.logs import setup_logging
-    from pulse_agent.probe.connect import forget_targets
     from pulse_agent.probe.kinds import Probes
     from pulse_agent.scheduler import Scheduler
 
@@ -357,7 +356,7 @@ async def child() -> None:
             for name in removed:
                 checks.pop(name, None)
             checks.update((c.name, c) for c in changed)
-            forget_targets()
+            prober.forget()
             scheduler.set_checks(checks.values(), soon=soon)
         elif message[0] == "stop":
             budget = message[1]

@@ -75,7 +75,7 @@ def one_check(lines: str) -> str:
         (one_check("headers: {X-Count: 5}\n"), "p.yaml:5:24: checks[0].headers.X-Count: expected string, got integer (value hidden: secret)"),
         (
             "version: 1\nchecks:\n  - name: a\n    url: ftp://x\n",
-            'p.yaml:4:10: checks[0].url: "ftp://x" is not a valid URL (e.g. https://api.example.com/health)',
+            "p.yaml:4:10: checks[0].url: ftp:// is not a kind of check: the URL's scheme must be one of http://, https://",
         ),
         (
             "version: 1\nchecks:\n  - name: a b\n    url: http://x\n",

@@ -126,3 +126,25 @@ def test_undoing_a_refused_edit_on_disk_clears_the_reload_alert_without_a_reload
     assert "pulse_config_last_reload_successful 1.0" in text
     assert 'pulse_config_reloads_total{result="failure"} 1.0' in text
     assert 'pulse_config_reloads_total{result="success"} 0.0' in text  # nothing was loaded again
+
+
+async def test_metrics_detail_compact_leaves_out_phases_protocol_and_next_run_and_a_reload_switches_it(target, tmp_path):  # noqa: F811
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config_text(target))
+    full = cfg.read_text()
+    compact = full.replace("agent: {", "agent: {metrics_detail: compact, ")
+    async with agent_at(cfg, tmp_path / "p.duckdb") as (agent, clock, client):
+        await tick(agent, clock)
+        omitted = ("pulse_check_phase_duration_seconds", "pulse_check_protocol_info", "pulse_check_next_run_timestamp_seconds")
+
+        async def present() -> set[str]:
+            text = (await client.get("/metrics")).text
+            return {f for f in (*omitted, "pulse_check_up", "pulse_check_runs_total") if samples(text, f)}
+
+        assert await present() == set(omitted) | {"pulse_check_up", "pulse_check_runs_total"}
+        cfg.write_text(compact)
+        assert (await agent.reloader.reload_if_changed()).ok
+        assert await present() == {"pulse_check_up", "pulse_check_runs_total"}  # the same run's other series stay
+        cfg.write_text(full)
+        assert (await agent.reloader.reload_if_changed()).ok
+        assert await present() == set(omitted) | {"pulse_check_up", "pulse_check_runs_total"}

@@ -1,5 +1,6 @@
 """The DuckDB store on a real file."""
 
+import json
 import subprocess
 import sys
 import time
@@ -46,15 +47,16 @@ def test_results_round_trip_with_every_column(tmp_path):
             maintenance=True,
             http_version="2",
             tls_version="1.3",
+            details={"answers": ["10.0.0.1"], "rcode": "NOERROR"},
         )
     )
     store.submit(
         Result("b", T0 + 1, False, status_code=503, response_time_ms=3.0, error_kind="status", error="status 503 not in [2xx]", attempts=2)
     )
     store.close()
-    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled, *phases, maintenance, http, tls) = rows(db)[1]
+    (ts, name, ok, degraded, code, ms, kind, error, attempts, scheduled, *phases, maintenance, http, tls, details) = rows(db)[1]
     assert phases == [None] * 5
-    assert (http, tls) == (None, None)
+    assert (http, tls, details) == (None, None, None)
     assert maintenance is False
     assert (name, ok, degraded, code, ms, kind, error, attempts, scheduled) == (
         "b",
@@ -73,6 +75,7 @@ def test_results_round_trip_with_every_column(tmp_path):
     assert first[10:14] == (0.5, 1.0, 2.0, 8.0) and first[14].timestamp() == T0 + 86400
     assert first[15] is True
     assert first[16:18] == ("2", "1.3")
+    assert json.loads(first[18]) == {"answers": ["10.0.0.1"], "rcode": "NOERROR"}
 
 
 def test_results_are_flushed_within_the_flush_interval_without_closing(tmp_path):

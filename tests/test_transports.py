@@ -20,10 +20,14 @@ from pathlib import Path
 import pytest
 import trustme
 
+from pulse_agent.clock import ManualClock
 from pulse_agent.config import ConfigInvalid, parse_config
 from pulse_agent.config.model import CheckSpec, Expect, TlsSpec
+from pulse_agent.executor import LocalExecutor
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.kinds import Probes
 from pulse_agent.result import Result
+from pulse_agent.validators import SHELL_VALIDATORS
 from tests.conftest import free_port, require_binary, run_cli
 from tests.wire_servers import origin
 
@@ -224,6 +228,34 @@ async def test_a_proxy_that_is_not_there_fails_with_connect() -> None:
     assert "secret" not in (result.error or "") and f"127.0.0.1:{port}" in (result.error or "")
 
 
+async def test_a_removed_checks_proxy_credentials_do_not_outlive_it_in_a_kept_client() -> None:
+    """A reload that removes or edits a check closes the httpx clients made with its proxy credentials;
+    the next run makes a new client (with the new settings)."""
+    probes = Probes()
+    port = free_port()
+    spec = CheckSpec(name="c", url="http://127.0.0.1:9/", proxy_url=f"http://user:secret@127.0.0.1:{port}", transport="httpx", timeout=2)
+    executor = LocalExecutor(Pipeline(), ManualClock(0), max_concurrency=4)
+    executor.probes = probes
+    executor.set_checks([spec], soon=False)
+    assert (await probes.run(spec)).error_kind == "connect"
+    transport = probes._made["http"]._httpx  # type: ignore[attr-defined]
+    [made] = transport._clients.values()
+    executor.set_checks([spec], soon=False)  # unchanged: kept
+    assert transport._clients and not made.is_closed
+    executor.set_checks([replace(spec, proxy_url=f"http://user:other@127.0.0.1:{port}")], soon=False)
+    await asyncio.sleep(0.05)
+    assert made.is_closed and not any("secret" in str(key) for key in transport._clients)
+    await probes.close()
+
+
+class Pipeline:
+    """What LocalExecutor's scheduler is given to report to; nothing here is under test."""
+
+    def skipped(self, name: str) -> None: ...
+    def lag(self, seconds: float) -> None: ...
+    def next_run(self, name: str, due: float | None) -> None: ...
+
+
 async def test_an_unusable_proxy_from_the_environment_fails_the_run_with_connect(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -362,7 +394,8 @@ async def test_connection_failures_have_the_same_kind_on_both_transports(transpo
 )
 def test_validate_refuses_transport_settings_that_cannot_work(settings: str, where: str, message: str) -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse_config(f"version: 1\nchecks:\n  - {{name: c, url: 'https://a.example/', {settings}}}\n", "pulse.yaml")
+        text = f"version: 1\nchecks:\n  - {{name: c, url: 'https://a.example/', {settings}}}\n"
+        parse_config(text, "pulse.yaml", validators=SHELL_VALIDATORS)  # the files are the shell's to look at
     shown = [str(e) for e in caught.value.errors]
     assert any(where in line and message in line for line in shown), shown
 

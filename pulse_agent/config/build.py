@@ -14,6 +14,7 @@ from pulse_agent.config import slo_rules
 from pulse_agent.config.depends import dependency_problems
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
+from pulse_agent.config.kinds import for_kind, kind_of, misplaced, scheme_problem
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
@@ -32,7 +33,7 @@ from pulse_agent.config.model import (
     StatusRange,
     TlsSpec,
 )
-from pulse_agent.config.transport import client_cert_problem, proxy_url_problem, transport_of
+from pulse_agent.config.transport import proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
 from pulse_agent.probe.allow import entry_problem
@@ -62,6 +63,10 @@ def _no_problem(_: str) -> str | None:
     return None
 
 
+def _no_cert_problem(_cert: str, _key: str | None) -> str | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Validators:
     """The checks that look beyond the config text (the file system, Apprise): the shell passes them in;
@@ -70,6 +75,7 @@ class Validators:
     file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
     notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
     rule_sql: Problem = _no_problem  # a rule's SQL -> why DuckDB cannot run it against the store's tables
+    client_cert: Callable[[str, str | None], str | None] = _no_cert_problem  # tls.cert_file, key_file -> why ssl cannot load them
 
 
 NO_VALIDATORS = Validators()
@@ -348,7 +354,8 @@ class _CheckBuilder:
     ) -> None:
         self.validators = validators
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
-        self.merged = merge_defaults(defaults, raw)
+        self.kind = kind_of(raw)
+        self.merged = merge_defaults(for_kind(self.kind or "http", defaults), raw)
         self.failed = False
 
     def origin(self, *keys: str) -> KeyPath:
@@ -385,6 +392,10 @@ class _CheckBuilder:
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
+        if self.kind is None and self.clean(self.origin("url")):
+            self.fail(("url",), scheme_problem(url) or "names no kind of check")
+        for keys, reason in misplaced(self.kind or "http", self.raw):
+            self.fail(keys, reason)
         try:
             parts = urlsplit(url)
             if url and not parts.hostname:
@@ -487,6 +498,7 @@ class _CheckBuilder:
             depends_on=tuple(raw.get("depends_on") or ()),
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
+            kind=self.kind or "http",
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:
@@ -494,7 +506,7 @@ class _CheckBuilder:
         cert_file, key_file = self.get("tls", "cert_file"), self.get("tls", "key_file")
         if key_file is not None and cert_file is None:
             self.fail(("tls", "key_file"), "a key without tls.cert_file: set the client certificate too")
-        elif cert_file is not None and (problem := client_cert_problem(cert_file, key_file)) is not None:
+        elif cert_file is not None and (problem := self.validators.client_cert(cert_file, key_file)) is not None:
             self.fail(("tls", "cert_file"), problem)
         proxy = self.get("proxy_url")
         if proxy is not None:

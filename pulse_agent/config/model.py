@@ -17,7 +17,8 @@ Missed = Literal["skip", "run_once"]
 Delivery = Literal["at_least_once", "at_most_once"]
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["debug", "info", "warning", "error"]
-CheckKind = Literal["http"]  # one per probe module (probe/kinds.py); the schema's branch sets it
+MetricsDetail = Literal["full", "compact"]
+CheckKind = Literal["http", "tcp", "tls", "dns", "icmp", "push"]  # one per probe module (probe/kinds.py); the schema's branch sets it
 
 _SHARD = re.compile(r"([1-9][0-9]*)/([1-9][0-9]*)")
 _STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)(?:-([1-5]\d\d))?")
@@ -250,6 +251,7 @@ class AgentSettings:
     retention: float = 30 * 86400.0  # raw results, seconds
     rollup: float = 400 * 86400.0  # hourly aggregates, seconds
     location: str | None = None  # exported as the `location` label of every per-check series
+    metrics_detail: MetricsDetail = "full"  # compact: no per-phase, protocol or next-run series (large agents)
     export_dir: str | None = None  # the only directory POST /api/v1/export writes to (none: the API does not export)
     insecure_api: bool = False  # allow an open API on a non-loopback listen address
     query_timeout: float = 30.0  # seconds a report or user query may run before it is interrupted

@@ -99,6 +99,11 @@ class Prober:
         if self._httpx is not None:
             await self._httpx.close()
 
+    def forget(self) -> None:
+        """Drop the httpx clients: each was made with a check's proxy credentials and TLS settings."""
+        if self._httpx is not None:
+            self._httpx.forget()
+
     def _exchange_for(self, spec: CheckSpec) -> Exchange:
         """The transport the spec chose."""
         if spec.transport == "fast":

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckKind, CheckSpec
+from pulse_agent.probe.connect import forget_targets
 from pulse_agent.probe.http import Prober
 from pulse_agent.result import Result
 
@@ -22,6 +23,10 @@ class Probe(Protocol):
 
     async def close(self) -> None:
         """Release what it keeps between runs."""
+        ...
+
+    def forget(self) -> None:
+        """Checks changed: drop what it keeps that may hold an old check's secrets (clients made with a proxy's credentials)."""
         ...
 
 
@@ -48,3 +53,9 @@ class Probes:
         """Close every probe made."""
         for probe in self._made.values():
             await probe.close()
+
+    def forget(self) -> None:
+        """Checks were removed or edited: no parsed URL or kept client may outlive the credentials it was made with."""
+        forget_targets()
+        for probe in self._made.values():
+            probe.forget()

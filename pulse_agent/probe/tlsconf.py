@@ -5,11 +5,15 @@ from __future__ import annotations
 import ssl
 
 from pulse_agent.config.model import CheckSpec
-from pulse_agent.config.transport import no_password
 from pulse_agent.probe.wire import fail
 
 MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 VERSION_NAMES = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+
+
+def no_password() -> bytes:
+    """Password callback for client keys: an encrypted key fails to load instead of prompting on the terminal."""
+    return b""
 
 
 def make_context(spec: CheckSpec) -> ssl.SSLContext:

@@ -9,9 +9,11 @@ TLS and first byte. Its one entry point is `HttpxTransport.exchange`.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
@@ -35,12 +37,23 @@ class HttpxTransport:
     def __init__(self) -> None:
         self._clients: dict[tuple[object, ...], httpx.AsyncClient] = {}
         self._contexts = Contexts()  # not the fast path's: httpcore sets ALPN on the contexts it is given
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         """Close every client and its connections."""
         clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
+        await _close_all(clients.values())
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def forget(self) -> None:
+        """Drop every client (and its key, which holds a proxy URL with credentials); runs in flight
+        keep theirs until they finish, new runs make new ones. Closed in the background."""
+        if self._clients:
+            clients, self._clients = self._clients, {}
+            task = asyncio.get_running_loop().create_task(_close_all(clients.values()))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def exchange(
         self,
@@ -107,6 +120,11 @@ class HttpxTransport:
             )
             del client.headers["Connection"]  # the other defaults are replaced by the prober's own headers
         return client
+
+
+async def _close_all(clients: Iterable[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
 
 
 def proxy_for(spec: CheckSpec, target: Target) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import queue
 import re
@@ -139,6 +140,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE results ADD COLUMN http_version VARCHAR;  -- 1.0, 1.1, 2
     ALTER TABLE results ADD COLUMN tls_version VARCHAR;   -- 1.2, 1.3; NULL over http
     """,
+    # Facts of the check kinds beyond HTTP (DNS answers, ICMP round trips, a push's exit code):
+    # one JSON column rather than a column per kind, documented in docs/probes.md.
+    """
+    ALTER TABLE results ADD COLUMN details JSON;
+    """,
     # silences, pauses, acks, held and grouped alerts (#21)
     """
     CREATE TABLE silences (
@@ -250,6 +256,7 @@ def result_row(r: Result) -> tuple[object, ...]:
         r.maintenance,
         r.http_version,
         r.tls_version,
+        None if r.details is None else json.dumps(r.details, separators=(",", ":"), sort_keys=True),
     )
 
 

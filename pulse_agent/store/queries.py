@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ from pulse_agent.store import sketch
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
                   "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance",
-                  "http_version", "tls_version")  # fmt: skip
+                  "http_version", "tls_version", "details")  # fmt: skip
 INCIDENT_COLUMNS = (
     "id",
     "check_name",
@@ -64,8 +65,14 @@ def _iso(column: str) -> str:
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description or ()]
-    return [{n: _json(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+    described = cursor.description or ()
+    names = [d[0] for d in described]
+    # JSON columns come back as text: answer them as the JSON they hold, not as a string of it.
+    decoded = [str(d[1]) == "JSON" for d in described]
+    return [
+        {n: (json.loads(v) if j and isinstance(v, str) else _json(v)) for n, v, j in zip(names, row, decoded, strict=True)}
+        for row in cursor.fetchall()
+    ]
 
 
 def _json(value: object) -> object:

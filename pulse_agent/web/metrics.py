@@ -10,6 +10,7 @@ from functools import lru_cache
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics, generate_latest
 
 from pulse_agent import __version__
+from pulse_agent.config.model import MetricsDetail
 from pulse_agent.result import Result
 
 PHASES = ("dns", "connect", "tls", "first_byte", "total")
@@ -29,6 +30,8 @@ _GAUGES = (
     ("pulse_check_last_run_timestamp_seconds", "When the last finished run started (Unix time).", LAST_RUN),
     ("pulse_check_next_run_timestamp_seconds", "When the next scheduled run is due (Unix time).", NEXT_RUN),
 )
+# What metrics_detail: compact leaves out: the families with the most series per check, and the least asked for.
+COMPACT_OMITS = frozenset(("pulse_check_phase_duration_seconds", "pulse_check_protocol_info", "pulse_check_next_run_timestamp_seconds"))
 _COUNTERS = (SUCCESS, FAILURE, SKIPPED)  # every other slot is absent (NaN) until there is a value
 
 
@@ -55,9 +58,10 @@ class _CheckState:
 class Metrics:
     """Every series pulse-agent exports (names users rely on: README lists each)."""
 
-    def __init__(self, shard: str = "1/1", location: str | None = None) -> None:
+    def __init__(self, shard: str = "1/1", location: str | None = None, detail: MetricsDetail = "full") -> None:
         disable_created_metrics()  # a *_created series per check doubles every scrape for nothing
         self._states: dict[str, _CheckState] = {}
+        self.detail = detail  # metrics_detail: a reload may change it
         self._location = location
         self._agent = CollectorRegistry(auto_describe=False)  # the agent-wide series
         r = self._agent
@@ -172,16 +176,19 @@ class Metrics:
 
     def render(self) -> bytes:
         """The text exposition (tens of milliseconds for 10,000 checks: still call it off the event loop)."""
-        return render_checks(self._states).encode() + generate_latest(self._agent)
+        omit = COMPACT_OMITS if self.detail == "compact" else frozenset()
+        return render_checks(self._states, omit).encode() + generate_latest(self._agent)
 
 
-def render_checks(states: dict[str, _CheckState]) -> str:
-    """The per-check families in Prometheus text format 0.0.4."""
+def render_checks(states: dict[str, _CheckState], omit: frozenset[str] = frozenset()) -> str:
+    """The per-check families in Prometheus text format 0.0.4, but those in omit."""
     items = list(states.values())  # a snapshot: the event loop may add checks meanwhile
     out: list[str] = []
     out.append("# HELP pulse_check_info Always 1: a configured check, with its labels.\n# TYPE pulse_check_info gauge\n")
     out.extend(f"pulse_check_info{{{s.info}}} 1.0\n" for s in items)
     for family, text, slot in _GAUGES:
+        if family in omit:
+            continue
         out.append(f"# HELP {family} {text}\n# TYPE {family} gauge\n")
         out.extend(f"{family}{{{s.label}}} {s.values[slot]!r}\n" for s in items if not math.isnan(s.values[slot]))
     out.append("# HELP pulse_check_runs_total Finished runs by result.\n# TYPE pulse_check_runs_total counter\n")
@@ -195,15 +202,18 @@ def render_checks(states: dict[str, _CheckState]) -> str:
                "# TYPE pulse_check_failures_total counter\n")  # fmt: skip
     out.extend(f'pulse_check_failures_total{{{s.label},error_kind="{k}"}} {n!r}\n' for s in items for k, n in s.kinds.items())
     family = "pulse_check_phase_duration_seconds"
-    out.append(f"# HELP {family} Time spent in each phase of the last run (dns, connect, tls, first_byte, total).\n# TYPE {family} gauge\n")
-    out.extend(f'{family}{{{s.label},phase="{p}"}} {s.values[PHASE0 + i]!r}\n' for s in items for i, p in enumerate(PHASES)
-               if not math.isnan(s.values[PHASE0 + i]))  # fmt: skip
+    if family not in omit:
+        text = "Time spent in each phase of the last run (dns, connect, tls, first_byte, total)."
+        out.append(f"# HELP {family} {text}\n# TYPE {family} gauge\n")
+        out.extend(f'{family}{{{s.label},phase="{p}"}} {s.values[PHASE0 + i]!r}\n' for s in items for i, p in enumerate(PHASES)
+                   if not math.isnan(s.values[PHASE0 + i]))  # fmt: skip
     family = "pulse_check_certificate_expiry_timestamp_seconds"
     out.append(f"# HELP {family} Expiry (Unix time) of the peer certificate seen by the last https run.\n# TYPE {family} gauge\n")
     out.extend(f"{family}{{{s.label}}} {s.values[CERT]!r}\n" for s in items if not math.isnan(s.values[CERT]))
     family = "pulse_check_protocol_info"
-    out.append(f"# HELP {family} Always 1: the HTTP and TLS versions of the last run's final response.\n# TYPE {family} gauge\n")
-    out.extend(f"{family}{{{s.label}{s.protocol}}} 1.0\n" for s in items if s.protocol)
+    if family not in omit:
+        out.append(f"# HELP {family} Always 1: the HTTP and TLS versions of the last run's final response.\n# TYPE {family} gauge\n")
+        out.extend(f"{family}{{{s.label}{s.protocol}}} 1.0\n" for s in items if s.protocol)
     return "".join(out)
 
 
