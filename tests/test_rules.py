@@ -151,3 +151,24 @@ def test_slo_alert_and_rule_mistakes_are_placed(text, says):
     with pytest.raises(ConfigInvalid) as info:
         parse_config(text, "p.yaml", {})
     assert [says in str(e) for e in info.value.errors] == [True], [str(e) for e in info.value.errors]
+
+
+async def test_a_rule_removed_by_a_reload_closes_its_open_alert_without_a_message(httpserver, receiver, tmp_path):
+    db, path = tmp_path / "p.duckdb", tmp_path / "pulse.yaml"
+    httpserver.expect_request("/").respond_with_data("ok")
+    with duckdb.connect(str(db)) as con:
+        migrate(con)
+        slow_rows(con, "svc", NOW - 300, NOW + 600)
+    text = config(receiver.url, httpserver.url_for("/")).replace("for: 2m", "for: 0s")
+    path.write_text(text)
+    async with running(text, db, config_path=path) as run:
+        await until(lambda: len(receiver.posts) == 1)  # fires at the first evaluation
+        path.write_text(text.split("rules:")[0])
+        outcome = await run.agent.reload("test")
+        assert outcome.ok, outcome.to_json()
+        rows = await run.query("SELECT resolved_at IS NOT NULL FROM incidents WHERE source = 'rule'")
+        assert rows == [(True,)]
+        for _ in range(3):
+            await run.clock.advance(60)
+        await asyncio.sleep(0.2)
+        assert len(receiver.posts) == 1  # closed without a message, and never evaluated again
