@@ -172,7 +172,12 @@ def test_a_window_asked_again_and_again_answers_like_a_fresh_one(start):
 
 
 def test_every_event_has_an_apprise_type():
+    from typing import get_args
+
+    from pulse_agent.alerts.condition import ChangeKind
+    from pulse_agent.alerts.grouping import EVENT_WORDS
     from pulse_agent.alerts.machine import EVENT_KINDS
     from pulse_agent.alerts.template import NOTIFY_TYPE
 
-    assert set(NOTIFY_TYPE) == {*EVENT_KINDS, "test"}
+    assert set(NOTIFY_TYPE) == {*EVENT_KINDS, *get_args(ChangeKind), "test"}
+    assert set(EVENT_WORDS) == {*EVENT_KINDS, *get_args(ChangeKind)}  # a grouped message counts every kind
