@@ -10,6 +10,10 @@ from collections.abc import Sequence
 
 from pulse_agent import __version__
 from pulse_agent.cli_history import cmd_export, cmd_report
+from pulse_agent.cli_humans import add_parsers as add_human_parsers
+from pulse_agent.cli_humans import cmd_ack, cmd_pause, cmd_silence
+from pulse_agent.cli_rules import add_parsers as add_rules_parsers
+from pulse_agent.cli_rules import cmd_rules
 
 DEFAULT_CONFIG = "pulse.yaml"
 
@@ -105,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="the /healthz URL (default: from agent.listen of the config)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
 
+    add_human_parsers(sub, _config_arg)
+    add_rules_parsers(sub, _config_arg)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--markdown", action="store_true", help="print the config reference (docs/config.md) instead")
     return parser
@@ -123,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": cmd_export,
         "schema": cmd_schema,
         "schedule": cmd_schedule,
+        "silence": cmd_silence,
+        "ack": cmd_ack,
+        "pause": cmd_pause,
+        "resume": cmd_pause,
+        "rules": cmd_rules,
     }
     command = commands[args.command]
     try:

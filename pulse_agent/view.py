@@ -1,5 +1,5 @@
 """The narrow port the web layer sees of a running agent: its checks, the status of one, read-only
-queries, live events, run-now and reload. `web/` depends on this, never on the agent itself."""
+queries, live events, run-now, reload, silences, acks and pause/resume. `web/` depends on this, never on the agent itself."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Protocol, TypeVar
 
 import duckdb
 
+from pulse_agent.alerts.humans import Pause
 from pulse_agent.alerts.machine import Incident
+from pulse_agent.alerts.silence import Silence
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import Subscription
 from pulse_agent.live.reload import Reload
@@ -26,6 +28,10 @@ class StoreClosed(Exception):
     """The database is not open (starting or stopping): queries cannot be answered now."""
 
 
+class AlertingClosed(Exception):
+    """Alerting has not started (or has stopped): silences and acks cannot be handled now."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckStatus:
     """What is known of one check now."""
@@ -38,6 +44,7 @@ class CheckStatus:
     incident: Incident | None  # the open one
     next_due: float | None  # None: disabled, or a one-shot that ran
     last_result: Result | None
+    paused: Pause | None = None  # paused through the API (next_due is then None)
 
 
 class AgentView(Protocol):
@@ -89,6 +96,30 @@ class AgentView(Protocol):
 
     async def reload(self, reason: str) -> Reload:
         """Load the config again and apply it, or say why not."""
+        ...
+
+    def silences(self) -> list[Silence]:
+        """Every silence alerting knows, expired ones too (AlertingClosed before alerting starts)."""
+        ...
+
+    async def add_silence(self, body: dict[str, object]) -> Silence:
+        """A new silence from an API body (ValueError naming the wrong field; AlertingClosed)."""
+        ...
+
+    async def expire_silence(self, silence_id: str) -> Silence | None:
+        """End a silence now; None when there is no such silence (AlertingClosed)."""
+        ...
+
+    async def ack(self, incident_id: str, by: str | None) -> Incident | None:
+        """Acknowledge an open incident (no reminders while acked); None when none is open with that id (AlertingClosed)."""
+        ...
+
+    async def pause(self, spec: CheckSpec, author: str | None, reason: str | None) -> Pause:
+        """Stop running spec until resumed, across reloads and restarts (StoreClosed)."""
+        ...
+
+    async def resume(self, spec: CheckSpec) -> bool:
+        """Run spec again; False when it was not paused (StoreClosed)."""
         ...
 
 

@@ -32,6 +32,26 @@ def icmp_check(lines: str) -> str:
 
 # schema location of the constraint -> (a document breaking only it, what the message must say)
 ROWS = {
+    "$defs/checkSettings/properties/depends_on/items/pattern": ("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/', depends_on: ['a b']}]\n", 'checks[0].depends_on[0]: "a b" is not a valid value'),
+    "$defs/checkSettings/properties/depends_on/uniqueItems": ("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/'}, {name: b, url: 'http://127.0.0.1/', depends_on: [a, a]}]\n", "checks[1].depends_on: ['a', 'a'] has non-unique elements"),
+    "$defs/notifier/properties/group_by/items/pattern": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: ['a-b']}}\n", 'notifiers.ops.group_by[0]: "a-b" is not a valid value'),
+    "$defs/notifier/properties/group_by/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: []}}\n", "notifiers.ops.group_by: needs at least 1 item, has 0"),
+    "$defs/notifier/properties/group_by/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: [team, team]}}\n", "notifiers.ops.group_by: ['team', 'team'] has non-unique elements"),
+    # SLO burn-rate alerts and SQL rules (issue 21)
+    "$defs/burnRateAlerts/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {pager: [ops]}}}]\n", "checks[0].slo.burn_rate_alerts.pager: unknown key 'pager'; did you mean 'page'?"),
+    "$defs/burnRateAlerts/properties/page/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops, ops]}}}]\n", "checks[0].slo.burn_rate_alerts.page: ['ops', 'ops'] has non-unique elements"),
+    "$defs/burnRateAlerts/properties/ticket/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {ticket: [ops, ops]}}}]\n", "checks[0].slo.burn_rate_alerts.ticket: ['ops', 'ops'] has non-unique elements"),
+    "$defs/burnRateAlerts/properties/windows/items/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, burn_rate: 14.4, severity: page, factor: 2}]}}}]\n", "checks[0].slo.burn_rate_alerts.windows[0].factor: unknown key 'factor'; allowed: burn_rate"),
+    "$defs/burnRateAlerts/properties/windows/items/properties/burn_rate/exclusiveMinimum": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, burn_rate: 0, severity: page}]}}}]\n", 'checks[0].slo.burn_rate_alerts.windows[0].burn_rate: 0 is out of range; must be more than '),
+    "$defs/burnRateAlerts/properties/windows/items/properties/severity/enum": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, burn_rate: 2, severity: urgent}]}}}]\n", 'checks[0].slo.burn_rate_alerts.windows[0].severity: "urgent" is not one of: "page", "ticke'),
+    "$defs/burnRateAlerts/properties/windows/items/required": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, severity: page}]}}}]\n", "checks[0].slo.burn_rate_alerts.windows[0]: missing required key 'burn_rate'"),
+    "$defs/burnRateAlerts/properties/windows/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: []}}}]\n", 'checks[0].slo.burn_rate_alerts.windows: needs at least 1 item, has 0'),
+    "$defs/rule/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: [ops], fro: 5m}]\n", "rules[0].fro: unknown key 'fro'; did you mean 'for'?"),
+    "$defs/rule/properties/description/maxLength": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: [ops], description: " + "d" * 501 + "}]\n", 'rules[0].description: must be at most 500 characters'),
+    "$defs/rule/properties/notify/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: []}]\n", 'rules[0].notify: needs at least 1 item, has 0'),
+    "$defs/rule/properties/notify/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: [ops, ops]}]\n", "rules[0].notify: ['ops', 'ops'] has non-unique elements"),
+    "$defs/rule/properties/sql/minLength": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: '', notify: [ops]}]\n", 'rules[0].sql: must not be empty'),
+    "$defs/rule/required": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, notify: [ops]}]\n", "rules[0]: missing required key 'sql'"),
     # status_page (issue 20)
     "$defs/statusPage/additionalProperties": ("version: 1\nstatus_page: {titel: x}\n", "status_page.titel: unknown key 'titel'; did you mean 'title'?"),
     "$defs/statusPage/properties/checks/oneOf/0/const": ("version: 1\nstatus_page: {checks: some}\n", 'status_page.checks: "some" is not allowed; must be "all"'),
@@ -110,7 +130,7 @@ ROWS = {
     "$defs/checkSettings/properties/labels/propertyNames/pattern": (check("labels: {'a-b': x}\n"), 'key "a-b" is not a valid label name (e.g. team'),
     "$defs/checkSettings/properties/labels/additionalProperties": (check("labels: {team: 1}\n"), "checks[0].labels.team: expected string, got integer 1"),
     "$defs/checkSettings/properties/slo/required": (check("slo: {}\n"), "checks[0].slo: missing required key 'objective'"),
-    "$defs/checkSettings/properties/slo/additionalProperties": (check("slo: {objective: 99, window: 30d}\n"), "checks[0].slo.window: unknown key 'window'"),
+    "$defs/checkSettings/properties/slo/additionalProperties": (check("slo: {objective: 99, windw: 30d}\n"), "checks[0].slo.windw: unknown key 'windw'; did you mean 'window'?"),
     "$defs/checkSettings/properties/slo/properties/objective/exclusiveMinimum": (check("slo: {objective: 0}\n"), "checks[0].slo.objective: 0 is out of range; must be more than 0"),
     "$defs/checkSettings/properties/slo/properties/objective/maximum": (check("slo: {objective: 101}\n"), "checks[0].slo.objective: 101 is out of range; must be at most 100"),
     "$defs/check/required": ("version: 1\nchecks: [{url: 'http://127.0.0.1/'}]\n", "checks[0]: missing required key 'name'"),

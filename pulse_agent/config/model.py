@@ -155,6 +155,39 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class BurnWindow:
+    """An SLO burn-rate window pair: fire `severity` when both windows (seconds) burn at least `factor`."""
+
+    long: float
+    short: float
+    factor: float
+    severity: Literal["page", "ticket"]
+
+
+@dataclass(frozen=True, slots=True)
+class SloAlerts:
+    """slo.burn_rate_alerts with slo.window: which pairs fire and whom they tell."""
+
+    window: float  # the SLO window the budget covers, seconds
+    pairs: tuple[BurnWindow, ...]
+    page: tuple[str, ...] = ()
+    ticket: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A SQL alert rule: one alert instance per row its query returns."""
+
+    name: str
+    sql: str
+    notify: tuple[str, ...]
+    every: float = 60.0
+    window: float = 3600.0  # `results` holds the rows of (now - window, now)
+    hold: float = 0.0  # `for`: seconds a row must persist before its instance fires
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CheckSpec:
     """One HTTP check, defaults merged in."""
 
@@ -190,6 +223,8 @@ class CheckSpec:
     enabled: bool = True
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
+    depends_on: tuple[str, ...] = ()  # checks whose failure holds back this check's notifications
+    slo_alerts: SloAlerts | None = None  # slo.burn_rate_alerts
     kind: CheckKind = "http"  # which probe runs it
     push: PushSpec | None = None  # push checks: pinged, never probed
     send: bytes | None = field(default=None, repr=False)  # tcp/tls: written once connected (may carry a password: AUTH ...)
@@ -215,6 +250,9 @@ class NotifierSpec:
     max_backoff: float = 300.0
     give_up_after: float = 86400.0
     timeout: float = 10.0
+    group_by: tuple[str, ...] = ()  # label names, or "check"; empty: one message per event
+    group_wait: float = 30.0
+    group_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +319,7 @@ class AgentSpec:
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
     status_page: StatusPageSpec | None = None  # None: no status_page block
+    rules: tuple[RuleSpec, ...] = ()
     unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:

@@ -156,6 +156,33 @@ MIGRATIONS: tuple[str, ...] = (
         started    TIMESTAMPTZ            -- a /start not followed by its end yet
     );
     """,
+    # silences, pauses, acks, held and grouped alerts (#21)
+    """
+    CREATE TABLE silences (
+        id         VARCHAR PRIMARY KEY,
+        matchers   VARCHAR[]   NOT NULL,  -- check=api, team=~pay.*
+        starts_at  TIMESTAMPTZ NOT NULL,
+        ends_at    TIMESTAMPTZ NOT NULL,  -- set to the expiry time when expired early
+        reason     VARCHAR     NOT NULL,
+        author     VARCHAR     NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE paused_checks (
+        check_name VARCHAR PRIMARY KEY,
+        paused_at  TIMESTAMPTZ NOT NULL,
+        author     VARCHAR,
+        reason     VARCHAR
+    );
+    ALTER TABLE incidents ADD COLUMN acked_at TIMESTAMPTZ;
+    ALTER TABLE incidents ADD COLUMN acked_by VARCHAR;
+    ALTER TABLE incidents ADD COLUMN held VARCHAR;  -- why its failure message was not sent (silence, depends_on)
+    ALTER TABLE incidents ADD COLUMN source VARCHAR;    -- NULL: the check's own; slo:page, slo:ticket, rule
+    ALTER TABLE incidents ADD COLUMN instance VARCHAR;  -- of a rule: its row's labels (JSON), the instance's identity
+    ALTER TABLE outbox ADD COLUMN suppressed VARCHAR;  -- recorded, not sent: the silence or dependency that held it
+    ALTER TABLE outbox ADD COLUMN group_key VARCHAR;   -- for a notifier with group_by: the group it waits in
+    ALTER TABLE outbox ADD COLUMN line VARCHAR;        -- its line in a grouped message
+    ALTER TABLE outbox ADD COLUMN grouped_into BIGINT; -- the id of the grouped message that carried it
+    """,
 )
 
 QUERY_THREADS = 2  # reports and user SQL running at once
