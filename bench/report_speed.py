@@ -56,6 +56,7 @@ def generate(path: Path, checks: int, runs: int, interval: float) -> dict[str, f
     days = int(runs * interval // DAY)
     con.execute(
         f"""INSERT INTO incidents
+        (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at, notifications_sent)
         SELECT 'check-' || c || '@' || k, 'check-' || c, to_timestamp({start} + k * {DAY} + c * 7),
                to_timestamp({start} + k * {DAY} + c * 7 + 600),
                'status', 'generated', to_timestamp({start} + k * {DAY}), 1

@@ -9,15 +9,20 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
+from pulse_agent.alerts import humans
 from pulse_agent.alerts.alerting import Alerting, incident_json
+from pulse_agent.alerts.humans import Pause
 from pulse_agent.alerts.machine import Event as AlertEvent
+from pulse_agent.alerts.machine import Incident
 from pulse_agent.alerts.sender import Deliver, Sender, apprise_deliver
+from pulse_agent.alerts.silence import Silence
+from pulse_agent.alerts.watch import Watch
 from pulse_agent.capacity import checks_per_second, resolve_workers
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config import Memo
@@ -30,6 +35,8 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.live.reloader import Reloader
 from pulse_agent.live.watch import watch_config
 from pulse_agent.pipeline import ResultPipeline
+from pulse_agent.probe.push import PushState, Signal
+from pulse_agent.push_monitor import PushMonitor
 from pulse_agent.report import Report, ReportRequest, answer
 from pulse_agent.report_source import export
 from pulse_agent.result import Result
@@ -37,11 +44,12 @@ from pulse_agent.shard import Shard, owned
 from pulse_agent.store import ResultStore
 from pulse_agent.store.export import Exported
 from pulse_agent.store.maintenance import Maintenance
-from pulse_agent.view import CheckStatus, StoreClosed
+from pulse_agent.view import AlertingClosed, CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import inbound_plan, make_app, serve
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.probe import ProbeEndpoint
+from pulse_agent.web.push import push_routes
 from pulse_agent.web.status import public_app, status_routes
 from pulse_agent.workers import WorkerExecutor, WorkerSettings
 
@@ -80,6 +88,7 @@ class Agent:
     ) -> None:  # fmt: skip
         self.shard = Shard.parse(options.shard or spec.agent.shard)
         self.spec = owned(spec, self.shard)
+        self.paused: dict[str, Pause] = {}  # paused through the API, kept in the database
         self.database = options.database or spec.agent.database
         self.listen = options.listen or spec.agent.listen
         self.clock = clock or SystemClock()
@@ -89,9 +98,10 @@ class Agent:
         self.events = EventHub()
         self.pipeline = ResultPipeline(self.metrics, self.events)
         self.workers, self.workers_reason = resolve_workers(
-            spec.agent.workers, checks_per_second(self._running(), self.clock.time()), os.cpu_count() or 1
+            spec.agent.workers, checks_per_second(_probed(self._running()), self.clock.time()), os.cpu_count() or 1
         )
         self.executor = self._executor(self.workers)
+        self.pushes = PushMonitor(self.clock, self.pipeline.finished, self.pipeline.next_run)  # pinged, never run
         self.metrics.inflight.set_function(lambda: self.executor.inflight)
         self.reloader = Reloader(
             options.config, self.shard, lambda: self.spec, self._apply, self.metrics, self.clock, memo, self.gc.paused
@@ -100,6 +110,7 @@ class Agent:
         self._deliver = deliver or apprise_deliver
         self.store: ResultStore | None = None
         self.alerting: Alerting | None = None
+        self.watch: Watch | None = None  # SLO burn rates and SQL rules
         self.port: int | None = None
         self.status_port: int | None = None  # status_page.listen's bound port
         self.started = asyncio.Event()  # set once serving and catch-up runs have been started
@@ -129,7 +140,10 @@ class Agent:
         return self.spec.status_page
 
     def status(self, spec: CheckSpec) -> CheckStatus:
-        return self.pipeline.status(spec, self.clock.time(), self.executor.running(spec.name))
+        status = self.pipeline.status(spec, self.clock.time(), self.executor.running(spec.name))
+        status = replace(status, next_due=self.pushes.due(spec.name)) if spec.kind == "push" else status
+        pause = self.paused.get(spec.name)
+        return status if pause is None else replace(status, paused=pause, next_due=None)
 
     async def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         return await self._open().read(query)
@@ -154,10 +168,61 @@ class Agent:
         return self.events.subscribe()
 
     async def run_now(self, spec: CheckSpec) -> Result | None:
+        if spec.kind == "push":  # the job runs elsewhere and pings; the API says so before asking
+            return None
         return await (await self.executor.run_now(spec))
+
+    # The PushReceiver port (view.py): what web/push.py may ask.
+    def push_check(self, name: str) -> CheckSpec | None:
+        return self.pushes.spec(name)
+
+    async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
+        return await self.pushes.ping(spec, signal, code)
+
+    def push_state(self, name: str) -> PushState | None:
+        return self.pushes.state(name)
 
     async def reload(self, reason: str) -> Reload:
         return await self.reloader.reload(reason)
+
+    def silences(self) -> list[Silence]:
+        return self._alerting().silences()
+
+    async def add_silence(self, body: dict[str, object]) -> Silence:
+        return await self._alerting().add_silence(body)
+
+    async def expire_silence(self, silence_id: str) -> Silence | None:
+        return await self._alerting().expire_silence(silence_id)
+
+    async def ack(self, incident_id: str, by: str | None) -> Incident | None:
+        return await self._alerting().ack(incident_id, by)
+
+    async def pause(self, spec: CheckSpec, author: str | None, reason: str | None) -> Pause:
+        """Stop running spec until resumed (across reloads and restarts); its open incident stays open."""
+        pause = self.paused.get(spec.name) or Pause(spec.name, self.clock.time(), author, reason)
+        await self._store_call(lambda con: humans.save_pause(con, pause))
+        self.paused[spec.name] = pause
+        self._schedule(soon=False)
+        log.info("check paused", extra={"check": spec.name, "by": author, "reason": reason})
+        return pause
+
+    async def resume(self, spec: CheckSpec) -> bool:
+        """Run spec again (at once, then on its schedule); False when it was not paused."""
+        if spec.name not in self.paused:
+            return False
+        await self._store_call(lambda con: humans.drop_pause(con, spec.name))
+        del self.paused[spec.name]
+        self._schedule(soon=True)
+        log.info("check resumed", extra={"check": spec.name})
+        return True
+
+    def _alerting(self) -> Alerting:
+        if self.alerting is None:
+            raise AlertingClosed("alerting has not started")
+        return self.alerting
+
+    async def _store_call(self, fn: Callable[[Any], None]) -> None:
+        await self._open().call(fn)
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the config is loaded, the database is open and takes the results written to it."""
@@ -167,16 +232,22 @@ class Agent:
             return False, f"writing results fails ({self.store.pending} waiting): {failing}"
         return True, f"ready: {len(self._running())} checks"
 
-    def _running(self) -> list[CheckSpec]:
-        """The checks of the config this agent runs (its shard's, enabled)."""
+    def _enabled(self) -> list[CheckSpec]:
+        """The checks of the config this agent serves (its shard's, enabled), paused ones too."""
         return [c for c in self.spec.checks if c.enabled]
 
+    def _running(self) -> list[CheckSpec]:
+        """The checks of the config this agent runs (its shard's, enabled, not paused)."""
+        return [c for c in self.spec.checks if c.enabled and c.name not in self.paused]
+
     def _schedule(self, *, soon: bool) -> list[str]:
-        """Hand the running checks to the metrics, the pipeline and the executor; the checks that stopped."""
+        """Hand the running checks to the metrics and the executor, the enabled ones (paused too: they keep
+        their last result and incident) to the pipeline; the checks that stopped (removed or disabled)."""
         checks = self._running()
         self.metrics.set_checks([c.name for c in checks], {c.name: c.labels for c in checks})  # first: it takes next due times
-        stopped = self.pipeline.set_checks(checks)
-        self.executor.set_checks(checks, soon=soon)
+        stopped = self.pipeline.set_checks(self._enabled())
+        self.executor.set_checks(_probed(checks), soon=soon)
+        self.pushes.set_checks(checks)
         return stopped
 
     async def _apply(self, new: AgentSpec, change: ConfigDiff) -> None:
@@ -186,6 +257,8 @@ class Agent:
         if self.alerting is not None:
             self.alerting.set_notifiers(new.notifiers)
             await self.alerting.retire(stopped)  # checks no longer run: their incidents close
+        if self.watch is not None:
+            await self.watch.set_config(new)
         self.metrics.detail = new.agent.metrics_detail
         if "log_level" in change.settings:
             logging.getLogger("pulse_agent").setLevel(new.agent.log_level.upper())
@@ -196,10 +269,13 @@ class Agent:
 
     async def _start_alerting(self, store: ResultStore) -> None:
         sender = Sender(store, self.clock, self._deliver, on_outcome=self.metrics.notification)
-        alerting = await Alerting.open(store, self.clock, sender, self.spec.notifiers, self._running(), self._publish)
-        self.metrics.notification_queue.set_function(lambda: sender.depth)
+        # a paused check keeps its incident
+        alerting = await Alerting.open(store, self.clock, sender, self.spec.notifiers, self._enabled(), self._publish)
+        self.metrics.notification_queue.set_function(lambda: alerting.queued)
         self.metrics.incidents_open.set_function(lambda: alerting.open_incidents)
         self.alerting = self.pipeline.alerting = alerting
+        self.watch = Watch(store, self.clock, self.report, alerting.raise_conditions)
+        await self.watch.start(self.spec)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until stop is set; then finish in-flight runs, flush and close. Returns the exit code."""
@@ -216,18 +292,21 @@ class Agent:
         starting = contextlib.ExitStack()  # until settled: start-up only builds what lives on
         try:
             starting.enter_context(self.gc.paused())
-            app = make_app(self.metrics, self.ready, [*api_routes(self), *self.probes.routes(), *status_routes(self)], settings.api_token)
+            routes = [*api_routes(self), *self.probes.routes(), *status_routes(self), *push_routes(self)]
+            app = make_app(self.metrics, self.ready, routes, settings.api_token)
             web_runner, self.port = await serve(app, self.listen, budget, self.metrics)
             page = self.spec.status_page
             if page is not None and page.listen:  # read at start, like agent.listen
                 public_runner, self.status_port = await serve(public_app(self), page.listen, budget)
                 log.info("status page listening", extra={"listen": f"{page.listen.rpartition(':')[0]}:{self.status_port}"})
             self.store = self.pipeline.store = self.reloader.store = store
+            self.paused = await store.call(humans.load_pauses)
             self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store)
+            await self.pushes.open(store.call)
             self._schedule(soon=False)
             await self.executor.start()
-            await catch_up(self.executor, self._running(), store.history, self.clock.time())
+            await catch_up(self.executor, _probed(self._running()), store.history, self.clock.time())
             await self.reloader.record(self.spec, diff(AgentSpec(source=self.spec.source), self.spec), "start")
             watcher = None
             if self.options.config is not None and self.options.watch:
@@ -251,6 +330,9 @@ class Agent:
             maintenance.cancel()
             await asyncio.gather(maintenance, return_exceptions=True)
         finally:
+            await self.pushes.stop()  # its last runs reach alerting and the store before they close
+            if self.watch is not None:
+                await self.watch.close()
             if self.alerting is not None:
                 await self.alerting.close()
             self.gc.released()
@@ -264,3 +346,8 @@ class Agent:
             if public_runner is not None:
                 await public_runner.cleanup()
         return stopped(store, cancelled)
+
+
+def _probed(checks: list[CheckSpec]) -> list[CheckSpec]:
+    """The checks an executor runs: all but push checks, which the agent's PushMonitor watches."""
+    return [c for c in checks if c.kind != "push"]

@@ -10,6 +10,10 @@ from collections.abc import Sequence
 
 from pulse_agent import __version__
 from pulse_agent.cli_history import cmd_export, cmd_report
+from pulse_agent.cli_humans import add_parsers as add_human_parsers
+from pulse_agent.cli_humans import cmd_ack, cmd_pause, cmd_silence
+from pulse_agent.cli_rules import add_parsers as add_rules_parsers
+from pulse_agent.cli_rules import cmd_rules
 
 DEFAULT_CONFIG = "pulse.yaml"
 
@@ -105,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="the /healthz URL (default: from agent.listen of the config)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
 
+    add_human_parsers(sub, _config_arg)
+    add_rules_parsers(sub, _config_arg)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--markdown", action="store_true", help="print the config reference (docs/config.md) instead")
     return parser
@@ -123,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": cmd_export,
         "schema": cmd_schema,
         "schedule": cmd_schedule,
+        "silence": cmd_silence,
+        "ack": cmd_ack,
+        "pause": cmd_pause,
+        "resume": cmd_pause,
+        "rules": cmd_rules,
     }
     command = commands[args.command]
     try:
@@ -212,12 +224,15 @@ def print_next_due(checks) -> None:  # checks: Sequence[CheckSpec]
     """One line per check: name, next due time (UTC), schedule as written, zone."""
     import time
 
+    from pulse_agent.probe.push import PushState
+    from pulse_agent.probe.push import due as push_due
     from pulse_agent.result import iso
 
     now = time.time()
     width = max((len(c.name) for c in checks), default=0)
     for c in checks:
-        due = c.schedule.next_due(now, c.name) if c.enabled else None
+        # a push check's interval counts from its last ping: shown as for one the agent starts watching now
+        due = None if not c.enabled else push_due(c, PushState(since=now)) if c.kind == "push" else c.schedule.next_due(now, c.name)
         when = "disabled" if not c.enabled else (iso(due) if due is not None else "never (its one run is past)")
         zone = f"  [{c.timezone}]" if c.timezone != "UTC" else ""
         print(f"  {c.name:<{width}}  {when:<24}  {c.schedule.text}{zone}")
@@ -276,6 +291,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     check = spec.check(args.name)
     if check is None:
         return _not_found(args.config, "check", args.name, [c.name for c in spec.checks])
+    if check.kind == "push":  # nothing to probe: what the agent knows of its pings
+        from pulse_agent.push_status import as_json, describe, push_view
+
+        view = push_view(check, spec.agent.database, spec.agent.listen)
+        print(json.dumps(as_json(check, view)) if args.format == "json" else describe(check, view))
+        return 0 if view.last_result is None or view.last_result["ok"] else 1
 
     async def once():  # -> Result
         prober = Probes()
@@ -286,7 +307,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     result = asyncio.run(once())
     if args.format == "json":
-        print(json.dumps({**result.to_json(), "transport": check.transport}))
+        print(json.dumps({**result.to_json(), **({"transport": check.transport} if check.kind == "http" else {})}))
     else:
         print(format_result(result))
     return 0 if result.ok else 1

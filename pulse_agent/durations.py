@@ -10,7 +10,7 @@ MAX_SECONDS = 100 * 365 * 86400.0  # longer is a typo, and overflows timers
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 
 
-@lru_cache(maxsize=4096)  # configs repeat the same few durations thousands of times
+@lru_cache(maxsize=4096, typed=True)  # configs repeat the same few durations; typed: True == 1 must not share 1's entry
 def parse_duration(value: str | int | float) -> float:
     """Seconds in a duration such as 250ms, 30s, 1h30m, 7d or a number of seconds."""
     if isinstance(value, bool):

@@ -12,7 +12,7 @@ MASK = "***"
 
 # Config keys whose values are secrets (or may carry them): an error about them, or about
 # anything under them, names the key and the expected type, never the value.
-SECRET_KEYS = frozenset({"api_token", "basic_auth", "bearer_token", "headers", "password", "urls", "username"})
+SECRET_KEYS = frozenset({"api_token", "basic_auth", "bearer_token", "headers", "password", "push", "send", "token", "urls", "username"})
 # Keys whose values are URLs: shown through redact_url.
 URL_KEYS = frozenset({"url", "proxy_url"})
 

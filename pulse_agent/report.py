@@ -212,9 +212,10 @@ def _view(report: Report) -> tuple[list[str], list[list[str]]]:
         cells = [[_ts(r["bucket"]), r["check_name"], str(r["runs"]), _pct(r["uptime_pct"]), _ms(r["p95_ms"]), str(r["failures"])]
                  for r in report.rows]  # fmt: skip
     elif report.kind == "incidents":
-        columns = ["check", "opened", "resolved", "length", "first error"]
+        columns = ["check", "opened", "resolved", "length", "first error", "acked by"]
         cells = [[r["check_name"], _ts(r["opened_at"]), _ts(r["resolved_at"]) if r["resolved_at"] else "open", _dur(r["duration_s"]),
-                  r["first_error_kind"] or "-"] for r in report.rows]  # fmt: skip
+                  r["first_error_kind"] or "-", r.get("acked_by") or ("yes" if r.get("acked_at") else "-")]
+                 for r in report.rows]  # fmt: skip
     else:
         columns = list(report.columns)
         cells = [[_text(r.get(c)) for c in columns] for r in report.rows]

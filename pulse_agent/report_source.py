@@ -19,7 +19,7 @@ from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down
 
 T = TypeVar("T")
 
-__all__ = ["ReportError", "ask_agent", "export", "from_agent", "from_parquet", "local_or_agent"]
+__all__ = ["ReportError", "ask_agent", "call_agent", "export", "from_agent", "from_parquet", "local_or_agent"]
 
 
 def open_read_only(path: str, allowed_dirs: Sequence[str] = ()) -> duckdb.DuckDBPyConnection | None:
@@ -120,19 +120,27 @@ def from_agent(url: str, request: ReportRequest) -> Report:
 
 def ask_agent(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST body to a running agent's API; its JSON answer, or ReportError saying what went wrong."""
+    return call_agent(url, "POST", path, body, unreachable="the database is locked by a running agent, and asking it")
+
+
+def call_agent(
+    url: str, method: str, path: str, body: dict[str, Any] | None = None, unreachable: str = "asking the agent"
+) -> dict[str, Any]:
+    """One request to a running agent's API with the bearer token from PULSE_API_TOKEN; its JSON
+    answer (any 2xx), or ReportError saying what went wrong."""
     import httpx
 
     token = os.environ.get("PULSE_API_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        answer = httpx.post(f"{url.rstrip('/')}{path}", json=body, headers=headers, timeout=300)
+        answer = httpx.request(method, f"{url.rstrip('/')}{path}", json=body, headers=headers, timeout=300)
     except httpx.HTTPError as exc:
-        raise ReportError(f"the database is locked by a running agent, and asking it at {url} failed: {exc}") from None
+        raise ReportError(f"{unreachable} at {url} failed: {exc}") from None
     if answer.status_code == 401:
         raise ReportError(f"the agent at {url} wants its API token: set PULSE_API_TOKEN")
     if answer.status_code == 404 and path == "/api/v1/report":
         raise UnknownCheck(answer.json().get("error", answer.text))
-    if answer.status_code != 200:
+    if not 200 <= answer.status_code < 300:
         try:
             reason = answer.json().get("error", answer.text)
         except ValueError:

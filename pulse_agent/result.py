@@ -13,7 +13,7 @@ ErrorKind = Literal[
     "connect",  # TCP connection refused or unreachable
     "tls",  # TLS handshake or certificate verification failed
     "reset",  # the server closed or reset the connection before a complete response
-    "protocol",  # the answer was not valid HTTP
+    "protocol",  # the answer was not valid HTTP (or not the protocol a STARTTLS names)
     "redirects",  # more redirects than allowed
     "body_too_large",  # the body exceeded the size limit
     "status",  # status code not expected
@@ -23,7 +23,14 @@ ErrorKind = Literal[
     "header",  # an expected header is missing or differs
     "certificate",  # the peer certificate expires too soon
     "version",  # the negotiated HTTP or TLS version is not the expected one
+    "late",  # push checks: no ping by the due time + grace
+    "signal",  # push checks: the job signalled failure (/fail) or a non-zero exit code
+    "receive",  # tcp/tls: the bytes read do not hold expect.receive
+    "starttls",  # tls: the server answered but did not agree to STARTTLS
     "internal",  # a fault in pulse-agent itself; please report it
+    "rcode",  # a DNS response code other than the expected one
+    "answer",  # DNS answers, their count or the authoritative flag not as expected
+    "packet_loss",  # more ICMP echo requests unanswered than expect.max_packet_loss allows
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 

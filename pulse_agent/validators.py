@@ -35,4 +35,38 @@ def apprise_url(url: str) -> str | None:
     return url_problem(url)
 
 
-SHELL_VALIDATORS = Validators(file=readable_file, notifier_url=apprise_url, client_cert=client_cert)
+def icmp_socket(url: str) -> str | None:
+    """Why this process cannot ping for an icmp:// check of url (no raw or ping socket), or None."""
+    from pulse_agent.probe.icmp import socket_problem
+
+    return socket_problem(url)
+
+
+def rule_sql(sql: str) -> str | None:
+    """Why a rule's SQL cannot run, or None: DuckDB's parser (one SELECT), then DuckDB binding and
+    planning it (EXPLAIN: names, types, no rows) against the store's tables, empty, in memory,
+    in a READ ONLY transaction."""
+    import duckdb
+
+    from pulse_agent.store.db import migrate
+    from pulse_agent.store.sandbox import QueryRefused, lock_down, one_select
+    from pulse_agent.store.sql_window import windowed_sql
+
+    try:
+        one_select(sql)
+    except QueryRefused as exc:
+        return str(exc)
+    with duckdb.connect(":memory:") as con:
+        migrate(con)
+        lock_down(con, memory_limit=64 << 20)
+        try:
+            con.execute("BEGIN TRANSACTION READ ONLY")  # as at evaluation: the engine refuses a write (a data-modifying CTE)
+            con.execute("EXPLAIN " + windowed_sql(sql, 0, 1))
+        except duckdb.Error as exc:
+            return f"DuckDB cannot run it: {next((line.strip() for line in str(exc).splitlines() if line.strip()), str(exc))}"
+    return None
+
+
+SHELL_VALIDATORS = Validators(
+    file=readable_file, notifier_url=apprise_url, client_cert=client_cert, icmp=icmp_socket, rule_sql=rule_sql
+)

@@ -1,5 +1,5 @@
 """The narrow port the web layer sees of a running agent: its checks, the status of one, read-only
-queries, live events, run-now and reload. `web/` depends on this, never on the agent itself."""
+queries, live events, run-now, reload, silences, acks and pause/resume. `web/` depends on this, never on the agent itself."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Protocol, TypeVar
 
 import duckdb
 
+from pulse_agent.alerts.humans import Pause
 from pulse_agent.alerts.machine import Incident
+from pulse_agent.alerts.silence import Silence
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import Subscription
 from pulse_agent.live.reload import Reload
+from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
 from pulse_agent.store.export import Exported
@@ -23,6 +26,10 @@ T = TypeVar("T")
 
 class StoreClosed(Exception):
     """The database is not open (starting or stopping): queries cannot be answered now."""
+
+
+class AlertingClosed(Exception):
+    """Alerting has not started (or has stopped): silences and acks cannot be handled now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,7 @@ class CheckStatus:
     incident: Incident | None  # the open one
     next_due: float | None  # None: disabled, or a one-shot that ran
     last_result: Result | None
+    paused: Pause | None = None  # paused through the API (next_due is then None)
 
 
 class AgentView(Protocol):
@@ -88,4 +96,44 @@ class AgentView(Protocol):
 
     async def reload(self, reason: str) -> Reload:
         """Load the config again and apply it, or say why not."""
+        ...
+
+    def silences(self) -> list[Silence]:
+        """Every silence alerting knows, expired ones too (AlertingClosed before alerting starts)."""
+        ...
+
+    async def add_silence(self, body: dict[str, object]) -> Silence:
+        """A new silence from an API body (ValueError naming the wrong field; AlertingClosed)."""
+        ...
+
+    async def expire_silence(self, silence_id: str) -> Silence | None:
+        """End a silence now; None when there is no such silence (AlertingClosed)."""
+        ...
+
+    async def ack(self, incident_id: str, by: str | None) -> Incident | None:
+        """Acknowledge an open incident (no reminders while acked); None when none is open with that id (AlertingClosed)."""
+        ...
+
+    async def pause(self, spec: CheckSpec, author: str | None, reason: str | None) -> Pause:
+        """Stop running spec until resumed, across reloads and restarts (StoreClosed)."""
+        ...
+
+    async def resume(self, spec: CheckSpec) -> bool:
+        """Run spec again; False when it was not paused (StoreClosed)."""
+        ...
+
+
+class PushReceiver(Protocol):
+    """What /push/{check} (web/push.py) may ask of a running agent: its push checks, and a ping."""
+
+    def push_check(self, name: str) -> CheckSpec | None:
+        """The running push check called name; StoreClosed while pings cannot be kept (starting, stopping)."""
+        ...
+
+    async def push(self, spec: CheckSpec, signal: Signal, code: int | None = None) -> Result | None:
+        """A ping of spec: the run it finished, once through the pipeline (None for /start)."""
+        ...
+
+    def push_state(self, name: str) -> PushState | None:
+        """What the agent knows of the push check called name (None: no such push check)."""
         ...

@@ -1,12 +1,13 @@
 """Notification templates, and maintenance windows: pure functions over plain values."""
 
+import re
 from datetime import datetime
 
 import pytest
 
 from pulse_agent.alerts.machine import AlertState, replay
-from pulse_agent.alerts.template import DEFAULT_BODY, DEFAULT_TITLE, event_fields, human_duration, render, template_problem
-from pulse_agent.config.model import AlertSpec, MaintenanceWindow
+from pulse_agent.alerts.template import compose, event_fields, human_duration, template_problem, trial_fields
+from pulse_agent.config.model import AlertSpec, Expect, MaintenanceWindow, NotifierSpec
 from pulse_agent.result import Result
 from pulse_agent.schedule import parse_schedule
 from tests.conftest import spec
@@ -35,26 +36,108 @@ def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
 
 
-def test_default_texts_of_a_failure_and_its_resolution():
-    check = spec("https://api.example.com/health", name="api", labels=(("team", "payments"),))
-    t0 = datetime.fromisoformat("2026-11-22T10:00:00+00:00").timestamp()
-    results = [Result("api", t0 + 60 * i, False, status_code=503, response_time_ms=12.4, error_kind="status",
-                      error="status 503 not in [2xx]") for i in range(3)]  # fmt: skip
-    results += [Result("api", t0 + 60 * i, True, status_code=200, response_time_ms=8.0) for i in range(3, 5)]
-    _, (failure, resolved) = replay(AlertState(), results, AlertSpec())
-    down = event_fields(failure, check)
-    assert render(DEFAULT_TITLE, down) == "[pulse] api is down (status)"
-    assert render(DEFAULT_BODY, down).splitlines() == [
+T0 = datetime.fromisoformat("2026-11-22T10:00:00+00:00").timestamp()
+API = spec("https://user:pw@api.example.com/health?key=s3cret", name="api", labels=(("team", "payments"),),
+           expect=Expect(degraded_response_time=0.3))  # fmt: skip
+
+
+def _down(i: int, **kw) -> Result:
+    kw = {"status_code": 503, "response_time_ms": 12.4, "error_kind": "status", "error": "status 503 not in [2xx]", **kw}
+    return Result("api", T0 + 60 * i, False, **kw)
+
+
+def _events(results, **rule) -> list:
+    _, events = replay(AlertState(), results, AlertSpec(**rule))
+    return events
+
+
+def _default(event) -> tuple[str, str]:
+    return compose(NotifierSpec("ops", ("json://x",)), event_fields(event, API))
+
+
+def test_default_failure_message():
+    (failure,) = _events([_down(i) for i in range(3)])
+    title, body = _default(failure)
+    assert title == "[pulse] api is down (status)"
+    assert body.splitlines() == [
         "api is down (status)",
-        "check: api (https://api.example.com/health)",
-        "error: status: status 503 not in [2xx]",
-        "status: 503, response time: 12 ms",
-        "incident: api@1795341600000, started 2026-11-22T10:00:00.000Z, 2m",
+        "status 503 not in [2xx]",
+        "check: api (https://***@api.example.com/health?key=***)",
+        "HTTP 503 in 12 ms",
+        "down since 2026-11-22T10:00:00.000Z (2m)",
         "labels: team=payments",
+        "incident: api@1795341600000",
     ]
-    up = event_fields(resolved, check)
-    assert render(DEFAULT_TITLE, up) == "[pulse] api is up again after 3m"  # first failure to first success
-    assert up["status_code"] == "200" and up["error"] == "-" and up["duration"] == "3m"
+
+
+def test_default_resolved_message_names_the_outage_and_its_first_error():
+    results = [_down(i) for i in range(3)] + [Result("api", T0 + 60 * i, True, status_code=200, response_time_ms=1534.0) for i in (3, 4)]
+    _, resolved = _events(results)
+    title, body = _default(resolved)
+    assert title == "[pulse] api is up again after 3m"  # first failure to first success
+    assert body.splitlines() == [
+        "api is up again after 3m",
+        "check: api (https://***@api.example.com/health?key=***)",
+        "was down 3m, from 2026-11-22T10:00:00.000Z to 2026-11-22T10:03:00.000Z",
+        "first error: status 503 not in [2xx]",
+        "now: HTTP 200 in 1.53 s",
+        "labels: team=payments",
+        "incident: api@1795341600000",
+    ]
+
+
+def test_default_reminder_of_a_timeout_has_no_status_line():
+    timeouts = [_down(i, status_code=None, response_time_ms=None, error_kind="timeout", error="no response within 5s") for i in range(63)]
+    _, reminder = _events(timeouts, remind_every=3600)
+    title, body = _default(reminder)
+    assert title == "[pulse] api is still down after 1h 2m"
+    assert body.splitlines()[:3] == [
+        "api is still down after 1h 2m",
+        "no response within 5s",
+        "check: api (https://***@api.example.com/health?key=***)",
+    ]
+    assert not any(line.startswith("HTTP") for line in body.splitlines())
+
+
+def test_default_degraded_and_recovered_messages_give_the_response_time_against_its_limit():
+    slow = [Result("api", T0 + 60 * i, True, degraded=True, status_code=200, response_time_ms=450.0) for i in range(3)]
+    fast = [Result("api", T0 + 60 * i, True, status_code=200, response_time_ms=120.0) for i in (3, 4)]
+    degraded, recovered = _events(slow + fast, notify_on_degraded=True)
+    assert _default(degraded)[1].splitlines()[:2] == [
+        "api is degraded (responses slower than expected)",
+        "response time 450 ms, over degraded_response_time 300 ms",
+    ]
+    assert _default(recovered)[1].splitlines()[:2] == ["api is fast again", "response time 120 ms, within degraded_response_time 300 ms"]
+
+
+def test_default_test_message():
+    title, body = compose(NotifierSpec("ops", ("json://x",)), trial_fields("ops", "hello"))
+    assert title == "[pulse] test notification to ops: hello"
+    assert body.splitlines() == [
+        "test notification to ops: hello",
+        "sent by `pulse-agent notify ops`: alerts of checks that notify ops arrive here the same way",
+    ]
+
+
+def _every_default_message() -> list[tuple[str, str]]:
+    results = [_down(i) for i in range(63)] + [
+        Result("api", T0 + 60 * i, True, degraded=True, response_time_ms=400.0) for i in range(63, 69)
+    ]
+    results += [Result("api", T0 + 60 * i, True, response_time_ms=10.0) for i in range(69, 72)]
+    events = _events(results, remind_every=3600, notify_on_degraded=True)
+    assert [e.kind for e in events] == ["failure", "reminder", "resolved", "degraded", "recovered"]
+    return [_default(e) for e in events] + [compose(NotifierSpec("ops", ("json://x",)), trial_fields("ops", "hi"))]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_every_default_message_reads_well(index):
+    title, body = _every_default_message()[index]
+    assert "\n" not in title and len(title) <= 100  # a Slack or e-mail subject line
+    text = title + "\n" + body
+    assert " - " not in text and ": -" not in text and "-: -" not in text and "{" not in text  # no empty placeholders
+    assert ("api" in text) or ("ops" in text)  # names what it is about
+    assert "None" not in text and "'" not in text  # no Python reprs
+    assert not re.search(r"\d\.\d{3,}(?!Z)|\d{4,} ?(s|ms)\b", text)  # durations human: no 1534.0 ms, no 3600s
 
 
 T = datetime.fromisoformat("2026-11-22T00:00:00+00:00").timestamp()  # a Sunday
@@ -89,7 +172,12 @@ def test_a_window_asked_again_and_again_answers_like_a_fresh_one(start):
 
 
 def test_every_event_has_an_apprise_type():
+    from typing import get_args
+
+    from pulse_agent.alerts.condition import ChangeKind
+    from pulse_agent.alerts.grouping import EVENT_WORDS
     from pulse_agent.alerts.machine import EVENT_KINDS
     from pulse_agent.alerts.template import NOTIFY_TYPE
 
-    assert set(NOTIFY_TYPE) == {*EVENT_KINDS, "test"}
+    assert set(NOTIFY_TYPE) == {*EVENT_KINDS, *get_args(ChangeKind), "test"}
+    assert set(EVENT_WORDS) == {*EVENT_KINDS, *get_args(ChangeKind)}  # a grouped message counts every kind

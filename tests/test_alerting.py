@@ -155,8 +155,9 @@ async def test_a_flip_to_500_and_back_sends_exactly_one_failure_and_one_resolved
         assert run.metric("pulse_incidents_open") == 0
     failure, resolved = receiver.posts
     assert failure["title"] == "[pulse] api is down (status)" and failure["type"] == "failure"
-    assert "error: status: status 500 not in [2xx]" in failure["message"] and "status: 500" in failure["message"]
+    assert "\nstatus 500 not in [2xx]\n" in failure["message"] and "HTTP 500 in" in failure["message"]
     assert resolved["title"] == "[pulse] api is up again after 50s" and resolved["type"] == "success"
+    assert "first error: status 500 not in [2xx]" in resolved["message"] and ": -" not in resolved["message"]
     [(opened, resolved_at, kind, error, sent)] = query(
         db, "SELECT epoch(opened_at), epoch(resolved_at), first_error_kind, first_error, notifications_sent FROM incidents"
     )

@@ -233,5 +233,8 @@ async def test_every_route_is_documented_and_every_documented_path_is_served(tar
 
         routes = {(r.method.lower(), r.path) for r in api_routes(agent)}
         routes |= {(r.method.lower(), r.path) for r in status_api_routes(agent)}
+        from pulse_agent.web.push import push_routes
+
+        routes |= {(r.method.lower(), r.path) for r in push_routes(agent)}
         documented = {(m, p) for p, ops in DOC["paths"].items() for m in ops}
         assert routes == documented

@@ -9,13 +9,16 @@ from typing import Any
 import duckdb
 import httpx
 
+from pulse_agent.alerts.humans import Pause
+from pulse_agent.alerts.machine import Incident
+from pulse_agent.alerts.silence import Silence
 from pulse_agent.config.model import CheckSpec, ModuleSpec
 from pulse_agent.live.events import EventHub, Subscription
 from pulse_agent.live.reload import Reload
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
 from pulse_agent.store.export import Exported
-from pulse_agent.view import AgentView, CheckStatus, StoreClosed
+from pulse_agent.view import AgentView, AlertingClosed, CheckStatus, StoreClosed
 from pulse_agent.web.api import api_routes
 from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.metrics import Metrics
@@ -69,6 +72,24 @@ class FakeView:
     async def reload(self, reason: str) -> Reload:
         self.reloads.append(reason)
         return Reload(False, reason, "abc", errors=("pulse.yaml:1:1: version: required",))
+
+    def silences(self) -> list[Silence]:
+        raise AlertingClosed("alerting has not started")
+
+    async def add_silence(self, body: dict[str, object]) -> Silence:
+        raise AlertingClosed("alerting has not started")
+
+    async def expire_silence(self, silence_id: str) -> Silence | None:
+        raise AlertingClosed("alerting has not started")
+
+    async def ack(self, incident_id: str, by: str | None) -> Incident | None:
+        raise AlertingClosed("alerting has not started")
+
+    async def pause(self, spec: CheckSpec, author: str | None, reason: str | None) -> Pause:
+        raise StoreClosed("the database is not open")
+
+    async def resume(self, spec: CheckSpec) -> bool:
+        raise StoreClosed("the database is not open")
 
 
 def _typed(view: AgentView) -> AgentView:  # the fake satisfies the port (mypy checks this line)

@@ -116,6 +116,7 @@ def _examples(tmp_path: Path, plain: int, secure: int) -> dict[str, Path]:
         "https://reports.example.com", f"https://localhost:{secure}"
     )
     full = full.replace("http://intranet.example.com", f"http://127.0.0.1:{plain}")
+    full = full.replace("tcp://intranet.example.com:80", f"tcp://127.0.0.1:{plain}").replace("tls://api.example.com:443", f"tls://localhost:{secure}")
     minimal = (ROOT / "examples" / "minimal.yaml").read_text().replace("https://example.com/", f"https://localhost:{secure}/")
     compose = (ROOT / "examples" / "compose" / "pulse.yaml").read_text().replace("http://app:80", f"http://127.0.0.1:{plain}")
     sidecar = tmp_path / "conf.d"
@@ -134,18 +135,24 @@ def _examples(tmp_path: Path, plain: int, secure: int) -> dict[str, Path]:
 # (example, check): what its comments promise it checks. legacy-admin accepts 401 ("200-299", 401).
 EXAMPLE_CHECKS = [
     ("full", "api-health"), ("full", "search-post"), ("full", "nightly-report"), ("full", "legacy-admin"),
+    ("full", "intranet-port"), ("full", "api-certificate"),
     ("minimal", "homepage"), ("compose", "app-home"), ("compose", "app-missing-page"), ("sidecar", "app-health"), ("sidecar", "app-ready"),
 ]  # fmt: skip
+
+
+# what a 503 does to the checks that send no HTTP request of their own (a certificate watch does not see it)
+BROKEN = {("full", "intranet-port"): (1, False, "receive"), ("full", "api-certificate"): (0, True, None)}
 
 
 def test_every_example_check_gives_the_verdict_its_comments_promise(tmp_path, example_servers, monkeypatch, capsys):
     """Against a target that behaves as each example describes every check passes (api-health evaluates
     all eight of its expectations: its body regex used to be overwritten by a header glob); against a
-    target answering 503 every check fails."""
+    target answering 503 every check that sends a request fails (BROKEN)."""
     plain, secure, ca_file = example_servers
     paths = _examples(tmp_path, plain, secure)
     for key, value in {"SSL_CERT_FILE": ca_file, "PULSE_API_TOKEN": "t" * 24, "SLACK_URL": "json://127.0.0.1:1/x"}.items():
         monkeypatch.setenv(key, value)  # the test CA is trusted as a system CA would be
+    monkeypatch.setenv("BACKUP_PUSH_TOKEN", "b" * 24)  # the push check of full.yaml
     verdicts = {}
     for broken in (False, True):
         _Handler.broken = broken
@@ -157,4 +164,4 @@ def test_every_example_check_gives_the_verdict_its_comments_promise(tmp_path, ex
     _Handler.broken = False
     assert {k[1:]: v for k, v in verdicts.items() if not k[0]} == {c: (0, True, None, None) for c in EXAMPLE_CHECKS}
     broken = {k[1:]: v[:3] for k, v in verdicts.items() if k[0]}
-    assert broken == {c: (1, False, "status") for c in EXAMPLE_CHECKS}
+    assert broken == {c: BROKEN.get(c, (1, False, "status")) for c in EXAMPLE_CHECKS}

@@ -51,7 +51,7 @@ def test_validate_lists_every_error_and_exits_1(tmp_path, capsys):
     assert err == [
         f'{cfg}:3:50: checks[0].timeout: "forever" is not a valid duration (e.g. 250ms, 30s, 5m, 1h30m, 7d, 10)',
         f"{cfg}:4:12: checks[1].name: duplicate check name 'a' (first at line 3)",
-        f"{cfg}:4:20: checks[1].url: gopher:// is not a kind of check: the URL's scheme must be one of http://, https://",
+        f"{cfg}:4:20: checks[1].url: gopher:// is not a kind of check: the URL's scheme must be one of http://, https://, tcp://, tls://, dns://, icmp://",
         f"{cfg}: 3 errors",
     ]
 

@@ -13,6 +13,7 @@ from pulse_agent.cli import main
 from tests.conftest import run_cli
 
 BASE = "version: 1\nchecks:\n  - name: a\n    url: http://127.0.0.1:1/\n"
+DNS = "version: 1\nchecks:\n  - name: a\n    url: dns://127.0.0.1:1\n"
 
 
 def check(line: str) -> str:
@@ -38,6 +39,12 @@ ROWS = [
     ("invalid IPv6 URL", "version: 1\nchecks:\n  - {name: a, url: 'http://[::1/'}\n", "checks[0].url: '***': Invalid IPv6 URL"),
     ("port out of range", "version: 1\nchecks:\n  - {name: a, url: 'http://h:99999/'}\n", "checks[0].url: 'http://h:99999/': Port out of range"),
     ("agent as a list", "version: 1\nagent: [1]\n", "agent: expected mapping, got list [1]"),
+    # push checks (issue 19): the block and its token are secrets, never shown
+    ("push as a string", "version: 1\nchecks:\n  - {name: a, push: 'tok-abcdefghijklmnop'}\n", "checks[0].push: expected mapping, got string (value hidden: secret)"),
+    ("push token as a number", "version: 1\nchecks:\n  - {name: a, push: {token: 12345678901234567890}}\n", "checks[0].push.token: expected string, got integer (value hidden: secret)"),
+    ("unclosed ${ in a push token", "version: 1\nchecks:\n  - {name: a, push: {token: '${E1'}}\n", "checks[0].push.token: unclosed ${ in this value"),
+    ("push token with a space", "version: 1\nchecks:\n  - {name: a, push: {token: 'abcdefghijklmnop q'}}\n", "checks[0].push.token: must be printable ASCII without spaces"),
+    ("push and url", "version: 1\nchecks:\n  - {name: a, url: 'http://h/', push: {token: abcdefghijklmnopq}}\n", "checks[0].url: 'url' does not apply to a push check"),
     ("huge template width", "version: 1\nnotifiers:\n  n: {urls: ['json://127.0.0.1/'], title: '{check:>99999999999}'}\n", "a width or precision is at most 1000"),
     ("10,000-character timezone", check("timezone: " + "A" * 10000 + "\n"), "checks[0].timezone: unknown time zone 'AAAA"),
     ("10,000-character maintenance timezone", "version: 1\nmaintenance: [{schedule: '@daily', duration: 1h, timezone: " + "A" * 10000 + "}]\n", "maintenance[0].timezone: unknown time zone"),
@@ -56,6 +63,12 @@ ROWS = [
     ("regex RE2 cannot run in linear time", check("expect: {body_matches: '(a)\\1'}\n"), "RE2 syntax has no backreferences or lookaround"),
     ("header regex with lookahead", check("expect: {headers: {etag: '/(?=x)/'}}\n"), "checks[0].expect.headers: etag: invalid regular expression"),
     ("certificate_valid_for on http://", check("expect: {certificate_valid_for: 14d}\n"), "checks[0].expect.certificate_valid_for: needs an https:// URL"),
+    ("DNS name of 10,000 characters", DNS + "    dns: {name: " + "a" * 10000 + "}\n", "checks[0].dns.name: must be at most 253 characters"),
+    ("DNS name with a NUL", DNS + "    dns: {name: \"a\\0b.example\"}\n", "checks[0].dns.name: 'a\\x00b.example' is not a domain name"),
+    ("DNS name IDNA refuses", DNS + "    dns: {name: \"a\\u200db.example\"}\n", "is not a domain name: IDNA processing exception"),
+    ("answer_count of 400 digits", DNS + "    dns: {name: a.example}\n    expect: {answer: {equals: [192.0.2.1]}, answer_count: '>= " + "9" * 400 + "'}\n", "checks[0].expect.answer_count: can never hold"),
+    ("NaN packet loss", "version: 1\nchecks:\n  - {name: a, url: 'icmp://127.0.0.1', expect: {max_packet_loss: .nan}}\n", "checks[0].expect.max_packet_loss: nan is not a percentage from 0 to 100"),
+    ("ping interval of a century", "version: 1\nchecks:\n  - {name: a, url: 'icmp://127.0.0.1', icmp: {interval: 3650d}}\n", "checks[0].icmp.interval: 3 requests 3650d apart"),
 ]  # fmt: skip
 
 

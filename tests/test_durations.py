@@ -28,6 +28,12 @@ def test_parse_duration_rejects(bad):
         parse_duration(bad)
 
 
+def test_a_cached_one_second_does_not_answer_for_true():
+    assert parse_duration(1) == parse_duration(1.0) == 1.0  # cached; True == 1 == 1.0 as cache keys unless typed
+    with pytest.raises(ValueError):
+        parse_duration(True)
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (0.25, "250ms"), (90, "1m30s"), (5400, "1h30m"), (1209600, "14d")])
 def test_format_duration_round_trips(seconds, text):
     assert format_duration(seconds) == text

@@ -77,7 +77,10 @@ def test_the_audit_covers_every_expect_key_of_the_schema():
     schema = json.loads((ROOT / "schemas" / "pulse.schema.json").read_text())
     timed = {"max_response_time", "degraded_response_time"}  # below: they need a slow target
     certificate = {"certificate_valid_for", "tls_version"}  # below, in test_probe_hostile and test_transports: they need TLS
-    assert set(schema["$defs"]["expect"]["properties"]) == set(AUDIT) | timed | certificate
+    pushed = {"max_duration"}  # push checks: evaluated in test_push_core (start -> success over it fails as latency)
+    stream = {"receive"}  # tcp:// and tls:// only: met, broken and refused in test_tcp_tls.py and test_tcp_tls_agent.py
+    dns_icmp = {"rcode", "answer", "answer_count", "authoritative", "max_packet_loss"}  # test_dns_checks, test_icmp_checks: met and broken
+    assert set(schema["$defs"]["expect"]["properties"]) == set(AUDIT) | timed | certificate | pushed | stream | dns_icmp
 
 
 @pytest.mark.parametrize("key", list(AUDIT))

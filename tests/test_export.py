@@ -38,7 +38,8 @@ def fill(path: Path, days: int, per_day: int, first_day: int = 0) -> None:
             FROM range({days * per_day}) t(i)"""
         )
         con.execute(
-            f"""INSERT INTO incidents SELECT 'check-0@' || (d + {first_day}), 'check-0', to_timestamp({D0} + (d + {first_day}) * {DAY} + 3600),
+            f"""INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at,
+                   notifications_sent) SELECT 'check-0@' || (d + {first_day}), 'check-0', to_timestamp({D0} + (d + {first_day}) * {DAY} + 3600),
                    CASE WHEN d % 2 = 0 THEN to_timestamp({D0} + (d + {first_day}) * {DAY} + 7200) END, 'status', '503',
                    to_timestamp({D0} + (d + {first_day}) * {DAY} + 3600), 1
             FROM range({days}) t(d)"""

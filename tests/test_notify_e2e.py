@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import signal
 import textwrap
 import time
@@ -136,3 +137,18 @@ def test_sigkill_mid_incident_then_restart_sends_no_duplicate_failure_and_one_re
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*), count(resolved_at), max(notifications_sent) FROM incidents").fetchall() == [(1, 1, 4)]
         assert con.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchall() == [(0,)]
+
+
+async def test_apprise_warnings_are_folded_into_our_lines_with_the_notifier_named(httpserver, caplog):
+    from pulse_agent.alerts.notify import deliver
+    from pulse_agent.alerts.sender import DELIVERY
+
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    DELIVERY.set({"notifier": "ops", "check": "api", "event": "failure"})
+    with caplog.at_level("INFO"):
+        assert await deliver(f"json://127.0.0.1:{httpserver.port}/hook?format=bogus", "t", "b", "failure", 5) is None
+        error = await deliver(f"json://127.0.0.1:{free_port()}/hook", "t", "b", "failure", 5)
+    assert len(httpserver.log) == 1 and error  # delivered once; the closed port's reason is returned
+    assert logging.getLogger("apprise").propagate is False  # nothing unattributed reaches our handlers
+    (warned,) = [r for r in caplog.records if getattr(r, "warnings", None)]
+    assert warned.notifier == "ops" and warned.check == "api" and any("bogus" in w for w in warned.warnings)

@@ -59,7 +59,8 @@ def db(tmp_path):
     with duckdb.connect(str(path)) as con:
         for iid, check, opened, resolved in INCIDENTS:
             con.execute(
-                "INSERT INTO incidents VALUES (?, ?, to_timestamp(?), to_timestamp(?), 'status', '503', to_timestamp(?), 1)",
+                "INSERT INTO incidents (id, check_name, opened_at, resolved_at, first_error_kind, first_error, last_notified_at,"
+                " notifications_sent) VALUES (?, ?, to_timestamp(?), to_timestamp(?), 'status', '503', to_timestamp(?), 1)",
                 [iid, check, opened, resolved, opened],
             )
         # As the agent leaves it: each check's last event recorded, so a restart replays nothing older.

@@ -22,8 +22,36 @@ def check(lines: str) -> str:
     return "version: 1\nchecks:\n  - name: a\n    url: http://127.0.0.1/\n" + textwrap.indent(textwrap.dedent(lines), "    ")
 
 
+def dns_check(lines: str) -> str:
+    return "version: 1\nchecks:\n  - name: a\n    url: dns://127.0.0.1:53\n" + textwrap.indent(textwrap.dedent(lines), "    ")
+
+
+def icmp_check(lines: str) -> str:
+    return "version: 1\nchecks:\n  - name: a\n    url: icmp://127.0.0.1\n" + textwrap.indent(textwrap.dedent(lines), "    ")
+
+
 # schema location of the constraint -> (a document breaking only it, what the message must say)
 ROWS = {
+    "$defs/checkSettings/properties/depends_on/items/pattern": ("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/', depends_on: ['a b']}]\n", 'checks[0].depends_on[0]: "a b" is not a valid value'),
+    "$defs/checkSettings/properties/depends_on/uniqueItems": ("version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/'}, {name: b, url: 'http://127.0.0.1/', depends_on: [a, a]}]\n", "checks[1].depends_on: ['a', 'a'] has non-unique elements"),
+    "$defs/notifier/properties/group_by/items/pattern": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: ['a-b']}}\n", 'notifiers.ops.group_by[0]: "a-b" is not a valid value'),
+    "$defs/notifier/properties/group_by/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: []}}\n", "notifiers.ops.group_by: needs at least 1 item, has 0"),
+    "$defs/notifier/properties/group_by/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/'], group_by: [team, team]}}\n", "notifiers.ops.group_by: ['team', 'team'] has non-unique elements"),
+    # SLO burn-rate alerts and SQL rules (issue 21)
+    "$defs/burnRateAlerts/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {pager: [ops]}}}]\n", "checks[0].slo.burn_rate_alerts.pager: unknown key 'pager'; did you mean 'page'?"),
+    "$defs/burnRateAlerts/properties/page/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops, ops]}}}]\n", "checks[0].slo.burn_rate_alerts.page: ['ops', 'ops'] has non-unique elements"),
+    "$defs/burnRateAlerts/properties/ticket/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {ticket: [ops, ops]}}}]\n", "checks[0].slo.burn_rate_alerts.ticket: ['ops', 'ops'] has non-unique elements"),
+    "$defs/burnRateAlerts/properties/windows/items/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, burn_rate: 14.4, severity: page, factor: 2}]}}}]\n", "checks[0].slo.burn_rate_alerts.windows[0].factor: unknown key 'factor'; allowed: burn_rate"),
+    "$defs/burnRateAlerts/properties/windows/items/properties/burn_rate/exclusiveMinimum": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, burn_rate: 0, severity: page}]}}}]\n", 'checks[0].slo.burn_rate_alerts.windows[0].burn_rate: 0 is out of range; must be more than '),
+    "$defs/burnRateAlerts/properties/windows/items/properties/severity/enum": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, burn_rate: 2, severity: urgent}]}}}]\n", 'checks[0].slo.burn_rate_alerts.windows[0].severity: "urgent" is not one of: "page", "ticke'),
+    "$defs/burnRateAlerts/properties/windows/items/required": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: [{long: 1h, short: 5m, severity: page}]}}}]\n", "checks[0].slo.burn_rate_alerts.windows[0]: missing required key 'burn_rate'"),
+    "$defs/burnRateAlerts/properties/windows/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nchecks: [{name: a, url: 'http://127.0.0.1/', slo: {objective: 99, burn_rate_alerts: {page: [ops], windows: []}}}]\n", 'checks[0].slo.burn_rate_alerts.windows: needs at least 1 item, has 0'),
+    "$defs/rule/additionalProperties": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: [ops], fro: 5m}]\n", "rules[0].fro: unknown key 'fro'; did you mean 'for'?"),
+    "$defs/rule/properties/description/maxLength": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: [ops], description: " + "d" * 501 + "}]\n", 'rules[0].description: must be at most 500 characters'),
+    "$defs/rule/properties/notify/minItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: []}]\n", 'rules[0].notify: needs at least 1 item, has 0'),
+    "$defs/rule/properties/notify/uniqueItems": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: 'SELECT 1', notify: [ops, ops]}]\n", "rules[0].notify: ['ops', 'ops'] has non-unique elements"),
+    "$defs/rule/properties/sql/minLength": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, sql: '', notify: [ops]}]\n", 'rules[0].sql: must not be empty'),
+    "$defs/rule/required": ("version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\nrules: [{name: r, notify: [ops]}]\n", "rules[0]: missing required key 'sql'"),
     # status_page (issue 20)
     "$defs/statusPage/additionalProperties": ("version: 1\nstatus_page: {titel: x}\n", "status_page.titel: unknown key 'titel'; did you mean 'title'?"),
     "$defs/statusPage/properties/checks/oneOf/0/const": ("version: 1\nstatus_page: {checks: some}\n", 'status_page.checks: "some" is not allowed; must be "all"'),
@@ -102,10 +130,16 @@ ROWS = {
     "$defs/checkSettings/properties/labels/propertyNames/pattern": (check("labels: {'a-b': x}\n"), 'key "a-b" is not a valid label name (e.g. team'),
     "$defs/checkSettings/properties/labels/additionalProperties": (check("labels: {team: 1}\n"), "checks[0].labels.team: expected string, got integer 1"),
     "$defs/checkSettings/properties/slo/required": (check("slo: {}\n"), "checks[0].slo: missing required key 'objective'"),
-    "$defs/checkSettings/properties/slo/additionalProperties": (check("slo: {objective: 99, window: 30d}\n"), "checks[0].slo.window: unknown key 'window'"),
+    "$defs/checkSettings/properties/slo/additionalProperties": (check("slo: {objective: 99, windw: 30d}\n"), "checks[0].slo.windw: unknown key 'windw'; did you mean 'window'?"),
     "$defs/checkSettings/properties/slo/properties/objective/exclusiveMinimum": (check("slo: {objective: 0}\n"), "checks[0].slo.objective: 0 is out of range; must be more than 0"),
     "$defs/checkSettings/properties/slo/properties/objective/maximum": (check("slo: {objective: 101}\n"), "checks[0].slo.objective: 101 is out of range; must be at most 100"),
-    "$defs/check/required": ("version: 1\nchecks: [{name: a}]\n", "checks[0]: missing required key 'url'"),
+    "$defs/check/required": ("version: 1\nchecks: [{url: 'http://127.0.0.1/'}]\n", "checks[0]: missing required key 'name'"),
+    # Push checks (issue 19): url or push, the push block.
+    "$defs/check/anyOf/0/required": ("version: 1\nchecks: [{name: a}]\n", "checks[0]: missing required key 'url'; a check needs a url, or a push: block"),
+    "$defs/check/anyOf/1/required": ("version: 1\nchecks: [{name: a, schedule: 5m}]\n", "checks[0]: missing required key 'url'; a check needs a url, or a push: block"),
+    "$defs/push/additionalProperties": ("version: 1\nchecks: [{name: a, push: {token: 0123456789abcdef0, grase: 5m}}]\n", "checks[0].push.grase: unknown key 'grase'; did you mean 'grace'?"),
+    "$defs/push/required": ("version: 1\nchecks: [{name: a, push: {grace: 5m}}]\n", "checks[0].push: missing required key 'token'"),
+    "$defs/push/properties/token/minLength": ("version: 1\nchecks: [{name: a, push: {token: ''}}]\n", "checks[0].push.token: must not be empty"),
     "$defs/check/properties/url/pattern": ("version: 1\nchecks: [{name: a, url: 'x/health'}]\n", 'checks[0].url: "x/health" is not a valid URL'),
     "$defs/check/unevaluatedProperties": (check("timout: 5s\n"), "checks[0].timout: unknown key 'timout'; did you mean 'timeout'?"),
     # Constraints main gained meanwhile (issue 15, 16, 23 merges): skipped where the schema lacks them.
@@ -132,7 +166,34 @@ ROWS = {
     "$defs/checkSettings/properties/tls/properties/server_name/pattern": (check("tls: {server_name: 'a b'}\n"), 'checks[0].tls.server_name: "a b" is not a valid TLS server name'),
     "$defs/checkSettings/properties/tls/properties/min_version/enum": (check("tls: {min_version: '1.1'}\n"), 'checks[0].tls.min_version: "1.1" is not one of: "1.2", "1.3"'),
     "$defs/expect/properties/http_version/enum": (check("expect: {http_version: '3'}\n"), 'checks[0].expect.http_version: "3" is not one of: "1.0", "1.1", "2"'),
+    # tcp:// and tls:// checks (issue 19)
+    "$defs/checkSettings/properties/send/minLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', send: ''}]\n", "checks[0].send: must not be empty"),
+    "$defs/checkSettings/properties/send/maxLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', send: " + "s" * 65537 + "}]\n", "checks[0].send: must be at most 65536 characters"),
+    "$defs/checkSettings/properties/starttls/enum": ("version: 1\nchecks: [{name: a, url: 'tls://127.0.0.1:1', starttls: pop3}]\n", 'checks[0].starttls: "pop3" is not one of: "smtp", "imap", "ftp"'),
+    "$defs/expect/properties/receive/minLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', expect: {receive: ''}}]\n", "checks[0].expect.receive: must not be empty"),
+    "$defs/expect/properties/receive/maxLength": ("version: 1\nchecks: [{name: a, url: 'tcp://127.0.0.1:1', expect: {receive: " + "r" * 4097 + "}}]\n", "checks[0].expect.receive: must be at most 4096 characters"),
     "$defs/expect/properties/tls_version/enum": (check("expect: {tls_version: '1.1'}\n"), 'checks[0].expect.tls_version: "1.1" is not one of: "1.2", "1.3"'),
+    # dns:// and icmp:// checks (issue 19)
+    "$defs/checkSettings/properties/dns/additionalProperties": (dns_check("dns: {name: a.example, class: IN}\n"), "checks[0].dns.class: unknown key 'class'"),
+    "$defs/checkSettings/properties/dns/properties/name/maxLength": (dns_check("dns: {name: " + "a" * 254 + "}\n"), "checks[0].dns.name: must be at most 253 characters"),
+    "$defs/checkSettings/properties/dns/properties/name/minLength": (dns_check("dns: {name: ''}\n"), "checks[0].dns.name: must not be empty"),
+    "$defs/checkSettings/properties/dns/properties/type/enum": (dns_check("dns: {name: a.example, type: PTR}\n"), 'checks[0].dns.type: "PTR" is not one of: "A", "AAAA"'),
+    "$defs/checkSettings/properties/dns/required": (dns_check("dns: {type: A}\n"), "checks[0].dns: missing required key 'name'"),
+    "$defs/checkSettings/properties/icmp/additionalProperties": (icmp_check("icmp: {ttl: 3}\n"), "checks[0].icmp.ttl: unknown key 'ttl'"),
+    "$defs/checkSettings/properties/icmp/properties/count/maximum": (icmp_check("icmp: {count: 101}\n"), "checks[0].icmp.count: 101 is out of range; must be at most 100"),
+    "$defs/checkSettings/properties/icmp/properties/count/minimum": (icmp_check("icmp: {count: 0}\n"), "checks[0].icmp.count: 0 is out of range; must be at least 1"),
+    "$defs/checkSettings/properties/icmp/properties/size/maximum": (icmp_check("icmp: {size: 65001}\n"), "checks[0].icmp.size: 65001 is out of range; must be at most 65000"),
+    "$defs/checkSettings/properties/icmp/properties/size/minimum": (icmp_check("icmp: {size: -1}\n"), "checks[0].icmp.size: -1 is out of range; must be at least 0"),
+    "$defs/expect/properties/answer/additionalProperties": (dns_check("dns: {name: a.example}\nexpect: {answer: {include: [x]}}\n"), "checks[0].expect.answer.include: unknown key 'include'"),
+    "$defs/expect/properties/answer/minProperties": (dns_check("dns: {name: a.example}\nexpect: {answer: {}}\n"), "checks[0].expect.answer: {} should be non-empty"),
+    "$defs/expect/properties/answer/properties/contains/minItems": (dns_check("dns: {name: a.example}\nexpect: {answer: {contains: []}}\n"), "checks[0].expect.answer.contains: needs at least 1 item, has 0"),
+    "$defs/expect/properties/answer_count/anyOf/0/minimum": (dns_check("dns: {name: a.example}\nexpect: {answer_count: -1}\n"), "checks[0].expect.answer_count: -1"),
+    "$defs/expect/properties/answer_count/anyOf/1/pattern": (dns_check("dns: {name: a.example}\nexpect: {answer_count: 'about 3'}\n"), 'checks[0].expect.answer_count: "about 3"'),
+    "$defs/expect/properties/max_packet_loss/maximum": (icmp_check("expect: {max_packet_loss: 101}\n"), "checks[0].expect.max_packet_loss: 101 is out of range; must be at most 100"),
+    "$defs/expect/properties/max_packet_loss/minimum": (icmp_check("expect: {max_packet_loss: -1}\n"), "checks[0].expect.max_packet_loss: -1 is out of range; must be at least 0"),
+    "$defs/expect/properties/rcode/anyOf/0/enum": (dns_check("dns: {name: a.example}\nexpect: {rcode: NOTFOUND}\n"), 'checks[0].expect.rcode: "NOTFOUND"'),
+    "$defs/expect/properties/rcode/anyOf/1/items/enum": (dns_check("dns: {name: a.example}\nexpect: {rcode: [NOERROR, NOTFOUND]}\n"), "checks[0].expect.rcode"),
+    "$defs/expect/properties/rcode/anyOf/1/minItems": (dns_check("dns: {name: a.example}\nexpect: {rcode: []}\n"), "checks[0].expect.rcode: []"),
 }  # fmt: skip
 
 

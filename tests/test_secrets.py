@@ -47,6 +47,7 @@ S = {  # every planted secret, each distinct and unlikely anywhere else
     "bad_bearer": "987654321012",
     "bad_header": "55501234987",
     "bad_url_pass": "badurlpass-7cc30",
+    "push_token": "pushtoken-3f9a1c7e2b",
 }
 NEEDLES = [*S.values(), base64.b64encode(f"basicuser:{S['basic_pass']}".encode()).decode()]
 CHECKS = ("userinfo", "header", "basic", "bearer")
@@ -79,6 +80,8 @@ def good_config(port: int, db: Path) -> str:
           - name: bearer
             url: {target}
             bearer_token: "{S["bearer"]}"
+          - name: pushed
+            push: {{grace: 1s, token: "{S["push_token"]}"}}
         """)
 
 
@@ -148,10 +151,19 @@ def test_no_planted_secret_reaches_any_output(tmp_path, httpserver: HTTPServer):
                 api.post("/api/v1/report", json={"sql": "SELECT * FROM outbox"}),
                 api.get("/api/v1/checks/nope"),
                 api.get("/api/v1/checks/userinfo/results", params={"limit": "x"}),
+                api.get("/api/v1/checks/pushed"),
+                api.post("/api/v1/checks/pushed/run"),
                 httpx.get(f"{base}/api/v1/checks", headers={"Authorization": "Bearer wrong"}, timeout=10),
             ]
             assert answers[1].status_code == 200 and answers[-1].status_code == 401
             outputs["api"] = "\n".join(f"{a.request.url} {a.status_code} {a.headers} {a.text}" for a in answers)
+            pings = [  # a push check's pings: their answers (the request URLs carry the token: they are ours)
+                httpx.get(f"{base}/push/pushed?token={S['push_token']}", timeout=10),
+                httpx.post(f"{base}/push/pushed/fail", headers={"Authorization": f"Bearer {S['push_token']}"}, timeout=10),
+                httpx.get(f"{base}/push/pushed/start?token={S['push_token']}x", timeout=10),
+            ]
+            assert [p.status_code for p in pings] == [200, 200, 404]
+            outputs["push"] = "\n".join(f"{p.status_code} {p.headers} {p.text}" for p in pings)
             stop_sse.set()
             api.post("/api/v1/checks/userinfo/run")  # one more event, so the reader notices
             sse.join(10)
@@ -190,6 +202,7 @@ def test_no_planted_secret_reaches_any_output(tmp_path, httpserver: HTTPServer):
         *(("report", "--db", str(db), "-c", str(cfg), "--format", fmt) for fmt in ("table", "json", "csv", "markdown")),
         ("report", "--db", str(db), "-c", str(cfg), "--format", "json", "--incidents"),
         ("notify", "ops", "-c", str(cfg)),
+        ("check", "pushed", "-c", str(cfg), "--format", "json"),
     ]
     with ThreadPoolExecutor(2) as pool:  # each is a process (mostly imports); the database is only read
         cli = list(pool.map(lambda args: run_cli(*args, env=env), commands))

@@ -22,7 +22,7 @@ from tests.conftest import free_port
 CTE_WRITES = [
     "WITH d AS (DELETE FROM results RETURNING 1) SELECT count(*) FROM d",
     "WITH d AS (INSERT INTO outbox VALUES (99, now(), 'api', NULL, 'failure', 'ops', 'k', 'json://evil.example', 'failure',"
-    " 'rotate your credentials at http://evil.example', 'b', 0, now(), NULL, NULL, NULL) RETURNING 1) SELECT count(*) FROM d",
+    " 'rotate your credentials at http://evil.example', 'b', 0, now(), NULL, NULL, NULL, NULL, NULL, NULL, NULL) RETURNING 1) SELECT count(*) FROM d",
     "WITH d AS (DELETE FROM schema_migrations RETURNING 1) SELECT count(*) FROM d",
     "WITH d AS (UPDATE results SET ok = false RETURNING 1) SELECT count(*) FROM d",
 ]

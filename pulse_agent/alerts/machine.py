@@ -29,6 +29,11 @@ class Incident:
     first_error: str | None
     last_notified_at: float  # when failure or the last reminder fell due
     resolved_at: float | None = None
+    acked_at: float | None = None  # acknowledged: no more reminders
+    acked_by: str | None = None
+    held: str | None = None  # why its failure message was recorded but not sent (silence, depends_on)
+    source: str | None = None  # None: the check's own; "slo:page", "slo:ticket", "rule" (alerts/condition.py)
+    instance: str | None = None  # of a rule: its row's labels as JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +97,12 @@ def _failure(state: AlertState, result: Result, rule: AlertSpec) -> tuple[AlertS
             last_notified_at=result.ts,
         )
         events = (Event("failure", result.check, result, incident),)
-    elif incident is not None and rule.remind_every > 0 and result.ts - incident.last_notified_at >= rule.remind_every:
+    elif (
+        incident is not None
+        and incident.acked_at is None
+        and rule.remind_every > 0
+        and result.ts - incident.last_notified_at >= rule.remind_every
+    ):
         incident = replace(incident, last_notified_at=result.ts)
         events = (Event("reminder", result.check, result, incident),)
     return AlertState(failures, 0, start, 0, 0, incident, state.degraded), events

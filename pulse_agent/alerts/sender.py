@@ -8,6 +8,7 @@ marked when the process dies is sent again on restart (at least once).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,6 +25,8 @@ log = logging.getLogger("pulse_agent.alerts")
 
 # (url, title, body, notify type, timeout) -> None when delivered, else the reason
 Deliver = Callable[[str, str, str, str, float], Awaitable[str | None]]
+# Who a delivery under way is for (notifier, check, event, url), for lines logged while it runs.
+DELIVERY: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("pulse_delivery", default={})  # noqa: B039
 
 
 async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: float) -> str | None:
@@ -31,6 +34,8 @@ async def apprise_deliver(url: str, title: str, body: str, kind: str, timeout: f
     from pulse_agent.alerts.notify import deliver
 
     return await deliver(url, title, body, kind, timeout)
+
+
 # (notifier, result) with result "delivered", "failed" (will retry) or "dead"
 Outcome = Callable[[str, str], None]
 
@@ -110,12 +115,13 @@ class Sender:
     async def _send(self, m: Message) -> Message | None:
         notifier = self._notifiers.get(m.notifier)
         url = _url(notifier, m.url_key)
+        fields = {"notifier": m.notifier, "url": m.url_hint, "check": m.check, "event": m.event, "attempt": m.attempts + 1}
         if notifier is None or url is None:
             error: str | None = f"notifier {m.notifier!r} or this URL of it is no longer configured"
         else:
+            DELIVERY.set(fields)
             error = await self._deliver(url, m.title, m.body, m.kind, notifier.timeout)
         now = self._clock.time()
-        fields = {"notifier": m.notifier, "url": m.url_hint, "check": m.check, "event": m.event, "attempt": m.attempts + 1}
         if error is None:
             await self._write(outbox.mark_delivered, m, now)
             self._count(m.notifier, "delivered")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
+from pulse_agent.config import slo_rules
+from pulse_agent.config.depends import dependency_problems
+from pulse_agent.config.dns import dns_check
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
+from pulse_agent.config.icmp import icmp_check
 from pulse_agent.config.kinds import for_kind, kind_of, misplaced, scheme_problem
 from pulse_agent.config.load import Document, FromEnv
 from pulse_agent.config.memo import Memo, canonical
@@ -30,6 +35,8 @@ from pulse_agent.config.model import (
     StatusRange,
     TlsSpec,
 )
+from pulse_agent.config.push import push_settings
+from pulse_agent.config.stream import stream_settings
 from pulse_agent.config.transport import proxy_url_problem, transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
@@ -71,6 +78,8 @@ class Validators:
 
     file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
     notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
+    icmp: Problem = _no_problem  # an icmp:// URL -> why this process cannot send ICMP echo requests
+    rule_sql: Problem = _no_problem  # a rule's SQL -> why DuckDB cannot run it against the store's tables
     client_cert: Callable[[str, str | None], str | None] = _no_cert_problem  # tls.cert_file, key_file -> why ssl cannot load them
 
 
@@ -122,6 +131,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
                 reuse.remember_spec(key, spec)
         if spec is not None:
             checks.append(spec)
+    _check_dependencies(doc, raw_checks, first_seen)
     agent = AgentSettings(**_agent_settings(doc, data.get("agent") or {})) if clean(("agent",)) else AgentSettings()
     if (problem := listen_problem(agent.listen)) is not None:
         doc.error(("agent", "listen"), problem)
@@ -133,7 +143,10 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
         doc.error(("agent", "rollup"), "must be at least agent.retention: reports count old windows from the hourly rollups")
     modules = _modules(doc, _of_type(data, "modules", dict), clean, validators)
     page = _status_page(doc, data.get("status_page"), set(first_seen)) if clean(("status_page",)) else None
-    return AgentSpec(source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules, status_page=page)
+    rules = slo_rules.rules(data.get("rules"), notifier_names, doc.error, validators.rule_sql) if clean(("rules",)) else ()
+    return AgentSpec(
+        source=doc.source, agent=agent, checks=tuple(checks), notifiers=notifiers, modules=modules, status_page=page, rules=rules
+    )
 
 
 def _status_page(doc: Document, raw: Any, check_names: set[str]) -> StatusPageSpec | None:
@@ -160,8 +173,25 @@ def _status_page(doc: Document, raw: Any, check_names: set[str]) -> StatusPageSp
     )
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _check_dependencies(doc: Document, raw_checks: list[Any], first_seen: dict[str, int]) -> None:
+    """Every depends_on names a check, and no cycle: errors placed at the offending entry."""
+    deps = {
+        # names the schema refused are reported once, there
+        name: [t for t in raw.get("depends_on") or () if isinstance(t, str) and _NAME.fullmatch(t)]
+        if isinstance(raw.get("depends_on"), list)
+        else []
+        for name, i in first_seen.items()
+        if isinstance(raw := raw_checks[i], dict)
+    }
+    for check, j, message in dependency_problems(deps):
+        doc.error(("checks", first_seen[check], "depends_on", j), message)
+
+
 # Check keys that mean nothing for a /probe module: Prometheus' scrape decides when, and alerting is Prometheus'.
-NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance")
+NOT_IN_MODULES = ("schedule", "timezone", "missed", "alert", "labels", "enabled", "slo", "maintenance", "depends_on")
 
 
 def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any, validators: Validators) -> tuple[ModuleSpec, ...]:
@@ -284,6 +314,9 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any], validators: Validat
         max_backoff=seconds("max_backoff", 300),
         give_up_after=seconds("give_up_after", 86400),
         timeout=seconds("timeout", 10),
+        group_by=tuple(raw.get("group_by", ())),
+        group_wait=seconds("group_wait", 30),
+        group_interval=seconds("group_interval", 300),
     )
 
 
@@ -353,7 +386,8 @@ class _CheckBuilder:
 
     def fail(self, keys: tuple[str | int, ...], message: str) -> None:
         """Report a problem at keys; a value that is a placeholder (validate without secrets) is no failure."""
-        path = (*self.origin(*(k for k in keys if isinstance(k, str))), *(k for k in keys if isinstance(k, int)))
+        cut = next((n for n, k in enumerate(keys) if isinstance(k, int)), len(keys))  # origin() places the keys up to a list index
+        path = (*self.origin(*(k for k in keys[:cut] if isinstance(k, str))), *keys[cut:])
         if self.doc.error(path, message):
             self.failed = True
 
@@ -418,8 +452,16 @@ class _CheckBuilder:
         max_backoff = self.converted(("retries", "max_backoff"), parse_duration, 30)
         remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
         self.check_transport(url, expect)
+        push = push_settings(self.get, self.fail) if self.kind == "push" else None
+        stream = stream_settings(self.kind or "http", url, self.get, self.fail)
         own_path = (*self.path, "maintenance")
         own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
+        dns = dns_check(self.get, self.fail, url, "dns" in self.merged) if self.kind == "dns" else None
+        icmp = icmp_check(self.get, self.fail, timeout, url) if self.kind == "icmp" else None
+        if (dns is None and self.kind == "dns") or (icmp is None and self.kind == "icmp"):
+            self.failed = True
+        elif self.kind == "icmp" and (problem := self.validators.icmp(url)) is not None:
+            self.fail(("url",), problem)
         if self.failed or not self.clean(self.path) or schedule is None:
             return None
         raw = self.merged
@@ -465,9 +507,17 @@ class _CheckBuilder:
             ),
             maintenance=windows + own_windows,
             slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,
+            slo_alerts=slo_rules.slo_alerts(raw.get("slo"), notifiers, self.fail),
+            depends_on=tuple(raw.get("depends_on") or ()),
             labels=tuple(sorted((raw.get("labels") or {}).items())),
             enabled=raw.get("enabled", True),
             kind=self.kind or "http",
+            push=push,
+            send=stream.send,
+            starttls=stream.starttls,
+            send_hidden=stream.send_hidden,
+            dns=dns,
+            icmp=icmp,
         )
 
     def check_transport(self, url: str, expect: Expect) -> None:
@@ -544,6 +594,8 @@ class _CheckBuilder:
             certificate_valid_for=valid_for,
             http_version=get("http_version"),
             tls_version=get("tls_version"),
+            max_duration=seconds("max_duration"),
+            receive=get("receive"),
         )
 
 

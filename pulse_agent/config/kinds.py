@@ -15,6 +15,10 @@ from pulse_agent.config.model import CheckKind
 KIND_OF_SCHEME: dict[str, CheckKind] = {
     "http": "http",
     "https": "http",
+    "tcp": "tcp",
+    "tls": "tls",
+    "dns": "dns",
+    "icmp": "icmp",
 }
 
 # What every kind of check takes: identity, when it runs, how it alerts.
@@ -32,16 +36,16 @@ _TIMES = frozenset(("max_response_time", "degraded_response_time"))
 SETTINGS: dict[CheckKind, frozenset[str]] = {
     "http": _COMMON | _HTTP,
     "tcp": _COMMON | {"send"},
-    "tls": _COMMON | {"tls_verify", "ca_file", "tls", "starttls"},
+    "tls": _COMMON | {"tls_verify", "ca_file", "tls", "starttls", "send"},
     "dns": _COMMON | {"dns"},
     "icmp": _COMMON | {"icmp"},
-    "push": (_COMMON - {"url", "timeout", "retries"}) | {"push"},
+    "push": (_COMMON - {"url", "timeout", "retries", "missed"}) | {"push"},  # missed: a restart reports the latest missed due itself
 }
 EXPECT: dict[CheckKind, frozenset[str]] = {
     "http": _TIMES | {"status", "body_contains", "body_not_contains", "body_matches", "json", "headers",
                       "certificate_valid_for", "http_version", "tls_version"},
     "tcp": _TIMES | {"receive"},
-    "tls": _TIMES | {"certificate_valid_for", "tls_version"},
+    "tls": _TIMES | {"certificate_valid_for", "tls_version", "receive"},
     "dns": _TIMES | {"rcode", "answer", "answer_count", "authoritative"},
     "icmp": _TIMES | {"max_packet_loss"},
     "push": frozenset(("max_duration",)),
@@ -49,8 +53,10 @@ EXPECT: dict[CheckKind, frozenset[str]] = {
 
 
 def kind_of(raw: dict[str, Any]) -> CheckKind | None:
-    """The kind a check's own settings choose: push: without url is push, else by the URL's scheme; None if unknown."""
+    """The kind a check's own settings choose: push: makes a push check, else by the URL's scheme; None if unknown."""
     url = raw.get("url")
+    if "push" in raw:  # with a url too, the url is the misplaced key: a push check has none
+        return "push"
     if not url:
         return "push" if "push" in raw else "http"
     if not isinstance(url, str):

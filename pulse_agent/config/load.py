@@ -201,8 +201,10 @@ class _Builder:
         value = node.value
         from_env = False
         if expand and "$" in value:
-            # only header values are marked: the prober keeps those on their origin; everything else stays plain str
-            from_env = len(path) >= 2 and path[-2] == "headers" and any(m.group(1) is not None for m in _ENV_REF.finditer(value))
+            # only header values (kept on their origin) and a tcp/tls send (kept out of what is shown of the
+            # answer) are marked; everything else stays plain str
+            marked = (len(path) >= 2 and path[-2] == "headers") or path[-1:] == ("send",)
+            from_env = marked and any(m.group(1) is not None for m in _ENV_REF.finditer(value))
             value = self.expand(value, node, path)
             if not node.style and value != node.value:  # plain (libyaml says "", PyYAML None): typed after expansion
                 node = yaml.ScalarNode(self.resolver.resolve(yaml.ScalarNode, value, (True, False)), value)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from pulse_agent.config.dns import DnsCheck
+from pulse_agent.config.icmp import IcmpCheck
 from pulse_agent.names import bucket
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
@@ -73,6 +75,7 @@ class JsonRule:
 
 HttpVersion = Literal["1.0", "1.1", "2"]
 TlsVersion = Literal["1.2", "1.3"]
+Starttls = Literal["smtp", "imap", "ftp"]  # protocols a tls:// check can upgrade with STARTTLS (probe/starttls.py)
 Transport = Literal["fast", "httpx"]  # our HTTP/1.1 client, or httpx (HTTP/2, proxies): chosen when the spec is built
 
 
@@ -91,6 +94,16 @@ class Expect:
     certificate_valid_for: float | None = None
     http_version: HttpVersion | None = None  # the protocol the final response must have come over
     tls_version: TlsVersion | None = None  # the TLS version it must have been negotiated with
+    max_duration: float | None = None  # push checks: longest /start -> success a job may take
+    receive: str | None = None  # tcp/tls: text, or /regex/ (RE2), the bytes read after connecting (and sending) must hold
+
+
+@dataclass(frozen=True, slots=True)
+class PushSpec:
+    """A push check's side of the deal: how far from its due time a ping may come, and the secret it carries."""
+
+    grace: float = 3600.0
+    token: str = field(default="", repr=False)  # a secret: never shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,39 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class BurnWindow:
+    """An SLO burn-rate window pair: fire `severity` when both windows (seconds) burn at least `factor`."""
+
+    long: float
+    short: float
+    factor: float
+    severity: Literal["page", "ticket"]
+
+
+@dataclass(frozen=True, slots=True)
+class SloAlerts:
+    """slo.burn_rate_alerts with slo.window: which pairs fire and whom they tell."""
+
+    window: float  # the SLO window the budget covers, seconds
+    pairs: tuple[BurnWindow, ...]
+    page: tuple[str, ...] = ()
+    ticket: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A SQL alert rule: one alert instance per row its query returns."""
+
+    name: str
+    sql: str
+    notify: tuple[str, ...]
+    every: float = 60.0
+    window: float = 3600.0  # `results` holds the rows of (now - window, now)
+    hold: float = 0.0  # `for`: seconds a row must persist before its instance fires
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CheckSpec:
     """One HTTP check, defaults merged in."""
 
@@ -177,7 +223,15 @@ class CheckSpec:
     enabled: bool = True
     maintenance: tuple[MaintenanceWindow, ...] = ()  # the top-level windows, then the check's own
     slo: float | None = None  # objective, percent of runs ok
+    depends_on: tuple[str, ...] = ()  # checks whose failure holds back this check's notifications
+    slo_alerts: SloAlerts | None = None  # slo.burn_rate_alerts
     kind: CheckKind = "http"  # which probe runs it
+    push: PushSpec | None = None  # push checks: pinged, never probed
+    send: bytes | None = field(default=None, repr=False)  # tcp/tls: written once connected (may carry a password: AUTH ...)
+    starttls: Starttls | None = None  # tls: upgrade a plain connection with this protocol's STARTTLS first
+    send_hidden: tuple[bytes, ...] = field(default=(), repr=False)  # words of a ${VAR} send masked in what is shown of answers
+    dns: DnsCheck | None = None  # dns:// checks: the query and its expectations
+    icmp: IcmpCheck | None = None  # icmp:// checks: how to ping and the packet loss allowed
 
     def in_maintenance(self, ts: float) -> bool:
         """Whether ts falls in one of this check's maintenance windows."""
@@ -196,6 +250,9 @@ class NotifierSpec:
     max_backoff: float = 300.0
     give_up_after: float = 86400.0
     timeout: float = 10.0
+    group_by: tuple[str, ...] = ()  # label names, or "check"; empty: one message per event
+    group_wait: float = 30.0
+    group_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +319,7 @@ class AgentSpec:
     notifiers: tuple[NotifierSpec, ...] = ()
     modules: tuple[ModuleSpec, ...] = ()
     status_page: StatusPageSpec | None = None  # None: no status_page block
+    rules: tuple[RuleSpec, ...] = ()
     unset_variables: tuple[str, ...] = ()  # validate without secrets: the ${VAR}s run will need set
 
     def check(self, name: str) -> CheckSpec | None:

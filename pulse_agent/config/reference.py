@@ -13,6 +13,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("checks[]", "checks[].", "#/$defs/check"),
     ("check settings", "", "#/$defs/checkSettings"),
     ("retries", "retries.", "#/$defs/retries"),
+    ("push", "checks[].push.", "#/$defs/push"),
     ("expect", "expect.", "#/$defs/expect"),
     ("alert", "alert.", "#/$defs/alert"),
     ("notifiers.NAME", "notifiers.NAME.", "#/$defs/notifier"),

@@ -172,7 +172,8 @@ def _message(error: ValidationError, path: tuple[Any, ...] = ()) -> str:
     example = f" (e.g. {', '.join(str(e) for e in examples)})" if examples else ""
     if kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
-        return f"missing required key {missing[0]!r}" if missing else error.message
+        rule = schema.get("x-rule") if isinstance(schema, dict) else None  # what to write instead, where there is a choice
+        return (f"missing required key {missing[0]!r}" + (f"; {rule}" if rule else "")) if missing else error.message
     if kind == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         raw = error.instance

@@ -85,9 +85,11 @@ async def open_connection(
     server_name: str,
     resolve: Resolver | None = None,
     allow: Allow | None = None,
+    factory: Callable[[], Connection] = Connection,
 ) -> Connection:
     """A new connection to target (TLS for server_name when context is given), phases marked; ProbeFailure otherwise.
-    `allow` judges the addresses about to be connected to (so a name cannot resolve elsewhere later)."""
+    `allow` judges the addresses about to be connected to (so a name cannot resolve elsewhere later);
+    `factory` makes the protocol that reads it (an HTTP response reader unless told)."""
     loop = asyncio.get_running_loop()
     if target.ip:
         addresses = [target.host]
@@ -100,19 +102,25 @@ async def open_connection(
     clock.conn_start = time.perf_counter()
     if len(addresses) == 1:  # nearly every check: no race to run
         try:
-            _, connection = await loop.create_connection(Connection, addresses[0], target.port)
+            _, connection = await loop.create_connection(factory, addresses[0], target.port)
         except OSError as exc:
             raise _cannot_connect(target, [exc]) from None
     else:
-        connection = await _happy_eyeballs(loop, addresses, target)
+        connection = await _happy_eyeballs(loop, addresses, target, factory)
     clock.tcp_done = time.perf_counter()
     if context is not None:
-        await _start_tls(loop, connection, server_name, context)
-        clock.tls_done = time.perf_counter()
-        connection.cert_not_after = peer_cert_not_after(connection.transport)
-        transport = connection.transport
-        connection.tls_version = version_name(transport.get_extra_info("ssl_object")) if transport is not None else None
+        await upgrade(connection, context, clock, server_name)
     return connection
+
+
+async def upgrade(connection: Connection, context: ssl.SSLContext, clock: PhaseClock, server_name: str) -> None:
+    """TLS on an open connection (just made, or after STARTTLS): its end marked, the peer certificate's expiry
+    and the negotiated version noted on the connection; ProbeFailure 'tls' otherwise."""
+    await _start_tls(asyncio.get_running_loop(), connection, server_name, context)
+    clock.tls_done = time.perf_counter()
+    connection.cert_not_after = peer_cert_not_after(connection.transport)
+    transport = connection.transport
+    connection.tls_version = version_name(transport.get_extra_info("ssl_object")) if transport is not None else None
 
 
 async def _resolve(host: str, port: int) -> list[str]:
@@ -134,7 +142,9 @@ def interleave(addresses: list[str]) -> list[str]:
     return [a for pair in zip_longest(first, second) for a in pair if a is not None]
 
 
-async def _happy_eyeballs(loop: asyncio.AbstractEventLoop, addresses: list[str], target: Target) -> Connection:
+async def _happy_eyeballs(
+    loop: asyncio.AbstractEventLoop, addresses: list[str], target: Target, factory: Callable[[], Connection] = Connection
+) -> Connection:
     """A TCP connection to the first of several addresses that answers (RFC 8305): a new attempt every
     ATTEMPT_DELAY, or as soon as one fails; the losers are closed."""
     waiting = interleave(addresses)
@@ -143,7 +153,7 @@ async def _happy_eyeballs(loop: asyncio.AbstractEventLoop, addresses: list[str],
     try:
         while waiting or attempts:
             if waiting:  # a new attempt when the delay passed or an attempt failed
-                attempts.add(loop.create_task(loop.create_connection(Connection, waiting.pop(0), target.port)))
+                attempts.add(loop.create_task(loop.create_connection(factory, waiting.pop(0), target.port)))
             done, attempts = await asyncio.wait(attempts, timeout=ATTEMPT_DELAY if waiting else None, return_when=asyncio.FIRST_COMPLETED)
             winner = _first_connected(done, errors)
             if winner is not None:
@@ -188,7 +198,10 @@ async def _start_tls(loop: asyncio.AbstractEventLoop, connection: Connection, se
         raise fail("tls", f"certificate not trusted: {exc.verify_message or exc.reason}") from None
     except (ssl.SSLError, OSError) as exc:
         connection.close()
-        raise fail("tls", f"TLS failed: {getattr(exc, 'reason', None) or exc.strerror or exc}") from None
+        # A server refusing the handshake (no common version, a client certificate it wants) often just
+        # closes: asyncio then raises a ConnectionResetError without a message.
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc) or "the server closed the connection during the handshake"
+        raise fail("tls", f"TLS failed: {reason}") from None
     connection.transport = transport  # type: ignore[assignment]
 
 

@@ -54,15 +54,22 @@ def _evaluate(expect: Expect, response: Response, now: float) -> tuple[list[Fail
     if not any(rule.matches(code) for rule in expect.status):
         allowed = ", ".join(rule.text for rule in expect.status)
         failures.append(Failure("status", f"status {code} not in [{allowed}]"))
-    limit = expect.max_response_time
-    if limit is not None and response.elapsed > limit:
-        failures.append(Failure("latency", f"response time {_ms(response.elapsed)} over max_response_time {_ms(limit)}"))
+    latency, degraded = response_time_failures(expect, response.elapsed)
+    failures.extend(latency)
     failures.extend(_body_failures(expect, response))
     failures.extend(_header_failures(expect.headers, response.headers))
-    failures.extend(_certificate_failures(expect.certificate_valid_for, response.cert_not_after, now))
+    failures.extend(certificate_failures(expect.certificate_valid_for, response.cert_not_after, now))
     failures.extend(_version_failures(expect, response))
-    slow = expect.degraded_response_time
-    return failures, slow is not None and response.elapsed > slow
+    return failures, degraded
+
+
+def response_time_failures(expect: Expect, elapsed: float, what: str = "response time") -> tuple[list[Failure], bool]:
+    """max_response_time's failure, if elapsed (seconds) is over it, and whether elapsed is over degraded_response_time."""
+    limit, slow = expect.max_response_time, expect.degraded_response_time
+    failures = []
+    if limit is not None and elapsed > limit:
+        failures.append(Failure("latency", f"{what} {_ms(elapsed)} over max_response_time {_ms(limit)}"))
+    return failures, slow is not None and elapsed > slow
 
 
 def _body_failures(expect: Expect, response: Response) -> list[Failure]:
@@ -132,7 +139,8 @@ def _header_matches(value: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
-def _certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:
+def certificate_failures(valid_for: float | None, not_after: float | None, now: float) -> list[Failure]:
+    """A peer certificate that expires sooner than valid_for seconds from now (or none to check)."""
     if valid_for is None:
         return []
     if not_after is None:  # e.g. redirected to plain http: what was asked cannot be checked, so it fails

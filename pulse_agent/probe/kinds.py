@@ -10,7 +10,10 @@ from typing import Protocol
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckKind, CheckSpec
 from pulse_agent.probe.connect import forget_targets
+from pulse_agent.probe.dns import DnsProbe
 from pulse_agent.probe.http import Prober
+from pulse_agent.probe.icmp import IcmpProbe
+from pulse_agent.probe.tcp import TcpProbe
 from pulse_agent.result import Result
 
 
@@ -32,6 +35,10 @@ class Probe(Protocol):
 
 PROBES: dict[CheckKind, Callable[[Clock], Probe]] = {
     "http": lambda clock: Prober(clock=clock),
+    "tcp": lambda clock: TcpProbe(clock=clock),
+    "tls": lambda clock: TcpProbe(clock=clock),  # a tcp check with a handshake
+    "dns": lambda clock: DnsProbe(clock=clock),
+    "icmp": lambda clock: IcmpProbe(clock=clock),
 }
 
 

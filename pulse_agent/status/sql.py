@@ -62,7 +62,7 @@ LAST_SQL = """
 
 INCIDENTS_SQL = """
     SELECT id, check_name, epoch(opened_at), epoch(resolved_at), first_error_kind FROM incidents
-    WHERE check_name IN (SELECT unnest($checks)) AND (resolved_at IS NULL OR resolved_at >= $recent)
+    WHERE check_name IN (SELECT unnest($checks)) AND (resolved_at IS NULL OR resolved_at >= $recent) AND source IS NULL
     ORDER BY opened_at DESC LIMIT 100"""
 
 

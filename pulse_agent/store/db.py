@@ -145,8 +145,46 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE results ADD COLUMN details JSON;
     """,
+    # Push checks (probe/push.py): what the agent knows of each between pings, so a ping received
+    # before a restart still counts and a restart neither hides nor invents a missed due time.
+    """
+    CREATE TABLE push_state (
+        check_name VARCHAR PRIMARY KEY,
+        since      TIMESTAMPTZ NOT NULL,  -- when the agent began to watch it
+        last_ping  TIMESTAMPTZ,           -- the last success or failure ping
+        accounted  TIMESTAMPTZ,           -- the latest due time met or reported late
+        started    TIMESTAMPTZ            -- a /start not followed by its end yet
+    );
+    """,
+    # silences, pauses, acks, held and grouped alerts (#21)
+    """
+    CREATE TABLE silences (
+        id         VARCHAR PRIMARY KEY,
+        matchers   VARCHAR[]   NOT NULL,  -- check=api, team=~pay.*
+        starts_at  TIMESTAMPTZ NOT NULL,
+        ends_at    TIMESTAMPTZ NOT NULL,  -- set to the expiry time when expired early
+        reason     VARCHAR     NOT NULL,
+        author     VARCHAR     NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE paused_checks (
+        check_name VARCHAR PRIMARY KEY,
+        paused_at  TIMESTAMPTZ NOT NULL,
+        author     VARCHAR,
+        reason     VARCHAR
+    );
+    ALTER TABLE incidents ADD COLUMN acked_at TIMESTAMPTZ;
+    ALTER TABLE incidents ADD COLUMN acked_by VARCHAR;
+    ALTER TABLE incidents ADD COLUMN held VARCHAR;  -- why its failure message was not sent (silence, depends_on)
+    ALTER TABLE incidents ADD COLUMN source VARCHAR;    -- NULL: the check's own; slo:page, slo:ticket, rule
+    ALTER TABLE incidents ADD COLUMN instance VARCHAR;  -- of a rule: its row's labels (JSON), the instance's identity
+    ALTER TABLE outbox ADD COLUMN suppressed VARCHAR;  -- recorded, not sent: the silence or dependency that held it
+    ALTER TABLE outbox ADD COLUMN group_key VARCHAR;   -- for a notifier with group_by: the group it waits in
+    ALTER TABLE outbox ADD COLUMN line VARCHAR;        -- its line in a grouped message
+    ALTER TABLE outbox ADD COLUMN grouped_into BIGINT; -- the id of the grouped message that carried it
+    """,
     # Prefix sketches (store/prefix.py): an hour's within its UTC day, a day's within its UTC month;
-    # NULL until storage maintenance fills them in order (store/retention.py fill_prefixes).
+    # NULL until storage maintenance fills them (store/retention.py fill_prefixes).
     """
     ALTER TABLE results_hourly ADD COLUMN latency_cum MAP(SMALLINT, INTEGER);
     ALTER TABLE results_daily ADD COLUMN latency_cum MAP(SMALLINT, INTEGER);

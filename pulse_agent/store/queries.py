@@ -26,6 +26,11 @@ INCIDENT_COLUMNS = (
     "first_error",
     "last_notified_at",
     "notifications_sent",
+    "acked_at",
+    "acked_by",
+    "held",
+    "source",
+    "instance",
 )
 
 
@@ -83,7 +88,8 @@ def _json(value: object) -> object:
 
 # Named parameters of every report query: $start, $end (TIMESTAMPTZ), $checks (names; empty = all).
 _CHOSEN = "(len($checks) = 0 OR list_contains($checks, check_name))"
-_OVERLAPS = f"opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
+# SLO and rule incidents (source set) are no downtime of a check.
+_OVERLAPS = f"source IS NULL AND opened_at < $end AND coalesce(resolved_at, $end) > $start AND {_CHOSEN}"
 _INSIDE = "epoch(least(coalesce(resolved_at, $end), $end)) - epoch(greatest(opened_at, $start))"
 # Where each part of a window comes from. Complete hours that are rolled up come from
 # results_hourly ([$a, $b): counts exact, percentiles from the hours' latency sketches), and of
@@ -315,7 +321,8 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
     SELECT check_name, id AS incident, {_iso("opened_at")} AS opened_at, {_iso("resolved_at")} AS resolved_at,
-           round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent
+           round(epoch(coalesce(resolved_at, $end)) - epoch(opened_at), 3) AS duration_s, first_error_kind, first_error, notifications_sent,
+           {_iso("acked_at")} AS acked_at, acked_by, held
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
     return _rows(con.execute(sql, _params(start, end, checks)))

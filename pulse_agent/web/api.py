@@ -26,7 +26,7 @@ from pulse_agent.report import MAX_EPOCH, ReportError, ReportRequest, UnknownChe
 from pulse_agent.result import from_iso, iso
 from pulse_agent.store import queries
 from pulse_agent.store.db import QueriesBusy
-from pulse_agent.view import AgentView, StoreClosed
+from pulse_agent.view import AgentView, AlertingClosed, StoreClosed
 from pulse_agent.web.sse import event_stream, sse
 
 T = TypeVar("T")
@@ -75,6 +75,8 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
 
     async def run_check(request: web.Request) -> web.Response:
         spec = _check(agent, request)
+        if spec.kind == "push":
+            return _error(409, f"check {spec.name!r} is a push check: its job runs elsewhere and pings /push/{spec.name}")
         result = await agent.run_now(spec)
         if result is None:
             return _error(409, f"check {spec.name!r} is running already; try again when it has finished")
@@ -131,6 +133,42 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
         outcome = await agent.reload("api")
         return web.json_response(outcome.to_json(), status=200 if outcome.ok else 400)
 
+    async def list_silences(_: web.Request) -> web.Response:
+        now = agent.now()
+        return web.json_response({"silences": [s.to_json(now) for s in _started(agent.silences)]})
+
+    async def add_silence(request: web.Request) -> web.Response:
+        try:
+            silence = await _unless_closed(agent.add_silence(await request.json()))
+        except ValueError as exc:  # malformed JSON included
+            return _error(400, str(exc))
+        return web.json_response(silence.to_json(agent.now()), status=201)
+
+    async def expire_silence(request: web.Request) -> web.Response:
+        silence = await _unless_closed(agent.expire_silence(request.match_info["id"]))
+        if silence is None:
+            return _error(404, f"no silence with id {request.match_info['id']!r}")
+        return web.json_response(silence.to_json(agent.now()))
+
+    async def ack_incident(request: web.Request) -> web.Response:
+        body = await _optional_body(request)
+        incident = await _unless_closed(agent.ack(request.match_info["id"], body.get("author")))
+        if incident is None:
+            return _error(404, f"no open incident with id {request.match_info['id']!r}")
+        return web.json_response({"id": incident.id, "check": incident.check, "acked_at": iso(incident.acked_at or 0),
+                                  "acked_by": incident.acked_by})  # fmt: skip
+
+    async def pause_check(request: web.Request) -> web.Response:
+        spec, body = _check(agent, request), await _optional_body(request)
+        pause = await _unless_closed(agent.pause(spec, body.get("author"), body.get("reason")))
+        return web.json_response({"check": spec.name, "paused": pause.to_json()})
+
+    async def resume_check(request: web.Request) -> web.Response:
+        spec = _check(agent, request)
+        if not await _unless_closed(agent.resume(spec)):
+            return _error(409, f"check {spec.name!r} is not paused")
+        return web.json_response({"check": spec.name, "paused": None})
+
     async def openapi(_: web.Request) -> web.Response:
         return web.Response(text=openapi_text(), content_type="application/json")
 
@@ -143,6 +181,12 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
         web.get("/api/v1/events", events),
         web.post("/api/v1/report", report),
         web.post("/api/v1/export", export_results),
+        web.get("/api/v1/silences", list_silences),
+        web.post("/api/v1/silences", add_silence),
+        web.delete("/api/v1/silences/{id}", expire_silence),
+        web.post("/api/v1/incidents/{id}/ack", ack_incident),
+        web.post("/api/v1/checks/{name}/pause", pause_check),
+        web.post("/api/v1/checks/{name}/resume", resume_check),
         web.get("/api/v1/openapi.json", openapi),
         web.post("/-/reload", reload),
     ]
@@ -155,7 +199,7 @@ def openapi_text() -> str:
 
 def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:
     status = agent.status(spec)
-    incident, last, due = status.incident, status.last_result, status.next_due
+    incident, last, due, pause = status.incident, status.last_result, status.next_due, status.paused
     return {
         "name": spec.name,
         "url": redact_url(spec.url),
@@ -186,8 +230,12 @@ def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:
                 "opened_at": iso(incident.opened_at),
                 "first_error_kind": incident.first_error_kind,
                 "first_error": incident.first_error,
+                "acked_at": iso(incident.acked_at) if incident.acked_at is not None else None,
+                "acked_by": incident.acked_by,
+                "held": incident.held,
             },
         },
+        "paused": pause.to_json() if pause is not None else None,
         "next_due": iso(due) if due is not None else None,
         "last_result": last.to_json() if last is not None else None,
     }
@@ -207,11 +255,33 @@ async def _read(agent: AgentView, query: Callable[[Any], T]) -> T:
 
 
 async def _unless_closed(answer: Awaitable[T]) -> T:
-    """What answer gives; 503 while the database is not open."""
+    """What answer gives; 503 while the database is not open or alerting has not started."""
     try:
         return await answer
-    except StoreClosed as exc:
+    except (StoreClosed, AlertingClosed) as exc:
         raise _http_error(web.HTTPServiceUnavailable, str(exc)) from None
+
+
+def _started(ask: Callable[[], T]) -> T:
+    """What ask gives; 503 while alerting has not started."""
+    try:
+        return ask()
+    except AlertingClosed as exc:
+        raise _http_error(web.HTTPServiceUnavailable, str(exc)) from None
+
+
+async def _optional_body(request: web.Request) -> dict[str, str | None]:
+    """{author, reason} from an optional JSON body; strings or absent."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _http_error(web.HTTPBadRequest, 'the body must be JSON, like {"author": "ana", "reason": "deploy"}') from None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), (str, type(None))) for k in ("author", "reason")):
+        raise _http_error(web.HTTPBadRequest, "give author and reason as strings")
+    return {k: body.get(k) for k in ("author", "reason")}
 
 
 def _since(request: web.Request, now: float) -> float | None:

@@ -208,7 +208,7 @@ def render_checks(states: dict[str, _CheckState], omit: frozenset[str] = frozens
         out.extend(f'{family}{{{s.label},phase="{p}"}} {s.values[PHASE0 + i]!r}\n' for s in items for i, p in enumerate(PHASES)
                    if not math.isnan(s.values[PHASE0 + i]))  # fmt: skip
     family = "pulse_check_certificate_expiry_timestamp_seconds"
-    out.append(f"# HELP {family} Expiry (Unix time) of the peer certificate seen by the last https run.\n# TYPE {family} gauge\n")
+    out.append(f"# HELP {family} Expiry (Unix time) of the peer certificate seen by the last https or tls run.\n# TYPE {family} gauge\n")
     out.extend(f"{family}{{{s.label}}} {s.values[CERT]!r}\n" for s in items if not math.isnan(s.values[CERT]))
     family = "pulse_check_protocol_info"
     if family not in omit:
