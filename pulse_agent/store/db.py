@@ -183,6 +183,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN line VARCHAR;        -- its line in a grouped message
     ALTER TABLE outbox ADD COLUMN grouped_into BIGINT; -- the id of the grouped message that carried it
     """,
+    # Prefix sketches (store/prefix.py): an hour's within its UTC day, a day's within its UTC month;
+    # NULL until storage maintenance fills them (store/retention.py fill_prefixes).
+    """
+    ALTER TABLE results_hourly ADD COLUMN latency_cum MAP(SMALLINT, INTEGER);
+    ALTER TABLE results_daily ADD COLUMN latency_cum MAP(SMALLINT, INTEGER);
+    """,
 )
 
 QUERY_THREADS = 2  # reports and user SQL running at once

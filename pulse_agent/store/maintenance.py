@@ -38,7 +38,11 @@ class Maintenance:
             if n < retention.BATCH:
                 break
         expired = await store.call(lambda con: retention.delete_old_rollups(con, now - settings.rollup))
-        done = {"hours_rolled_up": rolled, "sketches_backfilled": backfilled, "results_deleted": deleted, "hourly_rows_deleted": expired}
+        prefixed = 0  # after the deletes: a period cut in two by them is summed again at once
+        while n := await store.call(retention.fill_prefixes):
+            prefixed += n
+        done = {"hours_rolled_up": rolled, "sketches_backfilled": backfilled, "prefixes_filled": prefixed,
+                "results_deleted": deleted, "hourly_rows_deleted": expired}  # fmt: skip
         if any(done.values()):
             log.info("storage maintained", extra=done)
         return done

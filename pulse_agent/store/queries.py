@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import duckdb
 
 from pulse_agent.result import iso, utc
-from pulse_agent.store import sketch
+from pulse_agent.store import prefix, sketch
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
                   "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance",
@@ -116,21 +117,49 @@ _SOURCES = f"""
 _KEY = sketch.key_sql("response_time_ms")
 
 
-def _sketch_quantiles(by: str) -> str:
+def _sketch_quantiles(by: str, prefixed: _Prefixed | None = None, width_us: int = 0) -> str:
     """CTE sk_q: p50/p95/p99 per group (by) that has rolled-up rows: a day bucket that is one daily
     rollup reads the percentiles stored with it; any other group merges its rollups' latency
     sketches with the sketch of its raw rows (store/sketch.py). Groups without rolled-up rows get
-    exact percentiles (quantile_cont) elsewhere. Needs CTEs h_keyed and r_keyed with by's columns."""
+    exact percentiles (quantile_cont) elsewhere. Needs CTEs h_keyed and r_keyed with by's columns.
+    prefixed: the rollups' part is read as prefix sketches at the window's terms (store/prefix.py;
+    the same counts per bucket from a few rows a check), grouped by day buckets of width_us if given."""
+    groups = f"(SELECT DISTINCT {by} FROM h_merge)"
+    if prefixed:
+        k = f", epoch_us(parent) // {width_us} AS k" if width_us else ""
+        term_key = "k" if width_us else ""
+        rollups = f"""
+            SELECT {by}, unnest(map_keys(cum)) AS key, unnest(map_values(cum))::DOUBLE * sign AS n
+            FROM signed SEMI JOIN {groups} USING ({by})"""
+        signed = f"""
+    checks AS (SELECT DISTINCT check_name FROM h),
+    ht AS (
+        SELECT unnest($ht_at::TIMESTAMPTZ[]) AS term_at, unnest($ht_parent::TIMESTAMPTZ[]) AS parent, unnest($ht_sign::INTEGER[]) AS sign
+    ),
+    dt AS (
+        SELECT unnest($dt_at::TIMESTAMPTZ[]) AS term_at, unnest($dt_parent::TIMESTAMPTZ[]) AS parent, unnest($dt_sign::INTEGER[]) AS sign
+    ),
+    signed AS (
+        SELECT * FROM ({prefix.signed_sql("results_hourly", "hour", f"(SELECT *{k} FROM ht)", prefixed.hour_ats, term_key)})
+        UNION ALL
+        SELECT * FROM ({prefix.signed_sql("results_daily", "day", f"(SELECT *{k} FROM dt)", prefixed.day_ats, term_key)})
+    ),"""
+    else:
+        rollups = f"""
+            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge"""
+        signed = ""
     return f"""
-    h_merge AS (SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL),
+    h_merge AS (
+        SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL
+    ),{signed}
     sk AS (
         SELECT {by}, key, sum(n::DOUBLE) AS n FROM (  -- DOUBLE: exact for counts, and sums 2x faster than HUGEINT
-            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge
+            {rollups}
             UNION ALL
             SELECT {by}, {sketch.key_sql("response_time_ms")}, count(*)
-            FROM r_keyed JOIN (SELECT DISTINCT {by} FROM h_merge) USING ({by})
+            FROM r_keyed JOIN {groups} USING ({by})
             WHERE response_time_ms IS NOT NULL GROUP BY ALL
-        ) GROUP BY ALL
+        ) GROUP BY ALL HAVING sum(n::DOUBLE) > 0
     ),
     sk_q AS (
         {sketch.quantiles_sql("sk", by)}
@@ -144,9 +173,22 @@ def _sketch_quantiles(by: str) -> str:
 _HOURS_AS_ROLLED = "sk_q AS (SELECT k, check_name, p50_ms AS p50, p95_ms AS p95, p99_ms AS p99 FROM h_keyed)"
 
 
-def _window_plan(con: duckdb.DuckDBPyConnection, start: float, end: float, *, days: bool = True) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class _Prefixed:
+    """How a window's rolled-up part is read from prefix sketches: the terms as query parameters, and
+    the units they read (written into the SQL, so that DuckDB reads only those rows)."""
+
+    params: dict[str, object]
+    hour_ats: list[float]
+    day_ats: list[float]
+
+
+def _window_plan(
+    con: duckdb.DuckDBPyConnection, start: float, end: float, *, days: bool = True
+) -> tuple[dict[str, object], _Prefixed | None]:
     """$a, $b: the rolled-up complete hours inside [start, end); $da, $db: the rolled-up complete
-    days inside those (none when not days); $raw_from: where raw rows are whole."""
+    days inside those (none when not days); $raw_from: where raw rows are whole. And the parameters
+    that read the rolled-up part from prefix sketches, when every row it needs has one (else None)."""
     [(rolled_until, days_until, first)] = con.execute(
         "SELECT (SELECT epoch(max(hour)) + 3600 FROM results_hourly), (SELECT epoch(max(day)) + 86400 FROM results_daily), "
         "(SELECT epoch(min(ts)) FROM results)"
@@ -160,18 +202,34 @@ def _window_plan(con: duckdb.DuckDBPyConnection, start: float, end: float, *, da
         first_hour = math.floor(first / 3600) * 3600
         raw_from = first_hour + 3600 if first_hour < rolled_until else first_hour  # a rolled-up first hour may be cut
     lowest = datetime.min.replace(tzinfo=UTC)
-    return {"a": utc(a), "b": utc(b), "da": utc(da), "db": utc(db), "raw_from": utc(raw_from) if raw_from != -math.inf else lowest}
+    params: dict[str, object] = {"a": utc(a), "b": utc(b), "da": utc(da), "db": utc(db),
+                                 "raw_from": utc(raw_from) if raw_from != -math.inf else lowest}  # fmt: skip
+    hourly, daily, hours_end = prefix.window_terms(a, b, da, db, raw_from, end)
+    [(missing,)] = con.execute(
+        "SELECT (SELECT count(*) FROM results_hourly WHERE hour >= $a AND hour < $e AND latency_cum IS NULL) + "
+        "(SELECT count(*) FROM results_daily WHERE day >= $da AND day < $db AND latency_cum IS NULL)",
+        {"a": utc(a), "e": utc(hours_end), "da": utc(da), "db": utc(db)},
+    ).fetchall()
+    if missing:
+        return params, None
+    terms: dict[str, object] = {}
+    for name, part in (("ht", hourly), ("dt", daily)):
+        terms[f"{name}_at"] = [utc(t.at) for _, t in part]
+        terms[f"{name}_parent"] = [utc(t.parent) for _, t in part]
+        terms[f"{name}_sign"] = [t.sign for _, t in part]
+    return params, _Prefixed(terms, [t.at for _, t in hourly], [t.at for _, t in daily])
 
 
 def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
     """One row per check over [start, end): runs outside maintenance, uptime, failures by kind,
     latency percentiles (exact over raw results, from sketches where rolled-up hours take part),
     degraded share, incidents overlapping the window, last result."""
+    plan, terms = _window_plan(con, start, end)
     sql = f"""
     WITH {_SOURCES},
     h_keyed AS (SELECT check_name, latency_sketch, p50_ms, p95_ms, p99_ms, false AS whole FROM h),
     r_keyed AS (SELECT check_name, response_time_ms FROM r),
-    {_sketch_quantiles("check_name")},
+    {_sketch_quantiles("check_name", terms)},
     counts AS (
         SELECT check_name, sum(runs) AS runs, sum(ok_runs) AS ok_runs, sum(degraded_runs) AS degraded_runs FROM (
             SELECT check_name, count(*) AS runs, count(*) FILTER (WHERE ok) AS ok_runs, count(*) FILTER (WHERE degraded) AS degraded_runs
@@ -225,17 +283,19 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     LEFT JOIN last t USING (check_name)
     WHERE c.runs > 0
     ORDER BY c.check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **_window_plan(con, start, end)}))
+    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}))
 
 
 def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
     """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
+    plan, terms = _window_plan(con, start, end, days=by == "day")
+    prefixed = terms if by == "day" else None  # hour buckets read each rolled-up hour as it is
     sql = f"""
     WITH {_SOURCES},
     h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms, is_day AS whole FROM h),
     r_keyed AS (SELECT epoch_us(ts) // {width_us} AS k, check_name, response_time_ms FROM r),
-    {_sketch_quantiles("k, check_name") if by == "day" else _HOURS_AS_ROLLED},
+    {_sketch_quantiles("k, check_name", prefixed, width_us) if by == "day" else _HOURS_AS_ROLLED},
     raw_q AS (
         SELECT k, check_name, quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) AS q FROM r_keyed ANTI JOIN sk_q USING (k, check_name)
         GROUP BY ALL
@@ -254,7 +314,7 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
     FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
     ORDER BY k, check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **_window_plan(con, start, end, days=by == "day")}))
+    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}))
 
 
 def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
