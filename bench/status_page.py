@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pulse_agent.store.db import migrate, open_database
+from pulse_agent.store.db import open_database
+from pulse_agent.store.migrations import migrate
 
 RAW_DAYS = 2
 

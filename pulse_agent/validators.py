@@ -48,7 +48,7 @@ def rule_sql(sql: str) -> str | None:
     in a READ ONLY transaction."""
     import duckdb
 
-    from pulse_agent.store.db import migrate
+    from pulse_agent.store.migrations import migrate
     from pulse_agent.store.sandbox import QueryRefused, lock_down, one_select
     from pulse_agent.store.sql_window import windowed_sql
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pulse_agent.store.db import migrate
 from pulse_agent.store.export import days_of
+from pulse_agent.store.migrations import migrate
 from tests.conftest import run_cli
 
 D0 = datetime.fromisoformat("2026-11-01T00:00:00+00:00").timestamp()

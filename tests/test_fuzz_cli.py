@@ -168,7 +168,7 @@ def report_db(tmp_path_factory):
     """A results database with one check, made by the agent's own store."""
     import duckdb
 
-    from pulse_agent.store.db import migrate
+    from pulse_agent.store.migrations import migrate
 
     path = str(tmp_path_factory.mktemp("db") / "pulse.duckdb")
     with duckdb.connect(path) as con:

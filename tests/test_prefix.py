@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pulse_agent.store import prefix, queries, retention
-from pulse_agent.store.db import migrate
+from pulse_agent.store.migrations import migrate
 
 HOUR, DAY = 3600, 86400
 NOW = datetime(2027, 1, 15, 8, 20, 34, tzinfo=UTC).timestamp()  # mid-hour, mid-day, mid-month

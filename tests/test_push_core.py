@@ -149,7 +149,7 @@ def memory_store():
     """The store's call on a real in-memory DuckDB with the agent's tables: (call, connection)."""
     import duckdb
 
-    from pulse_agent.store.db import migrate
+    from pulse_agent.store.migrations import migrate
 
     con = duckdb.connect()
     migrate(con)
@@ -251,7 +251,7 @@ async def test_pings_arriving_together_are_written_in_few_transactions_and_each_
     import duckdb
 
     from pulse_agent.store import push_state
-    from pulse_agent.store.db import migrate
+    from pulse_agent.store.migrations import migrate
 
     con = duckdb.connect()
     migrate(con)

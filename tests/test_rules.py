@@ -9,7 +9,7 @@ import time
 import duckdb
 import pytest
 
-from pulse_agent.store.db import migrate
+from pulse_agent.store.migrations import migrate
 from pulse_agent.validators import rule_sql
 from tests.conftest import run_cli
 from tests.test_alerting import NOW, Receiver, query, running, until

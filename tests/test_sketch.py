@@ -14,8 +14,8 @@ import pytest
 from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.result import from_iso
 from pulse_agent.store import retention, sketch
-from pulse_agent.store.db import MIGRATIONS, migrate
 from pulse_agent.store.maintenance import Maintenance
+from pulse_agent.store.migrations import MIGRATIONS, migrate
 from tests.conftest import run_cli
 
 NOW = 1_800_000_000.0  # on an hour

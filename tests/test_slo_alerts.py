@@ -12,7 +12,7 @@ import pytest
 
 from pulse_agent.alerts.watch import slo_counts
 from pulse_agent.store import retention
-from pulse_agent.store.db import migrate
+from pulse_agent.store.migrations import migrate
 from tests.test_alerting import NOW, Receiver, query, running, until
 
 DAY = 86400

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from pulse_agent.result import Result
-from pulse_agent.store.db import MIGRATIONS, ResultStore, StoreError
+from pulse_agent.store.db import ResultStore, StoreError
+from pulse_agent.store.migrations import MIGRATIONS
 
 T0 = 1_800_000_000.0
 
