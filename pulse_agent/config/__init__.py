@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from pulse_agent.config.build import NO_VALIDATORS, Validators, build_spec, errors_of
+from pulse_agent.config.build import build_spec, errors_of
+from pulse_agent.config.check import NO_VALIDATORS, Validators
 from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import Document, parse_document

@@ -2,88 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config import slo_rules
+from pulse_agent.config.check import NO_VALIDATORS, CheckBuilder, Validators, converted_value, env_headers, maintenance_windows
 from pulse_agent.config.depends import dependency_problems
-from pulse_agent.config.dns import dns_check
 from pulse_agent.config.errors import ConfigError, KeyPath
-from pulse_agent.config.expectations import compile_jsonpath, header_rule_problem, parse_json_rule
-from pulse_agent.config.icmp import icmp_check
-from pulse_agent.config.kinds import for_kind, kind_of, misplaced, scheme_problem
-from pulse_agent.config.load import Document, FromEnv
+from pulse_agent.config.load import Document
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
     AgentSettings,
     AgentSpec,
-    AlertSpec,
     CheckSpec,
-    Delivery,
-    Expect,
-    MaintenanceWindow,
     ModuleSpec,
     NotifierSpec,
-    Retries,
     Shard,
     StatusPageSpec,
-    StatusRange,
-    TlsSpec,
 )
-from pulse_agent.config.push import push_settings
-from pulse_agent.config.stream import stream_settings
-from pulse_agent.config.transport import proxy_url_problem, transport_of
+from pulse_agent.config.transport import transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
 from pulse_agent.probe.allow import entry_problem
-from pulse_agent.probe.regex import regex_problem
-from pulse_agent.probe.syntax import header_problem
-from pulse_agent.redact import redact_url
-from pulse_agent.schedule import Interval, ScheduleError, parse_schedule, time_zone
 from pulse_agent.sizes import parse_size
-
-DEFAULT_SCHEDULE = "60s"
-DEFAULT_TIMEOUT = "10s"
-
-
-def merge_defaults(defaults: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
-    """Check settings over defaults; mappings merge key by key, everything else is replaced."""
-    merged = dict(defaults)
-    for key, value in check.items():
-        base = merged.get(key)
-        merged[key] = merge_defaults(base, value) if isinstance(base, dict) and isinstance(value, dict) else value
-    return merged
-
-
-Problem = Callable[[str], "str | None"]  # a value -> why it cannot be used, or None
-
-
-def _no_problem(_: str) -> str | None:
-    return None
-
-
-def _no_cert_problem(_cert: str, _key: str | None) -> str | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Validators:
-    """The checks that look beyond the config text (the file system, Apprise): the shell passes them in;
-    without them those values are taken as written."""
-
-    file: Problem = _no_problem  # a ca_file path -> why it is not a readable file
-    notifier_url: Problem = _no_problem  # an Apprise URL -> why Apprise cannot use it
-    icmp: Problem = _no_problem  # an icmp:// URL -> why this process cannot send ICMP echo requests
-    rule_sql: Problem = _no_problem  # a rule's SQL -> why DuckDB cannot run it against the store's tables
-    client_cert: Callable[[str, str | None], str | None] = _no_cert_problem  # tls.cert_file, key_file -> why ssl cannot load them
-
-
-NO_VALIDATORS = Validators()
 
 
 def build_spec(doc: Document, memo: Memo | None = None, validators: Validators = NO_VALIDATORS) -> AgentSpec:
@@ -102,7 +45,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
         if clean(("notifiers", n))
     )
     notifiers = tuple(n for n in built if n is not None)
-    windows = _windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
+    windows = maintenance_windows(doc, ("maintenance",), data.get("maintenance")) if clean(("maintenance",)) else ()
     raw_checks: list[Any] = _of_type(data, "checks", list)
     defaults: dict[str, Any] = _of_type(data, "defaults", dict)
     checks: list[CheckSpec] = []
@@ -125,7 +68,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
         spec = reuse.spec(key) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            builder = _CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators)
+            builder = CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators)
             spec = _guarded(doc, ("checks", i), lambda builder=builder: builder.build(notifier_names, windows))
             if reuse is not None and spec is not None and len(doc.errors) == errors:
                 reuse.remember_spec(key, spec)
@@ -223,23 +166,10 @@ def _modules(doc: Document, raw_modules: dict[str, Any], clean: Any, validators:
                 doc.error((*path, "allowed_targets", j), problem)
                 failed = True
         settings = {k: v for k, v in raw.items() if k != "allowed_targets" and k not in NOT_IN_MODULES}
-        template = _CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean, validators).build(set(), ())
+        template = CheckBuilder(doc, path, {**settings, "name": name, "url": ""}, {}, clean, validators).build(set(), ())
         if template is not None and not failed:
             modules.append(ModuleSpec(name, template, tuple(targets or ())))
     return tuple(modules)
-
-
-# Label names pulse-agent or Prometheus set themselves; a check label with one of them would clash or be renamed.
-RESERVED_LABELS = frozenset(("check", "location", "job", "instance"))
-
-
-def label_name_problem(name: str) -> str | None:
-    """Why a check label name cannot be a Prometheus label of pulse_check_info; None when it can."""
-    if name.startswith("__"):
-        return f"label name {name!r} is reserved: names starting with __ are Prometheus' own"
-    if name in RESERVED_LABELS:
-        return f"label name {name!r} is reserved (check, location, job and instance are set by pulse-agent or Prometheus)"
-    return None
 
 
 def _agent_settings(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +180,7 @@ def _agent_settings(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
     out = dict(raw)
     for key, parse in converters.items():
         if key in raw:
-            out[key] = _converted(parse, raw[key], lambda msg, key=key: doc.error(("agent", key), msg), None)
+            out[key] = converted_value(parse, raw[key], lambda msg, key=key: doc.error(("agent", key), msg), None)
             if out[key] is None:
                 del out[key]
     if out.get("api_token") == "":  # ${PULSE_API_TOKEN:-} with the variable unset
@@ -279,15 +209,6 @@ def _cleanliness(error_paths: list[KeyPath]) -> Any:
     return clean
 
 
-def _converted(parse: Any, value: Any, fail: Any, default: Any) -> Any:
-    """parse(value), or default after fail(reason) when it cannot be read (the schema lets ${...} through)."""
-    try:
-        return parse(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        fail(str(exc))
-        return default
-
-
 def _of_type(data: dict[str, Any], key: str, kind: type) -> Any:
     """data[key] when it has the expected kind (else the schema already complained), or an empty one."""
     value = data.get(key)
@@ -303,7 +224,7 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any], validators: Validat
             doc.error(("notifiers", name, key), problem)
 
     def seconds(key: str, default: float) -> float:
-        return _converted(parse_duration, raw.get(key, default), lambda msg: doc.error(("notifiers", name, key), msg), default)  # type: ignore[no-any-return]
+        return converted_value(parse_duration, raw.get(key, default), lambda msg: doc.error(("notifiers", name, key), msg), default)  # type: ignore[no-any-return]
 
     return NotifierSpec(
         name=name,
@@ -318,313 +239,6 @@ def _notifier(doc: Document, name: str, raw: dict[str, Any], validators: Validat
         group_wait=seconds("group_wait", 30),
         group_interval=seconds("group_interval", 300),
     )
-
-
-def _windows(doc: Document, path: KeyPath, raw: list[dict[str, Any]] | None) -> tuple[MaintenanceWindow, ...]:
-    """Maintenance windows at path; problems go to doc.errors."""
-    windows = []
-    for j, item in enumerate(raw or ()):
-        tz = item.get("timezone", "UTC")
-        try:
-            time_zone(tz)
-        except ScheduleError as exc:
-            doc.error((*path, j, "timezone"), str(exc))
-            continue
-        try:
-            start = parse_schedule(item["schedule"], tz)
-        except ScheduleError as exc:
-            doc.error((*path, j, "schedule"), str(exc))
-            continue
-        if isinstance(start, Interval):
-            doc.error(
-                (*path, j, "schedule"),
-                f"{item['schedule']!r} is an interval; a window opens at times: use cron, a calendar phrase or 'at <time>'",
-            )
-            continue
-        duration = _converted(parse_duration, item["duration"], lambda msg, j=j: doc.error((*path, j, "duration"), msg), None)
-        if duration is None:
-            continue
-        if duration <= 0:
-            doc.error((*path, j, "duration"), "must be more than 0")
-            continue
-        windows.append(MaintenanceWindow(start, duration))
-    return tuple(windows)
-
-
-class _CheckBuilder:
-    """Checks and types one check's settings, blaming defaults for values that came from there."""
-
-    def __init__(
-        self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any, validators: Validators
-    ) -> None:
-        self.validators = validators
-        self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
-        self.kind = kind_of(raw)
-        self.merged = merge_defaults(for_kind(self.kind or "http", defaults), raw)
-        self.failed = False
-
-    def origin(self, *keys: str) -> KeyPath:
-        """Key path of the value the check uses: its own, or the one in defaults."""
-        node: Any = self.raw
-        for key in keys:
-            if not isinstance(node, dict) or key not in node:
-                return ("defaults", *keys)
-            node = node[key]
-        return (*self.path, *keys)
-
-    def get(self, *keys: str, default: Any = None) -> Any:
-        """The merged value at keys, or default when absent or already reported by the schema."""
-        node: Any = self.merged
-        for key in keys:
-            if not isinstance(node, dict) or key not in node:
-                return default
-            node = node[key]
-        if not self.clean(self.origin(*keys)):
-            self.failed = True
-            return default
-        return node
-
-    def fail(self, keys: tuple[str | int, ...], message: str) -> None:
-        """Report a problem at keys; a value that is a placeholder (validate without secrets) is no failure."""
-        cut = next((n for n, k in enumerate(keys) if isinstance(k, int)), len(keys))  # origin() places the keys up to a list index
-        path = (*self.origin(*(k for k in keys[:cut] if isinstance(k, str))), *keys[cut:])
-        if self.doc.error(path, message):
-            self.failed = True
-
-    def converted(self, keys: tuple[str, ...], parse: Any, default: Any) -> Any:
-        """parse(the value at keys, else default), or default after reporting why it cannot be read."""
-        return _converted(parse, self.get(*keys, default=default), lambda msg: self.fail(keys, msg), parse(default))
-
-    def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
-        url = self.get("url", default="")
-        if self.kind is None and self.clean(self.origin("url")):
-            self.fail(("url",), scheme_problem(url) or "names no kind of check")
-        for keys, reason in misplaced(self.kind or "http", self.raw):
-            self.fail(keys, reason)
-        try:
-            parts = urlsplit(url)
-            if url and not parts.hostname:
-                self.fail(("url",), f"{redact_url(url)!r} has no host")
-            parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
-        except ValueError as exc:
-            self.fail(("url",), f"{redact_url(url)!r}: {exc}")
-            parts = urlsplit("")
-        timeout = self.converted(("timeout",), parse_duration, DEFAULT_TIMEOUT)
-        if timeout <= 0:
-            self.fail(("timeout",), "must be more than 0")
-        tz = self.get("timezone", default="UTC")
-        try:
-            time_zone(tz)
-        except ScheduleError as exc:
-            self.fail(("timezone",), str(exc))
-            tz = "UTC"
-        schedule = None
-        try:
-            schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE), tz)
-        except ScheduleError as exc:
-            self.fail(("schedule",), str(exc))
-            if not self.failed:  # a placeholder: structure is all validate can check; show it as written
-                schedule = Interval(parse_duration(DEFAULT_SCHEDULE), str(self.get("schedule")))
-        for j, target in enumerate(self.get("alert", "notify", default=[])):
-            if target not in notifiers:
-                have = ", ".join(sorted(notifiers)) or "none are defined"
-                self.fail(("alert", "notify", j), f"unknown notifier {str(target)[:60]!r} (notifiers: {have})")
-        expect = self.expect(parts.scheme)
-        ca_file = self.get("ca_file")
-        if ca_file is not None and (problem := self.validators.file(ca_file)) is not None:
-            self.fail(("ca_file",), problem)
-        if self.get("basic_auth") is not None and self.get("bearer_token") is not None:
-            self.fail(("bearer_token",), "set basic_auth or bearer_token, not both")
-        if url and parts.username is not None and (self.get("basic_auth") is not None or self.get("bearer_token") is not None):
-            self.fail(("url",), "the URL carries user:password and basic_auth or bearer_token is set too; keep one")
-        for name, value in (self.get("headers", default={}) or {}).items():
-            if (problem := header_problem(name, value)) is not None:
-                self.fail(("headers", name), problem)
-        if isinstance(token := self.get("bearer_token"), str) and header_problem("Authorization", token) is not None:
-            self.fail(("bearer_token",), "contains a line break (CR or LF) or NUL; a variable read from a file with a trailing newline?")
-        for key in self.get("labels", default={}) or {}:
-            if (problem := label_name_problem(key)) is not None:
-                self.fail(("labels", key), problem)
-        size = self.converted(("max_body_size",), parse_size, "1MiB")
-        if size < 1:
-            self.fail(("max_body_size",), "must be at least 1 byte")
-        backoff = self.converted(("retries", "backoff"), parse_duration, 1)
-        max_backoff = self.converted(("retries", "max_backoff"), parse_duration, 30)
-        remind_every = self.converted(("alert", "remind_every"), parse_duration, 0)
-        self.check_transport(url, expect)
-        push = push_settings(self.get, self.fail) if self.kind == "push" else None
-        stream = stream_settings(self.kind or "http", url, self.get, self.fail)
-        own_path = (*self.path, "maintenance")
-        own_windows = _windows(self.doc, own_path, self.raw.get("maintenance")) if self.clean(own_path) else ()
-        dns = dns_check(self.get, self.fail, url, "dns" in self.merged) if self.kind == "dns" else None
-        icmp = icmp_check(self.get, self.fail, timeout, url) if self.kind == "icmp" else None
-        if (dns is None and self.kind == "dns") or (icmp is None and self.kind == "icmp"):
-            self.failed = True
-        elif self.kind == "icmp" and (problem := self.validators.icmp(url)) is not None:
-            self.fail(("url",), problem)
-        if self.failed or not self.clean(self.path) or schedule is None:
-            return None
-        raw = self.merged
-        method = raw.get("method", "GET")
-        headers, body = _request_body(raw.get("headers") or {}, raw.get("body"))
-        retries = raw.get("retries") or {}
-        alert = raw.get("alert") or {}
-        return CheckSpec(
-            name=raw["name"],
-            url=url,
-            method=method,
-            headers=headers,
-            body=body,
-            schedule=schedule,
-            timezone=tz,
-            missed=raw.get("missed", "skip"),
-            timeout=timeout,
-            retries=Retries(attempts=retries.get("attempts", 1), backoff=backoff, max_backoff=max_backoff),
-            delivery=raw.get("delivery") or default_delivery(method),
-            idempotency_key=raw.get("idempotency_key", False),
-            max_body_size=size,
-            follow_redirects=raw.get("follow_redirects", True),
-            reuse_connections=raw.get("reuse_connections", False),
-            max_redirects=raw.get("max_redirects", 10),
-            tls_verify=raw.get("tls_verify", True),
-            ca_file=raw.get("ca_file"),
-            tls=TlsSpec(**tls) if (tls := raw.get("tls")) else _NO_TLS_OPTIONS,
-            http_version=raw.get("http_version", "1.1"),
-            proxy_url=raw.get("proxy_url"),
-            proxy_from_environment=raw.get("proxy_from_environment", False),
-            transport=transport_of(raw),
-            basic_auth=(auth["username"], auth["password"]) if (auth := raw.get("basic_auth")) else None,
-            bearer_token=raw.get("bearer_token"),
-            env_headers=env_headers(raw),
-            expect=expect,
-            alert=AlertSpec(
-                notify=tuple(alert.get("notify", ())),
-                failure_threshold=alert.get("failure_threshold", 3),
-                success_threshold=alert.get("success_threshold", 2),
-                remind_every=remind_every,
-                send_on_resolved=alert.get("send_on_resolved", True),
-                notify_on_degraded=alert.get("notify_on_degraded", False),
-            ),
-            maintenance=windows + own_windows,
-            slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,
-            slo_alerts=slo_rules.slo_alerts(raw.get("slo"), notifiers, self.fail),
-            depends_on=tuple(raw.get("depends_on") or ()),
-            labels=tuple(sorted((raw.get("labels") or {}).items())),
-            enabled=raw.get("enabled", True),
-            kind=self.kind or "http",
-            push=push,
-            send=stream.send,
-            starttls=stream.starttls,
-            send_hidden=stream.send_hidden,
-            dns=dns,
-            icmp=icmp,
-        )
-
-    def check_transport(self, url: str, expect: Expect) -> None:
-        """The transport keys: files that load, a proxy URL that can be used, expectations that can hold."""
-        cert_file, key_file = self.get("tls", "cert_file"), self.get("tls", "key_file")
-        if key_file is not None and cert_file is None:
-            self.fail(("tls", "key_file"), "a key without tls.cert_file: set the client certificate too")
-        elif cert_file is not None and (problem := self.validators.client_cert(cert_file, key_file)) is not None:
-            self.fail(("tls", "cert_file"), problem)
-        proxy = self.get("proxy_url")
-        if proxy is not None:
-            if (problem := proxy_url_problem(proxy)) is not None:
-                self.fail(("proxy_url",), problem)
-            if self.get("proxy_from_environment"):
-                self.fail(("proxy_from_environment",), "set proxy_url or proxy_from_environment, not both")
-        if (proxy is not None or self.get("proxy_from_environment")) and self.get("tls", "server_name") is not None:
-            self.fail(("tls", "server_name"), "cannot be used with a proxy: httpx names the URL's host in the tunnel's TLS handshake")
-        plain = url.lower().startswith("http://")
-        if expect.tls_version is not None and plain:
-            self.fail(("expect", "tls_version"), "the URL is http://: no TLS is negotiated")
-        if expect.http_version == "2" and (plain or self.get("http_version", default="1.1") != "2"):
-            reason = "HTTP/2 is negotiated by TLS (ALPN) and the URL is http://" if plain else 'set http_version: "2" to offer it'
-            self.fail(("expect", "http_version"), f"can never hold: {reason}")
-
-    def expect(self, scheme: str) -> Expect:
-        """expect: of this check, each key checked on its own so that every problem is reported."""
-        if not self.merged.get("expect"):
-            return _PLAIN_EXPECT
-
-        def get(key: str) -> Any:
-            return self.get("expect", key)
-
-        def fail(key: str, message: str) -> None:
-            self.fail(("expect", key), message)
-
-        def seconds(key: str) -> float | None:
-            value = get(key)
-            return None if value is None else _converted(parse_duration, value, lambda msg: fail(key, msg), None)
-
-        status = get("status")
-        try:
-            ranges = tuple(StatusRange.parse(s) for s in (status if isinstance(status, list) else [status or "2xx"]))
-        except (ValueError, TypeError) as exc:
-            fail("status", str(exc))
-            ranges = _PLAIN_EXPECT.status
-        pattern = get("body_matches")
-        if pattern is not None and (problem := regex_problem(pattern)) is not None:
-            fail("body_matches", problem)
-        json_rules = []
-        for expr, expected in (get("json") or {}).items():
-            try:
-                compile_jsonpath(expr)
-                json_rules.append((expr, parse_json_rule(expected)))
-            except ValueError as exc:
-                fail("json", str(exc))
-            except Exception as exc:  # jsonpath-ng raises several unrelated types
-                fail("json", f"invalid JSONPath {expr[:80]!r}: {exc}")
-        headers = tuple((k.lower(), v) for k, v in (get("headers") or {}).items())
-        for name, glob in headers:  # not `pattern`: that one is body_matches
-            if (problem := header_rule_problem(glob)) is not None:
-                fail("headers", f"{name}: {problem}")
-        valid_for = seconds("certificate_valid_for")
-        if valid_for is not None and scheme == "http":
-            fail("certificate_valid_for", "needs an https:// URL: a plain http response has no certificate to check")
-        return Expect(
-            status=ranges,
-            max_response_time=seconds("max_response_time"),
-            degraded_response_time=seconds("degraded_response_time"),
-            body_contains=get("body_contains"),
-            body_not_contains=get("body_not_contains"),
-            body_matches=pattern,
-            json=tuple(json_rules),
-            headers=headers,
-            certificate_valid_for=valid_for,
-            http_version=get("http_version"),
-            tls_version=get("tls_version"),
-            max_duration=seconds("max_duration"),
-            receive=get("receive"),
-        )
-
-
-_PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
-_NO_TLS_OPTIONS = TlsSpec()
-
-
-def env_headers(settings: dict[str, Any]) -> frozenset[str]:
-    """Lower-case names of the request headers whose value came from a ${VAR} (canonical() cannot tell)."""
-    headers = settings.get("headers")
-    if not isinstance(headers, dict):
-        return frozenset()
-    return frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
-
-
-def default_delivery(method: str) -> Delivery:
-    """at_least_once for methods that are safe to repeat, at_most_once for the rest."""
-    return "at_least_once" if method in ("GET", "HEAD", "OPTIONS") else "at_most_once"
-
-
-def _request_body(headers: dict[str, str], body: Any) -> tuple[tuple[tuple[str, str], ...], bytes | None]:
-    """Headers and encoded body; a mapping or list body is sent as JSON."""
-    if body is None:
-        return tuple(headers.items()), None
-    if isinstance(body, str):
-        return tuple(headers.items()), body.encode("utf-8")
-    if not any(k.lower() == "content-type" for k in headers):
-        headers = {**headers, "Content-Type": "application/json"}
-    return tuple(headers.items()), json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
 def errors_of(doc: Document) -> list[ConfigError]:
