@@ -202,11 +202,12 @@ def _check_summary(agent: AgentView, spec: CheckSpec) -> dict[str, Any]:
     incident, last, due, pause = status.incident, status.last_result, status.next_due, status.paused
     return {
         "name": spec.name,
-        "url": redact_url(spec.url),
-        "method": spec.method,
+        "kind": spec.kind,
+        "url": redact_url(spec.url) if spec.kind != "push" else None,  # a push check has none: it is called
+        "method": spec.method if spec.kind == "http" else None,
         "schedule": spec.schedule.text,
         "timezone": spec.timezone,
-        "timeout_s": spec.timeout,
+        "timeout_s": spec.timeout if spec.kind != "push" else None,
         "enabled": spec.enabled,
         "labels": dict(spec.labels),
         "alert": {
