@@ -227,3 +227,25 @@ def test_bad_listen_flag_exits_2_with_a_line(tmp_path, listen):
     done = run_cli("run", "--listen", listen, "-c", str(tmp_path / "missing.yaml"))
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("pulse-agent: --listen: ") and done.stderr.count("\n") == 1
+
+
+def test_placeholders_in_numeric_settings_of_the_newer_blocks(tmp_path, capsys, monkeypatch):
+    """expect.max_packet_loss and a burn-rate window's burn_rate from ${VAR}s: validate without them
+    passes, and set to words they are refused at their key (not at the check, not as a traceback)."""
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(
+        "version: 1\nnotifiers: {ops: {urls: ['json://127.0.0.1:1/x']}}\nchecks:\n"
+        "  - {name: p, url: 'icmp://127.0.0.1', expect: {max_packet_loss: '${PV_LOSS}'}}\n"
+        "  - name: s\n    url: http://127.0.0.1/\n    slo:\n      objective: 99.9\n      burn_rate_alerts:\n"
+        "        page: [ops]\n        windows: [{long: 1h, short: 5m, burn_rate: '${PV_RATE}', severity: page}]\n"
+    )
+    monkeypatch.delenv("PV_LOSS", raising=False)
+    monkeypatch.delenv("PV_RATE", raising=False)
+    assert main(["validate", "-c", str(cfg)]) == 0
+    assert capsys.readouterr().out.endswith("run needs PV_LOSS, PV_RATE set (unset here)\n")
+    monkeypatch.setenv("PV_LOSS", "lots")
+    monkeypatch.setenv("PV_RATE", "fast")
+    assert main(["validate", "-c", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "checks[0].expect.max_packet_loss:" in err and "checks[1].slo.burn_rate_alerts.windows[0].burn_rate:" in err
+    assert "cannot be used" not in err

@@ -103,6 +103,8 @@ WINDOWS = [
     (t("2026-12-01T00:00"), t("2027-01-01T00:00")),  # a whole month
     (t("2026-12-20T05:30"), t("2027-01-02T17:45")),  # across the year's end
     (t("2026-12-17T13:00"), t("2026-12-17T15:00")),  # two hours of one day
+    (t("2026-12-01T10:00"), t("2026-12-20T00:00")),  # from mid-day on a month's 1st: --by day's first bucket
+    (t("2027-01-01T06:30"), t("2027-01-10T00:00")),
 ]
 
 
@@ -138,13 +140,16 @@ def test_a_sketch_filled_late_for_an_hour_is_summed_again_into_its_days_prefixes
         maintain(con, NOW - 40 * DAY, NOW - 49 * DAY)
         hour = t("2027-01-14T03:00")
         window = (hour - 3 * HOUR + 900, hour + 5 * HOUR + 900)
-        before = queries.summary(con, *window, None)
+        after_it = (hour + HOUR, hour + 5 * HOUR)  # its prefix is subtracted here: it must not be skipped while refilled
+        before, before_after_it = queries.summary(con, *window, None), queries.summary(con, *after_it, None)
         # An upgraded file: that hour was rolled up without a sketch; backfill gives it one later.
         con.execute("UPDATE results_hourly SET latency_sketch = NULL WHERE hour = to_timestamp(?)", [hour])
         con.execute("UPDATE results_hourly SET latency_cum = NULL WHERE hour >= to_timestamp(?)", [hour])
         while retention.fill_prefixes(con):
             pass
         assert retention.backfill_sketches(con) > 0
+        assert queries.summary(con, *after_it, None) == before_after_it  # read from every row meanwhile
         while retention.fill_prefixes(con):
             pass
         assert queries.summary(con, *window, None) == before
+        assert queries.summary(con, *after_it, None) == before_after_it

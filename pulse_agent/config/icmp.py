@@ -53,6 +53,9 @@ def icmp_check(get: Callable[..., Any], fail: Callable[[tuple[str, ...], str], N
         )
         return None
     loss = get("expect", "max_packet_loss")
+    if isinstance(loss, str):  # a ${VAR}: unset, a placeholder (validate without secrets); set, not a number
+        fail(("expect", "max_packet_loss"), f"{loss!r} is not a percentage from 0 to 100")
+        loss = None
     if loss is not None and not 0 <= float(loss) <= 100:  # NaN too: the schema's bounds let it through
         fail(("expect", "max_packet_loss"), f"{loss} is not a percentage from 0 to 100")
         return None

@@ -58,7 +58,11 @@ def _pair(i: int, raw: dict[str, Any], window: float, fail: Fail) -> BurnWindow:
         fail((*at, "short"), f"must be shorter than long ({raw.get('long')}) and more than 0")
     if long > window:
         fail((*at, "long"), f"is longer than the SLO window ({raw.get('long')} > slo.window)")
-    return BurnWindow(long, short, float(raw.get("burn_rate") or 1.0), raw.get("severity", "page"))
+    rate = raw.get("burn_rate", 1.0)
+    if not isinstance(rate, (int, float)):  # a ${VAR}: unset, a placeholder (validate without secrets); set, not a number
+        fail((*at, "burn_rate"), f"{rate!r} is not a number")
+        rate = 1.0
+    return BurnWindow(long, short, float(rate), raw.get("severity", "page"))
 
 
 def rules(raw: Any, notifiers: set[str], fail: Fail, sql_problem: SqlProblem) -> tuple[RuleSpec, ...]:

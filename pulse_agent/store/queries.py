@@ -182,6 +182,11 @@ class _Prefixed:
     hour_ats: list[float]
     day_ats: list[float]
 
+    def hourly_only(self) -> _Prefixed:
+        """The same without the daily terms."""
+        params = {**self.params, "dt_at": [], "dt_parent": [], "dt_sign": []}
+        return _Prefixed(params, self.hour_ats, [])
+
 
 def _window_plan(
     con: duckdb.DuckDBPyConnection, start: float, end: float, *, days: bool = True
@@ -205,10 +210,11 @@ def _window_plan(
     params: dict[str, object] = {"a": utc(a), "b": utc(b), "da": utc(da), "db": utc(db),
                                  "raw_from": utc(raw_from) if raw_from != -math.inf else lowest}  # fmt: skip
     hourly, daily, hours_end = prefix.window_terms(a, b, da, db, raw_from, end)
+    # From the start of the first parent period: a term subtracts a row before the window's first unit.
     [(missing,)] = con.execute(
-        "SELECT (SELECT count(*) FROM results_hourly WHERE hour >= $a AND hour < $e AND latency_cum IS NULL) + "
-        "(SELECT count(*) FROM results_daily WHERE day >= $da AND day < $db AND latency_cum IS NULL)",
-        {"a": utc(a), "e": utc(hours_end), "da": utc(da), "db": utc(db)},
+        "SELECT (SELECT count(*) FROM results_hourly WHERE hour >= $pa AND hour < $e AND latency_cum IS NULL) + "
+        "(SELECT count(*) FROM results_daily WHERE day >= $pda AND day < $db AND latency_cum IS NULL)",
+        {"pa": utc(prefix.parent_of(a, "hour")), "e": utc(hours_end), "pda": utc(prefix.parent_of(da, "day")), "db": utc(db)},
     ).fetchall()
     if missing:
         return params, None
@@ -290,7 +296,9 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
     """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     plan, terms = _window_plan(con, start, end, days=by == "day")
-    prefixed = terms if by == "day" else None  # hour buckets read each rolled-up hour as it is
+    # Hour buckets read each rolled-up hour as it is; day buckets need only the hourly terms (a whole
+    # day reads its stored percentiles; a month's daily terms would land in the bucket of its 1st).
+    prefixed = terms.hourly_only() if terms is not None and by == "day" else None
     sql = f"""
     WITH {_SOURCES},
     h_keyed AS (SELECT epoch_us(hour) // {width_us} AS k, check_name, latency_sketch, p50_ms, p95_ms, p99_ms, is_day AS whole FROM h),
