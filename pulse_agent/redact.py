@@ -53,7 +53,20 @@ def shown(path: tuple[str | int, ...], value: object) -> object:
         return HIDDEN
     if path and path[-1] in URL_KEYS and isinstance(value, str):
         return redact_url(value)
+    if _holds_secret(value):  # a misplaced block with a notifier's urls or a check's url inside: only its shape
+        return _Shape(value)  # type: ignore[arg-type]
     return value
+
+
+def _holds_secret(value: object, depth: int = 0) -> bool:
+    """Whether a mapping or list has a secret or URL key at any depth (bounded: YAML nests finitely)."""
+    if depth > 50:
+        return True
+    if isinstance(value, dict):
+        return any(k in SECRET_KEYS or k in URL_KEYS or _holds_secret(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_secret(v, depth + 1) for v in value)
+    return False
 
 
 class _Hidden:
@@ -64,3 +77,14 @@ class _Hidden:
 
 
 HIDDEN = _Hidden()
+
+
+class _Shape:
+    """Stands for a mapping or list in messages: what it is, not what it holds."""
+
+    def __init__(self, value: dict[object, object] | list[object]) -> None:
+        self.text = (f"(a mapping of {', '.join(map(str, list(value)[:5]))}{', ...' if len(value) > 5 else ''})"
+                     if isinstance(value, dict) else f"(a list of {len(value)} item{'s' if len(value) != 1 else ''})")  # fmt: skip
+
+    def __repr__(self) -> str:
+        return self.text

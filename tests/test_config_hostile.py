@@ -249,3 +249,19 @@ def test_placeholders_in_numeric_settings_of_the_newer_blocks(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "checks[0].expect.max_packet_loss:" in err and "checks[1].slo.burn_rate_alerts.windows[0].burn_rate:" in err
     assert "cannot be used" not in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\nnotifiers: [{name: n, urls: ['slack://T000/B000/pv-webhook-secret']}]\n",
+        "version: 1\nchecks: {a: {url: 'http://u:pv-webhook-secret@127.0.0.1/'}}\n",
+        "version: 1\nchecks: [{name: a, url: 'http://127.0.0.1/', retries: [{headers: {X-Key: 'pv-webhook-secret'}}]}]\n",
+    ],
+)
+def test_a_wrongly_shaped_block_is_described_by_its_shape_never_its_contents(tmp_path, capsys, text):
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(text)
+    assert main(["validate", "-c", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "expected" in err and "pv-webhook-secret" not in err
