@@ -242,6 +242,8 @@ def test_the_active_silence_ending_last_is_the_one_named():
         ({"matchers": ["check=a"], "duration": "soon", "reason": "r", "author": "a"}, "duration"),
         ({"matchers": ["check=a"], "ends_at": "2020-01-01T00:00:00Z", "reason": "r", "author": "a"}, "in the past"),
         ({"matchers": ["check=a"], "duration": "400d", "reason": "r", "author": "a"}, "366d"),
+        ({"matchers": ["check=a"], "starts_at": "9999-12-31T23:30:00Z", "duration": "1h", "reason": "r", "author": "a"}, "starts_at"),
+        ({"matchers": ["check=~(?<=x)y"], "duration": "1h", "reason": "r", "author": "a"}, "lookaround"),  # RE2, as every user regex
         ([], "JSON object"),
     ],
 )

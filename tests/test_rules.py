@@ -142,7 +142,7 @@ BASE = "version: 1\nnotifiers: {ops: {urls: ['json://x/']}}\n"
         (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [ops]}, {name: r, sql: 'SELECT 2', notify: [ops]}]\n",
          "rules[1].name: duplicate rule name 'r'"),
         (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [pager]}]\n", "rules[0].notify[0]: unknown notifier 'pager' (notifiers: ops)"),
-        (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [ops], every: 0s}]\n", "rules[0].every: must be more than 0"),
+        (BASE + "rules: [{name: r, sql: 'SELECT 1', notify: [ops], every: 0s}]\n", "rules[0].every: must be at least 1s"),
     ],
 )  # fmt: skip
 def test_slo_alert_and_rule_mistakes_are_placed(text, says):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pulse_agent.durations import parse_duration
+from pulse_agent.probe.regex import regex_problem, regex_search
 from pulse_agent.result import from_iso, iso
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
@@ -36,11 +37,8 @@ class Matcher:
         name, op, value = m.group(1), m.group(2), m.group(3)
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
-        if op in ("=~", "!~"):
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"matcher {text!r}: invalid regular expression: {exc}") from None
+        if op in ("=~", "!~") and (problem := regex_problem(_whole(value))) is not None:  # RE2, as every user regex
+            raise ValueError(f"matcher {text!r}: {problem}")
         return cls(name, op, value)  # type: ignore[arg-type]
 
     def matches(self, check: str, labels: Mapping[str, str]) -> bool:
@@ -50,11 +48,16 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        found = regex_search(_whole(self.value), actual)
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
         return f"{self.name}{self.op}{self.value}"
+
+
+def _whole(pattern: str) -> str:
+    """A regex that must match a whole value (as Alertmanager's matchers do)."""
+    return f"^(?:{pattern})\\z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,8 @@ def new_silence(body: Mapping[str, Any], silence_id: str, now: float) -> Silence
         raise ValueError("the silence would end before it starts or in the past")
     if ends - starts > MAX_SILENCE_S:
         raise ValueError("a silence lasts at most 366d; disable the check instead")
+    if starts - now > MAX_SILENCE_S:  # and so it ends long before year 9999 ends: every time here can be written
+        raise ValueError("starts_at: a silence starts within 366d from now")
     return Silence(silence_id, matchers, starts, ends, reason.strip(), author.strip(), now)
 
 

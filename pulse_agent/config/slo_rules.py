@@ -78,8 +78,8 @@ def rules(raw: Any, notifiers: set[str], fail: Fail, sql_problem: SqlProblem) ->
         seen.add(r["name"])
         _known(r.get("notify") or [], notifiers, (*at, "notify"), fail)
         every = _seconds(r.get("every"), 60.0, (*at, "every"), fail)
-        if every <= 0:
-            fail((*at, "every"), "must be more than 0")
+        if every < 1:  # each evaluation is a query on the store's query threads: not a busy loop
+            fail((*at, "every"), "must be at least 1s")
         window = _seconds(r.get("window"), 3600.0, (*at, "window"), fail)
         if window <= 0:
             fail((*at, "window"), "must be more than 0")
