@@ -24,7 +24,6 @@ def test_a_full_pipe_does_not_block_logging_and_the_drops_are_reported():
         for i in range(2000):  # about 2 MB: far more than a pipe holds (64 KiB) while nobody reads
             log.info("result", extra={"n": i, "pad": line})
         assert time.monotonic() - started < 2.0  # never waited for the reader
-        assert handler.dropped > 0
 
         got: list[dict] = []
         thread = threading.Thread(target=lambda: got.extend(json.loads(text) for text in reader), daemon=True)
@@ -37,6 +36,7 @@ def test_a_full_pipe_does_not_block_logging_and_the_drops_are_reported():
         notices = [r for r in got if r["msg"].startswith("log lines dropped")]
         assert notices and all(r["level"] == "warning" for r in notices)
         assert sum(r["dropped"] for r in notices) + len(numbers) == 2000  # every line written or counted
+        assert len(numbers) < 2000  # some were dropped (the counter itself may already be in a notice)
     finally:
         log.removeHandler(handler)
         reader.close()
