@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from urllib.parse import urlsplit
 
 from icmplib import AsyncSocket, ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
-from icmplib.utils import unique_identifier
 
 from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.icmp import IcmpCheck
@@ -149,7 +149,9 @@ class IcmpProbe:
         sock, privileged = open_socket(family)
         echoes = Echoes()
         with AsyncSocket(sock) as channel:
-            ident = unique_identifier()
+            # Random, not icmplib's PID-based counter: probe workers have neighbouring PIDs, and a raw
+            # socket sees every echo reply of the host, told apart by identifier and sequence only.
+            ident = secrets.randbelow(1 << 16)
             receiving = asyncio.create_task(_receive(channel, family, privileged, ident, echoes, check.count))
             expired = asyncio.get_running_loop().create_future()
 
