@@ -362,7 +362,10 @@ class Alerting:
                 messages += self._to_urls(notifier, a.name, dict(a.labels), change.incident.id, change.kind, heading, text,
                                           heading.removeprefix("[pulse] "), now, held)  # fmt: skip
             incidents.append(change.incident)
-        await self._store.call(lambda con: outbox.record_incidents(con, incidents, messages))
+        try:
+            await self._store.call(lambda con: outbox.record_incidents(con, incidents, messages))
+        except Exception as exc:  # as for checks' events: better sent without a record than not sent
+            log.error("recording SLO and rule alerts failed, sending anyway: %s", exc)
         for change, _, _ in changes:
             log.warning("alert %s", change.kind, extra={"check": change.active.name, "source": change.active.source,
                                                         "incident": change.incident.id, "detail": change.active.detail})  # fmt: skip
