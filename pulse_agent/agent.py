@@ -247,7 +247,7 @@ class Agent:
         self.metrics.set_checks([c.name for c in checks], {c.name: c.labels for c in checks})  # first: it takes next due times
         stopped = self.pipeline.set_checks(self._enabled())
         self.executor.set_checks(_probed(checks), soon=soon)
-        self.pushes.set_checks(checks)
+        self.pushes.set_checks(self._enabled(), paused=self.paused.keys())  # paused: kept, pinged, never late
         return stopped
 
     async def _apply(self, new: AgentSpec, change: ConfigDiff) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import replace
 from typing import TypeVar
 
 import duckdb
@@ -43,6 +44,7 @@ class PushMonitor:
         self._written: asyncio.Future[None] | None = None  # resolved once the dirty states are written
         self._writer: asyncio.Task[None] | None = None
         self._accepting = False  # between open() and stop(): pings can be recorded
+        self._paused: set[str] = set()  # paused checks: no deadline armed
 
     async def open(self, call: Call[object]) -> None:
         """Read the stored states (pings received before a restart); writes go through call from now on."""
@@ -50,22 +52,29 @@ class PushMonitor:
         self._states = await call(push_state.load)  # type: ignore[assignment]
         self._accepting = True
 
-    def set_checks(self, checks: Iterable[CheckSpec]) -> None:
+    def set_checks(self, checks: Iterable[CheckSpec], paused: Collection[str] = ()) -> None:
         """Watch exactly these (enabled) push checks: kept ones keep their state, whatever their new schedule
-        or grace; new ones start now (no due time before now is expected); removed ones are forgotten."""
+        or grace; new ones start now (no due time before now is expected); removed ones are forgotten.
+        A paused one keeps its state and takes pings, but nothing is late while paused: on resume it is
+        watched afresh from then."""
         now = self._clock.time()
         self._checks = {c.name: c for c in checks if c.kind == "push" and c.enabled}
         gone = [name for name in self._states if name not in self._checks]
         for name in gone:
             del self._states[name]
-        for name in [n for n in self._timers if n not in self._checks]:
+        for name in [n for n in self._timers if n not in self._checks or n in paused]:
             self._timers.pop(name).cancel()
+            self._on_due(name, None)
         if gone:
             self._spawn(self._write(lambda con: push_state.forget(con, gone)))
         for name, spec in self._checks.items():
-            if name not in self._states:
-                self._states[name] = PushState(since=now)
+            if name in paused:
+                self._paused.add(name)
+                continue
+            if name not in self._states or name in self._paused:
+                self._states[name] = replace(self._states.get(name) or PushState(since=now), since=now, accounted=None)
                 self._save(name)
+            self._paused.discard(name)
             self._arm(spec)
 
     def spec(self, name: str) -> CheckSpec | None:

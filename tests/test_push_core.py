@@ -277,3 +277,27 @@ async def test_pings_arriving_together_are_written_in_few_transactions_and_each_
     stored = push_state.load(con)
     assert {name: s.last_ping for name, s in stored.items()} == {s.name: clock.now for s in specs}
     await monitor.stop()
+
+
+async def test_a_paused_push_check_keeps_its_state_takes_pings_is_never_late_and_is_watched_afresh_on_resume():
+    clock = ManualClock(1_800_000_000.0)
+    seen = Collected()
+    monitor = PushMonitor(clock, seen.finished, lambda name, when: seen.dues.__setitem__(name, when))
+    spec = check("push: {grace: 2s, token: '${TOK}'}\nschedule: 10s\n")
+    await monitor.open(memory_store()[0])
+    monitor.set_checks([spec])
+    assert await monitor.ping(spec, "success") is not None
+    pinged = clock.now
+    monitor.set_checks([spec], paused={"job"})  # pause
+    assert seen.dues["job"] is None and monitor.spec("job") is spec  # no deadline; its pings are still taken
+    await clock.advance(100)
+    assert [r.ok for r in seen.results] == [True]  # nothing late while paused
+    assert monitor.state("job").last_ping == pinged  # what it knew is kept
+    monitor.set_checks([spec])  # resume: watched from now
+    resumed = clock.now
+    assert seen.dues["job"] == resumed + 12
+    await clock.advance(11.9)
+    assert len(seen.results) == 1
+    await clock.advance(0.2)
+    assert seen.results[-1].error_kind == "late" and seen.results[-1].ts == resumed + 12
+    await monitor.stop()
