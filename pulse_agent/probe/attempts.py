@@ -1,5 +1,5 @@
-"""Runs of the probes that make one exchange per attempt (DNS, ICMP): attempts with retries and backoff on the
-injected clock, and the Result of the last attempt. HTTP has its own loop (delivery, redirects, phases)."""
+"""Runs of the probes that make one exchange per attempt (TCP, TLS, DNS, ICMP): attempts with retries and
+backoff on the injected clock, and the Result of the last attempt. HTTP has its own loop (delivery, redirects)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ class Outcome:
     response_time_ms: float | None = None
     dns_ms: float | None = None
     details: dict[str, Any] | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    first_byte_ms: float | None = None
+    cert_expires: float | None = None
+    tls_version: str | None = None
 
 
 async def attempt_within(spec: CheckSpec, exchange: Callable[[], Awaitable[Outcome]], waiting_for: str, grace: float = 0.0) -> Outcome:
@@ -67,5 +72,10 @@ async def run_attempts(
         attempts=number,
         scheduled_ts=scheduled_ts,
         dns_ms=outcome.dns_ms,
+        connect_ms=outcome.connect_ms,
+        tls_ms=outcome.tls_ms,
+        first_byte_ms=outcome.first_byte_ms,
+        cert_expires=outcome.cert_expires,
+        tls_version=outcome.tls_version,
         details=outcome.details,
     )

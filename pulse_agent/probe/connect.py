@@ -132,6 +132,17 @@ async def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+async def first_address(host: str, port: int) -> tuple[str, float | None]:
+    """An IP literal as it is, else host's first address resolved now, and how long resolving took (ms)."""
+    try:
+        ipaddress.ip_address(host)
+        return host, None
+    except ValueError:
+        resolving = time.perf_counter()
+        address = (await _resolve(host, port))[0]
+        return address, round((time.perf_counter() - resolving) * 1000, 3)
+
+
 def interleave(addresses: list[str]) -> list[str]:
     """Addresses in the order RFC 8305 tries them: the resolver's first family first, then alternating families."""
     v6 = [a for a in addresses if ":" in a]

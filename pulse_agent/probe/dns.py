@@ -3,7 +3,6 @@ through dnspython's async API, judged against the check's DNS expectations."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
 import time
@@ -24,7 +23,7 @@ from pulse_agent.config.dns import DnsCheck, value_text
 from pulse_agent.config.expectations import show_value
 from pulse_agent.config.model import CheckSpec, Expect
 from pulse_agent.probe.attempts import Outcome, attempt_within, run_attempts
-from pulse_agent.probe.connect import _resolve as resolve_addresses
+from pulse_agent.probe.connect import first_address
 from pulse_agent.probe.expect import response_time_failures
 from pulse_agent.probe.regex import regex_search
 from pulse_agent.probe.wire import fail
@@ -129,13 +128,7 @@ class DnsProbe:
         if check is None:
             raise fail("internal", "a dns:// check without its dns: block (validate refuses those)")
         host, port = resolver_of(spec.url)
-        where, dns_ms = host, None
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            resolving = time.perf_counter()
-            where = (await resolve_addresses(host, port))[0]
-            dns_ms = round((time.perf_counter() - resolving) * 1000, 3)
+        where, dns_ms = await first_address(host, port)
         resolver = f"[{where}]:{port}" if ":" in where else f"{where}:{port}"
         query = dns.message.make_query(check.name, check.type)
         sent = time.perf_counter()

@@ -23,7 +23,7 @@ from pulse_agent.config.icmp import IcmpCheck
 from pulse_agent.config.model import CheckSpec, Expect
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.attempts import Outcome, attempt_within, run_attempts
-from pulse_agent.probe.connect import _resolve as resolve_addresses
+from pulse_agent.probe.connect import first_address
 from pulse_agent.probe.expect import response_time_failures
 from pulse_agent.probe.wire import fail
 from pulse_agent.result import Failure, Result
@@ -138,13 +138,7 @@ class IcmpProbe:
             raise fail("internal", "an icmp:// check without its settings (the config builder makes them)")
         started = self._clock.time()
         host = urlsplit(spec.url).hostname or ""
-        address, dns_ms = host, None
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            resolving = time.perf_counter()
-            address = (await resolve_addresses(host, 0))[0]
-            dns_ms = round((time.perf_counter() - resolving) * 1000, 3)
+        address, dns_ms = await first_address(host, 0)
         family = 6 if ":" in address else 4
         sock, privileged = open_socket(family)
         echoes = Echoes()

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from pulse_agent.clock import Clock, SystemClock, sleep_until
+from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
+from pulse_agent.probe.attempts import Outcome, run_attempts
 from pulse_agent.probe.connect import Resolver, open_connection, target_of, upgrade
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.received import holds, masked, show_bytes
-from pulse_agent.probe.retry import JITTER, backoff
 from pulse_agent.probe.starttls import starttls
 from pulse_agent.probe.stream import RECEIVE_LIMIT, Stream
 from pulse_agent.probe.stream_expect import Session, judge
@@ -72,32 +72,24 @@ class TcpProbe:
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Run spec once, retrying a failed attempt as its retries allow, and judge the last attempt."""
-        started = self._clock.time()
-        attempts = max(1, spec.retries.attempts)
-        for number in range(1, attempts + 1):
-            session = await self._attempt(spec)
-            failures, degraded = judge(spec, session, self._clock.time())
-            if not failures or number == attempts:
-                break
-            await sleep_until(self._clock, self._clock.time() + backoff(spec, number) * (1 + JITTER * self._jitter()))
+        return await run_attempts(spec, self._clock, self._jitter, lambda: self._judged(spec), scheduled_ts)
+
+    async def _judged(self, spec: CheckSpec) -> Outcome:
+        """One attempt and its verdict."""
+        session = await self._attempt(spec)
+        failures, degraded = judge(spec, session, self._clock.time())
         phases = session.phases
-        return Result(
-            check=spec.name,
-            ts=started,
-            ok=not failures,
-            degraded=degraded and not failures,
+        return Outcome(
+            failures=tuple(failures),
+            degraded=degraded,
             response_time_ms=round(session.elapsed * 1000, 3) if session.failure is None else None,
-            error_kind=failures[0].kind if failures else None,
-            error="; ".join(f.message for f in failures) if failures else None,
-            attempts=number,
-            scheduled_ts=scheduled_ts,
             dns_ms=phases.dns_ms,
+            details=session.details or None,
             connect_ms=phases.connect_ms,
             tls_ms=phases.tls_ms,
             first_byte_ms=phases.first_byte_ms,
             cert_expires=session.cert_not_after,
             tls_version=session.tls_version,
-            details=session.details or None,
         )
 
     async def _attempt(self, spec: CheckSpec) -> Session:
