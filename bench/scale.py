@@ -5,7 +5,7 @@ size and the lag of runs due meanwhile, a reload that changes one check, and `re
 history written. Sends traffic only to 127.0.0.1; every loop is bounded. Figures go to
 docs/performance.md.
 
-    python bench/scale.py [--checks 100000] [--seconds 30] [--metrics-detail full|basic]
+    python bench/scale.py [--checks 100000] [--seconds 30] [--metrics-detail full|compact]
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from scheduler_lag import rss_mb  # noqa: E402
 from target import free_port, nginx_target  # noqa: E402
 
 
-def write(cfg: Path, url: str, n: int, timeout: str = "5s") -> None:
+def write(cfg: Path, url: str, n: int, timeout: str = "5s", detail: str = "full") -> None:
     """n checks of 60 s; check c0 gets `timeout` (a reload changes it)."""
-    lines = ["version: 1", "agent: {max_concurrency: 4096, log_level: info}", "checks:"]
+    lines = ["version: 1", f"agent: {{max_concurrency: 4096, log_level: info, metrics_detail: {detail}}}", "checks:"]
     lines.append(f"  - {{name: c0, url: '{url}/c0', schedule: 60s, timeout: {timeout}}}")
     lines += [f"  - {{name: c{i}, url: '{url}/c{i}', schedule: 60s, timeout: 5s}}" for i in range(1, n)]
     tmp = cfg.with_suffix(".tmp")
@@ -42,11 +42,11 @@ def write(cfg: Path, url: str, n: int, timeout: str = "5s") -> None:
     tmp.rename(cfg)  # atomic, as editors and ConfigMaps do
 
 
-def scale(url: str, n: int, seconds: float) -> dict[str, object]:
+def scale(url: str, n: int, seconds: float, detail: str = "full") -> dict[str, object]:
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         cfg, db = Path(d) / "pulse.yaml", Path(d) / "scale.duckdb"
-        write(cfg, url, n)
+        write(cfg, url, n, detail=detail)
         started = time.monotonic()
         agent = subprocess.Popen(
             [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{port}"],
@@ -91,7 +91,7 @@ def scale(url: str, n: int, seconds: float) -> dict[str, object]:
                 windows.append((wall, time.time()))
                 time.sleep(1)
         edited = time.monotonic()
-        write(cfg, url, n, timeout="4s")
+        write(cfg, url, n, timeout="4s", detail=detail)
         reloaded_at, reload_record = wait("config reloaded", 120)
         agent.send_signal(signal.SIGTERM)
         agent.wait(120)
@@ -106,6 +106,7 @@ def scale(url: str, n: int, seconds: float) -> dict[str, object]:
             stored = con.execute("SELECT count(*) FROM results").fetchone()[0]  # type: ignore[index]
     return {
         "checks": n,
+        "metrics_detail": detail,
         "workers": start_record.get("workers"),
         "workers_reason": start_record.get("workers_reason"),
         "startup_to_ready_s": round(ready_at - started, 2),
@@ -128,11 +129,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to run before measuring RSS and /metrics")
+    parser.add_argument("--metrics-detail", choices=["full", "compact"], default="full", help="agent.metrics_detail")
     args = parser.parse_args()
     with nginx_target() as url:
-        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), **scale(url, args.checks, args.seconds)}
+        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), "load_before": os.getloadavg(),
+               **scale(url, args.checks, args.seconds, args.metrics_detail)}  # fmt: skip
     print(json.dumps(out, indent=2))
-    (HERE / "results" / f"scale_{args.checks}.json").write_text(json.dumps(out, indent=2))
+    (HERE / "results" / f"scale_{args.checks}_{args.metrics_detail}.json").write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
