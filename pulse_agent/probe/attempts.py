@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pulse_agent.clock import Clock, sleep_until
+from pulse_agent.clock import Clock, SystemClock, sleep_until
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
 from pulse_agent.probe.retry import JITTER, backoff
@@ -33,6 +34,21 @@ class Outcome:
     first_byte_ms: float | None = None
     cert_expires: float | None = None
     tls_version: str | None = None
+
+
+class AttemptingProbe:
+    """What the probes of one exchange per attempt share: the clock and jitter their retries wait on,
+    and nothing kept between runs that a check's secrets could reach."""
+
+    def __init__(self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._jitter = jitter or random.Random().random
+
+    async def close(self) -> None:
+        """Nothing is kept between runs."""
+
+    def forget(self) -> None:
+        """Nothing is kept that a check's secrets reach."""
 
 
 async def attempt_within(spec: CheckSpec, exchange: Callable[[], Awaitable[Outcome]], waiting_for: str, grace: float = 0.0) -> Outcome:

@@ -4,9 +4,7 @@ through dnspython's async API, judged against the check's DNS expectations."""
 from __future__ import annotations
 
 import os
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,11 +16,10 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.dns import DnsCheck, value_text
 from pulse_agent.config.expectations import show_value
 from pulse_agent.config.model import CheckSpec, Expect
-from pulse_agent.probe.attempts import Outcome, attempt_within, run_attempts
+from pulse_agent.probe.attempts import AttemptingProbe, Outcome, attempt_within, run_attempts
 from pulse_agent.probe.connect import first_address
 from pulse_agent.probe.expect import response_time_failures
 from pulse_agent.probe.regex import regex_search
@@ -102,20 +99,10 @@ def resolver_of(url: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or DNS_PORT
 
 
-class DnsProbe:
+class DnsProbe(AttemptingProbe):
     """Runs dns:// checks: a fresh query per attempt, nothing kept between runs."""
 
     kind = "dns"
-
-    def __init__(self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None) -> None:
-        self._clock = clock or SystemClock()
-        self._jitter = jitter or random.Random().random
-
-    async def close(self) -> None:
-        """Nothing is kept between runs."""
-
-    def forget(self) -> None:
-        """Nothing is kept that could hold a check's secrets."""
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Query spec's resolver, retrying as its retries allow, and judge the last answer."""

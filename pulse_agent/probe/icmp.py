@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import random
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,11 @@ from urllib.parse import urlsplit
 from icmplib import AsyncSocket, ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from pulse_agent.clock import Clock, SystemClock, sleep_until
+from pulse_agent.clock import sleep_until
 from pulse_agent.config.icmp import IcmpCheck
 from pulse_agent.config.model import CheckSpec, Expect
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.attempts import Outcome, attempt_within, run_attempts
+from pulse_agent.probe.attempts import AttemptingProbe, Outcome, attempt_within, run_attempts
 from pulse_agent.probe.connect import first_address
 from pulse_agent.probe.expect import response_time_failures
 from pulse_agent.probe.wire import fail
@@ -109,20 +107,10 @@ def socket_problem(url: str) -> str | None:
     return None
 
 
-class IcmpProbe:
+class IcmpProbe(AttemptingProbe):
     """Runs icmp:// checks: a new socket and identifier per attempt, nothing kept between runs."""
 
     kind = "icmp"
-
-    def __init__(self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None) -> None:
-        self._clock = clock or SystemClock()
-        self._jitter = jitter or random.Random().random
-
-    async def close(self) -> None:
-        """Nothing is kept between runs."""
-
-    def forget(self) -> None:
-        """Nothing is kept that could hold a check's secrets."""
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Ping spec's host, retrying as its retries allow, and judge the last attempt."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable
@@ -16,10 +15,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from pulse_agent.clock import Clock, SystemClock
+from pulse_agent.clock import Clock
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.durations import format_duration
-from pulse_agent.probe.attempts import Outcome, run_attempts
+from pulse_agent.probe.attempts import AttemptingProbe, Outcome, run_attempts
 from pulse_agent.probe.connect import Resolver, open_connection, target_of, upgrade
 from pulse_agent.probe.phases import PhaseClock, Phases
 from pulse_agent.probe.received import holds, masked, show_bytes
@@ -54,21 +53,14 @@ class _Progress:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-class TcpProbe:
+class TcpProbe(AttemptingProbe):
     """Runs tcp:// and tls:// checks, a fresh connection per attempt. Result times and retry waits follow
     `clock`; `jitter` draws from [0, 1); `resolve` replaces the system resolver (tests)."""
 
     def __init__(self, *, clock: Clock | None = None, jitter: Callable[[], float] | None = None, resolve: Resolver | None = None) -> None:
-        self._clock = clock or SystemClock()
-        self._jitter = jitter or random.Random().random
+        super().__init__(clock=clock, jitter=jitter)
         self._resolve = resolve
         self._ssl = Contexts()
-
-    async def close(self) -> None:
-        """Nothing is kept between runs."""
-
-    def forget(self) -> None:
-        """Nothing is kept that a check's secrets reach (a parsed endpoint is host and port only)."""
 
     async def run(self, spec: CheckSpec, scheduled_ts: float | None = None) -> Result:
         """Run spec once, retrying a failed attempt as its retries allow, and judge the last attempt."""
