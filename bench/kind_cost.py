@@ -14,42 +14,17 @@ import asyncio
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from target import ensure_debian_package, nginx_target  # noqa: E402 (found through sys.path above)
+from stream_cost import cpu_ms_per_run  # noqa: E402 (found through sys.path above)
+from target import ensure_debian_package, nginx_target  # noqa: E402
 
 from pulse_agent.config import parse_config  # noqa: E402
 from pulse_agent.config.model import CheckSpec  # noqa: E402
 from pulse_agent.loop import event_loop_factory  # noqa: E402
-from pulse_agent.probe.kinds import Probes  # noqa: E402
-
-
-async def cpu_ms_per_run(spec: CheckSpec, runs: int, concurrency: int) -> tuple[float, float]:
-    """(CPU ms per run of this process, runs/s) for `runs` runs, `concurrency` at a time."""
-    probes = Probes()
-    gate = asyncio.Semaphore(concurrency)
-    failures: list[str] = []
-
-    async def one() -> None:
-        async with gate:
-            result = await probes.run(spec)
-            if not result.ok:
-                failures.append(str(result.error))
-
-    try:
-        await asyncio.gather(*(one() for _ in range(50)))  # warm-up: imports, contexts
-        cpu, wall = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(runs)))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        await probes.close()
-    if failures:
-        raise RuntimeError(f"{len(failures)} runs failed, e.g. {failures[0]}")
-    return cpu / runs * 1000, runs / wall
 
 
 def specs(http_base: str, dns_port: int) -> dict[str, CheckSpec]:
