@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+import trustme
 
 from pulse_agent.config.model import CheckSpec
 from pulse_agent.probe.http import Prober
@@ -169,3 +170,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.run(
         [sys.executable, "-m", "pulse_agent", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
     )
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority of the tests' own (trustme), one per test module."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """That CA's certificate as a PEM file, for ca_file settings."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)

@@ -15,18 +15,6 @@ from tests.wire_servers import origin
 NOW = dt.datetime.now(dt.UTC)
 
 
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
 async def test_a_50_mib_body_fails_fast_without_being_read(prober):
     async with misbehaving("huge") as url:
         r = await prober.run(spec(url, timeout=10, max_body_size=1024 * 1024))

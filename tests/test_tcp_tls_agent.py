@@ -55,11 +55,6 @@ async def redis_like(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         writer.close()
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def servers() -> Iterator[ThreadServers]:
     s = ThreadServers()
