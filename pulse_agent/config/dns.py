@@ -11,12 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-import dns.exception
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-
 from pulse_agent.probe.regex import regex_problem, regex_search
 from pulse_agent.redact import redact_url
 
@@ -68,6 +62,12 @@ class DnsCheck:
 
 def name_problem(name: str) -> str | None:
     """Why name cannot be asked for (not a domain name), or None."""
+    import dns.exception  # dnspython: imported by configs with dns:// checks only
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     try:
         parsed = dns.name.from_text(name)
     except (dns.exception.DNSException, UnicodeError) as exc:
@@ -82,6 +82,12 @@ def name_problem(name: str) -> str | None:
 def value_text(rdata: Any) -> str:
     """One record value as text: the form answers are shown and compared in (names without the final dot,
     lower-case; addresses normalised; TXT strings joined without quotes)."""
+    import dns.exception  # dnspython: imported by configs with dns:// checks only
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     kind = dns.rdatatype.to_text(rdata.rdtype)
     if kind in ("A", "AAAA"):
         return str(ipaddress.ip_address(rdata.address))
@@ -100,6 +106,12 @@ def value_text(rdata: Any) -> str:
 
 def expected_text(rdtype: RecordType, text: str) -> str:
     """An expected value as value_text would show it; ValueError when no record of rdtype can have it."""
+    import dns.exception  # dnspython: imported by configs with dns:// checks only
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     if rdtype == "TXT":
         return text  # compared with the record's strings joined, as written
     try:
@@ -117,6 +129,12 @@ _EXAMPLES: dict[RecordType, str] = {
 
 
 def _name(name: Any) -> str:
+    import dns.exception  # dnspython: imported by configs with dns:// checks only
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     return str(name.to_text(omit_final_dot=True)).lower() if name != dns.name.root else "."
 
 
@@ -136,6 +154,12 @@ Fail = Callable[[tuple[str, ...], str], None]  # the check builder's fail(keys, 
 def dns_check(get: Get, fail: Fail, url: str, written: bool = True) -> DnsCheck | None:
     """The check's dns: block (written: whether the check or defaults has one) and DNS expectations, each problem
     reported at its key; None when unusable."""
+    import dns.exception  # dnspython: imported by configs with dns:// checks only
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     name, rdtype = get("dns", "name"), get("dns", "type", default="A")
     failed = False
     if (problem := bare_url_problem(url, "dns://resolver[:port]", port=True)) is not None:

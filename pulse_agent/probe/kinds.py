@@ -10,10 +10,7 @@ from typing import Protocol
 from pulse_agent.clock import Clock, SystemClock
 from pulse_agent.config.model import CheckKind, CheckSpec
 from pulse_agent.probe.connect import forget_targets
-from pulse_agent.probe.dns import DnsProbe
 from pulse_agent.probe.http import Prober
-from pulse_agent.probe.icmp import IcmpProbe
-from pulse_agent.probe.tcp import TcpProbe
 from pulse_agent.result import Result
 
 
@@ -33,12 +30,30 @@ class Probe(Protocol):
         ...
 
 
+def _tcp(clock: Clock) -> Probe:
+    from pulse_agent.probe.tcp import TcpProbe
+
+    return TcpProbe(clock=clock)
+
+
+def _dns(clock: Clock) -> Probe:
+    from pulse_agent.probe.dns import DnsProbe  # dnspython is imported by agents with dns:// checks only
+
+    return DnsProbe(clock=clock)
+
+
+def _icmp(clock: Clock) -> Probe:
+    from pulse_agent.probe.icmp import IcmpProbe  # icmplib likewise
+
+    return IcmpProbe(clock=clock)
+
+
 PROBES: dict[CheckKind, Callable[[Clock], Probe]] = {
     "http": lambda clock: Prober(clock=clock),
-    "tcp": lambda clock: TcpProbe(clock=clock),
-    "tls": lambda clock: TcpProbe(clock=clock),  # a tcp check with a handshake
-    "dns": lambda clock: DnsProbe(clock=clock),
-    "icmp": lambda clock: IcmpProbe(clock=clock),
+    "tcp": _tcp,
+    "tls": _tcp,  # a tcp check with a handshake
+    "dns": _dns,
+    "icmp": _icmp,
 }
 
 
