@@ -124,7 +124,8 @@ checks:
                   "rule_files": [str(tmp_path / "pulse-recording.yml"), str(tmp_path / "pulse-alerts.yml")], "scrape_configs": [job]}  # fmt: skip
         with prometheus(tmp_path, config) as base:
             firing = until(base, 'ALERTS{alertname="PulseCheckDown", alertstate="firing"}', lambda r: len(r) > 0)
-            down = query(base, "pulse:check_down:locations")
+            # A recording rule evaluates on its own interval: the alert can fire before it has a sample.
+            down = until(base, "pulse:check_down:locations", lambda r: len(r) > 0)
             daily = query(base, 'pulse_check_up{check="daily"}')
             info = query(base, 'pulse_check_info{check="daily"}')
     finally:
