@@ -108,6 +108,7 @@ WINDOWS = [
 ]
 
 
+@pytest.mark.timeout(300)  # refills every hour of 50 days one transaction at a time: over a minute on a loaded machine
 def test_reports_from_prefixes_equal_reports_merging_every_rolled_up_row(tmp_path):
     db = tmp_path / "p.duckdb"
     with duckdb.connect(str(db)) as con:

@@ -16,7 +16,7 @@ from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.cli import main
 from pulse_agent.clock import ManualClock
 from pulse_agent.config import load_config
-from pulse_agent.report import ReportRequest, build_report, render
+from pulse_agent.report import Report, ReportRequest, build_report, render
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore
 from tests.conftest import free_port, run_cli
@@ -118,7 +118,11 @@ def test_formats(db):
     assert all(len(line) <= 80 for line in table.splitlines())
     assert table.splitlines()[1].split() == ["check", "runs", "uptime%", "p50ms", "p95ms", "p99ms", "fails", "inc", "down", "slo"]
     assert table.splitlines()[2].split()[:3] == ["api", "110", "93.636"] and table.splitlines()[2].endswith("99.9 MISS")
-    assert json.loads(render(report, "json"))["rows"] == report.rows
+    as_json = render(report, "json")
+    assert json.loads(as_json) == {**report.to_json(), "rows": report.rows}
+    assert [json.loads(line.rstrip(",")) for line in as_json.splitlines()[1:-1]] == report.rows  # a row per line
+    empty = Report("summary", T0, END, ("check_name",), [])
+    assert json.loads(render(empty, "json"))["rows"] == []
     csv_lines = render(report, "csv").splitlines()
     assert csv_lines[0].startswith("check_name,runs,ok_runs,failures,failures_by_kind,uptime_pct")
     assert ",timeout:5 status:2," in csv_lines[1]

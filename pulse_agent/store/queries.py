@@ -65,15 +65,35 @@ def _iso(column: str) -> str:
     return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%gZ')"
 
 
+# DuckDB types whose Python values are already JSON-ready: their columns are taken as they come.
+_PLAIN_TYPES = frozenset({"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                          "UBIGINT", "HUGEINT", "UHUGEINT", "FLOAT", "DOUBLE"})  # fmt: skip
+
+
+def _plain(kind: str) -> bool:
+    """Whether values of this DuckDB type come to Python JSON-ready (a map of text to plain values does)."""
+    if kind.startswith("MAP(VARCHAR, ") and kind.endswith(")"):
+        return kind[len("MAP(VARCHAR, ") : -1] in _PLAIN_TYPES
+    return kind in _PLAIN_TYPES
+
+
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     described = cursor.description or ()
     names = [d[0] for d in described]
-    # JSON columns come back as text: answer them as the JSON they hold, not as a string of it.
-    decoded = [str(d[1]) == "JSON" for d in described]
-    return [
-        {n: (json.loads(v) if j and isinstance(v, str) else _json(v)) for n, v, j in zip(names, row, decoded, strict=True)}
-        for row in cursor.fetchall()
-    ]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    # Only columns of other types are converted, value by value (100,000-row reports: most columns are plain).
+    for name, kind in ((d[0], str(d[1])) for d in described):
+        if _plain(kind):
+            continue
+        convert = _json_text if kind == "JSON" else _json  # JSON comes back as text: answer it as the JSON it holds
+        for row in rows:
+            if (value := row[name]) is not None:
+                row[name] = convert(value)
+    return rows
+
+
+def _json_text(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else _json(value)
 
 
 def _json(value: object) -> object:
