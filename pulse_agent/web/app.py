@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -27,10 +28,18 @@ def make_app(
     """The web application; `ready` says whether the agent can do its work, and why not; `routes`
     (the API) are guarded by the bearer token when one is set."""
 
-    async def metrics_handler(_: web.Request) -> web.Response:
-        # Exposition is synchronous and slow for many checks: keep it off the event loop.
-        body = await asyncio.to_thread(metrics.render)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics_handler(request: web.Request) -> web.StreamResponse:
+        # On the loop in bounded pieces, letting due runs start between them: a render in a thread
+        # would hold the GIL for most of a large exposition and slow every run due meanwhile.
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the scraper left
+            for piece in metrics.exposition():
+                if piece:
+                    await response.write(piece)
+                await asyncio.sleep(0)
+            await response.write_eof()
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -1,0 +1,164 @@
+"""/metrics served in pieces: the same exposition, byte for byte, as one render; bounded pieces with the
+event loop running between them; series follow the checks and metrics_detail."""
+
+import asyncio
+import re
+import subprocess
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from pulse_agent.result import Result
+from pulse_agent.web.app import make_app, serve
+from pulse_agent.web.exposition import FAMILIES, SLICE
+from pulse_agent.web.metrics import Metrics
+from tests.conftest import require_binary
+
+N = 2 * SLICE + 7  # three pieces a family
+
+
+def _https_run(name: str, at: float, ok: bool = True) -> Result:
+    return Result(name, at, ok, status_code=200 if ok else 503, response_time_ms=41.5, dns_ms=1.2, connect_ms=3.4, tls_ms=9.8,
+                  first_byte_ms=30.1, cert_expires=1.9e9, http_version="1.1", tls_version="1.3",
+                  error_kind=None if ok else "status")  # fmt: skip
+
+
+def _many(n: int = N, detail: str = "full") -> Metrics:
+    m = Metrics(location="eu-west", detail=detail)  # type: ignore[arg-type]
+    names = [f"c{i}" for i in range(n)]
+    m.set_checks(names, {name: (("team", f't"{i % 3}'),) for i, name in enumerate(names)})
+    for i, name in enumerate(names):
+        m.observe(_https_run(name, 1.8e9 + i, ok=i % 5 != 0))
+        m.next_run(name, 1.8e9 + 60 + i)
+    return m
+
+
+def _without_process(text: bytes) -> bytes:
+    return re.sub(rb"(?m)^process_\S+ \S+\n", b"", text)  # the process' own CPU and memory move between two reads
+
+
+def test_the_exposition_of_a_small_agent_is_exactly_the_text_format():
+    m = Metrics()
+    m.set_checks(["a"], {"a": (("team", "core"),)})
+    m.observe(Result("a", 1.7e9, False, status_code=503, response_time_ms=5.0, connect_ms=1.0, first_byte_ms=4.0, error_kind="status"))
+    m.next_run("a", 1.7e9 + 30)
+    per_check = m.render().decode().split("# HELP process_")[0]  # then the agent-wide series
+    expected = """\
+# HELP pulse_check_info Always 1: a configured check, with its labels.
+# TYPE pulse_check_info gauge
+pulse_check_info{check="a",team="core"} 1.0
+# HELP pulse_check_up 1 if the last run of the check succeeded, else 0.
+# TYPE pulse_check_up gauge
+pulse_check_up{check="a"} 0.0
+# HELP pulse_check_duration_seconds Response time of the last run.
+# TYPE pulse_check_duration_seconds gauge
+pulse_check_duration_seconds{check="a"} 0.005
+# HELP pulse_check_status_code HTTP status code of the last run (0: none).
+# TYPE pulse_check_status_code gauge
+pulse_check_status_code{check="a"} 503.0
+# HELP pulse_check_degraded 1 if the last run was ok but slower than degraded_response_time.
+# TYPE pulse_check_degraded gauge
+pulse_check_degraded{check="a"} 0.0
+# HELP pulse_check_consecutive_failures Failed runs in a row, up to the last run (0 after a success).
+# TYPE pulse_check_consecutive_failures gauge
+pulse_check_consecutive_failures{check="a"} 1.0
+# HELP pulse_check_last_run_timestamp_seconds When the last finished run started (Unix time).
+# TYPE pulse_check_last_run_timestamp_seconds gauge
+pulse_check_last_run_timestamp_seconds{check="a"} 1700000000.0
+# HELP pulse_check_next_run_timestamp_seconds When the next scheduled run is due (Unix time).
+# TYPE pulse_check_next_run_timestamp_seconds gauge
+pulse_check_next_run_timestamp_seconds{check="a"} 1700000030.0
+# HELP pulse_check_runs_total Finished runs by result.
+# TYPE pulse_check_runs_total counter
+pulse_check_runs_total{check="a",result="success"} 0.0
+pulse_check_runs_total{check="a",result="failure"} 1.0
+# HELP pulse_check_skipped_runs_total Runs skipped because the previous run was still going.
+# TYPE pulse_check_skipped_runs_total counter
+pulse_check_skipped_runs_total{check="a"} 0.0
+# HELP pulse_check_failures_total Failed runs by error_kind (series appear with the first failure of a kind).
+# TYPE pulse_check_failures_total counter
+pulse_check_failures_total{check="a",error_kind="status"} 1.0
+# HELP pulse_check_phase_duration_seconds Time spent in each phase of the last run (dns, connect, tls, first_byte, total).
+# TYPE pulse_check_phase_duration_seconds gauge
+pulse_check_phase_duration_seconds{check="a",phase="connect"} 0.001
+pulse_check_phase_duration_seconds{check="a",phase="first_byte"} 0.004
+pulse_check_phase_duration_seconds{check="a",phase="total"} 0.005
+# HELP pulse_check_certificate_expiry_timestamp_seconds Expiry (Unix time) of the peer certificate seen by the last https or tls run.
+# TYPE pulse_check_certificate_expiry_timestamp_seconds gauge
+# HELP pulse_check_protocol_info Always 1: the HTTP and TLS versions of the last run's final response.
+# TYPE pulse_check_protocol_info gauge
+"""
+    assert per_check == expected
+    empty = Metrics().render().decode()
+    assert all(header in empty for _, header, _ in FAMILIES)  # no checks: every family's HELP and TYPE still
+
+
+def test_pieces_hold_one_family_of_at_most_a_slice_of_checks_and_join_to_the_render():
+    m = _many()
+    pieces = list(m.exposition())
+    assert _without_process(b"".join(pieces)) == _without_process(m.render())
+    per_check = pieces[:-1]  # the last piece: the agent-wide series
+    assert len(per_check) == 3 * len(FAMILIES)
+    for piece in per_check:
+        names = set(re.findall(rb"(?m)^(pulse_check_[a-z_]+)\{", piece))
+        checks = set(re.findall(rb'check="(c\d+)"', piece))
+        assert len(names) == 1 and 0 < len(checks) <= SLICE, (names, len(checks))
+
+
+def _samples(text: str, family: str) -> dict[str, float]:
+    """check (and result or phase, when the family has one) -> value, of one family's series."""
+    found = re.findall(rf'(?m)^{family}{{check="([^"]+)",location="eu-west"(?:,(?:result|phase)="([a-z_]+)")?}} (\S+)$', text)
+    return {check + (f"/{extra}" if extra else ""): float(value) for check, extra, value in found}
+
+
+def test_after_updates_and_removals_every_check_appears_once_per_series_with_its_last_values():
+    m = _many(detail="compact")
+    m.render()
+    m.observe(_https_run("c7", 1.9e9, ok=False))
+    m.set_checks([f"c{i}" for i in range(N) if i != 3])
+    text = m.render().decode()
+    assert 'check="c3"' not in text
+    up = _samples(text, "pulse_check_up")
+    assert len(up) == N - 1 and up["c7"] == 0.0 and up["c8"] == 1.0
+    runs = _samples(text, "pulse_check_runs_total")
+    assert len(runs) == 2 * (N - 1) and runs["c7/failure"] == 1.0 and runs["c10/failure"] == 1.0 and runs["c11/failure"] == 0.0
+    assert "pulse_check_phase_duration_seconds" not in text and "pulse_check_protocol_info" not in text
+    m.detail = "full"  # what a reload to metrics_detail: full does
+    phases = _samples(m.render().decode(), "pulse_check_phase_duration_seconds")
+    assert len(phases) == 5 * (N - 1) and phases["c7/tls"] == 9.8 / 1000
+
+
+async def test_metrics_is_served_in_pieces_while_the_event_loop_keeps_running():
+    m = _many()
+    runner, port = await serve(make_app(m, lambda: (True, "ok")), "127.0.0.1:0")
+    turns = 0
+    stop = asyncio.Event()
+
+    async def spin() -> None:  # counts passes of the event loop
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    spinner = asyncio.create_task(spin())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            turns = 0
+            response = await client.get("/metrics")
+            during = turns
+            head = await client.head("/metrics")
+    finally:
+        stop.set()
+        await spinner
+        await runner.cleanup()
+    assert response.status_code == 200 and response.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert _without_process(response.content) == _without_process(m.render())
+    assert during >= 3 * len(FAMILIES)  # the loop ran between pieces, not once after the whole render
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_promtool_accepts_an_exposition_of_many_pieces():
+    promtool = require_binary("promtool", "prometheus")
+    text = _many().render().decode()
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
