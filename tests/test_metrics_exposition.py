@@ -1,15 +1,10 @@
-"""/metrics served in pieces: the same exposition, byte for byte, as one render; bounded pieces with the
-event loop running between them; series follow the checks and metrics_detail."""
+"""The exposition in pieces: the same text, byte for byte, as one render; pieces of one family and at most
+a slice of checks; series follow the checks and metrics_detail (serving: test_pieces.py)."""
 
-import asyncio
 import re
 import subprocess
 
-import httpx
-from prometheus_client import CONTENT_TYPE_LATEST
-
 from pulse_agent.result import Result
-from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.exposition import FAMILIES, SLICE
 from pulse_agent.web.metrics import Metrics
 from tests.conftest import require_binary
@@ -23,7 +18,7 @@ def _https_run(name: str, at: float, ok: bool = True) -> Result:
                   error_kind=None if ok else "status")  # fmt: skip
 
 
-def _many(n: int = N, detail: str = "full") -> Metrics:
+def many_checks(n: int = N, detail: str = "full") -> Metrics:
     m = Metrics(location="eu-west", detail=detail)  # type: ignore[arg-type]
     names = [f"c{i}" for i in range(n)]
     m.set_checks(names, {name: (("team", f't"{i % 3}'),) for i, name in enumerate(names)})
@@ -33,7 +28,7 @@ def _many(n: int = N, detail: str = "full") -> Metrics:
     return m
 
 
-def _without_process(text: bytes) -> bytes:
+def without_process(text: bytes) -> bytes:
     return re.sub(rb"(?m)^process_\S+ \S+\n", b"", text)  # the process' own CPU and memory move between two reads
 
 
@@ -94,9 +89,9 @@ pulse_check_phase_duration_seconds{check="a",phase="total"} 0.005
 
 
 def test_pieces_hold_one_family_of_at_most_a_slice_of_checks_and_join_to_the_render():
-    m = _many()
+    m = many_checks()
     pieces = list(m.exposition())
-    assert _without_process(b"".join(pieces)) == _without_process(m.render())
+    assert without_process(b"".join(pieces)) == without_process(m.render())
     per_check = pieces[:-1]  # the last piece: the agent-wide series
     assert len(per_check) == 3 * len(FAMILIES)
     for piece in per_check:
@@ -112,7 +107,7 @@ def _samples(text: str, family: str) -> dict[str, float]:
 
 
 def test_after_updates_and_removals_every_check_appears_once_per_series_with_its_last_values():
-    m = _many(detail="compact")
+    m = many_checks(detail="compact")
     m.render()
     m.observe(_https_run("c7", 1.9e9, ok=False))
     m.set_checks([f"c{i}" for i in range(N) if i != 3])
@@ -128,37 +123,8 @@ def test_after_updates_and_removals_every_check_appears_once_per_series_with_its
     assert len(phases) == 5 * (N - 1) and phases["c7/tls"] == 9.8 / 1000
 
 
-async def test_metrics_is_served_in_pieces_while_the_event_loop_keeps_running():
-    m = _many()
-    runner, port = await serve(make_app(m, lambda: (True, "ok")), "127.0.0.1:0")
-    turns = 0
-    stop = asyncio.Event()
-
-    async def spin() -> None:  # counts passes of the event loop
-        nonlocal turns
-        while not stop.is_set():
-            turns += 1
-            await asyncio.sleep(0)
-
-    spinner = asyncio.create_task(spin())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            turns = 0
-            response = await client.get("/metrics")
-            during = turns
-            head = await client.head("/metrics")
-    finally:
-        stop.set()
-        await spinner
-        await runner.cleanup()
-    assert response.status_code == 200 and response.headers["content-type"] == CONTENT_TYPE_LATEST
-    assert _without_process(response.content) == _without_process(m.render())
-    assert during >= 3 * len(FAMILIES)  # the loop ran between pieces, not once after the whole render
-    assert head.status_code == 200 and head.content == b""
-
-
 def test_promtool_accepts_an_exposition_of_many_pieces():
     promtool = require_binary("promtool", "prometheus")
-    text = _many().render().decode()
+    text = many_checks().render().decode()
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr

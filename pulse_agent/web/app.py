@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -15,6 +13,7 @@ from pulse_agent.listen import api_exposure, split_listen
 from pulse_agent.web.api import bearer_auth
 from pulse_agent.web.limits import IDLE_TIMEOUT_S, BoundedSite, InboundBudget, body_deadline, inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
+from pulse_agent.web.pieces import serve_pieces
 
 log = logging.getLogger("pulse_agent.agent")
 
@@ -31,15 +30,7 @@ def make_app(
     async def metrics_handler(request: web.Request) -> web.StreamResponse:
         # On the loop in bounded pieces, letting due runs start between them: a render in a thread
         # would hold the GIL for most of a large exposition and slow every run due meanwhile.
-        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
-        await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError):  # the scraper left
-            for piece in metrics.exposition():
-                if piece:
-                    await response.write(piece)
-                await asyncio.sleep(0)
-            await response.write_eof()
-        return response
+        return await serve_pieces(request, metrics.exposition(), CONTENT_TYPE_LATEST)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
