@@ -20,6 +20,7 @@ from pulse_agent.web.app import make_app, serve
 from pulse_agent.web.exposition import FAMILIES
 from pulse_agent.web.metrics import Metrics
 from pulse_agent.web.pieces import json_list_pieces
+from pulse_agent.web.sse import BATCH
 from tests.conftest import spec
 from tests.test_api_port import FakeView
 from tests.test_metrics_exposition import many_checks
@@ -111,3 +112,34 @@ async def test_the_list_of_checks_is_served_in_pieces_with_the_event_loop_runnin
     listing = response.json()["checks"]
     assert [c["name"] for c in listing] == [f"c{i}" for i in range(n)] and listing[1]["url"] == "http://example.invalid/1"
     assert sorted(view.asked_at.values(), reverse=True) == [SUMMARIES_PER_PIECE, SUMMARIES_PER_PIECE, 3]  # three passes
+
+
+async def test_events_published_together_arrive_in_order_with_what_a_slow_listener_missed():
+    view = FakeView()
+    runner, port = await serve(make_app(Metrics(), lambda: (True, "ok"), api_routes(view)), "127.0.0.1:0")
+    n = BATCH + 10  # more than one write's worth
+    seen: list[tuple[str, dict]] = []
+    try:
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+            client.stream("GET", "/api/v1/events") as stream,
+        ):
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": connected"
+            for i in range(n + 1000):  # all at once: the queue holds 1,000, the rest are counted as dropped
+                view.hub.publish("result", {"i": i})
+            kind = ""
+            async for line in lines:
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    seen.append((kind, json.loads(line[6:])))
+                    if seen[-1][1] == {"i": 999}:
+                        view.hub.publish("result", {"i": "after"})  # the listener caught up: queued again
+                    elif seen[-1][1] == {"i": "after"}:
+                        break
+    finally:
+        view.hub.close()
+        await runner.cleanup()
+    assert [d["i"] for k, d in seen if k == "result"] == [*range(1000), "after"]
+    assert seen[0] == ("dropped", {"events": n})  # counted before the first was taken: reported before it

@@ -19,11 +19,16 @@ SLICE = 2000
 class CheckValues(Protocol):
     """What the exposition reads of one check (web/metrics.py keeps it)."""
 
-    label: str  # escaped label text: check, and location when set
-    info: str  # pulse_check_info's labels: these and the check's own labels
-    values: Sequence[float]  # by slot; NaN: no series
-    kinds: Mapping[str, float]  # failed runs by error_kind
-    protocol: str  # pulse_check_protocol_info's extra labels, "" for none
+    @property
+    def label(self) -> str: ...  # escaped label text: check, and location when set
+    @property
+    def info(self) -> str: ...  # pulse_check_info's labels: these and the check's own labels
+    @property
+    def values(self) -> Sequence[float]: ...  # by slot; NaN: no series
+    @property
+    def kinds(self) -> Mapping[str, float]: ...  # failed runs by error_kind
+    @property
+    def protocol(self) -> str: ...  # pulse_check_protocol_info's extra labels, "" for none
 
 
 Lines = Callable[[Sequence[CheckValues]], list[str]]  # one family's lines of some checks
