@@ -11,9 +11,9 @@ PHASES = ("dns", "connect", "tls", "first_byte", "total")
 UP, DURATION, STATUS, SUCCESS, FAILURE, SKIPPED, DEGRADED, CERT, LAST_RUN, NEXT_RUN, CONSECUTIVE = range(11)
 PHASE0 = 11  # then one slot per phase
 
-# Checks in one piece: their lines of one family take a few milliseconds at most (docs/performance.md),
-# the longest a scrape keeps the event loop from due runs.
-SLICE = 2000
+# Series in one piece (of one family): a few milliseconds of work at most (docs/performance.md), the
+# longest a scrape keeps the event loop from due runs.
+SLICE = 5000
 
 
 class CheckValues(Protocol):
@@ -48,12 +48,13 @@ def _phases(items: Sequence[CheckValues]) -> list[str]:
             for s in items for i, p in enumerate(PHASES) if (x := s.values[PHASE0 + i]) == x]  # fmt: skip
 
 
-def _family(family: str, text: str, lines: Lines, kind: str = "gauge") -> tuple[str, str, Lines]:
-    return family, f"# HELP {family} {text}\n# TYPE {family} {kind}\n", lines
+def _family(family: str, text: str, lines: Lines, kind: str = "gauge", per_check: int = 1) -> tuple[str, str, Lines, int]:
+    return family, f"# HELP {family} {text}\n# TYPE {family} {kind}\n", lines, max(1, SLICE // per_check)
 
 
-# Every per-check family in exposition order: (name, its HELP and TYPE lines, the lines of some checks).
-FAMILIES: tuple[tuple[str, str, Lines], ...] = (
+# Every per-check family in exposition order: (name, its HELP and TYPE lines, the lines of some checks,
+# checks in one piece: SLICE series at most, or about that for failures_total, a series per error_kind seen).
+FAMILIES: tuple[tuple[str, str, Lines, int], ...] = (
     _family("pulse_check_info", "Always 1: a configured check, with its labels.",
             lambda items: [f"pulse_check_info{{{s.info}}} 1.0\n" for s in items]),
     *(_family(family, text, _gauge(family, slot)) for family, text, slot in (
@@ -65,14 +66,14 @@ FAMILIES: tuple[tuple[str, str, Lines], ...] = (
         ("pulse_check_last_run_timestamp_seconds", "When the last finished run started (Unix time).", LAST_RUN),
         ("pulse_check_next_run_timestamp_seconds", "When the next scheduled run is due (Unix time).", NEXT_RUN),
     )),
-    _family("pulse_check_runs_total", "Finished runs by result.", _runs, "counter"),
+    _family("pulse_check_runs_total", "Finished runs by result.", _runs, "counter", per_check=2),
     _family("pulse_check_skipped_runs_total", "Runs skipped because the previous run was still going.",
             lambda items: [f"pulse_check_skipped_runs_total{{{s.label}}} {s.values[SKIPPED]!r}\n" for s in items], "counter"),
     _family("pulse_check_failures_total", "Failed runs by error_kind (series appear with the first failure of a kind).",
             lambda items: [f'pulse_check_failures_total{{{s.label},error_kind="{k}"}} {n!r}\n' for s in items for k, n in s.kinds.items()],
             "counter"),
     _family("pulse_check_phase_duration_seconds",
-            "Time spent in each phase of the last run (dns, connect, tls, first_byte, total).", _phases),
+            "Time spent in each phase of the last run (dns, connect, tls, first_byte, total).", _phases, per_check=len(PHASES)),
     _family("pulse_check_certificate_expiry_timestamp_seconds",
             "Expiry (Unix time) of the peer certificate seen by the last https or tls run.",
             _gauge("pulse_check_certificate_expiry_timestamp_seconds", CERT)),
@@ -82,15 +83,15 @@ FAMILIES: tuple[tuple[str, str, Lines], ...] = (
 
 
 def check_pieces(states: Mapping[str, CheckValues], omit: frozenset[str] = frozenset()) -> Iterator[bytes]:
-    """The per-check families but those in omit, in Prometheus text format 0.0.4, as pieces of at most
-    SLICE checks' lines of one family (a caller may pause between two)."""
+    """The per-check families but those in omit, in Prometheus text format 0.0.4, as pieces of about
+    SLICE series of one family at most (a caller may pause between two)."""
     items = list(states.values())  # a snapshot: checks may come and go between pieces
-    for family, header, lines in FAMILIES:
+    for family, header, lines, checks in FAMILIES:
         if family in omit:
             continue
         out = [header]
-        for start in range(0, len(items), SLICE):
-            out.extend(lines(items[start : start + SLICE]))
+        for start in range(0, len(items), checks):
+            out.extend(lines(items[start : start + checks]))
             yield "".join(out).encode()
             out = []
         if out:  # no checks: the header alone
