@@ -18,8 +18,8 @@ def _https_run(name: str, at: float, ok: bool = True) -> Result:
                   error_kind=None if ok else "status")  # fmt: skip
 
 
-def many_checks(n: int = N, detail: str = "full") -> Metrics:
-    m = Metrics(location="eu-west", detail=detail)  # type: ignore[arg-type]
+def many_checks(n: int = N, detail: str = "full", kind: type[Metrics] = Metrics) -> Metrics:
+    m = kind(location="eu-west", detail=detail)  # type: ignore[arg-type]
     names = [f"c{i}" for i in range(n)]
     m.set_checks(names, {name: (("team", f't"{i % 3}'),) for i, name in enumerate(names)})
     for i, name in enumerate(names):

@@ -23,7 +23,7 @@ from pulse_agent.web.pieces import json_list_pieces
 from pulse_agent.web.sse import BATCH
 from tests.conftest import spec
 from tests.test_api_port import FakeView
-from tests.test_metrics_exposition import many_checks
+from tests.test_metrics_exposition import N, many_checks
 
 
 class Loop:
@@ -67,10 +67,8 @@ async def test_metrics_is_served_in_pieces_with_the_event_loop_running_between_t
                 at_piece.append(loop.turns)
                 yield piece
 
-    m = many_checks()
-    watched = Watched(location="eu-west")
-    watched._states = m._states  # the same checks, observed as they are served
-    runner, port = await serve(make_app(watched, lambda: (True, "ok")), "127.0.0.1:0")
+    m = many_checks(kind=Watched)
+    runner, port = await serve(make_app(m, lambda: (True, "ok")), "127.0.0.1:0")
     try:
         async with loop.running(), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             response = await client.get("/metrics")
@@ -78,9 +76,9 @@ async def test_metrics_is_served_in_pieces_with_the_event_loop_running_between_t
     finally:
         await runner.cleanup()
     assert response.status_code == 200 and response.headers["content-type"] == CONTENT_TYPE_LATEST
-    per_check = response.content.split(b"# HELP process_")[0]  # then the agent-wide series, this Metrics' own
+    per_check = response.content.split(b"# HELP process_")[0]  # then the agent-wide series
     assert per_check == m.render().split(b"# HELP process_")[0]
-    first = at_piece[: sum(-(-len(m._states) // checks) for _, _, _, checks in FAMILIES) + 1]  # the GET's (the HEAD made its own)
+    first = at_piece[: sum(-(-N // checks) for _, _, _, checks in FAMILIES) + 1]  # the GET's (the HEAD made its own)
     assert all(b > a for a, b in itertools.pairwise(first))  # the loop ran between every two pieces
     assert head.status_code == 200 and head.content == b""
 
