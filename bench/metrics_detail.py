@@ -1,6 +1,7 @@
 """What agent.metrics_detail saves: the /metrics exposition of N checks (each with one finished
 https run: every phase, a certificate, a protocol) rendered with full and with compact detail:
-bytes, series and the median render time. Not a test: figures go to docs/performance.md.
+bytes, series, the median render time (wall and CPU) and the CPU time of the longest piece of work
+between two pauses (what a scrape keeps the event loop from due runs at most). Not a test: figures go to docs/performance.md.
 
     python bench/metrics_detail.py [--checks 100000] [--repeat 5]
 """
@@ -29,13 +30,20 @@ def measure(checks: int, detail: str, repeat: int) -> dict[str, float]:
         metrics.observe(Result(n, 1.8e9, True, status_code=200, response_time_ms=41.5, dns_ms=1.2, connect_ms=3.4, tls_ms=9.8,
                                first_byte_ms=30.1, cert_expires=1.9e9, http_version="1.1", tls_version="1.3"))  # fmt: skip
         metrics.next_run(n, 1.8e9 + 60)
-    times, text = [], b""
+    times, cpu, longest, text = [], [], 0.0, b""
     for _ in range(repeat):
-        t = time.perf_counter()
-        text = metrics.render()
-        times.append(time.perf_counter() - t)
+        pieces, start, start_cpu = [], time.perf_counter(), time.thread_time()
+        t = start_cpu
+        for piece in metrics.exposition():  # as /metrics serves it, pausing between pieces
+            pieces.append(piece)
+            now = time.thread_time()  # CPU: on a loaded machine wall time also counts other processes' turns
+            longest, t = max(longest, now - t), now
+        times.append(time.perf_counter() - start)
+        cpu.append(t - start_cpu)
+        text = b"".join(pieces)
     per_check = sum(1 for line in text.splitlines() if b'check="customer-000000"' in line)
-    return {"bytes": len(text), "series_per_check": per_check, "render_s": round(statistics.median(times), 3)}
+    return {"bytes": len(text), "series_per_check": per_check, "render_s": round(statistics.median(times), 3),
+            "render_cpu_s": round(statistics.median(cpu), 3), "longest_piece_cpu_ms": round(longest * 1000, 1)}  # fmt: skip
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 attached. Reports RSS, open file descriptors and threads over time (after a warm-up), scheduler
 lag per minute, and stored vs. scheduled runs. Traffic only to 127.0.0.1; bounded by --minutes.
 
-    python bench/soak.py [--minutes 30] [--rate 1000]
+    python bench/soak.py [--minutes 30] [--rate 1000] [--workers auto|N]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def threads(pid: int) -> int:
     return total
 
 
-def soak(url: str, rate: int, minutes: float) -> dict[str, object]:
+def soak(url: str, rate: int, minutes: float, workers: str = "auto") -> dict[str, object]:
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = free_port()
@@ -67,7 +67,7 @@ def soak(url: str, rate: int, minutes: float) -> dict[str, object]:
         cfg, db = Path(d) / "pulse.yaml", Path(d) / "soak.duckdb"
         lines = [
             "version: 1",
-            "agent: {max_concurrency: 4096, log_level: warning}",
+            f"agent: {{max_concurrency: 4096, log_level: warning, workers: {workers}}}",
             f"notifiers: {{hook: {{urls: ['json://127.0.0.1:{receiver.server_port}/hook']}}}}",
             "defaults: {alert: {notify: [hook], failure_threshold: 3, success_threshold: 2}}",
             "checks:",
@@ -153,9 +153,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=1000, help="checks of 1 s (runs per second)")
+    parser.add_argument("--workers", default="auto", help="agent.workers")
     args = parser.parse_args()
     with nginx_target() as url:
-        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), **soak(url, args.rate, args.minutes)}
+        out = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "nproc": os.cpu_count(),
+            **soak(url, args.rate, args.minutes, args.workers),
+        }
     print(json.dumps(out, indent=2))
     (HERE / "results" / "soak.json").write_text(json.dumps(out, indent=2))
 

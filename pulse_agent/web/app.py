@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -14,6 +13,7 @@ from pulse_agent.listen import api_exposure, split_listen
 from pulse_agent.web.api import bearer_auth
 from pulse_agent.web.limits import IDLE_TIMEOUT_S, BoundedSite, InboundBudget, body_deadline, inbound_budget, raise_nofile
 from pulse_agent.web.metrics import Metrics
+from pulse_agent.web.pieces import serve_pieces
 
 log = logging.getLogger("pulse_agent.agent")
 
@@ -27,10 +27,10 @@ def make_app(
     """The web application; `ready` says whether the agent can do its work, and why not; `routes`
     (the API) are guarded by the bearer token when one is set."""
 
-    async def metrics_handler(_: web.Request) -> web.Response:
-        # Exposition is synchronous and slow for many checks: keep it off the event loop.
-        body = await asyncio.to_thread(metrics.render)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics_handler(request: web.Request) -> web.StreamResponse:
+        # On the loop in bounded pieces, letting due runs start between them: a render in a thread
+        # would hold the GIL for most of a large exposition and slow every run due meanwhile.
+        return await serve_pieces(request, metrics.exposition(), CONTENT_TYPE_LATEST)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics, generate_latest
@@ -12,24 +12,28 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from pulse_agent import __version__
 from pulse_agent.config.model import MetricsDetail
 from pulse_agent.result import Result
+from pulse_agent.web.exposition import (
+    CERT,
+    CONSECUTIVE,
+    DEGRADED,
+    DURATION,
+    FAILURE,
+    LAST_RUN,
+    NEXT_RUN,
+    PHASE0,
+    PHASES,
+    SKIPPED,
+    STATUS,
+    SUCCESS,
+    UP,
+    check_pieces,
+)
 
-PHASES = ("dns", "connect", "tls", "first_byte", "total")
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-# Per-check series: (family, type, help, value slot). Kept as plain floats and rendered by hand:
+# Per-check series are kept as plain floats (slots in web/exposition.py) and rendered by hand:
 # prometheus_client children cost ~1 KB each and its exposition ~2 s for 10,000 checks.
-UP, DURATION, STATUS, SUCCESS, FAILURE, SKIPPED, DEGRADED, CERT, LAST_RUN, NEXT_RUN, CONSECUTIVE = range(11)
-PHASE0 = 11  # then one slot per phase
-_GAUGES = (
-    ("pulse_check_up", "1 if the last run of the check succeeded, else 0.", UP),
-    ("pulse_check_duration_seconds", "Response time of the last run.", DURATION),
-    ("pulse_check_status_code", "HTTP status code of the last run (0: none).", STATUS),
-    ("pulse_check_degraded", "1 if the last run was ok but slower than degraded_response_time.", DEGRADED),
-    ("pulse_check_consecutive_failures", "Failed runs in a row, up to the last run (0 after a success).", CONSECUTIVE),
-    ("pulse_check_last_run_timestamp_seconds", "When the last finished run started (Unix time).", LAST_RUN),
-    ("pulse_check_next_run_timestamp_seconds", "When the next scheduled run is due (Unix time).", NEXT_RUN),
-)
 # What metrics_detail: compact leaves out: the families with the most series per check, and the least asked for.
 COMPACT_OMITS = frozenset(("pulse_check_phase_duration_seconds", "pulse_check_protocol_info", "pulse_check_next_run_timestamp_seconds"))
 _COUNTERS = (SUCCESS, FAILURE, SKIPPED)  # every other slot is absent (NaN) until there is a value
@@ -174,47 +178,14 @@ class Metrics:
             state.info = state.label + "".join(f',{k}="{escape(v)}"' for k, v in own)
         self.configured.set(len(names))
 
+    def exposition(self) -> Iterator[bytes]:
+        """The text exposition in pieces of bounded work, for serving on the event loop with a pause between two."""
+        yield from check_pieces(self._states, COMPACT_OMITS if self.detail == "compact" else frozenset())
+        yield generate_latest(self._agent)
+
     def render(self) -> bytes:
-        """The text exposition (tens of milliseconds for 10,000 checks: still call it off the event loop)."""
-        omit = COMPACT_OMITS if self.detail == "compact" else frozenset()
-        return render_checks(self._states, omit).encode() + generate_latest(self._agent)
-
-
-def render_checks(states: dict[str, _CheckState], omit: frozenset[str] = frozenset()) -> str:
-    """The per-check families in Prometheus text format 0.0.4, but those in omit."""
-    items = list(states.values())  # a snapshot: the event loop may add checks meanwhile
-    out: list[str] = []
-    out.append("# HELP pulse_check_info Always 1: a configured check, with its labels.\n# TYPE pulse_check_info gauge\n")
-    out.extend(f"pulse_check_info{{{s.info}}} 1.0\n" for s in items)
-    for family, text, slot in _GAUGES:
-        if family in omit:
-            continue
-        out.append(f"# HELP {family} {text}\n# TYPE {family} gauge\n")
-        out.extend(f"{family}{{{s.label}}} {s.values[slot]!r}\n" for s in items if not math.isnan(s.values[slot]))
-    out.append("# HELP pulse_check_runs_total Finished runs by result.\n# TYPE pulse_check_runs_total counter\n")
-    for s in items:
-        out.append(f'pulse_check_runs_total{{{s.label},result="success"}} {s.values[SUCCESS]!r}\n')
-        out.append(f'pulse_check_runs_total{{{s.label},result="failure"}} {s.values[FAILURE]!r}\n')
-    out.append("# HELP pulse_check_skipped_runs_total Runs skipped because the previous run was still going.\n"
-               "# TYPE pulse_check_skipped_runs_total counter\n")  # fmt: skip
-    out.extend(f"pulse_check_skipped_runs_total{{{s.label}}} {s.values[SKIPPED]!r}\n" for s in items)
-    out.append("# HELP pulse_check_failures_total Failed runs by error_kind (series appear with the first failure of a kind).\n"
-               "# TYPE pulse_check_failures_total counter\n")  # fmt: skip
-    out.extend(f'pulse_check_failures_total{{{s.label},error_kind="{k}"}} {n!r}\n' for s in items for k, n in s.kinds.items())
-    family = "pulse_check_phase_duration_seconds"
-    if family not in omit:
-        text = "Time spent in each phase of the last run (dns, connect, tls, first_byte, total)."
-        out.append(f"# HELP {family} {text}\n# TYPE {family} gauge\n")
-        out.extend(f'{family}{{{s.label},phase="{p}"}} {s.values[PHASE0 + i]!r}\n' for s in items for i, p in enumerate(PHASES)
-                   if not math.isnan(s.values[PHASE0 + i]))  # fmt: skip
-    family = "pulse_check_certificate_expiry_timestamp_seconds"
-    out.append(f"# HELP {family} Expiry (Unix time) of the peer certificate seen by the last https or tls run.\n# TYPE {family} gauge\n")
-    out.extend(f"{family}{{{s.label}}} {s.values[CERT]!r}\n" for s in items if not math.isnan(s.values[CERT]))
-    family = "pulse_check_protocol_info"
-    if family not in omit:
-        out.append(f"# HELP {family} Always 1: the HTTP and TLS versions of the last run's final response.\n# TYPE {family} gauge\n")
-        out.extend(f"{family}{{{s.label}{s.protocol}}} 1.0\n" for s in items if s.protocol)
-    return "".join(out)
+        """The whole text exposition at once."""
+        return b"".join(self.exposition())
 
 
 @lru_cache(maxsize=64)
