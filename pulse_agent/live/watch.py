@@ -47,7 +47,7 @@ async def watch_config(
     while not stop.is_set():
         try:
             async for _ in awatch(
-                where, watch_filter=relevant(config), step=settle_ms, debounce=1000, stop_event=stop, recursive=True,
+                where, watch_filter=relevant(config), step=settle_ms, debounce=1000, stop_event=stop, recursive=False,
                 rust_timeout=poll_ms, yield_on_timeout=True,
             ):  # fmt: skip
                 await on_change()
