@@ -27,6 +27,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from scheduler_lag import family, rss_mb  # noqa: E402
+from sidecar import duckdb_memory  # noqa: E402
 from target import free_port, nginx_target, wait_for_port  # noqa: E402
 
 WARMUP = 60.0  # start-up, first incidents and caches settle before growth is measured
@@ -56,6 +57,17 @@ def threads(pid: int) -> int:
             if line.startswith("Threads:"):
                 total += int(line.split()[1])
     return total
+
+
+def rss_floor(warm: list[dict[str, object]]) -> dict[str, object]:
+    """The lowest RSS of each minute after the warm-up, and its growth from the first whole minute to the
+    last: single samples swing by tens of MB with the connections and renders in flight at that instant."""
+    floors: dict[int, float] = {}
+    for s in warm:
+        minute = int((float(s["t"]) - WARMUP) // 60)  # type: ignore[arg-type]
+        floors[minute] = min(floors.get(minute, float("inf")), float(s["rss_mb"]))  # type: ignore[arg-type]
+    whole = [floors[m] for m in sorted(floors)][: max(1, len(floors) - 1)]  # the last minute may be a few samples
+    return {"rss_mb_floor_per_minute": whole, "rss_floor_growth_mb": round(whole[-1] - whole[0], 1) if whole else None}
 
 
 def soak(url: str, rate: int, minutes: float, workers: str = "auto") -> dict[str, object]:
@@ -108,9 +120,10 @@ def soak(url: str, rate: int, minutes: float, workers: str = "auto") -> dict[str
         samples = []
         deadline = start + minutes * 60
         while time.time() < deadline:
-            time.sleep(min(10.0, max(0.0, deadline - time.time())))
+            time.sleep(min(5.0, max(0.0, deadline - time.time())))
             samples.append({"t": round(time.time() - start), "rss_mb": round(rss_mb(agent.pid), 1),
-                            "fds": open_fds(agent.pid), "threads": threads(agent.pid)})  # fmt: skip
+                            "fds": open_fds(agent.pid), "threads": threads(agent.pid),
+                            "duckdb_kb": duckdb_memory(base)["by_tag_kb"]})  # fmt: skip
             print(json.dumps(samples[-1]), flush=True)
         end = time.time()
         metrics = httpx.get(base + "/metrics", timeout=30).text
@@ -146,6 +159,7 @@ def soak(url: str, rate: int, minutes: float, workers: str = "auto") -> dict[str
         "notifications_received": Receiver.count,
         "polls": polls,
         "lag_p99_ms_median_minute": round(statistics.median([p for _, p in per_minute]), 1) if per_minute else None,
+        **rss_floor(warm),
     }
 
 

@@ -149,3 +149,33 @@ def test_database_held_by_another_process_is_a_one_line_error(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(10)
+
+
+async def test_a_maintenance_round_checkpoints_so_results_leave_memory_and_the_wal(tmp_path):
+    # DuckDB checkpoints by itself only once its WAL reaches checkpoint_threshold, which a small
+    # agent takes days to write; until then every result stays in memory uncompressed.
+    from pulse_agent.clock import ManualClock
+    from pulse_agent.config.model import AgentSettings
+    from pulse_agent.store.maintenance import Maintenance
+
+    db = tmp_path / "p.duckdb"
+    store = ResultStore(db)
+    try:
+        for i in range(20_000):
+            store.submit(Result(f"c{i % 7}", T0 + i, i % 5 != 0, status_code=200, response_time_ms=float(i % 90)))
+        await store.call(lambda con: None)  # every result submitted is written
+        wal = tmp_path / "p.duckdb.wal"
+
+        def in_memory(con) -> int:
+            found = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'").fetchone()
+            return int(found[0] or 0)
+
+        held = await store.read(in_memory)
+        assert wal.stat().st_size > 0 and held > 0
+        await Maintenance(store, ManualClock(T0 + 20_000), AgentSettings).round()
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert await store.read(in_memory) < held / 4
+        assert await store.read(lambda con: con.execute("SELECT count(*) FROM results").fetchone()[0]) == 20_000
+    finally:
+        store.close()
+    assert rows(db, "SELECT count(*), count(DISTINCT check_name) FROM results") == [(20_000, 7)]

@@ -2,7 +2,9 @@
 
 Watches the parent directory of a config file (or the config directory itself): an editor's
 atomic save or a Kubernetes ConfigMap update replaces the file or swaps a `..data` symlink, and a
-watch on the file itself goes deaf after the first such replacement.
+watch on the file itself goes deaf after the first such replacement. Not recursive: both happen in
+that directory itself, and a file config's directory may be a whole checkout (walking and watching
+every directory below it cost 1,473 inotify watches and 17,000 stat calls for this repository).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ async def watch_config(
     while not stop.is_set():
         try:
             async for _ in awatch(
-                where, watch_filter=relevant(config), step=settle_ms, debounce=1000, stop_event=stop, recursive=True,
+                where, watch_filter=relevant(config), step=settle_ms, debounce=1000, stop_event=stop, recursive=False,
                 rust_timeout=poll_ms, yield_on_timeout=True,
             ):  # fmt: skip
                 await on_change()

@@ -27,6 +27,7 @@ log = logging.getLogger("pulse_agent.store")
 
 QUERY_THREADS = 2  # reports and user SQL running at once
 QUERY_QUEUE = 8  # running or waiting before more are refused
+CHECKPOINT_THRESHOLD = "4MiB"  # WAL written before DuckDB checkpoints by itself
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
 _STOP = object()
 _FLUSH = object()
@@ -40,6 +41,7 @@ class _Call:
 
     fn: Callable[[duckdb.DuckDBPyConnection], object]
     done: Callable[[object, BaseException | None], None]
+    transaction: bool = True  # False: statements that cannot run inside one (CHECKPOINT)
 
 
 class QueriesBusy(Exception):
@@ -132,6 +134,9 @@ class ResultStore:
         self.path = Path(path)
         self._con = open_database(self.path)
         try:
+            # DuckDB's default (16 MiB of WAL) keeps about 18 MB of the newest results in memory uncompressed
+            # before each checkpoint; 4 MiB bounds that part of an agent's memory to a few MB.
+            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             migrate(self._con)
             self.history = read_history(self._con)
             # From here on the engine itself refuses files, extensions and setting changes to every connection.
@@ -182,7 +187,14 @@ class ResultStore:
 
         def run() -> T:
             with self._reader_lock:
-                return fn(self._reader)
+                # In a transaction of its own, ended here: a result fn left unread would otherwise keep its
+                # transaction open, and DuckDB cannot checkpoint while one is.
+                self._reader.execute("BEGIN")
+                try:
+                    return fn(self._reader)
+                finally:
+                    with contextlib.suppress(duckdb.Error):  # never hides what fn raised
+                        self._reader.execute("ROLLBACK")
 
         return await asyncio.to_thread(run)
 
@@ -208,8 +220,8 @@ class ResultStore:
         finally:
             self._queries_waiting -= 1
 
-    async def call(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run fn on the writer's connection in one transaction, after every result submitted before it."""
+    async def call(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, transaction: bool = True) -> T:
+        """Run fn on the writer's connection in one transaction (or none), after every result submitted before it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
@@ -225,8 +237,17 @@ class ResultStore:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 loop.call_soon_threadsafe(settle)
 
-        self._queue.put(_Call(fn, done))
+        self._queue.put(_Call(fn, done, transaction))
         return await future
+
+    async def checkpoint(self) -> None:
+        """Write what DuckDB holds in memory and in its WAL into the file's compressed blocks, after every
+        result submitted before it. DuckDB does this itself only once the WAL reaches checkpoint_threshold,
+        which a small agent takes days to write: until then each result stays in memory uncompressed."""
+        try:
+            await self.call(lambda con: con.execute("CHECKPOINT"), transaction=False)
+        except duckdb.TransactionException as exc:  # a report still reads: the next round checkpoints
+            log.debug("checkpoint postponed: %s", _last_line(str(exc)))
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then close the file; never raises. What could not be written
@@ -285,12 +306,15 @@ class ResultStore:
 
     def _call(self, call: _Call) -> None:
         try:
-            self._con.execute("BEGIN")
+            if call.transaction:
+                self._con.execute("BEGIN")
             value = call.fn(self._con)
-            self._con.execute("COMMIT")
+            if call.transaction:
+                self._con.execute("COMMIT")
         except Exception as exc:
-            with contextlib.suppress(duckdb.Error):
-                self._con.execute("ROLLBACK")
+            if call.transaction:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("ROLLBACK")
             call.done(None, exc)
         else:
             call.done(value, None)

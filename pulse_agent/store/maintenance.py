@@ -41,6 +41,7 @@ class Maintenance:
         prefixed = 0  # after the deletes: a period cut in two by them is summed again at once
         while n := await store.call(retention.fill_prefixes):
             prefixed += n
+        await store.checkpoint()  # the round's deletes and the newest results leave memory for the file
         done = {"hours_rolled_up": rolled, "sketches_backfilled": backfilled, "prefixes_filled": prefixed,
                 "results_deleted": deleted, "hourly_rows_deleted": expired}  # fmt: skip
         if any(done.values()):
