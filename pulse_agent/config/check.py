@@ -149,8 +149,9 @@ class CheckBuilder:
         """parse(*texts), parsed once per load for the same texts: parses are pure, and a large config
         repeats the same values (60s, 5s, UTC) on every check. Other values (numbers) are cheap to parse
         each time; what raises is not remembered."""
-        if not all(type(text) is str for text in texts):
-            return parse(*texts)
+        for text in texts:
+            if type(text) is not str:
+                return parse(*texts)
         key = (parse, *texts)
         try:
             return self.parsed[key]
