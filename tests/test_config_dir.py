@@ -106,3 +106,39 @@ def test_a_memo_changes_no_answer_and_keeps_only_what_the_last_load_used(tmp_pat
     changed = load_config(cfg, memo=memo)
     assert changed == load_config(cfg) and all(c.schedule.text == "45s" for c in changed.checks)  # defaults are part of the key
     assert len(memo.specs) == 10 and len(memo.documents) == 0  # only what this load used (one file: no document kept)
+
+
+def test_a_memo_reuses_the_specs_of_unchanged_files_and_rebuilds_what_an_edit_touches(tmp_path):
+    from pulse_agent.config import Memo
+
+    def part(k: int, timeout: str = "5s") -> str:
+        return "version: 1\nchecks:\n" + "".join(f"  - {{name: c{k}-{i}, url: 'http://127.0.0.1/{i}', timeout: {timeout}}}\n" for i in range(5))
+
+    root = write(tmp_path / "conf", a__yaml="version: 1\ndefaults: {schedule: 30s}\n", b__yaml=part(1), c__yaml=part(2))
+    memo = Memo()
+    first = load_config(root, memo=memo)
+    (root / "c.yaml").write_text(part(2, "4s"))
+    edited = load_config(root, memo=memo)
+    assert edited == load_config(root)  # the memo changes no answer
+    assert all(a is b for a, b in zip(first.checks[:5], edited.checks[:5], strict=True))  # b.yaml: reused
+    assert [c.timeout for c in edited.checks[5:]] == [4.0] * 5
+    (root / "a.yaml").write_text("version: 1\ndefaults: {schedule: 45s}\n")  # defaults are part of every check's key
+    again = load_config(root, memo=memo)
+    assert again == load_config(root) and {c.schedule.text for c in again.checks} == {"45s"}
+    assert len(memo.specs) == len(memo.items) == 10  # only what the last load used
+
+
+def test_positions_in_a_directory_point_into_each_file(tmp_path):
+    from pulse_agent.config.files import read_sources
+    from pulse_agent.config.load import parse_document
+    from pulse_agent.config.merge import merge_documents
+
+    root = write(tmp_path / "conf", a__yaml="version: 1\nchecks:\n  - {name: x, url: 'http://h/'}\n", b__yaml="version: 1\n\nchecks:\n  - name: y\n    url: 'http://h/'\n")
+    docs = [parse_document(s.text, s.name, {}) for s in read_sources(root)]
+    merged = merge_documents(docs, str(root))
+    a, b = str(root / "a.yaml"), str(root / "b.yaml")
+    assert str(merged.values[("checks", 1, "url")]) == f"{b}:5:10" and str(merged.keys[("checks", 1, "name")]) == f"{b}:4:5"
+    assert str(merged.values[("checks",)]) == f"{a}:3:3"  # the first file that has it
+    assert merged.local_path(("checks", 1, "url")) == ("checks", 0, "url")
+    assert len(merged.values) == len(docs[0].values) + len(docs[1].values) - 3  # (), version, checks: once
+    assert ("checks", 2) not in merged.values and merged.where(("checks", 1, "nope")) == merged.values[("checks", 1)]

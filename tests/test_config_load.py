@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from pulse_agent.config.errors import Position
 from pulse_agent.config.load import parse_document
@@ -93,3 +94,24 @@ def test_loading_leaves_garbage_collection_alone_and_the_shell_pause_nests(tmp_p
             assert not gc.isenabled()
         assert not gc.isenabled()  # a nested pause does not switch collection back on early
     assert gc.isenabled()
+
+
+def test_every_value_and_key_has_the_place_yaml_gives_it():
+    text = "version: 1\nchecks:\n  - {name: a, url: 'http://x', expect: {status: [200, 2xx]}}\n  - name: b\n    labels: {t: 1}\n"
+    doc = load(text)
+    want_values, want_keys = {}, {}
+
+    def walk(node, path):  # the reference: PyYAML's own node marks
+        want_values.setdefault(path, Position("p.yaml", node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                want_keys[(*path, k.value)] = Position("p.yaml", k.start_mark.line + 1, k.start_mark.column + 1)
+                walk(v, (*path, k.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    walk(yaml.compose(text), ())
+    assert dict(doc.values) == want_values and len(doc.values) == len(want_values) > 10
+    assert dict(doc.keys) == want_keys and ("checks", 1, "labels", "t") in doc.keys
+    assert doc.values.get(("nowhere",)) is None and ("nowhere",) not in doc.values

@@ -51,6 +51,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
     checks: list[CheckSpec] = []
     first_seen: dict[str, int] = {}
     notifier_names = set(raw_notifiers)
+    parsed: dict[tuple[Any, ...], Any] = {}  # values parsed for one check serve the next (CheckBuilder.once)
     # A check's spec depends only on these (and itself): reuse it when none changed and nothing is wrong.
     reuse = memo if memo is not None and not doc.errors else None
     context = (canonical(defaults), env_headers(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
@@ -64,14 +65,16 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
             doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
-        key = (reuse.text(raw), env_headers(raw), *context) if reuse is not None else ()
-        spec = reuse.spec(key) if reuse is not None else None
+        spec = reuse.spec_of(raw, context) if reuse is not None else None
+        if spec is None:
+            key = (reuse.text(raw), env_headers(raw), *context) if reuse is not None else ()
+            spec = reuse.spec(key, raw, context) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)
-            builder = CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators)
+            builder = CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators, parsed)
             spec = _guarded(doc, ("checks", i), lambda builder=builder: builder.build(notifier_names, windows))
             if reuse is not None and spec is not None and len(doc.errors) == errors:
-                reuse.remember_spec(key, spec)
+                reuse.remember_spec(key, spec, raw, context)
         if spec is not None:
             checks.append(spec)
     _check_dependencies(doc, raw_checks, first_seen)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -133,13 +134,41 @@ class CheckBuilder:
     """Checks and types one check's settings, blaming defaults for values that came from there."""
 
     def __init__(
-        self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any, validators: Validators
-    ) -> None:
+        self, doc: Document, path: KeyPath, raw: dict[str, Any], defaults: dict[str, Any], clean: Any, validators: Validators,
+        parsed: dict[tuple[Any, ...], Any] | None = None,
+    ) -> None:  # fmt: skip
         self.validators = validators
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
+        self.spotless = clean(())  # no error anywhere in the document: every value is clean
+        self.parsed = {} if parsed is None else parsed  # see once(); shared by the checks of one load
         self.kind = kind_of(raw)
         self.merged = merge_defaults(for_kind(self.kind or "http", defaults), raw)
         self.failed = False
+
+    def once(self, parse: Callable[..., Any], *texts: Any) -> Any:
+        """parse(*texts), parsed once per load for the same texts: parses are pure, and a large config
+        repeats the same values (60s, 5s, UTC) on every check. Other values (numbers) are cheap to parse
+        each time; what raises is not remembered."""
+        for text in texts:
+            if type(text) is not str:
+                return parse(*texts)
+        key = (parse, *texts)
+        try:
+            return self.parsed[key]
+        except KeyError:
+            value = self.parsed[key] = parse(*texts)
+            return value
+
+    def shared(self, cls: Callable[..., Any], *args: Any) -> Any:
+        """cls(*args) of a frozen class: one object per load for equal arguments of the same types."""
+        key = (cls, *args, *map(type, args))  # 1, 1.0 and True are equal keys but not the same value
+        try:
+            return self.parsed[key]
+        except KeyError:
+            value = self.parsed[key] = cls(*args)
+            return value
+        except TypeError:  # an unhashable argument
+            return cls(*args)
 
     def origin(self, *keys: str) -> KeyPath:
         """Key path of the value the check uses: its own, or the one in defaults."""
@@ -157,7 +186,7 @@ class CheckBuilder:
             if not isinstance(node, dict) or key not in node:
                 return default
             node = node[key]
-        if not self.clean(self.origin(*keys)):
+        if not self.spotless and not self.clean(self.origin(*keys)):
             self.failed = True
             return default
         return node
@@ -171,7 +200,8 @@ class CheckBuilder:
 
     def converted(self, keys: tuple[str, ...], parse: Any, default: Any) -> Any:
         """parse(the value at keys, else default), or default after reporting why it cannot be read."""
-        return converted_value(parse, self.get(*keys, default=default), lambda msg: self.fail(keys, msg), parse(default))
+        value = self.get(*keys, default=default)
+        return converted_value(partial(self.once, parse), value, lambda msg: self.fail(keys, msg), self.once(parse, default))
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
@@ -198,7 +228,7 @@ class CheckBuilder:
             tz = "UTC"
         schedule = None
         try:
-            schedule = parse_schedule(self.get("schedule", default=DEFAULT_SCHEDULE), tz)
+            schedule = self.once(parse_schedule, self.get("schedule", default=DEFAULT_SCHEDULE), tz)
         except ScheduleError as exc:
             self.fail(("schedule",), str(exc))
             if not self.failed:  # a placeholder: structure is all validate can check; show it as written
@@ -257,7 +287,7 @@ class CheckBuilder:
             timezone=tz,
             missed=raw.get("missed", "skip"),
             timeout=timeout,
-            retries=Retries(attempts=retries.get("attempts", 1), backoff=backoff, max_backoff=max_backoff),
+            retries=self.shared(Retries, retries.get("attempts", 1), backoff, max_backoff),
             delivery=raw.get("delivery") or default_delivery(method),
             idempotency_key=raw.get("idempotency_key", False),
             max_body_size=size,
@@ -275,13 +305,14 @@ class CheckBuilder:
             bearer_token=raw.get("bearer_token"),
             env_headers=env_headers(raw),
             expect=expect,
-            alert=AlertSpec(
-                notify=tuple(alert.get("notify", ())),
-                failure_threshold=alert.get("failure_threshold", 3),
-                success_threshold=alert.get("success_threshold", 2),
-                remind_every=remind_every,
-                send_on_resolved=alert.get("send_on_resolved", True),
-                notify_on_degraded=alert.get("notify_on_degraded", False),
+            alert=self.shared(  # AlertSpec's fields in order
+                AlertSpec,
+                tuple(alert.get("notify", ())),
+                alert.get("failure_threshold", 3),
+                alert.get("success_threshold", 2),
+                remind_every,
+                alert.get("send_on_resolved", True),
+                alert.get("notify_on_degraded", False),
             ),
             maintenance=windows + own_windows,
             slo=float(raw["slo"]["objective"]) if raw.get("slo") else None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -45,14 +45,50 @@ class FromEnv(str):
     __slots__ = ()
 
 
+class Positions(Mapping[KeyPath, Position]):
+    """Where each value (or key) of one file stands, kept as one packed number per path: a Position is
+    made only when asked for (errors are few, and a large config has a million values)."""
+
+    __slots__ = ("_at", "file")
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._at: dict[KeyPath, int] = {}
+
+    def note(self, path: KeyPath, mark: Any, *, first: bool = True) -> None:
+        """Record the place of yaml's mark at path (first: unless one is recorded there already)."""
+        packed = mark.line << 32 | mark.column
+        if first:
+            self._at.setdefault(path, packed)
+        else:
+            self._at[path] = packed
+
+    def __getitem__(self, path: KeyPath) -> Position:
+        packed = self._at[path]
+        return Position(self.file, (packed >> 32) + 1, (packed & 0xFFFFFFFF) + 1)
+
+    def get(self, path: KeyPath, default: Any = None) -> Any:  # type: ignore[override]
+        """The Position at path, or default."""
+        return self[path] if path in self._at else default
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._at
+
+    def __iter__(self) -> Iterator[KeyPath]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+
 @dataclass
 class Document:
     """Parsed config data plus where each value and key stands in its file."""
 
     source: str
     data: Any = None
-    values: dict[KeyPath, Position] = field(default_factory=dict)
-    keys: dict[KeyPath, Position] = field(default_factory=dict)
+    values: Mapping[KeyPath, Position] = field(default_factory=dict)
+    keys: Mapping[KeyPath, Position] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
     unknown: set[KeyPath] = field(default_factory=set)  # values with an unset ${VAR} or a refused tag
     needs: set[str] = field(default_factory=set)  # variables left as placeholders (validate without secrets)
@@ -121,6 +157,8 @@ class _Builder:
 
     def __init__(self, doc: Document, env: Mapping[str, str], placeholders: bool = False, budget: int = MIN_NODE_BUDGET) -> None:
         self.doc = doc
+        self.values, self.keys = Positions(doc.source), Positions(doc.source)
+        doc.values, doc.keys = self.values, self.keys
         self.env = env
         self.placeholders = placeholders
         self.budget = budget  # values left to build: aliases may not blow a small text up into gigabytes
@@ -132,7 +170,7 @@ class _Builder:
         return Position(self.doc.source, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
-        self.doc.values.setdefault(path, self.pos(node))
+        self.values.note(path, node.start_mark)
         self.budget -= 1
         if self.budget < 0:
             raise _TooBig(self.pos(node), path, "YAML aliases expand this file to too many values (an alias bomb?); repeat less")
@@ -180,11 +218,11 @@ class _Builder:
                 self.doc.errors.append(ConfigError(self.pos(key_node), path, "a key must be a plain value"))
                 continue
             if key in out:
-                first = self.doc.keys[(*path, key)]
+                first = self.keys[(*path, key)]
                 message = f"duplicate key {str(key)[:60]!r} (first at line {first.line})"
                 self.doc.errors.append(ConfigError(self.pos(key_node), (*path, key), message))
                 continue
-            self.doc.keys[(*path, key)] = self.pos(key_node)
+            self.keys.note((*path, key), key_node.start_mark, first=False)
             out[key] = self.build(value_node, (*path, key))
         for source in merged:
             self.building.add(id(source))

@@ -22,6 +22,9 @@ class Memo:
     documents: dict[tuple[str, str], Document] = field(default_factory=dict)  # (file, text) -> parsed, schema-checked
     valid: set[str] = field(default_factory=set)  # canonical JSON of check items the schema accepted
     specs: dict[tuple[object, ...], CheckSpec] = field(default_factory=dict)  # build inputs -> spec
+    # id(check item) -> (the item, its context, its key in specs): an item of a remembered document comes
+    # back as the very same object, so its spec is found without writing the item out again
+    items: dict[int, tuple[Any, tuple[object, ...], tuple[object, ...]]] = field(default_factory=dict)
     _used: Memo | None = None
     _texts: dict[int, str] = field(default_factory=dict)  # id(item) -> canonical text, during one load
 
@@ -33,7 +36,7 @@ class Memo:
     def end(self, *, ok: bool) -> None:
         """Finish a load: after a good one keep only what it used; after a failed one keep everything."""
         if self._used is not None and ok:
-            self.documents, self.valid, self.specs = self._used.documents, self._used.valid, self._used.specs
+            self.documents, self.valid, self.specs, self.items = self._used.documents, self._used.valid, self._used.specs, self._used.items
         self._used = None
         self._texts = {}
 
@@ -69,21 +72,37 @@ class Memo:
         """Note that the schema accepts this check item."""
         self._keep().valid.add(item)
 
-    def spec(self, key: tuple[object, ...]) -> CheckSpec | None:
-        """The spec built before from exactly these inputs."""
+    def spec(self, key: tuple[object, ...], item: Any = None, context: tuple[object, ...] = ()) -> CheckSpec | None:
+        """The spec built before from exactly these inputs (item and context: what key was made of)."""
         spec = self.specs.get(key)
         if spec is not None:
-            self._keep().specs[key] = spec
+            self.remember_spec(key, spec, item, context)
         return spec
 
-    def remember_spec(self, key: tuple[object, ...], spec: CheckSpec) -> None:
-        """Keep a spec built without errors."""
-        self._keep().specs[key] = spec
+    def spec_of(self, item: Any, context: tuple[object, ...]) -> CheckSpec | None:
+        """The spec built before from this very item object in this context (see items)."""
+        entry = self.items.get(id(item))
+        if entry is None or entry[0] is not item or entry[1] != context:
+            return None
+        spec = self.specs.get(entry[2])
+        if spec is not None:
+            self.remember_spec(entry[2], spec, item, context)
+        return spec
+
+    def remember_spec(self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = ()) -> None:
+        """Keep a spec built without errors (item and context: what key was made of, for spec_of)."""
+        keep = self._keep()
+        keep.specs[key] = spec
+        if item is not None:
+            keep.items[id(item)] = (item, context, key)  # holds the item: its id stays its own meanwhile
 
     def _keep(self) -> Memo:
         return self._used if self._used is not None else self
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # one encoder: making one cost as much as encoding
+
+
 def canonical(value: Any) -> str:
     """A stable text of plain config data, usable as a key."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)

@@ -4,9 +4,11 @@ setting from exactly one file. Positions keep pointing into the file each value 
 from __future__ import annotations
 
 import copy
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pulse_agent.config.errors import ConfigError, KeyPath
+from pulse_agent.config.errors import ConfigError, KeyPath, Position
 from pulse_agent.config.load import Document
 
 CONCATENATED = ("checks", "maintenance")
@@ -15,17 +17,61 @@ SAME_EVERYWHERE = ("version",)
 
 
 class Merged(Document):
-    """The merged document; `local` maps a concatenated item's index back to its index in its file."""
+    """The merged document; its positions are looked up in the file each value came from (never copied:
+    a directory of 100,000 checks has a million of them, and a reload merges again)."""
 
     def __init__(self, source: str) -> None:
         super().__init__(source, data={})
-        self.local: dict[tuple[str, int], int] = {}
+        self.parts: list[tuple[Document, dict[str, int]]] = []  # each file merged so far, with where its list items start
+        self.values, self.keys = _MergedPositions(self.parts, "values"), _MergedPositions(self.parts, "keys")
 
     def local_path(self, path: KeyPath) -> KeyPath:
         """path as the file it came from numbers its list items."""
-        if len(path) > 1 and path[0] in CONCATENATED and isinstance(path[1], int):
-            return (path[0], self.local.get((str(path[0]), path[1]), path[1]), *path[2:])
-        return path
+        return _located(self.parts, path)[1]
+
+
+def _located(parts: list[tuple[Document, dict[str, int]]], path: KeyPath) -> tuple[Document | None, KeyPath]:
+    """The file a concatenated item's path points into and the path there; (None, path) for any other path."""
+    if len(path) > 1 and path[0] in CONCATENATED and isinstance(path[1], int):
+        key = str(path[0])
+        n = bisect_right([offsets[key] for _, offsets in parts], path[1]) - 1
+        if n >= 0:
+            return parts[n][0], (path[0], path[1] - parts[n][1][key], *path[2:])
+    return None, path
+
+
+class _MergedPositions(Mapping[KeyPath, Position]):
+    """The positions of the merged files: a list item's in its own file, anything else's in the first
+    file that has it."""
+
+    def __init__(self, parts: list[tuple[Document, dict[str, int]]], which: str) -> None:
+        self.parts, self.which = parts, which
+
+    def __getitem__(self, path: KeyPath) -> Position:
+        doc, local = _located(self.parts, path)
+        for candidate in [doc] if doc is not None else (d for d, _ in self.parts):
+            positions: Mapping[KeyPath, Position] = getattr(candidate, self.which)
+            if local in positions:
+                return positions[local]
+        raise KeyError(path)
+
+    def __iter__(self) -> Iterator[KeyPath]:
+        seen: set[KeyPath] = set()
+        for doc, offsets in self.parts:
+            for path in getattr(doc, self.which):
+                moved = _moved(path, offsets)
+                if moved not in seen:
+                    seen.add(moved)
+                    yield moved
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _moved(path: KeyPath, offsets: dict[str, int]) -> KeyPath:
+    if len(path) > 1 and path[0] in CONCATENATED and isinstance(path[1], int):
+        return (path[0], path[1] + offsets[str(path[0])], *path[2:])
+    return path
 
 
 def merge_documents(docs: list[Document], source: str) -> Merged:
@@ -36,26 +82,15 @@ def merge_documents(docs: list[Document], source: str) -> Merged:
         if not isinstance(doc.data, dict):
             continue
         offsets = {key: len(merged.data.get(key) or []) for key in CONCATENATED}
-
-        def moved(path: KeyPath, offsets: dict[str, int] = offsets) -> KeyPath:
-            if len(path) > 1 and path[0] in CONCATENATED and isinstance(path[1], int):
-                return (path[0], path[1] + offsets[str(path[0])], *path[2:])
-            return path
-
         for key, value in doc.data.items():
             if key in CONCATENATED and isinstance(value, list):
-                for i in range(len(value)):
-                    merged.local[(key, offsets[key] + i)] = i
                 merged.data.setdefault(key, []).extend(value)
             elif key in SAME_EVERYWHERE:
                 merged.data.setdefault(key, value)
             else:
                 _merge_mapping(merged, doc, (key,), merged.data, key, value)
-        for path, pos in doc.values.items():
-            merged.values.setdefault(moved(path), pos)
-        for path, pos in doc.keys.items():
-            merged.keys.setdefault(moved(path), pos)
-        merged.unknown.update(moved(path) for path in doc.unknown)  # nothing is reported twice about them
+        merged.parts.append((doc, offsets))  # after its own mappings: a conflict points at an earlier file
+        merged.unknown.update(_moved(path, offsets) for path in doc.unknown)  # nothing is reported twice about them
         merged.needs |= doc.needs
     return merged
 
