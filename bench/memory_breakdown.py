@@ -62,11 +62,11 @@ def pymalloc() -> dict[str, float]:
         f.seek(0)
         text = f.read().decode()
 
-    def get(key: str) -> float:
+    def get(key: str, unit: int = 1) -> float:
         match = re.search(re.escape(key) + r"\s*=\s*([\d,]+)", text)
-        return round(int(match.group(1).replace(",", "")) / 2**20, 1) if match else 0.0
+        return round(int(match.group(1).replace(",", "")) * unit / 2**20, 1) if match else 0.0
 
-    return {"arenas_mb": get("# arenas allocated current"), "live_blocks_mb": get("# bytes in allocated blocks"),
+    return {"arenas_mb": get("# arenas allocated current", 2**20), "live_blocks_mb": get("# bytes in allocated blocks"),
             "free_blocks_mb": get("# bytes in available blocks"), "empty_pools_mb": get("unused pools * 16384 bytes")}  # fmt: skip
 
 

@@ -36,8 +36,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_free_memory() -> None:
-    """Give the C heap's free pages back to the system. Loading a large config frees hundreds of MB of
-    large blocks (dict tables, lists, text) at once; glibc keeps them mapped unless asked (docs/performance.md)."""
+    """Give the C heap's free pages back to the system. Loading a large config frees many large blocks
+    (dict tables, lists, text) at once; glibc keeps them mapped unless asked (docs/performance.md)."""
     if (trim := _malloc_trim()) is not None:
         trim(0)
 

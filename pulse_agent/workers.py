@@ -359,7 +359,7 @@ async def child() -> None:
             checks.update((c.name, c) for c in changed)
             prober.forget()
             scheduler.set_checks(checks.values(), soon=soon)
-            del changed, message  # a frame of 50,000 specs: its pages go back to the system
+            del changed, message  # a large frame's pages go back to the system
             release_free_memory()
         elif message[0] == "stop":
             budget = message[1]
