@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -46,7 +47,8 @@ def release_free_memory() -> None:
 def _paused_then_trimmed() -> Iterator[None]:
     with gc_paused():
         yield
-    release_free_memory()
+    # in a thread: trimming a large heap takes a while, and ctypes lets the event loop run meanwhile
+    threading.Thread(target=release_free_memory, name="release-free-memory", daemon=True).start()
 
 
 class GcPolicy:

@@ -284,7 +284,6 @@ def worker_of(name: str, count: int) -> int:
 async def child() -> None:
     """A worker process: checks in on stdin, results out on stdout, until told to stop."""
     from pulse_agent.clock import SystemClock
-    from pulse_agent.gc_policy import release_free_memory
     from pulse_agent.logs import setup_logging
     from pulse_agent.probe.kinds import Probes
     from pulse_agent.scheduler import Scheduler
@@ -359,8 +358,6 @@ async def child() -> None:
             checks.update((c.name, c) for c in changed)
             prober.forget()
             scheduler.set_checks(checks.values(), soon=soon)
-            del changed, message  # a large frame's pages go back to the system
-            release_free_memory()
         elif message[0] == "stop":
             budget = message[1]
             break

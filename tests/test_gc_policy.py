@@ -11,7 +11,7 @@ import pytest
 # Frees 150 MB of 1 KiB blocks (malloc's, not Python's small-object pools) below one that stays,
 # so glibc cannot simply shrink the heap's top; prints RSS (MB) before and after the policy's pause ends.
 _SCRIPT = """
-import sys
+import sys, time
 from pulse_agent.gc_policy import GcPolicy
 
 def rss():
@@ -24,6 +24,9 @@ with GcPolicy().paused():
     pin = bytes(1024) + b"pin"
     del blocks
     before = rss()
+deadline = time.monotonic() + 10
+while before - rss() < 100 and time.monotonic() < deadline:  # the pages go back in a thread of their own
+    time.sleep(0.01)
 print(before, rss())
 """
 
