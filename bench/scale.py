@@ -28,7 +28,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import run_lags  # noqa: E402
-from scheduler_lag import rss_mb  # noqa: E402
+from scheduler_lag import family, rss_mb  # noqa: E402
 from target import free_port, nginx_target  # noqa: E402
 
 
@@ -81,7 +81,8 @@ def scale(url: str, n: int, seconds: float, detail: str = "full") -> dict[str, o
         ready_at, start_record = wait("agent started", 300)
         first_at = wait("result", 120)[0] if not first.is_set() else ready_at
         time.sleep(seconds)
-        rss = rss_mb(agent.pid)
+        rss = {"agent": round(rss_mb(agent.pid, children=False), 1),
+               "workers": [round(rss_mb(p, children=False), 1) for p in family(agent.pid)[1:]]}  # fmt: skip
         renders, windows, size = [], [], 0
         with httpx.Client(timeout=60) as client:
             for _ in range(5):
@@ -111,7 +112,9 @@ def scale(url: str, n: int, seconds: float, detail: str = "full") -> dict[str, o
         "workers_reason": start_record.get("workers_reason"),
         "startup_to_ready_s": round(ready_at - started, 2),
         "startup_to_first_result_s": round(first_at - started, 2),
-        "rss_mb": round(rss, 1),
+        "rss_mb": round(rss["agent"] + sum(rss["workers"]), 1),  # agent + workers
+        "rss_mb_agent": rss["agent"],
+        "rss_mb_workers": rss["workers"],
         "metrics_render_s_median": round(statistics.median(renders), 3),
         "metrics_render_s_max": round(max(renders), 3),
         "metrics_bytes": size,

@@ -56,10 +56,10 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of pid and its children."""
+def rss_mb(pid: int, children: bool = True) -> float:
+    """Resident memory of pid and (unless children is False) its children."""
     total = 0.0
-    for p in family(pid):
+    for p in family(pid) if children else [pid]:
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) / 1024

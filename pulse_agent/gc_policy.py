@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 
@@ -22,13 +25,40 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None (musl, macOS: nothing to call)."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system. Loading a large config frees many large blocks
+    (dict tables, lists, text) at once; glibc keeps them mapped unless asked (docs/performance.md)."""
+    if (trim := _malloc_trim()) is not None:
+        trim(0)
+
+
+@contextmanager
+def _paused_then_trimmed() -> Iterator[None]:
+    with gc_paused():
+        yield
+    # in a thread: trimming a large heap takes a while, and ctypes lets the event loop run meanwhile
+    threading.Thread(target=release_free_memory, name="release-free-memory", daemon=True).start()
+
+
 class GcPolicy:
     """The agent process's: no collections while loading a config or starting, then start-up's heap frozen
     (exempt from full collections, which would stall the event loop scanning it)."""
 
     def paused(self) -> AbstractContextManager[None]:
-        """Around loading a config, and around start-up until settled()."""
-        return gc_paused()
+        """Around loading a config, and around start-up until settled(); the free memory they leave goes
+        back to the system after."""
+        return _paused_then_trimmed()
 
     def settled(self) -> None:
         """Start-up is over: what it built lives on."""

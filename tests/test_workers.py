@@ -14,7 +14,7 @@ import httpx
 
 from pulse_agent.result import Result
 from pulse_agent.schedule import Interval
-from pulse_agent.workers import WorkerExecutor, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
+from pulse_agent.workers import Worker, WorkerExecutor, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
 from tests.agent_process import AgentProcess
 from tests.conftest import spec
 from tests.test_reload_e2e import atomic_write
@@ -132,3 +132,28 @@ async def until(predicate, timeout: float = 10.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+async def test_each_worker_runs_only_its_share_of_the_checks(httpserver):
+    """A child is handed (and holds) the checks its name hashes to, not all of them: its memory is its share."""
+    httpserver.expect_request("/").respond_with_data("ok")
+    names = [f"share-{i}" for i in range(12)]
+    seen: dict[int, set[str]] = {0: set(), 1: set()}
+
+    def recorder(index: int):
+        async def on_results(results: list[Result], skipped: list[str], dues: dict[str, float | None]) -> None:
+            seen[index].update(r.check for r in results)
+
+        return on_results
+
+    settings = WorkerSettings(16, "json", "warning")
+    pool = WorkerExecutor(2, settings, recorder(0), lambda: None)
+    pool.workers[1] = Worker(1, settings, recorder(1), lambda: None)  # tell the two children's results apart
+    pool.set_checks([spec(httpserver.url_for("/"), name=n, schedule=Interval(0.2, "200ms")) for n in names], soon=True)
+    await pool.start()
+    try:
+        await until(lambda: seen[0] | seen[1] == set(names), timeout=30)
+    finally:
+        await pool.stop(2.0)
+    for index in (0, 1):
+        assert seen[index] == {n for n in names if worker_of(n, 2) == index}
