@@ -142,3 +142,21 @@ def test_positions_in_a_directory_point_into_each_file(tmp_path):
     assert merged.local_path(("checks", 1, "url")) == ("checks", 0, "url")
     assert len(merged.values) == len(docs[0].values) + len(docs[1].values) - 3  # (), version, checks: once
     assert ("checks", 2) not in merged.values and merged.where(("checks", 1, "nope")) == merged.values[("checks", 1)]
+
+
+def test_a_single_file_memo_reuses_specs_by_text_and_holds_no_parsed_items(tmp_path):
+    from pulse_agent.config import Memo
+
+    def text(timeout: str) -> str:
+        return "version: 1\nchecks:\n" + "".join(f"  - {{name: c{i}, url: 'http://127.0.0.1/{i}', timeout: {timeout if i == 0 else '5s'}}}\n" for i in range(5))
+
+    path = tmp_path / "pulse.yaml"
+    path.write_text(text("5s"))
+    memo = Memo()
+    first = load_config(path, memo=memo)
+    path.write_text(text("4s"))
+    edited = load_config(path, memo=memo)
+    assert edited == load_config(path) and edited.checks[0].timeout == 4.0
+    assert all(a is b for a, b in zip(first.checks[1:], edited.checks[1:], strict=True))  # unchanged checks: reused
+    # A single file's document is not remembered, so no item of it comes back as the same object: none is held.
+    assert len(memo.specs) == 5 and memo.items == {}

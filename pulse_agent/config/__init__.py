@@ -30,6 +30,8 @@ def parse_config(
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
     doc = _document(Source(source, text), env, memo, keep=False, placeholders=placeholders)
     spec = build_spec(doc, memo, validators) if doc.data is not None else None
+    if memo is not None:
+        memo.forget_items()  # each item would hold its parsed check alive until the next load
     if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
     return replace(spec, unset_variables=tuple(sorted(doc.needs))) if doc.needs else spec

@@ -96,6 +96,10 @@ class Memo:
         if item is not None:
             keep.items[id(item)] = (item, context, key)  # holds the item: its id stays its own meanwhile
 
+    def forget_items(self) -> None:
+        """Keep no check items: their document is not remembered (one file), so none comes back as itself."""
+        self._keep().items.clear()
+
     def _keep(self) -> Memo:
         return self._used if self._used is not None else self
 
