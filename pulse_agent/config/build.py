@@ -51,7 +51,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
     checks: list[CheckSpec] = []
     first_seen: dict[str, int] = {}
     notifier_names = set(raw_notifiers)
-    parsed: dict[tuple[Any, ...], Any] = {}  # values parsed for one check serve the next (CheckBuilder.once)
+    parsed: dict[tuple[Any, ...], Any] = {}  # parts made for one check serve the next (CheckBuilder.shared)
     # A check's spec depends only on these (and itself): reuse it when none changed and nothing is wrong.
     reuse = memo if memo is not None and not doc.errors else None
     context = (canonical(defaults), env_headers(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -140,27 +139,14 @@ class CheckBuilder:
         self.validators = validators
         self.doc, self.path, self.raw, self.defaults, self.clean = doc, path, raw, defaults, clean
         self.spotless = clean(())  # no error anywhere in the document: every value is clean
-        self.parsed = {} if parsed is None else parsed  # see once(); shared by the checks of one load
+        self.parsed = {} if parsed is None else parsed  # see shared(); one dict for the checks of one load
         self.kind = kind_of(raw)
         self.merged = merge_defaults(for_kind(self.kind or "http", defaults), raw)
         self.failed = False
 
-    def once(self, parse: Callable[..., Any], *texts: Any) -> Any:
-        """parse(*texts), parsed once per load for the same texts: parses are pure, and a large config
-        repeats the same values (60s, 5s, UTC) on every check. Other values (numbers) are cheap to parse
-        each time; what raises is not remembered."""
-        for text in texts:
-            if type(text) is not str:
-                return parse(*texts)
-        key = (parse, *texts)
-        try:
-            return self.parsed[key]
-        except KeyError:
-            value = self.parsed[key] = parse(*texts)
-            return value
-
     def shared(self, cls: Callable[..., Any], *args: Any) -> Any:
-        """cls(*args) of a frozen class: one object per load for equal arguments of the same types."""
+        """cls(*args) of a frozen class (or a pure parse to one): one object per load for equal arguments of
+        the same types, so that checks written alike share their parts."""
         key = (cls, *args, *map(type, args))  # 1, 1.0 and True are equal keys but not the same value
         try:
             return self.parsed[key]
@@ -200,8 +186,7 @@ class CheckBuilder:
 
     def converted(self, keys: tuple[str, ...], parse: Any, default: Any) -> Any:
         """parse(the value at keys, else default), or default after reporting why it cannot be read."""
-        value = self.get(*keys, default=default)
-        return converted_value(partial(self.once, parse), value, lambda msg: self.fail(keys, msg), self.once(parse, default))
+        return converted_value(parse, self.get(*keys, default=default), lambda msg: self.fail(keys, msg), parse(default))
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
@@ -228,7 +213,7 @@ class CheckBuilder:
             tz = "UTC"
         schedule = None
         try:
-            schedule = self.once(parse_schedule, self.get("schedule", default=DEFAULT_SCHEDULE), tz)
+            schedule = self.shared(parse_schedule, self.get("schedule", default=DEFAULT_SCHEDULE), tz)
         except ScheduleError as exc:
             self.fail(("schedule",), str(exc))
             if not self.failed:  # a placeholder: structure is all validate can check; show it as written
