@@ -14,6 +14,7 @@ from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import Document, parse_document
 from pulse_agent.config.memo import Memo
+from pulse_agent.config.memo import digest as digest_of
 from pulse_agent.config.merge import merge_documents
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.config.schema import validate_document
@@ -45,7 +46,7 @@ def _document(
     """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it).
     With a memo (a long-running agent) a large text is parsed in a child process (config/child.py), so
     its YAML tree never takes the agent's memory; job: that child, already started for this source."""
-    key = (source.name, source.text)
+    key = (source.name, digest_of(source.text))
     if memo is not None and (known := memo.document(key)) is not None:
         if job is not None:
             job.close()
@@ -69,7 +70,7 @@ def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo |
     return {
         i: ParseJob(s.text, s.name, environ, placeholders=placeholders)
         for i, s in enumerate(sources)
-        if wanted(s.text) and (s.name, s.text) not in memo.documents
+        if wanted(s.text) and (s.name, digest_of(s.text)) not in memo.documents
     }
 
 
