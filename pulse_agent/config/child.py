@@ -86,6 +86,11 @@ class ParseJob:
         except Exception:  # truncated, or not what serve() writes: whatever it was, the load is refused
             raise self._invalid("the process parsing it gave no answer") from None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None: it could not be started)."""
+        return None if self._process is None else self._process.pid
+
     def close(self) -> None:
         """Stop the child if it is still running (its result will not be collected)."""
         if self._process is not None and self._process.poll() is None:
