@@ -14,6 +14,7 @@ near the interpreter's own.
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import pickle
@@ -153,6 +154,7 @@ def decode(answer: tuple[object, ...]) -> Document:
 
 def serve() -> None:
     """The child: one (text, source, env, placeholders) pickle in, its Document (or a failure) out, then exit."""
+    gc.disable()  # a million new objects and no cycles: collections would only cost time (as cmd_run pauses them)
     stdout = sys.stdout.buffer
     text, source, env, placeholders = pickle.loads(sys.stdin.buffer.read())
     try:
