@@ -397,12 +397,16 @@ _PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
 _NO_TLS_OPTIONS = TlsSpec()
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
 def env_headers(settings: dict[str, Any]) -> frozenset[str]:
     """Lower-case names of the request headers whose value came from a ${VAR} (canonical() cannot tell)."""
     headers = settings.get("headers")
     if not isinstance(headers, dict):
-        return frozenset()
-    return frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
+        return _NO_NAMES
+    names = frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
+    return names or _NO_NAMES  # an empty frozenset is 216 bytes, and nearly every check has one: share it
 
 
 def default_delivery(method: str) -> Delivery:
