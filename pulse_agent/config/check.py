@@ -186,7 +186,9 @@ class CheckBuilder:
 
     def converted(self, keys: tuple[str, ...], parse: Any, default: Any) -> Any:
         """parse(the value at keys, else default), or default after reporting why it cannot be read."""
-        return converted_value(parse, self.get(*keys, default=default), lambda msg: self.fail(keys, msg), parse(default))
+        # shared: equal timeouts and sizes are one number, not one per check (in the agent and in each worker)
+        value = self.get(*keys, default=default)
+        return converted_value(lambda v: self.shared(parse, v), value, lambda msg: self.fail(keys, msg), parse(default))
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
