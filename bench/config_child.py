@@ -39,8 +39,10 @@ def one(cfg: str, mode: str) -> dict[str, object]:
     seconds = time.perf_counter() - started
     after = rss_mb(os.getpid(), children=False)
     pools = pymalloc()
-    return {"checks": len(spec.checks), "mode": mode, "load_s": round(seconds, 3), "rss_mb": round(after, 1),
-            "rss_growth_mb": round(after - before, 1), "free_blocks_mb": pools["free_blocks_mb"], "load_avg": os.getloadavg()[0]}  # fmt: skip
+    return {
+        "checks": len(spec.checks), "mode": mode, "load_s": round(seconds, 3), "rss_mb": round(after, 1),
+        "rss_growth_mb": round(after - before, 1), "free_blocks_mb": pools["free_blocks_mb"], "load_avg": os.getloadavg()[0],
+    }  # fmt: skip
 
 
 def main() -> None:

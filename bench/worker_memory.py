@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     from pulse_agent.config import load_config
+    from pulse_agent.config.child import boot
     from pulse_agent.workers import WorkerSettings, pack
 
     counts = [int(x) for x in args.checks.split(",")]
@@ -38,7 +39,8 @@ def main() -> None:
         write(cfg, "http://127.0.0.1:1", max(counts) or 1)
         checks = list(load_config(cfg).checks)
     for n in counts:
-        worker = subprocess.Popen([sys.executable, "-m", "pulse_agent.workers"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        command = [sys.executable, "-c", boot("import runpy; runpy.run_module('pulse_agent.workers', run_name='__main__', alter_sys=True)")]
+        worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # as Worker.start starts it
         assert worker.stdin is not None and worker.stdout is not None
         threading.Thread(target=worker.stdout.read, daemon=True).start()  # its results: read, dropped
         worker.stdin.write(pack(("settings", WorkerSettings(256, "json", "warning"))))

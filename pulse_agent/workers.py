@@ -140,8 +140,10 @@ class Worker:
 
     async def start(self) -> None:
         """Start the child and hand it its checks."""
+        from pulse_agent.config.child import boot
+
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pulse_agent.workers",
+            sys.executable, "-c", boot("import runpy; runpy.run_module('pulse_agent.workers', run_name='__main__', alter_sys=True)"),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=2**26, start_new_session=True,  # Ctrl-C and group signals go to the agent, which stops children in order
         )  # fmt: skip

@@ -31,15 +31,19 @@ from pulse_agent.config.load import Document, Positions, parse_document
 # time to compose than a child takes to start (docs/performance.md); a sidecar's config is a few KB.
 CHILD_MIN_CHARS = 256 * 1024
 
-# The child's program: load config/load.py without running pulse_agent/config/__init__.py (which imports
-# the schema and the builder, a child needs neither), then serve one request.
-_BOOT = (
-    "import sys, types, pulse_agent, os.path as p;"
-    "m = types.ModuleType('pulse_agent.config'); m.__path__ = [p.join(p.dirname(pulse_agent.__file__), 'config')];"
-    "sys.modules['pulse_agent.config'] = m;"
-    "from pulse_agent.config.child import serve; serve()"
-)
-COMMAND: list[str] = [sys.executable, "-c", _BOOT]  # what starts a child (a test may start another program)
+
+def boot(call: str) -> str:
+    """Source for `python -c` that makes pulse_agent.config a bare package, then runs call: its __init__
+    imports the schema and the builder (yaml, jsonschema), which a child process (a parse, a probe
+    worker) never needs, and its modules are then imported alone."""
+    return (
+        "import sys, types, pulse_agent, os.path as p;"
+        "m = types.ModuleType('pulse_agent.config'); m.__path__ = [p.join(p.dirname(pulse_agent.__file__), 'config')];"
+        "sys.modules['pulse_agent.config'] = m;" + call
+    )
+
+
+COMMAND: list[str] = [sys.executable, "-c", boot("from pulse_agent.config.child import serve; serve()")]  # a test may start another program
 
 
 def wanted(text: str) -> bool:
