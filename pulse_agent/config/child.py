@@ -3,11 +3,12 @@
 `yaml.compose` builds the node tree of the whole file (about 3.4 KB a check) before any value is made,
 and every value, position and spec that outlives it is allocated between its nodes; once the tree is
 freed, Python's allocator keeps each pool in which one survivor lives (docs/performance.md, "Memory at
-100,000 checks"). A child composes and walks the tree, and hands back only the `Document` (plain data,
-packed positions, errors, needs) as one pickle, which the parent unpickles into compact memory.
+100,000 checks"). A child composes and walks the tree, and hands back only the `Document` (see encode:
+its data marshalled, its positions as packed numbers), which the parent loads into compact memory.
 
 The child is a fresh interpreter (`subprocess`, never a fork: the agent has threads), reading one pickle
-on stdin and writing one on stdout. It imports only PyYAML and `config/load.py`: the package's
+on stdin and writing one on stdout. Like config/files.py, this is the config's I/O shell, used by
+load_config only when given a memo (a running agent). It imports only PyYAML and `config/load.py`: the package's
 `__init__` (schema, builder) is replaced by a bare package module in the child, which keeps its start
 near the interpreter's own.
 """
