@@ -48,12 +48,25 @@ async def _as_is(result: Result, _: CheckSpec) -> Result:
     return result
 
 
+SPECS_PER_PICKLE = 1000  # the specs of a "checks" frame travel as pickles of this many (see pack)
+
+
 def pack(message: tuple[Any, ...]) -> bytes:
-    """One frame."""
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
-    body = buffer.getvalue()
+    """One frame. A "checks" frame's specs go as several pickles of SPECS_PER_PICKLE each: unpickling
+    keeps every spec's argument tuple in the unpickler's memo until the whole pickle is read, and that
+    tuple has a CheckSpec's size: one pickle of 50,000 specs left 18 MB of freed tuples in pools the
+    specs keep (docs/performance.md); in small pickles the next specs take the freed places."""
+    if message[0] == "checks":
+        specs = message[1]
+        message = ("checks", [_dumps(specs[i : i + SPECS_PER_PICKLE]) for i in range(0, len(specs), SPECS_PER_PICKLE)], *message[2:])
+    body = _dumps(message)
     return _LENGTH.pack(len(body)) + body
+
+
+def _dumps(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
 
 
 class _Pickler(pickle.Pickler):
@@ -91,9 +104,12 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     """The next frame's message; None at the end of the stream."""
     try:
         head = await reader.readexactly(_LENGTH.size)
-        return pickle.loads(await reader.readexactly(_LENGTH.unpack(head)[0]))  # type: ignore[no-any-return]
+        message: tuple[Any, ...] = pickle.loads(await reader.readexactly(_LENGTH.unpack(head)[0]))
     except asyncio.IncompleteReadError:
         return None
+    if message[0] == "checks":  # see pack
+        message = ("checks", [spec for part in message[1] for spec in pickle.loads(part)], *message[2:])
+    return message
 
 
 def rows_of(results: list[Result]) -> list[tuple[Any, ...]]:
@@ -140,8 +156,10 @@ class Worker:
 
     async def start(self) -> None:
         """Start the child and hand it its checks."""
+        from pulse_agent.config.child import boot
+
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pulse_agent.workers",
+            sys.executable, "-c", boot("import runpy; runpy.run_module('pulse_agent.workers', run_name='__main__', alter_sys=True)"),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=2**26, start_new_session=True,  # Ctrl-C and group signals go to the agent, which stops children in order
         )  # fmt: skip

@@ -81,3 +81,14 @@ def test_a_frame_shares_what_the_specs_share(monkeypatch):
     checks = list(_specs(monkeypatch).checks)
     got = _through_a_frame(("checks", checks + checks, [], False))[1]
     assert got[0] is got[len(checks)]  # one object sent twice arrives as one object
+
+
+def test_a_checks_frame_of_many_pickles_arrives_whole_and_in_order(monkeypatch):
+    import pulse_agent.workers
+
+    monkeypatch.setattr(pulse_agent.workers, "SPECS_PER_PICKLE", 4)  # the specs travel as several pickles
+    checks = list(_specs(monkeypatch).checks)
+    assert len(checks) > 8
+    sent = ("checks", checks, ["gone"], True)
+    got = _through_a_frame(sent)
+    assert _same(got, sent) and [c.name for c in got[1]] == [c.name for c in checks]

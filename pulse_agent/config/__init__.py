@@ -9,10 +9,12 @@ from pathlib import Path
 
 from pulse_agent.config.build import build_spec, errors_of
 from pulse_agent.config.check import NO_VALIDATORS, Validators
+from pulse_agent.config.child import ParseJob, wanted
 from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import Document, parse_document
 from pulse_agent.config.memo import Memo
+from pulse_agent.config.memo import digest as digest_of
 from pulse_agent.config.merge import merge_documents
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.config.schema import validate_document
@@ -38,18 +40,38 @@ def parse_config(
 
 
 def _document(
-    source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True, placeholders: bool = False
-) -> Document:
-    """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it)."""
-    key = (source.name, source.text)
+    source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True, placeholders: bool = False,
+    job: ParseJob | None = None,
+) -> Document:  # fmt: skip
+    """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it).
+    With a memo (a long-running agent) a large text is parsed in a child process (config/child.py), so
+    its YAML tree never takes the agent's memory; job: that child, already started for this source."""
+    key = (source.name, digest_of(source.text))
     if memo is not None and (known := memo.document(key)) is not None:
+        if job is not None:
+            job.close()
         return known
-    doc = parse_document(source.text, source.name, os.environ if env is None else env, placeholders=placeholders)
+    environ = os.environ if env is None else env
+    if job is None and memo is not None and wanted(source.text):
+        job = ParseJob(source.text, source.name, environ, placeholders=placeholders)
+    doc = job.result() if job is not None else parse_document(source.text, source.name, environ, placeholders=placeholders)
     if doc.data is not None or not doc.errors:  # a top-level null is data too: the schema says what it should be
         validate_document(doc, memo)
     if memo is not None and keep:
         memo.remember_document(key, doc)
     return doc
+
+
+def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo | None, placeholders: bool) -> dict[int, ParseJob]:
+    """Child parses started at once for the large, not remembered files of a directory: they run in parallel."""
+    if memo is None:
+        return {}
+    environ = os.environ if env is None else env
+    return {
+        i: ParseJob(s.text, s.name, environ, placeholders=placeholders)
+        for i, s in enumerate(sources)
+        if wanted(s.text) and (s.name, digest_of(s.text)) not in memo.documents
+    }
 
 
 def load_config(
@@ -81,7 +103,12 @@ def parse_sources(
     placeholders: bool = False, validators: Validators = NO_VALIDATORS,
 ) -> AgentSpec:  # fmt: skip
     """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
-    docs = [_document(source, env, memo, placeholders=placeholders) for source in sources]
+    jobs = _children(sources, env, memo, placeholders)
+    try:
+        docs = [_document(source, env, memo, placeholders=placeholders, job=jobs.pop(i, None)) for i, source in enumerate(sources)]
+    finally:
+        for job in jobs.values():  # a file's failure ends the load: stop the children still parsing
+            job.close()
     merged = merge_documents(docs, name)
     schema_errors = len(merged.errors)
     spec = build_spec(merged, memo, validators)

@@ -67,7 +67,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
             first_seen[name] = i
         spec = reuse.spec_of(raw, context) if reuse is not None else None
         if spec is None:
-            key = (reuse.text(raw), env_headers(raw), *context) if reuse is not None else ()
+            key = (reuse.digest(raw), env_headers(raw), *context) if reuse is not None else ()
             spec = reuse.spec(key, raw, context) if reuse is not None else None
         if spec is None:
             errors = len(doc.errors)

@@ -186,7 +186,9 @@ class CheckBuilder:
 
     def converted(self, keys: tuple[str, ...], parse: Any, default: Any) -> Any:
         """parse(the value at keys, else default), or default after reporting why it cannot be read."""
-        return converted_value(parse, self.get(*keys, default=default), lambda msg: self.fail(keys, msg), parse(default))
+        # shared: equal timeouts and sizes are one number, not one per check (in the agent and in each worker)
+        value = self.get(*keys, default=default)
+        return converted_value(lambda v: self.shared(parse, v), value, lambda msg: self.fail(keys, msg), parse(default))
 
     def build(self, notifiers: set[str], windows: tuple[MaintenanceWindow, ...]) -> CheckSpec | None:
         url = self.get("url", default="")
@@ -397,12 +399,16 @@ _PLAIN_EXPECT = Expect()  # most checks expect nothing but a 2xx: share one
 _NO_TLS_OPTIONS = TlsSpec()
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
 def env_headers(settings: dict[str, Any]) -> frozenset[str]:
     """Lower-case names of the request headers whose value came from a ${VAR} (canonical() cannot tell)."""
     headers = settings.get("headers")
     if not isinstance(headers, dict):
-        return frozenset()
-    return frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
+        return _NO_NAMES
+    names = frozenset(name.lower() for name, value in headers.items() if isinstance(value, FromEnv) and isinstance(name, str))
+    return names or _NO_NAMES  # an empty frozenset is 216 bytes, and nearly every check has one: share it
 
 
 def default_delivery(method: str) -> Delivery:

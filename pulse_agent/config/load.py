@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -47,38 +48,97 @@ class FromEnv(str):
 
 class Positions(Mapping[KeyPath, Position]):
     """Where each value (or key) of one file stands, kept as one packed number per path: a Position is
-    made only when asked for (errors are few, and a large config has a million values)."""
+    made only when asked for (errors are few, and a large config has a million values).
 
-    __slots__ = ("_at", "file")
+    When the paths were noted in the order of a walk of the data (no `<<` merge), another process is sent only
+    the packed numbers, and the paths are walked again from the data on the first lookup (config/child.py).
+    """
 
-    def __init__(self, file: str) -> None:
+    __slots__ = ("_at", "_root", "file", "kind")
+
+    def __init__(self, file: str, kind: Literal["values", "keys"] = "values") -> None:
         self.file = file
-        self._at: dict[KeyPath, int] = {}
+        self.kind = kind
+        self._at: dict[KeyPath, int] | None = {}  # None: not walked yet (see _root)
+        self._root: tuple[Any, array[int]] | None = None  # (data, packed numbers in walk order), until first needed
 
     def note(self, path: KeyPath, mark: Any, *, first: bool = True) -> None:
         """Record the place of yaml's mark at path (first: unless one is recorded there already)."""
         packed = mark.line << 32 | mark.column
         if first:
-            self._at.setdefault(path, packed)
+            self._at.setdefault(path, packed)  # type: ignore[union-attr]  # noted while parsing: never walked
         else:
-            self._at[path] = packed
+            self._at[path] = packed  # type: ignore[index]
+
+    def walked(self, data: Any) -> None:
+        """Say that the paths were noted in the order walk(data, kind) gives them (state() may omit them)."""
+        self._root = (data, array("q"))
+
+    def state(self) -> dict[KeyPath, int] | array[int]:
+        """What another process needs to rebuild these positions with restored(): the packed numbers alone
+        when walk(data) gives the paths (no `<<` merge: far smaller and faster to send), else the paths too."""
+        if self._root is None:
+            return self._index()
+        packed = self._root[1]
+        return packed if self._at is None else array("q", self._at.values())
+
+    @classmethod
+    def restored(cls, file: str, kind: Literal["values", "keys"], state: dict[KeyPath, int] | array[int], data: Any) -> Positions:
+        """Positions from state() and the document's data (whose paths are walked again only when first needed)."""
+        positions = cls(file, kind)
+        if isinstance(state, dict):
+            positions._at = state
+        else:
+            positions._at, positions._root = None, (data, state)
+        return positions
+
+    def _index(self) -> dict[KeyPath, int]:
+        at = self._at
+        if at is None:
+            data, packed = self._root  # type: ignore[misc]
+            at = self._at = dict(zip(walk(data, self.kind), packed, strict=True))
+            self._root = None
+        return at
 
     def __getitem__(self, path: KeyPath) -> Position:
-        packed = self._at[path]
+        packed = self._index()[path]
         return Position(self.file, (packed >> 32) + 1, (packed & 0xFFFFFFFF) + 1)
 
     def get(self, path: KeyPath, default: Any = None) -> Any:  # type: ignore[override]
         """The Position at path, or default."""
-        return self[path] if path in self._at else default
+        return self[path] if path in self._index() else default
 
     def __contains__(self, path: object) -> bool:
-        return path in self._at
+        return path in self._index()
 
     def __iter__(self) -> Iterator[KeyPath]:
-        return iter(self._at)
+        return iter(self._index())
 
     def __len__(self) -> int:
-        return len(self._at)
+        return len(self._at) if self._at is not None else len(self._root[1])  # type: ignore[index]
+
+
+def walk(data: Any, kind: Literal["values", "keys"]) -> list[KeyPath]:
+    """The path of every value (kind "values": data itself first) or of every mapping key, depth first,
+    in the order _Builder notes them."""
+    out: list[KeyPath] = []
+    values = kind == "values"
+
+    def visit(value: Any, path: KeyPath) -> None:
+        if values:
+            out.append(path)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = (*path, key)
+                if not values:
+                    out.append(child)
+                visit(item, child)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(item, (*path, i))
+
+    visit(data, ())
+    return out
 
 
 @dataclass
@@ -141,6 +201,10 @@ def parse_document(text: str, source: str, env: Mapping[str, str], *, placeholde
     except _TooBig as exc:
         doc.data = None
         doc.errors.append(ConfigError(exc.position, exc.path, exc.message))
+    else:
+        if not builder.merged:  # a merge notes paths out of walk order (merged keys come after the rest)
+            builder.values.walked(doc.data)
+            builder.keys.walked(doc.data)
     return doc
 
 
@@ -157,12 +221,13 @@ class _Builder:
 
     def __init__(self, doc: Document, env: Mapping[str, str], placeholders: bool = False, budget: int = MIN_NODE_BUDGET) -> None:
         self.doc = doc
-        self.values, self.keys = Positions(doc.source), Positions(doc.source)
+        self.values, self.keys = Positions(doc.source, "values"), Positions(doc.source, "keys")
         doc.values, doc.keys = self.values, self.keys
         self.env = env
         self.placeholders = placeholders
         self.budget = budget  # values left to build: aliases may not blow a small text up into gigabytes
         self.building: set[int] = set()  # ids of the nodes being built, to catch an alias inside itself
+        self.merged = False  # whether a << merge key was met
         self.constructor = yaml.SafeLoader("")
         self.resolver = yaml.resolver.Resolver()
 
@@ -199,6 +264,7 @@ class _Builder:
         merged: list[yaml.MappingNode] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
+                self.merged = True
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 for source in sources:
                     if not isinstance(source, yaml.MappingNode) or id(source) in self.building:

@@ -2,11 +2,13 @@
 
 Parsing, schema-checking and building 10,000 checks takes seconds; an edit usually touches one.
 Only error-free work is remembered, and each load keeps just what it used, so memory stays
-bounded by the config itself.
+bounded by the config itself. It is kept by digests, not texts: a 128-bit digest of each check item's
+canonical text (an int: 48 bytes, where the text is 100 or more), and each file by a digest of its text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,36 +21,39 @@ from pulse_agent.config.model import CheckSpec
 class Memo:
     """Error-free results of the last load, keyed by their exact inputs."""
 
-    documents: dict[tuple[str, str], Document] = field(default_factory=dict)  # (file, text) -> parsed, schema-checked
-    valid: set[str] = field(default_factory=set)  # canonical JSON of check items the schema accepted
+    documents: dict[tuple[str, int], Document] = field(default_factory=dict)  # (file, digest of its text) -> parsed, schema-checked
+    valid: set[int] = field(default_factory=set)  # digests of the canonical JSON of check items the schema accepted
     specs: dict[tuple[object, ...], CheckSpec] = field(default_factory=dict)  # build inputs -> spec
     # id(check item) -> (the item, its context, its key in specs): an item of a remembered document comes
     # back as the very same object, so its spec is found without writing the item out again
     items: dict[int, tuple[Any, tuple[object, ...], tuple[object, ...]]] = field(default_factory=dict)
     _used: Memo | None = None
-    _texts: dict[int, str] = field(default_factory=dict)  # id(item) -> canonical text, during one load
+    _digests: dict[int, int] = field(default_factory=dict)  # id(item) -> digest of its canonical text, during one load
+    # the parts of spec keys most checks share (contexts, header name sets): one object each, not one per key
+    _shared: dict[object, object] = field(default_factory=dict)
 
     def begin(self) -> None:
         """Start a load: what it does not use is forgotten when it ends."""
         self._used = Memo()
-        self._texts = {}
+        self._digests = {}
 
     def end(self, *, ok: bool) -> None:
         """Finish a load: after a good one keep only what it used; after a failed one keep everything."""
         if self._used is not None and ok:
             self.documents, self.valid, self.specs, self.items = self._used.documents, self._used.valid, self._used.specs, self._used.items
+            self._shared = {part: part for key in self.specs for part in key[1:]}  # only what the kept specs share
         self._used = None
-        self._texts = {}
+        self._digests = {}
 
-    def text(self, item: Any) -> str:
-        """canonical(item), computed once per load (the item stays alive, and unchanged, meanwhile)."""
+    def digest(self, item: Any) -> int:
+        """digest(canonical(item)), computed once per load (the item stays alive, and unchanged, meanwhile)."""
         key = id(item)
-        text = self._texts.get(key)
-        if text is None:
-            text = self._texts[key] = canonical(item)
-        return text
+        found = self._digests.get(key)
+        if found is None:
+            found = self._digests[key] = digest(canonical(item))
+        return found
 
-    def document(self, key: tuple[str, str]) -> Document | None:
+    def document(self, key: tuple[str, int]) -> Document | None:
         """A fresh copy (own error list) of the remembered document for key."""
         doc = self.documents.get(key)
         if doc is None:
@@ -56,27 +61,28 @@ class Memo:
         self._keep().documents[key] = doc
         return Document(doc.source, doc.data, doc.values, doc.keys, [])
 
-    def remember_document(self, key: tuple[str, str], doc: Document) -> None:
+    def remember_document(self, key: tuple[str, int], doc: Document) -> None:
         """Keep doc when it has no errors."""
         if not doc.errors:
             self._keep().documents[key] = doc
 
-    def is_valid(self, item: str) -> bool:
+    def is_valid(self, item: int) -> bool:
         """Whether the schema accepted this check item before."""
         if item in self.valid:
             self._keep().valid.add(item)
             return True
         return False
 
-    def remember_valid(self, item: str) -> None:
+    def remember_valid(self, item: int) -> None:
         """Note that the schema accepts this check item."""
         self._keep().valid.add(item)
 
     def spec(self, key: tuple[object, ...], item: Any = None, context: tuple[object, ...] = ()) -> CheckSpec | None:
         """The spec built before from exactly these inputs (item and context: what key was made of)."""
+        key = self._compact(key)
         spec = self.specs.get(key)
         if spec is not None:
-            self.remember_spec(key, spec, item, context)
+            self._remember(key, spec, item, context)
         return spec
 
     def spec_of(self, item: Any, context: tuple[object, ...]) -> CheckSpec | None:
@@ -86,11 +92,14 @@ class Memo:
             return None
         spec = self.specs.get(entry[2])
         if spec is not None:
-            self.remember_spec(entry[2], spec, item, context)
+            self._remember(entry[2], spec, item, context)
         return spec
 
     def remember_spec(self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = ()) -> None:
         """Keep a spec built without errors (item and context: what key was made of, for spec_of)."""
+        self._remember(self._compact(key), spec, item, context)
+
+    def _remember(self, key: tuple[object, ...], spec: CheckSpec, item: Any, context: tuple[object, ...]) -> None:
         keep = self._keep()
         keep.specs[key] = spec
         if item is not None:
@@ -99,6 +108,13 @@ class Memo:
     def forget_items(self) -> None:
         """Keep no check items: their document is not remembered (one file), so none comes back as itself."""
         self._keep().items.clear()
+
+    def _compact(self, key: tuple[object, ...]) -> tuple[object, ...]:
+        """A spec key, (item digest, header names from ${VAR}s, *context), as (digest, names, context) with
+        names and context the one object kept for their value: most checks share them."""
+        shared = self._shared
+        names, context = key[1:2], key[2:]
+        return (key[0], shared.setdefault(names, names), shared.setdefault(context, context))
 
     def _keep(self) -> Memo:
         return self._used if self._used is not None else self
@@ -110,3 +126,8 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 def canonical(value: Any) -> str:
     """A stable text of plain config data, usable as a key."""
     return _CANONICAL.encode(value)
+
+
+def digest(text: str) -> int:
+    """A 128-bit digest of text, as an int (smaller than the bytes object); no collision in any real config."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest(), "big")

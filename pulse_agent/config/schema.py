@@ -123,21 +123,21 @@ def validate_document(doc: Document, memo: Memo | None = None) -> None:
             _place(doc, error)
         if memo is not None and not errors:
             for item in checks:
-                memo.remember_valid(memo.text(item))
+                memo.remember_valid(memo.digest(item))
         return
     outer, one = _split_validators()
     for error in outer.iter_errors(doc.data):
         _place(doc, error)
     for i, item in enumerate(checks):
-        text = memo.text(item)
-        if memo.is_valid(text):
+        known = memo.digest(item)
+        if memo.is_valid(known):
             continue
         errors = list(one.iter_errors(item))
         for error in errors:
             error.path.extendleft((i, "checks"))  # place it in the whole document
             _place(doc, error)
         if not errors:
-            memo.remember_valid(text)
+            memo.remember_valid(known)
 
 
 def _place(doc: Document, error: ValidationError) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
@@ -52,7 +53,8 @@ class _CheckState:
     def __init__(self, name: str, location: str | None) -> None:
         self.label = f'check="{escape(name)}"' + (f',location="{escape(location)}"' if location else "")
         self.info = self.label  # pulse_check_info's labels: these and the check's own labels
-        self.values = [math.nan] * (PHASE0 + len(PHASES))  # no value series before the first result
+        # an array, not a list: 8 bytes a value instead of a float object each (100,000 checks: 16 values each)
+        self.values = array("d", [math.nan]) * (PHASE0 + len(PHASES))  # no value series before the first result
         for slot in _COUNTERS:
             self.values[slot] = 0.0
         self.kinds: dict[str, float] = {}
