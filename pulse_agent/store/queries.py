@@ -13,6 +13,7 @@ import duckdb
 
 from pulse_agent.result import iso, utc
 from pulse_agent.store import prefix, sketch
+from pulse_agent.store.table import Form, Table, fetch, plain
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
                   "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance",
@@ -65,25 +66,13 @@ def _iso(column: str) -> str:
     return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%gZ')"
 
 
-# DuckDB types whose Python values are already JSON-ready: their columns are taken as they come.
-_PLAIN_TYPES = frozenset({"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                          "UBIGINT", "HUGEINT", "UHUGEINT", "FLOAT", "DOUBLE"})  # fmt: skip
-
-
-def _plain(kind: str) -> bool:
-    """Whether values of this DuckDB type come to Python JSON-ready (a map of text to plain values does)."""
-    if kind.startswith("MAP(VARCHAR, ") and kind.endswith(")"):
-        return kind[len("MAP(VARCHAR, ") : -1] in _PLAIN_TYPES
-    return kind in _PLAIN_TYPES
-
-
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     described = cursor.description or ()
     names = [d[0] for d in described]
     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     # Only columns of other types are converted, value by value (100,000-row reports: most columns are plain).
     for name, kind in ((d[0], str(d[1])) for d in described):
-        if _plain(kind):
+        if plain(kind):
             continue
         convert = _json_text if kind == "JSON" else _json  # JSON comes back as text: answer it as the JSON it holds
         for row in rows:
@@ -246,7 +235,9 @@ def _window_plan(
     return params, _Prefixed(terms, [t.at for _, t in hourly], [t.at for _, t in daily])
 
 
-def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
+def summary(
+    con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, form: Form = "values", keep: tuple[str, ...] = ()
+) -> Table:
     """One row per check over [start, end): runs outside maintenance, uptime, failures by kind,
     latency percentiles (exact over raw results, from sketches where rolled-up hours take part),
     degraded share, incidents overlapping the window, last result."""
@@ -309,10 +300,12 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     LEFT JOIN last t USING (check_name)
     WHERE c.runs > 0
     ORDER BY c.check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}))
+    return fetch(con, sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}, form, _rows, keep)
 
 
-def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
+def series(
+    con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str, form: Form = "values"
+) -> Table:
     """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     plan, terms = _window_plan(con, start, end, days=by == "day")
@@ -342,10 +335,12 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
     FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
     ORDER BY k, check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}))
+    return fetch(con, sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}, form, _rows)
 
 
-def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
+def incident_list(
+    con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, form: Form = "values"
+) -> Table:
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
     SELECT check_name, id AS incident, {_iso("opened_at")} AS opened_at, {_iso("resolved_at")} AS resolved_at,
@@ -353,7 +348,7 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
            {_iso("acked_at")} AS acked_at, acked_by, held
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
-    return _rows(con.execute(sql, _params(start, end, checks)))
+    return fetch(con, sql, _params(start, end, checks), form, _rows)
 
 
 def json_rows(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
