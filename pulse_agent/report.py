@@ -96,7 +96,7 @@ class Report:
     rows: Table
 
     def __post_init__(self) -> None:
-        if not isinstance(self.rows, Table):
+        if isinstance(self.rows, list):  # row dicts
             object.__setattr__(self, "rows", Table.from_rows(self.columns, self.rows))
 
     def to_json(self) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Report:
     @classmethod
     def from_json(cls, data: dict[str, Any], start: float, end: float) -> Report:
         """From an agent's answer."""
-        return cls(data["kind"], start, end, tuple(data["columns"]), data["rows"])
+        return cls(data["kind"], start, end, tuple(data["columns"]), Table.from_rows(data["columns"], data["rows"]))
 
 
 class ReportError(Exception):
@@ -147,7 +147,7 @@ def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits:
     _refuse_unknown(con, checks, request.known)
     if request.sql is not None:
         columns, found = run_select(con, windowed_sql(request.sql, request.start, request.end), None, limits)
-        return Report("sql", request.start, request.end, tuple(columns), queries.json_rows(columns, found))
+        return Report("sql", request.start, request.end, tuple(columns), Table.from_rows(columns, queries.json_rows(columns, found)))
     if request.incidents:
         rows = queries.incident_list(con, request.start, request.end, checks, form)
         kind = "incidents"
@@ -193,7 +193,8 @@ def _with_slos(rows: Table, slos: dict[str, float]) -> Table:
     if not slos or not rows:
         return rows.joined(_SLO_COLUMNS, [nothing, nothing, nothing])
     objectives = [slos.get(name) for name in rows.column("check_name")]
-    met, budget = list(nothing), list(nothing)
+    met: list[bool | None] = list(nothing)
+    budget: list[float | None] = list(nothing)
     runs, failures, uptime = rows.column("runs"), rows.column("failures"), rows.column("uptime_pct")
     for i, objective in enumerate(objectives):
         if objective is not None and runs[i]:

@@ -81,6 +81,12 @@ def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return rows
 
 
+def fetch_table(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], form: Form, keep: tuple[str, ...] = ()) -> Table:
+    """A read query's answer (parameters by name) as JSON-ready values column by column, or as each
+    row's JSON text written by DuckDB (with the values of the columns in keep)."""
+    return fetch(con, sql, params, form, _rows, keep)
+
+
 def _json_text(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else _json(value)
 
@@ -300,7 +306,7 @@ def summary(
     LEFT JOIN last t USING (check_name)
     WHERE c.runs > 0
     ORDER BY c.check_name"""
-    return fetch(con, sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}, form, _rows, keep)
+    return fetch_table(con, sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}, form, keep)
 
 
 def series(
@@ -335,7 +341,7 @@ def series(
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
     FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
     ORDER BY k, check_name"""
-    return fetch(con, sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}, form, _rows)
+    return fetch_table(con, sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}, form)
 
 
 def incident_list(
@@ -348,7 +354,7 @@ def incident_list(
            {_iso("acked_at")} AS acked_at, acked_by, held
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
-    return fetch(con, sql, _params(start, end, checks), form, _rows)
+    return fetch_table(con, sql, _params(start, end, checks), form)
 
 
 def json_rows(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

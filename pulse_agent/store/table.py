@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import duckdb
 
@@ -129,7 +129,8 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], f
     if form == "lines" and all(_json_sql('""', k) is not None for k in kinds):
         parts = ", ', ', ".join(f"{_literal(json.dumps(n) + ': ')}, {_json_sql(_ident(n), k)}" for n, k in zip(names, kinds, strict=True))
         kept = "".join(", " + _ident(n) for n in keep)
-        rows = relation.query("report_rows", f"SELECT concat('{{', {parts}, '}}'){kept} FROM report_rows").fetchall()
+        written = cast(duckdb.DuckDBPyRelation, relation.query("report_rows", f"SELECT concat('{{', {parts}, '}}'){kept} FROM report_rows"))
+        rows = written.fetchall()
         lines = [_as_json_writes(row[0]) for row in rows]
         known = {n: [row[i] for row in rows] for i, n in enumerate(keep, 1)}
         return Table(names, None, lines, known)
@@ -143,12 +144,12 @@ def _json_sql(value: str, kind: str) -> str | None:
     """SQL writing value (of DuckDB type kind) as json.dumps writes its Python value; None when
     DuckDB cannot (that answer is converted in Python)."""
     if kind == "BOOLEAN":
-        text = f"CASE WHEN {value} THEN 'true' ELSE 'false' END"
+        text = f"CASE WHEN {value} THEN 'true' WHEN NOT {value} THEN 'false' END"  # NULL stays NULL
     elif kind in _INTEGERS:
         text = f"{value}::VARCHAR"
     elif kind in ("DOUBLE", "FLOAT"):  # a FLOAT comes to Python as the double it is
         text = (f"CASE WHEN isfinite({value}) THEN {value}::DOUBLE::VARCHAR WHEN isnan({value}) THEN 'NaN' "
-                f"WHEN {value} > 0 THEN 'Infinity' ELSE '-Infinity' END")  # fmt: skip
+                f"WHEN {value} > 0 THEN 'Infinity' WHEN {value} < 0 THEN '-Infinity' END")  # fmt: skip
     elif kind == "VARCHAR":
         text = f"to_json({value})::VARCHAR"
     elif kind.startswith("MAP(VARCHAR, ") and kind.endswith(")"):
