@@ -140,11 +140,12 @@ def _sketch_quantiles(by: str, prefixed: _Prefixed | None = None, width_us: int 
     prefixed: the rollups' part is read as prefix sketches at the window's terms (store/prefix.py;
     the same counts per bucket from a few rows a check), grouped by day buckets of width_us if given."""
     groups = f"(SELECT DISTINCT {by} FROM h_merge)"
+    entry = "lambda x: struct_pack(k := x.key, n := x.value::DOUBLE{sign})"
     if prefixed:
         k = f", epoch_us(parent) // {width_us} AS k" if width_us else ""
         term_key = "k" if width_us else ""
         rollups = f"""
-            SELECT {by}, unnest(map_keys(cum)) AS key, unnest(map_values(cum))::DOUBLE * sign AS n
+            SELECT {by}, list_transform(map_entries(cum), {entry.format(sign=" * sign")}) AS e
             FROM signed SEMI JOIN {groups} USING ({by})"""
         signed = f"""
     checks AS (SELECT DISTINCT check_name FROM h),
@@ -161,23 +162,27 @@ def _sketch_quantiles(by: str, prefixed: _Prefixed | None = None, width_us: int 
     ),"""
     else:
         rollups = f"""
-            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge"""
+            SELECT {by}, list_transform(map_entries(latency_sketch), {entry.format(sign="")}) AS e FROM h_merge"""
         signed = ""
+    # Each group's sketch as one sorted list of entries (rollups' and raw rows' buckets), read by
+    # sketch.entries_quantiles_sql: no (group, bucket) rows to sum and run a window over.
     return f"""
     h_merge AS (
         SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL
     ),{signed}
     sk AS (
-        SELECT {by}, key, sum(n::DOUBLE) AS n FROM (  -- DOUBLE: exact for counts, and sums 2x faster than HUGEINT
+        SELECT {by}, list_sort(flatten(list(e))) AS e FROM (
             {rollups}
             UNION ALL
-            SELECT {by}, {sketch.key_sql("response_time_ms")}, count(*)
-            FROM r_keyed JOIN {groups} USING ({by})
-            WHERE response_time_ms IS NOT NULL GROUP BY ALL
-        ) GROUP BY ALL HAVING sum(n::DOUBLE) > 0
+            SELECT {by}, list(struct_pack(k := key, n := n)) FROM (
+                SELECT {by}, {sketch.key_sql("response_time_ms")} AS key, count(*)::DOUBLE AS n
+                FROM r_keyed JOIN {groups} USING ({by})
+                WHERE response_time_ms IS NOT NULL GROUP BY ALL
+            ) GROUP BY ALL
+        ) GROUP BY ALL
     ),
     sk_q AS (
-        {sketch.quantiles_sql("sk", by)}
+        {sketch.entries_quantiles_sql("sk", by)}
         UNION ALL
         SELECT {by}, p50_ms, p95_ms, p99_ms FROM h_keyed WHERE whole
     )"""
@@ -309,9 +314,7 @@ def summary(
     return fetch_table(con, sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}, form, keep)
 
 
-def series(
-    con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str, form: Form = "values"
-) -> Table:
+def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str, form: Form = "values") -> Table:
     """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     plan, terms = _window_plan(con, start, end, days=by == "day")
@@ -344,9 +347,7 @@ def series(
     return fetch_table(con, sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}, form)
 
 
-def incident_list(
-    con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, form: Form = "values"
-) -> Table:
+def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, form: Form = "values") -> Table:
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
     SELECT check_name, id AS incident, {_iso("opened_at")} AS opened_at, {_iso("resolved_at")} AS resolved_at,
@@ -376,7 +377,6 @@ def check_names(con: duckdb.DuckDBPyConnection, among: list[str] | None) -> list
                 found.append(name)
                 break
     return found
-
 
 
 def _params(start: float, end: float, checks: list[str] | None) -> dict[str, object]:
