@@ -281,11 +281,20 @@ def summary(
         WHERE check_name NOT IN (SELECT check_name FROM sk_q) GROUP BY ALL
     ),
     raw_max AS (SELECT check_name, max(response_time_ms) AS max_ms FROM r GROUP BY ALL),
-    -- The last result: found among the window's last hour or two for a check that runs; only
-    -- checks that did not run then are looked up over the whole window.
-    recent AS (
+    -- The last result: found among the window's last 5 minutes for a check that runs that often,
+    -- else its last hour or two; only checks that did not run then are looked up over the whole
+    -- window (each a tail of the window: a check's last result in it is its last in the window).
+    latest AS (
         SELECT check_name, max(ts) AS last_ts, arg_max(ok, ts) AS last_ok FROM results
-        WHERE ts >= greatest($start, $b - INTERVAL 1 HOUR) AND ts < $end AND NOT maintenance AND {_CHOSEN} GROUP BY ALL
+        WHERE ts >= greatest($start, $end - INTERVAL 5 MINUTE) AND ts < $end AND NOT maintenance AND {_CHOSEN} GROUP BY ALL
+    ),
+    recent AS (
+        SELECT * FROM latest
+        UNION ALL
+        SELECT check_name, max(ts), arg_max(ok, ts) FROM results
+        WHERE ts >= greatest($start, $b - INTERVAL 1 HOUR) AND ts < $end AND NOT maintenance AND {_CHOSEN}
+          AND check_name IN (SELECT check_name FROM counts EXCEPT SELECT check_name FROM latest)
+        GROUP BY ALL
     ),
     last AS (
         SELECT * FROM recent
