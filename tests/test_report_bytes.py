@@ -47,7 +47,7 @@ def db(tmp_path_factory):
             ms = None if failed and i % 2 else [0.1, 1e-5, 12345678.9, 2 / 3, 1e16, 0.0005, 99.95][(i * (n + 1)) % 7] + i
             if name == "api" and i == 5:
                 ms = 0.0
-            kind = None if not failed else ["timeout", "status", "caf\u00e9 \"kind\"", None][(i + n) % 4]
+            kind = None if not failed else ["timeout", "status", 'caf\u00e9 "kind"', None][(i + n) % 4]
             rows.append((ts, name, not failed, i % 5 == 0, None if failed else 200, ms, kind, "e\u00e9" if failed else None, i % 11 == 0))
     con.executemany(
         "INSERT INTO results (ts, check_name, ok, degraded, status_code, response_time_ms, error_kind, error, attempts, scheduled_ts,"
@@ -238,3 +238,28 @@ def _slo(row: dict[str, Any]) -> str:
     if row.get("slo_objective_pct") is None:
         return "-"
     return f"{row['slo_objective_pct']:g} {'ok' if row['slo_met'] else 'MISS'}"
+
+
+def test_the_last_result_of_a_check_that_ran_minutes_hours_or_a_day_before_the_end(tmp_path):
+    """The summary's last result is looked up in the window's last minutes, then its last hour or two,
+    then the whole window: a check in each tier, one whose latest run is in maintenance."""
+    path = tmp_path / "last.duckdb"
+    end = T0 + 30 * HOUR
+    with open_database(path) as con:
+        migrate(con)
+        for name, last_ago, ok in (("every-minute", 30.0, True), ("half-hourly", 1900.0, False), ("daily", 20 * HOUR, True)):
+            for ago in (last_ago, last_ago + 600, 29 * HOUR):
+                con.execute(
+                    "INSERT INTO results (ts, check_name, ok, degraded, response_time_ms, attempts, scheduled_ts, maintenance)"
+                    " VALUES (to_timestamp(?), ?, ?, false, 5, 1, to_timestamp(?), false)",
+                    [end - ago, name, ok if ago == last_ago else not ok, end - ago],
+                )
+        con.execute(
+            "INSERT INTO results (ts, check_name, ok, degraded, response_time_ms, attempts, scheduled_ts, maintenance)"
+            " VALUES (to_timestamp(?), 'daily', false, false, 5, 1, to_timestamp(?), true)",
+            [end - 10, end - 10],
+        )
+        retention.roll_up(con, end - 2 * HOUR)
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = {r["check_name"]: (r["last_ts"], r["last_ok"]) for r in queries.summary(con, end - 30 * HOUR, end, None)}
+    assert rows == {"every-minute": (iso(end - 30), True), "half-hourly": (iso(end - 1900), False), "daily": (iso(end - 20 * HOUR), True)}
