@@ -13,22 +13,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Print a report; exit 1 when the data cannot be reached or the query is refused."""
     import shutil
     import time
+    from functools import partial
 
     from pulse_agent.report import WIDTH, ReportError, UnknownCheck, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent
     from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits
+    from pulse_agent.store.table import Form
 
     try:
         spec = _config(args)
         request = report_request(args, spec, time.time())
         limits = Limits(timeout=spec.agent.query_timeout) if spec is not None else DEFAULT_LIMITS
+        form: Form = "lines" if args.format == "json" else "values"  # fetched as the format wants it (either serves every format)
         if args.from_parquet:
-            report = from_parquet(args.from_parquet, request, limits)
+            report = from_parquet(args.from_parquet, request, limits, form)
         elif args.agent:
             report = from_agent(args.agent, request)
         else:
             database, listen = _where(args, spec)
-            report, _ = local_or_agent(database, listen, lambda con: answer(con, request, limits), lambda url: from_agent(url, request))
+            report, _ = local_or_agent(database, listen, partial(answer, request=request, limits=limits, form=form),
+                                       lambda url: from_agent(url, request))  # fmt: skip
     except UnknownCheck as exc:
         print(f"pulse-agent report: {exc}", file=sys.stderr)
         return 2

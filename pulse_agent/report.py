@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from pulse_agent.result import iso
 from pulse_agent.store import queries
 from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, QueryRefused, run_select
 from pulse_agent.store.sql_window import windowed_sql
+from pulse_agent.store.table import Form, Table
 
 WIDTH = 80  # the table format fits a terminal this wide
 
@@ -85,22 +87,39 @@ MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """An answer: which view, its columns, and rows of plain JSON values."""
+    """An answer: which view, its columns, and rows of plain JSON values (a Table; row dicts are taken too)."""
 
     kind: str  # summary, series, incidents, sql
     start: float
     end: float
     columns: tuple[str, ...]
-    rows: list[dict[str, Any]]
+    rows: Table
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rows, list):  # row dicts
+            object.__setattr__(self, "rows", Table.from_rows(self.columns, self.rows))
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (also what the agent's API answers)."""
-        return {"kind": self.kind, "from": iso(self.start), "to": iso(self.end), "columns": list(self.columns), "rows": self.rows}
+        return {**self._head(), "rows": list(self.rows)}
+
+    def json_text(self, row_per_line: bool = False) -> str:
+        """json.dumps(self.to_json()), each row's text as DuckDB wrote it (no dict per row); with
+        row_per_line, a row per line (readable, grep-able): the `--format json` output."""
+        head = json.dumps(self._head())[:-1]
+        lines = self.rows.lines()
+        if row_per_line:
+            body = ",\n".join(lines)
+            return f'{head}, "rows": [' + (f"\n{body}\n" if lines else "") + "]}\n"
+        return f'{head}, "rows": [' + ", ".join(lines) + "]}"
+
+    def _head(self) -> dict[str, Any]:
+        return {"kind": self.kind, "from": iso(self.start), "to": iso(self.end), "columns": list(self.columns)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], start: float, end: float) -> Report:
         """From an agent's answer."""
-        return cls(data["kind"], start, end, tuple(data["columns"]), data["rows"])
+        return cls(data["kind"], start, end, tuple(data["columns"]), Table.from_rows(data["columns"], data["rows"]))
 
 
 class ReportError(Exception):
@@ -111,33 +130,35 @@ class UnknownCheck(ReportError):
     """--check names a check that neither the config nor the data knows; the message suggests one."""
 
 
-def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
+def answer(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS, form: Form = "lines") -> Report:
     """build_report, with a refused or failing query as a ReportError (the CLI and the API say the same)."""
     try:
-        return build_report(con, request, limits)
+        return build_report(con, request, limits, form)
     except QueryRefused as exc:
         raise ReportError(f"query refused: {exc}") from None
     except duckdb.Error as exc:
         raise ReportError(f"query failed: {str(exc).splitlines()[0]}") from None
 
 
-def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
-    """Answer request from the tables reachable through con; user SQL runs in the sandbox (QueryRefused)."""
+def build_report(con: duckdb.DuckDBPyConnection, request: ReportRequest, limits: Limits = DEFAULT_LIMITS, form: Form = "lines") -> Report:
+    """Answer request from the tables reachable through con; user SQL runs in the sandbox (QueryRefused).
+    form: what the rows are fetched as, for the format they are wanted in (either serves every format)."""
     checks = list(request.checks)
     _refuse_unknown(con, checks, request.known)
     if request.sql is not None:
         columns, found = run_select(con, windowed_sql(request.sql, request.start, request.end), None, limits)
-        return Report("sql", request.start, request.end, tuple(columns), queries.json_rows(columns, found))
+        return Report("sql", request.start, request.end, tuple(columns), Table.from_rows(columns, queries.json_rows(columns, found)))
     if request.incidents:
-        rows = queries.incident_list(con, request.start, request.end, checks)
+        rows = queries.incident_list(con, request.start, request.end, checks, form)
         kind = "incidents"
     elif request.by is not None:
-        rows = queries.series(con, request.start, request.end, checks, request.by)
+        rows = queries.series(con, request.start, request.end, checks, request.by, form)
         kind = "series"
     else:
-        rows = [_with_slo(row, request.slos.get(row["check_name"])) for row in queries.summary(con, request.start, request.end, checks)]
+        keep = _SLO_INPUTS if request.slos and form == "lines" else ()
+        rows = _with_slos(queries.summary(con, request.start, request.end, checks, form, keep), request.slos)
         kind = "summary"
-    return Report(kind, request.start, request.end, tuple(rows[0]) if rows else _EMPTY[kind], rows)
+    return Report(kind, request.start, request.end, rows.names if rows else _EMPTY[kind], rows)
 
 
 def _refuse_unknown(con: duckdb.DuckDBPyConnection, checks: list[str], known: tuple[str, ...]) -> None:
@@ -162,41 +183,66 @@ _EMPTY = {
 }
 
 
-def _with_slo(row: dict[str, Any], objective: float | None) -> dict[str, Any]:
-    """SLO attainment: met or not, and how much of the error budget (allowed failures) is left."""
-    met = budget_left = None
-    if objective is not None and row["runs"]:
-        met = row["uptime_pct"] >= objective
-        allowed = (100.0 - objective) / 100.0 * row["runs"]
-        budget_left = round(100.0 * (1 - row["failures"] / allowed), 2) if allowed > 0 else (100.0 if row["failures"] == 0 else 0.0)
-    return {**row, "slo_objective_pct": objective, "slo_met": met, "error_budget_left_pct": budget_left}
+_SLO_INPUTS = ("check_name", "runs", "failures", "uptime_pct")
+
+
+def _with_slos(rows: Table, slos: dict[str, float]) -> Table:
+    """rows with each check's SLO attainment added: its objective, met or not, and how much of the
+    error budget (allowed failures) is left; null for a check without an objective."""
+    nothing = [None] * len(rows)
+    if not slos or not rows:
+        return rows.joined(_SLO_COLUMNS, [nothing, nothing, nothing])
+    objectives = [slos.get(name) for name in rows.column("check_name")]
+    met: list[bool | None] = list(nothing)
+    budget: list[float | None] = list(nothing)
+    runs, failures, uptime = rows.column("runs"), rows.column("failures"), rows.column("uptime_pct")
+    for i, objective in enumerate(objectives):
+        if objective is not None and runs[i]:
+            met[i] = uptime[i] >= objective
+            allowed = (100.0 - objective) / 100.0 * runs[i]
+            budget[i] = round(100.0 * (1 - failures[i] / allowed), 2) if allowed > 0 else (100.0 if failures[i] == 0 else 0.0)
+    return rows.joined(_SLO_COLUMNS, [objectives, met, budget])
+
+
+_SLO_COLUMNS = ("slo_objective_pct", "slo_met", "error_budget_left_pct")
 
 
 def render(report: Report, fmt: str, width: int = WIDTH) -> str:
     """report as table (fitting width columns where names allow), json, csv or markdown."""
     if fmt == "json":
-        return _json_lines(report.to_json())
+        return report.json_text(row_per_line=True)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(report.columns)
-        writer.writerows([_text(row.get(c)) for c in report.columns] for row in report.rows)
+        writer.writerows(zip(*[_texts(_column(report.rows, c)) for c in report.columns], strict=True))
         return out.getvalue()
     columns, cells = _view(report)
     if fmt == "markdown":
+        cells = [[c.replace("|", "\\|") for c in column] if any("|" in c for c in column) else column for column in cells]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        lines += ["| " + " | ".join(row) + " |" for row in zip(*cells, strict=True)]
         return "\n".join(lines) + "\n"
     return _table(columns, cells, report, width)
 
 
-def _json_lines(document: dict[str, Any]) -> str:
-    """The JSON document with a row per line: readable and grep-able, and encoded by json's C encoder
-    (indent= takes the pure-Python one, which costs seconds for 100,000 rows)."""
-    rows = document["rows"]
-    head = json.dumps({k: v for k, v in document.items() if k != "rows"})[:-1]
-    body = ",\n".join(json.dumps(row) for row in rows)
-    return f'{head}, "rows": [' + (f"\n{body}\n" if rows else "") + "]}\n"
+def _column(rows: Table, name: str) -> list[Any]:
+    """A column's values; None in every row for a column the rows do not have (an older agent's answer)."""
+    return rows.column(name) if name in rows.names else [None] * len(rows)
+
+
+def _texts(values: list[Any]) -> list[str]:
+    """_text of each value, by the column's types (one str() per value for numbers and text)."""
+    kinds = set(map(type, values)) - {type(None)}
+    if kinds <= {int, float}:
+        return ["" if v is None else str(v) for v in values]
+    if kinds <= {str}:
+        return ["" if v is None else v for v in values]
+    if kinds <= {bool}:
+        return ["" if v is None else "true" if v else "false" for v in values]
+    if kinds <= {dict}:
+        return ["" if not v else " ".join(f"{k}:{n}" for k, n in v.items()) for v in values]
+    return list(map(_text, values))
 
 
 def _text(value: Any) -> str:
@@ -211,50 +257,65 @@ def _text(value: Any) -> str:
 
 
 def _view(report: Report) -> tuple[list[str], list[list[str]]]:
-    """The columns people read (all of them for sql), formatted."""
+    """The columns people read (all of them for sql), formatted; cells column by column."""
+    rows = report.rows
+
+    def col(name: str) -> list[Any]:
+        return _column(rows, name)
+
     if report.kind == "summary":
         columns = ["check", "runs", "uptime%", "p50ms", "p95ms", "p99ms", "fails", "inc", "down", "slo"]
-        cells = [[r["check_name"], str(r["runs"]), _pct(r["uptime_pct"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]), _ms(r["p99_ms"]),
-                  _fails(r), str(r["incidents"]), _dur(r["downtime_s"]), _slo(r)] for r in report.rows]  # fmt: skip
+        cells = [col("check_name"), _texts(col("runs")), _pcts(col("uptime_pct")), _mss(col("p50_ms")),
+                 _mss(col("p95_ms")), _mss(col("p99_ms")), list(map(_fails, col("failures"), col("failures_by_kind"))),
+                 _texts(col("incidents")), _each(_dur, col("downtime_s")),
+                 list(map(_slo, col("slo_objective_pct"), col("slo_met")))]  # fmt: skip
     elif report.kind == "series":
         columns = ["bucket", "check", "runs", "uptime%", "p95ms", "fails"]
-        cells = [[_ts(r["bucket"]), r["check_name"], str(r["runs"]), _pct(r["uptime_pct"]), _ms(r["p95_ms"]), str(r["failures"])]
-                 for r in report.rows]  # fmt: skip
+        cells = [_each(_ts, col("bucket")), col("check_name"), _texts(col("runs")), _pcts(col("uptime_pct")),
+                 _mss(col("p95_ms")), _texts(col("failures"))]  # fmt: skip
     elif report.kind == "incidents":
         columns = ["check", "opened", "resolved", "length", "first error", "acked by"]
-        cells = [[r["check_name"], _ts(r["opened_at"]), _ts(r["resolved_at"]) if r["resolved_at"] else "open", _dur(r["duration_s"]),
-                  r["first_error_kind"] or "-", r.get("acked_by") or ("yes" if r.get("acked_at") else "-")]
-                 for r in report.rows]  # fmt: skip
+        cells = [col("check_name"), _each(_ts, col("opened_at")), [_ts(r) if r else "open" for r in col("resolved_at")],
+                 _each(_dur, col("duration_s")), [k or "-" for k in col("first_error_kind")],
+                 [by or ("yes" if at else "-") for by, at in zip(col("acked_by"), col("acked_at"), strict=True)]]  # fmt: skip
     else:
         columns = list(report.columns)
-        cells = [[_text(r.get(c)) for c in columns] for r in report.rows]
+        cells = [_texts(col(c)) for c in columns]
     return columns, cells
+
+
+def _each(format_one: Any, values: list[Any]) -> list[str]:
+    return list(map(format_one, values))
 
 
 def _table(columns: list[str], cells: list[list[str]], report: Report, width: int) -> str:
     """Aligned columns. Names are never cut (two names must never look alike): when the table
     would be wider than width, a longer name goes on a line of its own, its figures below it."""
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    widths = [max(len(c), max(map(len, column), default=0)) for c, column in zip(columns, cells, strict=True)]
     rest = sum(widths[1:]) + 2 * (len(widths) - 1)
     widths[0] = max(len(columns[0]), min(widths[0], width - rest))
+    line = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
     lines = [f"{report.kind} {iso(report.start)} .. {iso(report.end)}"]
-    for row in [columns, *cells]:
+    rows = zip(*cells, strict=True)
+    if len(columns[0]) <= widths[0] and max(map(len, cells[0]), default=0) <= widths[0]:  # no name on a line of its own
+        lines += map(str.rstrip, itertools.starmap(line.format, itertools.chain([columns], rows)))
+        rows = zip()
+    for row in itertools.chain([columns] if len(lines) == 1 else [], rows):
         if len(row[0]) > widths[0]:
             lines.append(row[0])
             row = ["", *row[1:]]
-        parts = [v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
-        lines.append("  ".join(parts).rstrip())
-    if not cells:
+        lines.append(line.format(*row).rstrip())
+    if not report.rows:
         lines.append("(no results in this window)")
     return "\n".join(lines) + "\n"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _pcts(values: list[float | None]) -> list[str]:
+    return ["-" if v is None else f"{v:.3f}" for v in values]
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _mss(values: list[float | None]) -> list[str]:
+    return ["-" if v is None else f"{v:.1f}" for v in values]
 
 
 def _dur(seconds: float | None) -> str:
@@ -265,13 +326,12 @@ def _ts(value: str | None) -> str:
     return "-" if value is None else value[:16].replace("T", " ")
 
 
-def _fails(row: dict[str, Any]) -> str:
-    kinds = row.get("failures_by_kind") or {}
-    top = next(iter(kinds), None)
-    return str(row["failures"]) + (f" {top}" if top else "")
+def _fails(failures: int, kinds: dict[str, int] | None) -> str:
+    top = next(iter(kinds or {}), None)
+    return str(failures) + (f" {top}" if top else "")
 
 
-def _slo(row: dict[str, Any]) -> str:
-    if row.get("slo_objective_pct") is None:
+def _slo(objective: float | None, met: bool | None) -> str:
+    if objective is None:
         return "-"
-    return f"{row['slo_objective_pct']:g} {'ok' if row['slo_met'] else 'MISS'}"
+    return f"{objective:g} {'ok' if met else 'MISS'}"

@@ -17,6 +17,7 @@ from pulse_agent.store.db import StoreError, open_database
 from pulse_agent.store.export import Exported, export_parquet, table_of
 from pulse_agent.store.migrations import MIGRATIONS, migrate
 from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down
+from pulse_agent.store.table import Form
 
 T = TypeVar("T")
 
@@ -73,7 +74,7 @@ def export(con: duckdb.DuckDBPyConnection, out: str, start: float, end: float, a
         raise ReportError(f"export failed: {str(exc).splitlines()[0]}") from None
 
 
-def from_parquet(pattern: str, request: ReportRequest, limits: Limits = DEFAULT_LIMITS) -> Report:
+def from_parquet(pattern: str, request: ReportRequest, limits: Limits = DEFAULT_LIMITS, form: Form = "lines") -> Report:
     """Answer from exported Parquet files (of one agent or many): results, incidents and config
     versions (no rollups). Each result counts once however many exports hold it (by agent, check
     and run start), so any set of overlapping exports answers like the databases they came from."""
@@ -95,7 +96,7 @@ def from_parquet(pattern: str, request: ReportRequest, limits: Limits = DEFAULT_
             con.execute("SELECT count(*) FROM results").fetchall()
         except duckdb.Error as exc:
             raise ReportError(f"cannot read Parquet files {pattern!r}: {str(exc).splitlines()[0]}") from None
-        return answer(con, request, limits)
+        return answer(con, request, limits, form)
 
 
 def glob_root(pattern: str) -> str:

@@ -249,3 +249,26 @@ async def test_the_agent_backfills_sketches_of_an_upgraded_file_before_retention
     for r in rows:
         for p in ("p50", "p95", "p99"):
             assert within(r[f"{p}_ms"], exact[r["check_name"]][p]), (r["check_name"], p)
+
+
+def test_one_pass_over_sorted_entries_answers_what_the_window_over_summed_buckets_does():
+    """Report percentiles read each group's sketch entries in one pass (entries_quantiles_sql); the
+    window over buckets summed per group (quantiles_sql, which the daily rollups use) is the reference:
+    prefix terms (signed), a bucket in several entries, empty and all-zero groups, one-entry groups."""
+    rng = random.Random(7)
+    rows = []  # (group, bucket, signed count): each group a difference of two cumulative sketches plus raw counts
+    for g in range(300):
+        later = {rng.randint(-20, 60): rng.randint(1, 50) for _ in range(rng.randint(0, 40))}
+        earlier = {k: rng.randint(0, n) for k, n in later.items() if rng.random() < 0.5}
+        rows += [(g, k, float(n)) for k, n in later.items()] + [(g, k, -float(n)) for k, n in earlier.items()]
+        rows += [(g, rng.randint(-20, 60), float(rng.randint(1, 3))) for _ in range(rng.randint(0, 5))]
+    rows += [(1000, 5, 3.0), (1000, 5, -3.0), (1001, 9, 1.0)]  # nets to nothing; one count
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (g INTEGER, key SMALLINT, n DOUBLE)")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+        summed = "(SELECT g, key, sum(n) AS n FROM t GROUP BY ALL HAVING sum(n) > 0)"
+        expected = con.execute(f"SELECT * FROM ({sketch.quantiles_sql(summed, 'g')}) ORDER BY g").fetchall()
+        entries = "(SELECT g, list_sort(list(struct_pack(k := key, n := n))) AS e FROM t GROUP BY ALL)"
+        got = con.execute(f"SELECT * FROM ({sketch.entries_quantiles_sql(entries, 'g')}) ORDER BY g").fetchall()
+    assert got == expected and len(got) >= 250
+    assert 1000 not in [g for g, *_ in got] and 1001 in [g for g, *_ in got]

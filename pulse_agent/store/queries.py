@@ -13,6 +13,7 @@ import duckdb
 
 from pulse_agent.result import iso, utc
 from pulse_agent.store import prefix, sketch
+from pulse_agent.store.table import Form, Table, fetch, plain
 
 RESULT_COLUMNS = ("ts", "check_name", "ok", "degraded", "status_code", "response_time_ms", "error_kind", "error", "attempts",
                   "scheduled_ts", "dns_ms", "connect_ms", "tls_ms", "first_byte_ms", "cert_expires", "maintenance",
@@ -65,31 +66,25 @@ def _iso(column: str) -> str:
     return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%gZ')"
 
 
-# DuckDB types whose Python values are already JSON-ready: their columns are taken as they come.
-_PLAIN_TYPES = frozenset({"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                          "UBIGINT", "HUGEINT", "UHUGEINT", "FLOAT", "DOUBLE"})  # fmt: skip
-
-
-def _plain(kind: str) -> bool:
-    """Whether values of this DuckDB type come to Python JSON-ready (a map of text to plain values does)."""
-    if kind.startswith("MAP(VARCHAR, ") and kind.endswith(")"):
-        return kind[len("MAP(VARCHAR, ") : -1] in _PLAIN_TYPES
-    return kind in _PLAIN_TYPES
-
-
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     described = cursor.description or ()
     names = [d[0] for d in described]
     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     # Only columns of other types are converted, value by value (100,000-row reports: most columns are plain).
     for name, kind in ((d[0], str(d[1])) for d in described):
-        if _plain(kind):
+        if plain(kind):
             continue
         convert = _json_text if kind == "JSON" else _json  # JSON comes back as text: answer it as the JSON it holds
         for row in rows:
             if (value := row[name]) is not None:
                 row[name] = convert(value)
     return rows
+
+
+def fetch_table(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], form: Form, keep: tuple[str, ...] = ()) -> Table:
+    """A read query's answer (parameters by name) as JSON-ready values column by column, or as each
+    row's JSON text written by DuckDB (with the values of the columns in keep)."""
+    return fetch(con, sql, params, form, _rows, keep)
 
 
 def _json_text(value: object) -> object:
@@ -145,11 +140,12 @@ def _sketch_quantiles(by: str, prefixed: _Prefixed | None = None, width_us: int 
     prefixed: the rollups' part is read as prefix sketches at the window's terms (store/prefix.py;
     the same counts per bucket from a few rows a check), grouped by day buckets of width_us if given."""
     groups = f"(SELECT DISTINCT {by} FROM h_merge)"
+    entry = "lambda x: struct_pack(k := x.key, n := x.value::DOUBLE{sign})"
     if prefixed:
         k = f", epoch_us(parent) // {width_us} AS k" if width_us else ""
         term_key = "k" if width_us else ""
         rollups = f"""
-            SELECT {by}, unnest(map_keys(cum)) AS key, unnest(map_values(cum))::DOUBLE * sign AS n
+            SELECT {by}, list_transform(map_entries(cum), {entry.format(sign=" * sign")}) AS e
             FROM signed SEMI JOIN {groups} USING ({by})"""
         signed = f"""
     checks AS (SELECT DISTINCT check_name FROM h),
@@ -166,23 +162,27 @@ def _sketch_quantiles(by: str, prefixed: _Prefixed | None = None, width_us: int 
     ),"""
     else:
         rollups = f"""
-            SELECT {by}, unnest(map_keys(latency_sketch)) AS key, unnest(map_values(latency_sketch)) AS n FROM h_merge"""
+            SELECT {by}, list_transform(map_entries(latency_sketch), {entry.format(sign="")}) AS e FROM h_merge"""
         signed = ""
+    # Each group's sketch as one sorted list of entries (rollups' and raw rows' buckets), read by
+    # sketch.entries_quantiles_sql: no (group, bucket) rows to sum and run a window over.
     return f"""
     h_merge AS (
         SELECT * FROM h_keyed ANTI JOIN (SELECT {by} FROM h_keyed WHERE whole) USING ({by}) WHERE latency_sketch IS NOT NULL
     ),{signed}
     sk AS (
-        SELECT {by}, key, sum(n::DOUBLE) AS n FROM (  -- DOUBLE: exact for counts, and sums 2x faster than HUGEINT
+        SELECT {by}, list_sort(flatten(list(e))) AS e FROM (
             {rollups}
             UNION ALL
-            SELECT {by}, {sketch.key_sql("response_time_ms")}, count(*)
-            FROM r_keyed JOIN {groups} USING ({by})
-            WHERE response_time_ms IS NOT NULL GROUP BY ALL
-        ) GROUP BY ALL HAVING sum(n::DOUBLE) > 0
+            SELECT {by}, list(struct_pack(k := key, n := n)) FROM (
+                SELECT {by}, {sketch.key_sql("response_time_ms")} AS key, count(*)::DOUBLE AS n
+                FROM r_keyed JOIN {groups} USING ({by})
+                WHERE response_time_ms IS NOT NULL GROUP BY ALL
+            ) GROUP BY ALL
+        ) GROUP BY ALL
     ),
     sk_q AS (
-        {sketch.quantiles_sql("sk", by)}
+        {sketch.entries_quantiles_sql("sk", by)}
         UNION ALL
         SELECT {by}, p50_ms, p95_ms, p99_ms FROM h_keyed WHERE whole
     )"""
@@ -246,7 +246,9 @@ def _window_plan(
     return params, _Prefixed(terms, [t.at for _, t in hourly], [t.at for _, t in daily])
 
 
-def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
+def summary(
+    con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, form: Form = "values", keep: tuple[str, ...] = ()
+) -> Table:
     """One row per check over [start, end): runs outside maintenance, uptime, failures by kind,
     latency percentiles (exact over raw results, from sketches where rolled-up hours take part),
     degraded share, incidents overlapping the window, last result."""
@@ -279,11 +281,20 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
         WHERE check_name NOT IN (SELECT check_name FROM sk_q) GROUP BY ALL
     ),
     raw_max AS (SELECT check_name, max(response_time_ms) AS max_ms FROM r GROUP BY ALL),
-    -- The last result: found among the window's last hour or two for a check that runs; only
-    -- checks that did not run then are looked up over the whole window.
-    recent AS (
+    -- The last result: found among the window's last 5 minutes for a check that runs that often,
+    -- else its last hour or two; only checks that did not run then are looked up over the whole
+    -- window (each a tail of the window: a check's last result in it is its last in the window).
+    latest AS (
         SELECT check_name, max(ts) AS last_ts, arg_max(ok, ts) AS last_ok FROM results
-        WHERE ts >= greatest($start, $b - INTERVAL 1 HOUR) AND ts < $end AND NOT maintenance AND {_CHOSEN} GROUP BY ALL
+        WHERE ts >= greatest($start, $end - INTERVAL 5 MINUTE) AND ts < $end AND NOT maintenance AND {_CHOSEN} GROUP BY ALL
+    ),
+    recent AS (
+        SELECT * FROM latest
+        UNION ALL
+        SELECT check_name, max(ts), arg_max(ok, ts) FROM results
+        WHERE ts >= greatest($start, $b - INTERVAL 1 HOUR) AND ts < $end AND NOT maintenance AND {_CHOSEN}
+          AND check_name IN (SELECT check_name FROM counts EXCEPT SELECT check_name FROM latest)
+        GROUP BY ALL
     ),
     last AS (
         SELECT * FROM recent
@@ -309,10 +320,10 @@ def summary(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: li
     LEFT JOIN last t USING (check_name)
     WHERE c.runs > 0
     ORDER BY c.check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}))
+    return fetch_table(con, sql, {**_params(start, end, checks), **plan, **(terms.params if terms else {})}, form, keep)
 
 
-def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str) -> list[dict[str, Any]]:
+def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, by: str, form: Form = "values") -> Table:
     """Run figures per check and hour (or day, UTC), in time order; percentiles as in summary."""
     width_us = {"hour": 3_600_000_000, "day": 86_400_000_000}[by]  # integer buckets: time_bucket() costs 10x
     plan, terms = _window_plan(con, start, end, days=by == "day")
@@ -342,10 +353,10 @@ def series(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: lis
            round(coalesce(s.p99, x.q[3]), 3) AS p99_ms
     FROM totals LEFT JOIN sk_q s USING (k, check_name) LEFT JOIN raw_q x USING (k, check_name)
     ORDER BY k, check_name"""
-    return _rows(con.execute(sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}))
+    return fetch_table(con, sql, {**_params(start, end, checks), **plan, **(prefixed.params if prefixed else {})}, form)
 
 
-def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None) -> list[dict[str, Any]]:
+def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, checks: list[str] | None, form: Form = "values") -> Table:
     """Incidents overlapping [start, end), oldest first; duration runs to end while open."""
     sql = f"""
     SELECT check_name, id AS incident, {_iso("opened_at")} AS opened_at, {_iso("resolved_at")} AS resolved_at,
@@ -353,7 +364,7 @@ def incident_list(con: duckdb.DuckDBPyConnection, start: float, end: float, chec
            {_iso("acked_at")} AS acked_at, acked_by, held
     FROM incidents WHERE {_OVERLAPS}
     ORDER BY opened_at, check_name"""
-    return _rows(con.execute(sql, _params(start, end, checks)))
+    return fetch_table(con, sql, _params(start, end, checks), form)
 
 
 def json_rows(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -375,7 +386,6 @@ def check_names(con: duckdb.DuckDBPyConnection, among: list[str] | None) -> list
                 found.append(name)
                 break
     return found
-
 
 
 def _params(start: float, end: float, checks: list[str] | None) -> dict[str, object]:

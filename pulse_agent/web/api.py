@@ -108,7 +108,7 @@ def api_routes(agent: AgentView) -> list[web.RouteDef]:
             return _error(400, str(exc))
         except QueriesBusy as exc:
             return _error(503, str(exc), headers={"Retry-After": "5"})
-        return web.json_response(report.to_json())
+        return web.json_response(text=report.json_text())  # each row's JSON as DuckDB wrote it: no dict per row
 
     async def export_results(request: web.Request) -> web.Response:
         export_dir = agent.export_dir()
