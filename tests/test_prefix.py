@@ -133,6 +133,7 @@ def test_reports_from_prefixes_equal_reports_merging_every_rolled_up_row(tmp_pat
         assert any(row["p95_ms"] is not None for row in mine[0])
 
 
+@pytest.mark.timeout(300)  # seeds and refills 50 days of hours like the test above: near a minute on a loaded machine
 def test_a_sketch_filled_late_for_an_hour_is_summed_again_into_its_days_prefixes(tmp_path):
     db = tmp_path / "p.duckdb"
     with duckdb.connect(str(db)) as con:
