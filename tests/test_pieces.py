@@ -110,6 +110,7 @@ async def test_the_list_of_checks_is_served_in_pieces_with_the_event_loop_runnin
     listing = response.json()["checks"]
     assert [c["name"] for c in listing] == [f"c{i}" for i in range(n)] and listing[1]["url"] == "http://example.invalid/1"
     assert sorted(view.asked_at.values(), reverse=True) == [SUMMARIES_PER_PIECE, SUMMARIES_PER_PIECE, 3]  # three passes
+    assert max(view.asked_at.values()) <= 25  # about 1 ms of the loop a pass (100 summaries held it 4-10 ms at 1,000 checks/s)
 
 
 async def test_events_published_together_arrive_in_order_with_what_a_slow_listener_missed():
