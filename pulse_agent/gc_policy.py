@@ -70,7 +70,8 @@ class GcPolicy:
 
     def trim(self) -> None:
         """Now and then while the agent runs (the store's writer thread, every TRIM_EVERY_S): the C heap's free
-        pages back to the system. DuckDB's threads free much more than they keep; glibc held 50 MB of it."""
+        pages back to the system. DuckDB's threads free much of what they allocate, and glibc keeps it mapped
+        unless asked (docs/performance.md)."""
         release_free_memory()
 
 
