@@ -172,4 +172,4 @@ async def test_events_published_one_by_one_go_out_many_to_a_send():
         await runner.cleanup()
     data = [json.loads(line[6:])["i"] for c in chunks for line in c.split(b"\n") if line.startswith(b"data: ")]
     assert data == list(range(40))
-    assert len(chunks) <= 3, [c.count(b"event: ") for c in chunks]  # one send per event would be 40
+    assert len(chunks) <= 10, [c.count(b"event: ") for c in chunks]  # 2 on an idle machine; a send per event: 40
