@@ -84,8 +84,8 @@ class Result:
 
 
 def iso(ts: float) -> str:
-    """Epoch seconds -> ISO-8601 UTC with milliseconds (datetime's text, made once per second: every result's
-    event and summary writes two, and datetime was a twentieth of the agent's CPU at 1,000 results/s)."""
+    """Epoch seconds -> ISO-8601 UTC with milliseconds: datetime's text, made once per second (every streamed
+    result and API summary writes two; docs/performance.md)."""
     frac, whole = math.modf(ts)
     us = round(frac * 1e6)  # as datetime.fromtimestamp rounds, then isoformat cuts to milliseconds
     if us >= 1_000_000:
