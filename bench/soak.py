@@ -3,7 +3,7 @@
 attached. Reports RSS, open file descriptors and threads over time (after a warm-up), scheduler
 lag per minute, and stored vs. scheduled runs. Traffic only to 127.0.0.1; bounded by --minutes.
 
-    python bench/soak.py [--minutes 30] [--rate 1000] [--workers auto|N]
+    python bench/soak.py [--minutes 30] [--rate 1000] [--workers auto|N] [--query-memory-limit 1GiB]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def rss_floor(warm: list[dict[str, object]]) -> dict[str, object]:
     return {"rss_mb_floor_per_minute": whole, "rss_floor_growth_mb": round(whole[-1] - whole[0], 1) if whole else None}
 
 
-def soak(url: str, rate: int, minutes: float, workers: str = "auto") -> dict[str, object]:
+def soak(url: str, rate: int, minutes: float, workers: str = "auto", query_memory_limit: str = "1GiB") -> dict[str, object]:
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = free_port()
@@ -79,7 +79,7 @@ def soak(url: str, rate: int, minutes: float, workers: str = "auto") -> dict[str
         cfg, db = Path(d) / "pulse.yaml", Path(d) / "soak.duckdb"
         lines = [
             "version: 1",
-            f"agent: {{max_concurrency: 4096, log_level: warning, workers: {workers}}}",
+            f"agent: {{max_concurrency: 4096, log_level: warning, workers: {workers}, query_memory_limit: {query_memory_limit}}}",
             f"notifiers: {{hook: {{urls: ['json://127.0.0.1:{receiver.server_port}/hook']}}}}",
             "defaults: {alert: {notify: [hook], failure_threshold: 3, success_threshold: 2}}",
             "checks:",
@@ -168,12 +168,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=1000, help="checks of 1 s (runs per second)")
     parser.add_argument("--workers", default="auto", help="agent.workers")
+    parser.add_argument("--query-memory-limit", default="1GiB", help="agent.query_memory_limit (DuckDB's memory_limit)")
     args = parser.parse_args()
     with nginx_target() as url:
         out = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "nproc": os.cpu_count(),
-            **soak(url, args.rate, args.minutes, args.workers),
+            "query_memory_limit": args.query_memory_limit,
+            **soak(url, args.rate, args.minutes, args.workers, args.query_memory_limit),
         }
     print(json.dumps(out, indent=2))
     (HERE / "results" / "soak.json").write_text(json.dumps(out, indent=2))

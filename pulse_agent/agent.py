@@ -286,6 +286,7 @@ class Agent:
             ResultStore, self.database,
             on_written=self.metrics.results_written.inc, on_write_failed=self.metrics.results_write_failures.inc,
             export_dir=settings.export_dir, memory_limit=settings.query_memory_limit, query_timeout=settings.query_timeout,
+            trim=self.gc.trim,
         )  # fmt: skip
         self.metrics.results_unwritten.set_function(lambda: store.pending)
         web_runner, public_runner, cancelled = None, None, 0

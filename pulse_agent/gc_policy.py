@@ -68,6 +68,12 @@ class GcPolicy:
         """The agent stopped: its heap is ordinary garbage again."""
         gc.unfreeze()
 
+    def trim(self) -> None:
+        """Now and then while the agent runs (the store's writer thread, every TRIM_EVERY_S): the C heap's free
+        pages back to the system. DuckDB's threads free much of what they allocate, and glibc keeps it mapped
+        unless asked (docs/performance.md)."""
+        release_free_memory()
+
 
 class LeaveGc(GcPolicy):
     """Leave the collector as the process has it."""
@@ -80,4 +86,7 @@ class LeaveGc(GcPolicy):
         """Nothing."""
 
     def released(self) -> None:
+        """Nothing."""
+
+    def trim(self) -> None:
         """Nothing."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
 # The closed set of error_kind values; docs/probes.md explains each (a test keeps them in step).
@@ -82,8 +84,20 @@ class Result:
 
 
 def iso(ts: float) -> str:
-    """Epoch seconds -> ISO-8601 UTC with milliseconds."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Epoch seconds -> ISO-8601 UTC with milliseconds: datetime's text, made once per second (every streamed
+    result and API summary writes two; docs/performance.md)."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)  # as datetime.fromtimestamp rounds, then isoformat cuts to milliseconds
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    elif us < 0:
+        whole, us = whole - 1, us + 1_000_000
+    return f"{_iso_second(int(whole))}.{us // 1000:03d}Z"
+
+
+@lru_cache(maxsize=256)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds").removesuffix("+00:00")
 
 
 def utc(ts: float | None) -> datetime | None:

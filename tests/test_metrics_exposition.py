@@ -97,7 +97,7 @@ def test_pieces_hold_one_family_of_at_most_a_slice_of_checks_and_join_to_the_ren
     for piece in per_check:
         names = set(re.findall(rb"(?m)^(pulse_check_[a-z_]+)\{", piece))
         series = len(re.findall(rb'(?m)^pulse_check_[a-z_]+\{check="c\d+"', piece))
-        assert len(names) == 1 and 0 < series <= SLICE, (names, series)
+        assert len(names) == 1 and 0 < series <= min(SLICE, 1000), (names, series)  # about 1 ms of the loop at most
 
 
 def _samples(text: str, family: str) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """The DuckDB store on a real file."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -179,3 +180,16 @@ async def test_a_maintenance_round_checkpoints_so_results_leave_memory_and_the_w
     finally:
         store.close()
     assert rows(db, "SELECT count(*), count(DISTINCT check_name) FROM results") == [(20_000, 7)]
+
+
+def test_the_writer_trims_the_heap_now_and_then_while_it_writes(tmp_path):
+    trims: list[float] = []
+    store = ResultStore(tmp_path / "p.duckdb", flush_interval=0.01, trim=lambda: trims.append(time.monotonic()), trim_every=0.05)
+    try:
+        for i in range(5):
+            store.submit(Result("a", T0 + i, True))
+        wait_for(lambda: len(trims) >= 2)
+    finally:
+        store.close()
+    assert all(b - a >= 0.05 for a, b in itertools.pairwise(trims))  # not at every wake of the writer
+    assert rows(tmp_path / "p.duckdb", "SELECT count(*) FROM results") == [(5,)]

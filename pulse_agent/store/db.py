@@ -10,6 +10,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ QUERY_THREADS = 2  # reports and user SQL running at once
 QUERY_QUEUE = 8  # running or waiting before more are refused
 CHECKPOINT_THRESHOLD = "4MiB"  # WAL written before DuckDB checkpoints by itself
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
+TRIM_EVERY_S = 30.0  # how often the writer calls its `trim` (the agent's: free C heap pages back to the system)
 _STOP = object()
 _FLUSH = object()
 
@@ -130,6 +132,8 @@ class ResultStore:
         export_dir: str | None = None,
         memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT,
         query_timeout: float = sandbox.DEFAULT_TIMEOUT,
+        trim: Callable[[], None] | None = None,
+        trim_every: float = TRIM_EVERY_S,
     ) -> None:
         self.path = Path(path)
         self._con = open_database(self.path)
@@ -155,6 +159,8 @@ class ResultStore:
         self._max_pending = max_pending
         self._on_written = on_written
         self._on_write_failed = on_write_failed
+        self._trim, self._trim_every = trim, trim_every
+        self._trimmed = time.monotonic()
         self.failing: str | None = None  # why the last write of results failed, until one succeeds
         self.write_failures = 0  # failed write attempts (each retry of the same rows counts)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
@@ -277,6 +283,9 @@ class ResultStore:
             self._drain()  # every result submitted before a call is written before it runs
             if isinstance(item, _Call):
                 self._call(item)
+            if self._trim is not None and time.monotonic() - self._trimmed >= self._trim_every:
+                self._trimmed = time.monotonic()
+                self._trim()  # in this thread: glibc's malloc_trim through ctypes lets the event loop run meanwhile
             if item is _STOP:
                 if self._unwritten:
                     self.dropped += len(self._unwritten)
