@@ -131,6 +131,8 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 def _check_dependencies(doc: Document, raw_checks: list[Any], first_seen: dict[str, int]) -> None:
     """Every depends_on names a check, and no cycle: errors placed at the offending entry."""
+    if not any(isinstance(raw, dict) and raw.get("depends_on") for raw in raw_checks):
+        return  # nothing depends on anything: no name to look up, no cycle
     deps = {
         # names the schema refused are reported once, there
         name: [t for t in raw.get("depends_on") or () if isinstance(t, str) and _NAME.fullmatch(t)]
