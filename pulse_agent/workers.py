@@ -308,8 +308,9 @@ class WorkerExecutor:
         """Split checks across the workers and hand each its share."""
         shares: list[list[CheckSpec]] = [[] for _ in self.workers]
         held = [w._checks for w in self.workers]  # a name a worker holds is its own: no hash for kept checks
+        holding = any(held)
         for spec in checks:
-            owner = next((i for i, names in enumerate(held) if spec.name in names), None)
+            owner = next((i for i, names in enumerate(held) if spec.name in names), None) if holding else None
             shares[worker_of(spec.name, len(self.workers)) if owner is None else owner].append(spec)
         for worker, share in zip(self.workers, shares, strict=True):
             worker.set_checks(share, soon)
