@@ -307,11 +307,8 @@ class WorkerExecutor:
     def set_checks(self, checks: Sequence[CheckSpec], *, soon: bool) -> None:
         """Split checks across the workers and hand each its share."""
         shares: list[list[CheckSpec]] = [[] for _ in self.workers]
-        held = [w._checks for w in self.workers]  # a name a worker holds is its own: no hash for kept checks
-        holding = any(held)
         for spec in checks:
-            owner = next((i for i, names in enumerate(held) if spec.name in names), None) if holding else None
-            shares[worker_of(spec.name, len(self.workers)) if owner is None else owner].append(spec)
+            shares[worker_of(spec.name, len(self.workers))].append(spec)
         for worker, share in zip(self.workers, shares, strict=True):
             worker.set_checks(share, soon)
 
