@@ -300,13 +300,14 @@ class Agent:
             if page is not None and page.listen:  # read at start, like agent.listen
                 public_runner, self.status_port = await serve(public_app(self), page.listen, budget)
                 log.info("status page listening", extra={"listen": f"{page.listen.rpartition(':')[0]}:{self.status_port}"})
+            # The probe workers start now: they import and set up while the agent opens alerting and metrics.
+            await self.executor.start()
             self.store = self.pipeline.store = self.reloader.store = store
             self.paused = await store.call(humans.load_pauses)
             self.metrics.config_applied(self.clock.time())
             await self._start_alerting(store)
             await self.pushes.open(store.call)
             self._schedule(soon=False)
-            await self.executor.start()
             await catch_up(self.executor, _probed(self._running()), store.history, self.clock.time())
             await self.reloader.record(self.spec, diff(AgentSpec(source=self.spec.source), self.spec), "start")
             watcher = None

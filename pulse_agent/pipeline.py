@@ -64,7 +64,7 @@ class ResultPipeline:
         """The checks whose results count from now on; returns those that stopped (their last result goes)."""
         before = self._checks
         self._checks = {c.name: c for c in checks}
-        stopped = sorted(name for name in before if name not in self._checks)
+        stopped = sorted(before.keys() - self._checks.keys())
         for name in stopped:
             self._last.pop(name, None)
         self._windows.clear()

@@ -39,6 +39,7 @@ _LENGTH = struct.Struct("!I")
 _ROW = operator.attrgetter(*(f.name for f in fields(Result)))  # a Result as a plain tuple: 10x cheaper to pickle
 FLUSH_EVERY_S = 0.02  # a child sends its results at least this often
 FLUSH_ROWS = 512  # or as soon as this many are waiting
+CHECKS_PER_FRAME = 5_000  # checks handed to a child per frame at start (see Worker._send_checks)
 
 OnResults = Callable[[list[Result], list[str], dict[str, float | None]], Awaitable[None]]
 OnRan = Callable[[Result, CheckSpec], Awaitable[Result]]  # a run asked of a worker: its result, as settled
@@ -165,7 +166,7 @@ class Worker:
         )  # fmt: skip
         self._heard = asyncio.get_running_loop().time()
         self._send(("settings", self._settings))
-        self._send(("checks", list(self._checks.values()), [], False))
+        self._send_checks(list(self._checks.values()), [], soon=False)
         self._reading = asyncio.create_task(self._read(self._process), name=f"worker-{self.index}")
 
     def set_checks(self, checks: list[CheckSpec], soon: bool) -> None:
@@ -175,7 +176,15 @@ class Worker:
         removed = [name for name in self._checks if name not in new]
         self._checks = new
         if changed or removed:
-            self._send(("checks", changed, removed, soon))
+            self._send_checks(changed, removed, soon=soon)
+
+    def _send_checks(self, changed: list[CheckSpec], removed: list[str], *, soon: bool) -> None:
+        """Checks to schedule, in frames of CHECKS_PER_FRAME: the child schedules (and runs) the first while
+        the rest are on their way. A reload's (soon) go in one frame: the child spreads their first runs
+        over a window as wide as the whole batch needs."""
+        step = len(changed) if soon else CHECKS_PER_FRAME
+        for start in range(0, max(len(changed), 1), max(step, 1)):
+            self._send(("checks", changed[start : start + step], removed if start == 0 else [], soon))
 
     def running(self, name: str) -> bool:
         """Whether the child runs the check called name now (or has been asked to)."""

@@ -14,7 +14,7 @@ import httpx
 
 from pulse_agent.result import Result
 from pulse_agent.schedule import Interval
-from pulse_agent.workers import Worker, WorkerExecutor, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
+from pulse_agent.workers import CHECKS_PER_FRAME, Worker, WorkerExecutor, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
 from tests.agent_process import AgentProcess
 from tests.conftest import spec
 from tests.test_reload_e2e import atomic_write
@@ -157,3 +157,29 @@ async def test_each_worker_runs_only_its_share_of_the_checks(httpserver):
         await pool.stop(2.0)
     for index in (0, 1):
         assert seen[index] == {n for n in names if worker_of(n, 2) == index}
+
+
+async def test_a_start_with_more_checks_than_a_frame_schedules_every_one(httpserver):
+    """At start the checks go to a child in frames of CHECKS_PER_FRAME (it schedules the first while the rest
+    arrive): every check of every frame is scheduled, once, with its own next due time."""
+    httpserver.expect_request("/").respond_with_data("ok")
+    count = 2 * CHECKS_PER_FRAME + 1
+    dues: dict[str, float | None] = {}
+    frames: list[int] = []
+
+    async def on_results(results: list[Result], skipped: list[str], due: dict[str, float | None]) -> None:
+        dues.update(due)
+
+    pool = WorkerExecutor(1, WorkerSettings(16, "json", "warning"), on_results, lambda: None)
+    checks = [spec(httpserver.url_for("/"), name=f"many-{i}", schedule=Interval(86400.0, "24h")) for i in range(count)]
+    worker = pool.workers[0]
+    send = worker._send
+    worker._send = lambda message: (frames.append(len(message[1])) if message[0] == "checks" else None, send(message))  # type: ignore[method-assign]
+    await pool.start()
+    try:
+        pool.set_checks(checks, soon=False)
+        await until(lambda: len(dues) == count, timeout=60)
+    finally:
+        await pool.stop(2.0)
+    assert frames == [0, CHECKS_PER_FRAME, CHECKS_PER_FRAME, 1]  # start's empty frame, then the checks in three
+    assert set(dues) == {c.name for c in checks} and all(isinstance(d, float) for d in dues.values())

@@ -11,6 +11,7 @@ from pulse_agent.config import slo_rules
 from pulse_agent.config.check import NO_VALIDATORS, CheckBuilder, Validators, converted_value, env_headers, maintenance_windows
 from pulse_agent.config.depends import dependency_problems
 from pulse_agent.config.errors import ConfigError, KeyPath
+from pulse_agent.config.fast import fast_path
 from pulse_agent.config.load import Document
 from pulse_agent.config.memo import Memo, canonical
 from pulse_agent.config.model import (
@@ -54,6 +55,8 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
     parsed: dict[tuple[Any, ...], Any] = {}  # parts made for one check serve the next (CheckBuilder.shared)
     # A check's spec depends only on these (and itself): reuse it when none changed and nothing is wrong.
     reuse = memo if memo is not None and not doc.errors else None
+    # The common check straight to its spec (config/fast.py), when no error anywhere could need placing.
+    fast = fast_path(defaults, windows, parsed) if clean(()) else None
     context = (canonical(defaults), env_headers(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
     for i, raw in enumerate(raw_checks):
         if not isinstance(raw, dict):
@@ -69,6 +72,10 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
         if spec is None:
             key = (reuse.digest(raw), env_headers(raw), *context) if reuse is not None else ()
             spec = reuse.spec(key, raw, context) if reuse is not None else None
+        if spec is None and fast is not None:
+            spec = fast.spec(raw)
+            if spec is not None and reuse is not None:
+                reuse.remember_spec(key, spec, raw, context)
         if spec is None:
             errors = len(doc.errors)
             builder = CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators, parsed)
@@ -124,6 +131,8 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 def _check_dependencies(doc: Document, raw_checks: list[Any], first_seen: dict[str, int]) -> None:
     """Every depends_on names a check, and no cycle: errors placed at the offending entry."""
+    if not any(isinstance(raw, dict) and raw.get("depends_on") for raw in raw_checks):
+        return  # nothing depends on anything: no name to look up, no cycle
     deps = {
         # names the schema refused are reported once, there
         name: [t for t in raw.get("depends_on") or () if isinstance(t, str) and _NAME.fullmatch(t)]

@@ -129,6 +129,19 @@ def maintenance_windows(doc: Document, path: KeyPath, raw: list[dict[str, Any]] 
     return tuple(windows)
 
 
+def shared_part(parsed: dict[tuple[Any, ...], Any], cls: Callable[..., Any], *args: Any) -> Any:
+    """cls(*args) of a frozen class (or a pure parse to one): one object per load (parsed: a dict that lives
+    for one load) for equal arguments of the same types, so that checks written alike share their parts."""
+    key = (cls, *args, *map(type, args))  # 1, 1.0 and True are equal keys but not the same value
+    try:
+        return parsed[key]
+    except KeyError:
+        value = parsed[key] = cls(*args)
+        return value
+    except TypeError:  # an unhashable argument
+        return cls(*args)
+
+
 class CheckBuilder:
     """Checks and types one check's settings, blaming defaults for values that came from there."""
 
@@ -145,16 +158,8 @@ class CheckBuilder:
         self.failed = False
 
     def shared(self, cls: Callable[..., Any], *args: Any) -> Any:
-        """cls(*args) of a frozen class (or a pure parse to one): one object per load for equal arguments of
-        the same types, so that checks written alike share their parts."""
-        key = (cls, *args, *map(type, args))  # 1, 1.0 and True are equal keys but not the same value
-        try:
-            return self.parsed[key]
-        except KeyError:
-            value = self.parsed[key] = cls(*args)
-            return value
-        except TypeError:  # an unhashable argument
-            return cls(*args)
+        """cls(*args) of a frozen class (or a pure parse to one), shared by the checks of this load (shared_part)."""
+        return shared_part(self.parsed, cls, *args)
 
     def origin(self, *keys: str) -> KeyPath:
         """Key path of the value the check uses: its own, or the one in defaults."""

@@ -51,11 +51,17 @@ def compare(old: Sequence[_Named], new: Sequence[_Named]) -> Changes:
     """Items matched by name: equal ones are unchanged."""
     before = {item.name: item for item in old}
     after = {item.name: item for item in new}
+    changed: list[str] = []
+    unchanged: list[str] = []
+    for name, item in after.items():  # one pass, each pair compared once (100,000 checks at a reload)
+        was = before.get(name)
+        if was is not None:
+            (unchanged if _same(item, was) else changed).append(name)
     return Changes(
         added=tuple(sorted(after.keys() - before.keys())),
         removed=tuple(sorted(before.keys() - after.keys())),
-        changed=tuple(sorted(n for n in after.keys() & before.keys() if not _same(after[n], before[n]))),
-        unchanged=tuple(sorted(n for n in after.keys() & before.keys() if _same(after[n], before[n]))),
+        changed=tuple(sorted(changed)),
+        unchanged=tuple(sorted(unchanged)),
     )
 
 

@@ -177,7 +177,7 @@ class Metrics:
         for name in names:
             state = self._for(name)
             own = (labels or {}).get(name, ())
-            state.info = state.label + "".join(f',{k}="{escape(v)}"' for k, v in own)
+            state.info = state.label + "".join(f',{k}="{escape(v)}"' for k, v in own) if own else state.label
         self.configured.set(len(names))
 
     def exposition(self) -> Iterator[bytes]:
