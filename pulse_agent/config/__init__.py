@@ -30,7 +30,8 @@ def parse_config(
     are no error (validate without secrets); the spec then only tells the config's structure is right.
     validators: the shell's checks of what lies outside the text (files, notifier URLs)."""
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
-    doc = _document(Source(source, text), env, memo, keep=False, placeholders=placeholders)
+    one = Source(source, text)
+    doc = _document(one, env, memo, keep=False, placeholders=placeholders, job=_children([one], env, memo, placeholders).get(0))
     spec = build_spec(doc, memo, validators) if doc.data is not None else None
     if memo is not None:
         memo.forget_items()  # each item would hold its parsed check alive until the next load
@@ -44,16 +45,11 @@ def _document(
     job: ParseJob | None = None,
 ) -> Document:  # fmt: skip
     """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it).
-    With a memo (a long-running agent) a large text is parsed in a child process (config/child.py), so
-    its YAML tree never takes the agent's memory; job: that child, already started for this source."""
+    job: the child process parsing this source (see _children), which then takes the place of parsing here."""
     key = (source.name, digest_of(source.text))
     if memo is not None and (known := memo.document(key)) is not None:
-        if job is not None:
-            job.close()
         return known
     environ = os.environ if env is None else env
-    if job is None and memo is not None and wanted(source.text):
-        job = ParseJob(source.text, source.name, environ, placeholders=placeholders)
     doc = job.result() if job is not None else parse_document(source.text, source.name, environ, placeholders=placeholders)
     if doc.data is not None or not doc.errors:  # a top-level null is data too: the schema says what it should be
         validate_document(doc, memo)
@@ -63,7 +59,8 @@ def _document(
 
 
 def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo | None, placeholders: bool) -> dict[int, ParseJob]:
-    """Child parses started at once for the large, not remembered files of a directory: they run in parallel."""
+    """Child parses, started at once, for the large sources not remembered by the memo of a running agent:
+    their YAML trees never take the agent's memory (config/child.py), and a directory's run in parallel."""
     if memo is None:
         return {}
     environ = os.environ if env is None else env
