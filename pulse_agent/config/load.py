@@ -54,13 +54,14 @@ class Positions(Mapping[KeyPath, Position]):
     the packed numbers, and the paths are walked again from the data on the first lookup (config/child.py).
     """
 
-    __slots__ = ("_at", "_root", "file", "kind")
+    __slots__ = ("_at", "_in_walk_order", "_root", "file", "kind")
 
     def __init__(self, file: str, kind: Literal["values", "keys"] = "values") -> None:
         self.file = file
         self.kind = kind
         self._at: dict[KeyPath, int] | None = {}  # None: not walked yet (see _root)
         self._root: tuple[Any, array[int]] | None = None  # (data, packed numbers in walk order), until first needed
+        self._in_walk_order = False  # whether the paths were noted in the order walk() gives them
 
     def note(self, path: KeyPath, mark: Any, *, first: bool = True) -> None:
         """Record the place of yaml's mark at path (first: unless one is recorded there already)."""
@@ -70,17 +71,16 @@ class Positions(Mapping[KeyPath, Position]):
         else:
             self._at[path] = packed  # type: ignore[index]
 
-    def walked(self, data: Any) -> None:
+    def walked(self) -> None:
         """Say that the paths were noted in the order walk(data, kind) gives them (state() may omit them)."""
-        self._root = (data, array("q"))
+        self._in_walk_order = True
 
     def state(self) -> dict[KeyPath, int] | array[int]:
         """What another process needs to rebuild these positions with restored(): the packed numbers alone
         when walk(data) gives the paths (no `<<` merge: far smaller and faster to send), else the paths too."""
-        if self._root is None:
-            return self._index()
-        packed = self._root[1]
-        return packed if self._at is None else array("q", self._at.values())
+        if self._at is None:  # restored and not looked up yet: the numbers it came as
+            return self._root[1]  # type: ignore[index]
+        return array("q", self._at.values()) if self._in_walk_order else self._at
 
     @classmethod
     def restored(cls, file: str, kind: Literal["values", "keys"], state: dict[KeyPath, int] | array[int], data: Any) -> Positions:
@@ -203,8 +203,8 @@ def parse_document(text: str, source: str, env: Mapping[str, str], *, placeholde
         doc.errors.append(ConfigError(exc.position, exc.path, exc.message))
     else:
         if not builder.merged:  # a merge notes paths out of walk order (merged keys come after the rest)
-            builder.values.walked(doc.data)
-            builder.keys.walked(doc.data)
+            builder.values.walked()
+            builder.keys.walked()
     return doc
 
 
