@@ -233,15 +233,8 @@ def _column(rows: Table, name: str) -> list[Any]:
 
 def _texts(values: list[Any]) -> list[str]:
     """_text of each value, by the column's types (one str() per value for numbers and text)."""
-    kinds = set(map(type, values)) - {type(None)}
-    if kinds <= {int, float}:
+    if set(map(type, values)) <= {int, float, str, type(None)}:  # most columns: what _text does, inline
         return ["" if v is None else str(v) for v in values]
-    if kinds <= {str}:
-        return ["" if v is None else v for v in values]
-    if kinds <= {bool}:
-        return ["" if v is None else "true" if v else "false" for v in values]
-    if kinds <= {dict}:
-        return ["" if not v else " ".join(f"{k}:{n}" for k, n in v.items()) for v in values]
     return list(map(_text, values))
 
 
