@@ -5,7 +5,7 @@ size and the lag of runs due meanwhile, a reload that changes one check, and `re
 history written. Sends traffic only to 127.0.0.1; every loop is bounded. Figures go to
 docs/performance.md.
 
-    python bench/scale.py [--checks 100000] [--seconds 30] [--metrics-detail full|compact]
+    python bench/scale.py [--checks 100000] [--seconds 30] [--metrics-detail full|compact] [--keep-db PATH]
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import queue
+import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -42,7 +44,7 @@ def write(cfg: Path, url: str, n: int, timeout: str = "5s", detail: str = "full"
     tmp.rename(cfg)  # atomic, as editors and ConfigMaps do
 
 
-def scale(url: str, n: int, seconds: float, detail: str = "full") -> dict[str, object]:
+def scale(url: str, n: int, seconds: float, detail: str = "full", keep_db: Path | None = None) -> dict[str, object]:
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         cfg, db = Path(d) / "pulse.yaml", Path(d) / "scale.duckdb"
@@ -96,11 +98,16 @@ def scale(url: str, n: int, seconds: float, detail: str = "full") -> dict[str, o
         reloaded_at, reload_record = wait("config reloaded", 120)
         agent.send_signal(signal.SIGTERM)
         agent.wait(120)
+        if keep_db is not None:  # as the agent left it (a WAL too, if one is left), before anything else opens it
+            for part in (db, db.with_name(db.name + ".wal")):
+                if part.exists():
+                    shutil.copyfile(part, keep_db.with_name(keep_db.name + part.name[len(db.name) :]))
         lags, others = run_lags(db, windows)
-        t = time.monotonic()
+        t, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         report = subprocess.run([sys.executable, "-m", "pulse_agent", "report", "--db", str(db), "--format", "json"],
                                 capture_output=True, text=True)  # fmt: skip
         report_s = time.monotonic() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         import duckdb
 
         with duckdb.connect(str(db), read_only=True) as con:
@@ -124,6 +131,7 @@ def scale(url: str, n: int, seconds: float, detail: str = "full") -> dict[str, o
         "reload_fields": {k: v for k, v in reload_record.items() if k in ("added", "removed", "changed", "load_ms", "apply_ms")},
         "results_stored": stored,
         "report_s": round(report_s, 2),
+        "report_cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
         "report_ok": report.returncode == 0,
     }
 
@@ -133,10 +141,11 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to run before measuring RSS and /metrics")
     parser.add_argument("--metrics-detail", choices=["full", "compact"], default="full", help="agent.metrics_detail")
+    parser.add_argument("--keep-db", type=Path, help="copy the database here when the agent has stopped (for report benchmarks)")
     args = parser.parse_args()
     with nginx_target() as url:
         out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), "load_before": os.getloadavg(),
-               **scale(url, args.checks, args.seconds, args.metrics_detail)}  # fmt: skip
+               **scale(url, args.checks, args.seconds, args.metrics_detail, args.keep_db)}  # fmt: skip
     print(json.dumps(out, indent=2))
     (HERE / "results" / f"scale_{args.checks}_{args.metrics_detail}.json").write_text(json.dumps(out, indent=2))
 
