@@ -141,6 +141,24 @@ def test_a_table_from_either_form_answers_the_same():
         assert joined.names == (*names, "slo", "met")
 
 
+@pytest.mark.parametrize("view", ["summary", "hour", "day"])
+def test_counts_are_answered_as_bigint_not_the_hugeint_of_their_sums(db, view, monkeypatch):
+    """A HUGEINT costs several times a BIGINT to bring to Python; the values are the same."""
+    asked: list[tuple[str, dict[str, object]]] = []
+    fetch = queries.fetch_table
+    monkeypatch.setattr(queries, "fetch_table", lambda con, sql, params, *a: asked.append((sql, params)) or fetch(con, sql, params, *a))
+    with duckdb.connect(str(db), read_only=True) as con:
+        if view == "summary":
+            queries.summary(con, *WINDOWS[0], None)
+        else:
+            queries.series(con, *WINDOWS[0], None, view)
+        [(sql, params)] = asked
+        relation = con.sql(sql, params=params)
+        types = dict(zip(relation.columns, map(str, relation.types), strict=True))
+    counts = ["runs", "failures", *(["ok_runs"] if view == "summary" else [])]
+    assert {name: types[name] for name in counts} == dict.fromkeys(counts, "BIGINT")
+
+
 # The rendering of row dicts, as it was before rows were kept column by column: the reference.
 def old_render(report: Report, fmt: str, width: int) -> str:
     if fmt == "json":
