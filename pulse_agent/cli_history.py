@@ -4,6 +4,7 @@ report.py, report_source.py and store/)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,13 +115,15 @@ def _plural(n: int, word: str) -> str:
 def _config(args: argparse.Namespace) -> Any:  # -> AgentSpec | None
     """The config; None when it cannot be loaded but the data is named explicitly (it only adds
     labels, SLOs, the database and the agent's address)."""
+    explicit = args.db or getattr(args, "agent", None) or getattr(args, "from_parquet", None)
+    if explicit and not getattr(args, "label", None) and not os.path.lexists(args.config):
+        return None  # what load_config's "no such file" comes to here, without importing the config package
     from pulse_agent.config import ConfigInvalid, load_config
     from pulse_agent.validators import SHELL_VALIDATORS
 
     try:
         return load_config(args.config, validators=SHELL_VALIDATORS)
     except ConfigInvalid as exc:
-        explicit = args.db or getattr(args, "agent", None) or getattr(args, "from_parquet", None)
         if getattr(args, "label", None) or not explicit:
             raise ValueError(f"{args.config}: {exc.errors[0]}") from None
         return None
@@ -128,6 +131,10 @@ def _config(args: argparse.Namespace) -> Any:  # -> AgentSpec | None
 
 def _where(args: argparse.Namespace, spec: Any) -> tuple[str, str]:
     """The database file and the agent's listen address: --db, else the config's, else the defaults."""
+    if spec is None and args.db:
+        from pulse_agent.listen import DEFAULT_LISTEN  # AgentSettings' default, without importing the config package
+
+        return args.db, DEFAULT_LISTEN
     from pulse_agent.config.model import AgentSettings
 
     settings = spec.agent if spec is not None else AgentSettings()

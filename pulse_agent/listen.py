@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+DEFAULT_LISTEN = "127.0.0.1:9108"  # agent.listen when the config does not say
+
 
 def split_listen(listen: str) -> tuple[str, int]:
     """HOST:PORT (or [v6]:PORT) -> (host, port); an empty host means every address."""

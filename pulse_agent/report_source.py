@@ -13,7 +13,7 @@ import duckdb
 
 from pulse_agent.listen import agent_url
 from pulse_agent.report import Report, ReportError, ReportRequest, UnknownCheck, answer
-from pulse_agent.store.db import StoreError, open_database
+from pulse_agent.store.connect import StoreError, open_database
 from pulse_agent.store.export import Exported, export_parquet, table_of
 from pulse_agent.store.migrations import MIGRATIONS, migrate
 from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down

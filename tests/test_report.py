@@ -7,6 +7,8 @@ import asyncio
 import json
 import socket
 import statistics
+import subprocess
+import sys
 from datetime import datetime
 
 import duckdb
@@ -156,6 +158,27 @@ def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql, capsys)
     assert "refused" in err and "Traceback" not in err, err
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM results").fetchall() == [(180,)]
+
+
+def test_a_named_file_without_a_config_is_reported_without_the_config_or_the_writer(db, tmp_path):
+    """No config file and --db: nothing to load, so neither the config package nor the writer's module
+    (asyncio, threads) is imported; the answer is the same."""
+    argv = ["report", "-c", str(tmp_path / "absent.yaml"), "--db", str(db), "--from", "2026-11-20T00:00:00Z",
+            "--to", "2026-11-20T02:00:00Z", "--format", "json"]  # fmt: skip
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from pulse_agent.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    rc = main({argv!r})\n"
+        "heavy = ('pulse_agent.config', 'pulse_agent.store.db', 'asyncio')\n"
+        "print(json.dumps({'rc': rc, 'loaded': [m for m in heavy if m in sys.modules], 'rows': json.loads(out.getvalue())['rows']}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["rc"] == 0 and got["loaded"] == []
+    assert got["rows"] == list(answer(db)) and len(got["rows"]) == 2
 
 
 @pytest.mark.timeout(240)  # many CLI subprocesses: minutes on a loaded 2-core machine

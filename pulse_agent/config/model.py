@@ -10,6 +10,7 @@ from typing import Literal
 
 from pulse_agent.config.dns import DnsCheck
 from pulse_agent.config.icmp import IcmpCheck
+from pulse_agent.listen import DEFAULT_LISTEN
 from pulse_agent.names import bucket
 from pulse_agent.schedule import Cron, Interval, OneShot, Schedule
 
@@ -259,7 +260,7 @@ class NotifierSpec:
 class AgentSettings:
     """Settings of the agent process itself."""
 
-    listen: str = "127.0.0.1:9108"
+    listen: str = DEFAULT_LISTEN
     database: str = "pulse.duckdb"
     max_concurrency: int = 256
     workers: int | Literal["auto"] = "auto"  # probe processes; 0: the agent probes itself

@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import duckdb
 
 from pulse_agent.result import Result, utc
 from pulse_agent.store import sandbox
+from pulse_agent.store.connect import StoreError, last_line, open_database
 from pulse_agent.store.migrations import migrate
 
 log = logging.getLogger("pulse_agent.store")
@@ -48,33 +48,6 @@ class _Call:
 
 class QueriesBusy(Exception):
     """Too many reports are running or waiting; the message says so."""
-
-
-class StoreError(Exception):
-    """The database cannot be opened or used; the message names the file and the reason."""
-
-
-def open_database(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Connect to the DuckDB file, turning failures into a one-line StoreError."""
-    file = Path(path)
-    if not file.parent.exists():
-        raise StoreError(
-            f"cannot open database {str(file)!r}: directory {str(file.parent)!r} does not exist; create it or set agent.database / --db"
-        )
-    try:
-        con = duckdb.connect(str(file), read_only=read_only)
-        con.execute("SET enable_progress_bar = false")  # long queries would draw on the terminal
-        return con
-    except duckdb.IOException as exc:
-        text = str(exc)
-        if "lock" in text.lower():
-            pid = re.search(r"PID (\d+)", text)
-            holder = f" (PID {pid.group(1)})" if pid else ""
-            reason = f"it is locked by another process{holder}, probably another pulse-agent"
-            raise StoreError(f"cannot open database {str(file)!r}: {reason}") from None
-        raise StoreError(f"cannot open database {str(file)!r}: {_last_line(text)}") from None
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot open database {str(file)!r}: {_last_line(str(exc))}") from None
 
 
 def result_row(r: Result) -> tuple[object, ...]:
@@ -148,7 +121,7 @@ class ResultStore:
             sandbox.lock_down(self._con, allowed_dirs=allowed, memory_limit=memory_limit)
         except duckdb.Error as exc:
             self._con.close()
-            raise StoreError(f"cannot prepare database {str(self.path)!r}: {_last_line(str(exc))}") from None
+            raise StoreError(f"cannot prepare database {str(self.path)!r}: {last_line(str(exc))}") from None
         self._reader = self._con.cursor()  # a second connection to the same database, for queries
         self._reader_lock = threading.Lock()
         self._cursors = self._con.cursor()  # where the query pool's connections are opened
@@ -253,7 +226,7 @@ class ResultStore:
         try:
             await self.call(lambda con: con.execute("CHECKPOINT"), transaction=False)
         except duckdb.TransactionException as exc:  # a report still reads: the next round checkpoints
-            log.debug("checkpoint postponed: %s", _last_line(str(exc)))
+            log.debug("checkpoint postponed: %s", last_line(str(exc)))
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then close the file; never raises. What could not be written
@@ -272,7 +245,7 @@ class ResultStore:
                 self._reader.close()
             self._con.close()
         except duckdb.Error as exc:  # a file that refuses writes may refuse the final checkpoint too
-            log.error("closing %s failed: %s", self.path, _last_line(str(exc)))
+            log.error("closing %s failed: %s", self.path, last_line(str(exc)))
 
     def _write_loop(self) -> None:
         while True:
@@ -334,7 +307,7 @@ class ResultStore:
             with self._con.appender("results") as appender:
                 appender.append_rows(batch)
         except duckdb.Error as exc:
-            self.failing = _last_line(str(exc))
+            self.failing = last_line(str(exc))
             self.write_failures += 1
             if self._on_write_failed is not None:
                 self._on_write_failed()
@@ -345,8 +318,3 @@ class ResultStore:
         if self._on_written is not None:
             self._on_written(len(batch))
         return []
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
