@@ -314,7 +314,12 @@ def test_bad_probe_settings(lines, message):
         {"version": 1, "checks": [{"name": "a", "url": "http://x/", "slo": {"objective": 120}}]},
         {"version": 1, "checks": [{"name": "a", "url": "http://x/", "basic_auth": {"username": "u"}}]},
         {"version": True},
+        {"version": 2},
+        {"version": 1.0},
+        {"version": "1"},
         {"version": 1, "agent": {"workers": True}},
+        {"version": 1, "agent": {"workers": "auto"}},
+        {"version": 1, "agent": {"workers": "Auto"}},
         {"version": 1, "agent": {"workers": 2, "max_concurrency": 1.5}},
         {"version": 1, "checks": [{"name": "bad name!", "url": "http://x/"}]},
         {"version": 1, "checks": [{"name": "a", "url": "http://x/", "headers": {"X": 1}}]},
@@ -334,3 +339,18 @@ def test_the_inlined_and_compiled_schemas_judge_like_the_file(doc):
     verdict = Draft202012Validator(original).is_valid(doc)
     assert verdict == Draft202012Validator(inline_refs(original)).is_valid(doc)
     assert quickly_valid(doc) == verdict  # the compiled fast path agrees (it is trusted only on yes)
+
+
+def test_const_is_asked_as_a_one_value_enum_only_where_it_is_a_keyword():
+    from pulse_agent.config.schema import without_const
+
+    schema = {
+        "properties": {"const": {"const": 1, "allOf": [{"type": "integer"}]}, "enum": {"type": "string"}},
+        "default": {"const": 2},
+        "items": [{"const": None}],
+    }
+    assert without_const(schema) == {
+        "properties": {"const": {"allOf": [{"type": "integer"}, {"enum": [1]}]}, "enum": {"type": "string"}},
+        "default": {"const": 2},
+        "items": [{"allOf": [{"enum": [None]}]}],
+    }

@@ -52,8 +52,33 @@ def _validator() -> Draft202012Validator:
 def _compiled() -> Callable[[Any], Any]:
     import fastjsonschema
 
-    # The inlined schema uses only draft-07 keywords; never fill defaults into the data.
-    return fastjsonschema.compile({**_inlined(), "$schema": "http://json-schema.org/draft-07/schema#"}, use_default=False)
+    # The inlined schema uses only draft-07 keywords; never fill defaults into the data. Only yes or no
+    # is wanted (jsonschema places the errors): without detailed exceptions the generated code is a
+    # fraction of the size, and compiling it was most of loading a small config. fastjsonschema cannot
+    # write const's short message, so const is asked as a one-value enum (it generates the same test).
+    schema = {**without_const(_inlined()), "$schema": "http://json-schema.org/draft-07/schema#"}
+    return fastjsonschema.compile(schema, use_default=False, detailed_exceptions=False)
+
+
+_NAMED_SCHEMAS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")  # name -> schema maps
+_VALUES = ("const", "enum", "default", "examples")  # data, not schemas
+
+
+def without_const(node: Any) -> Any:
+    """The same schema with each `const: X` written as `allOf: [{enum: [X]}]` (the same test)."""
+    if isinstance(node, list):
+        return [without_const(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            out[key] = {name: without_const(schema) for name, schema in value.items()}
+        else:
+            out[key] = value if key in _VALUES else without_const(value)
+    if "const" in out:
+        out["allOf"] = [*out.get("allOf", []), {"enum": [out.pop("const")]}]
+    return out
 
 
 def quickly_valid(data: Any) -> bool:
