@@ -117,6 +117,7 @@ def _counting_starts(monkeypatch) -> list[int]:
 
 def test_a_load_begun_ahead_parses_while_the_caller_works_and_gives_the_same_spec(tmp_path, monkeypatch):
     monkeypatch.setattr(child, "CHILD_MIN_CHARS", 0)
+    monkeypatch.setattr(child.os, "cpu_count", lambda: 1)  # one child a file (tests/test_config_split.py: in parts)
     cfg, folder = tmp_path / "pulse.yaml", tmp_path / "conf.d"
     cfg.write_text(TEXTS[2])  # the bundled config: ${VAR}s with defaults
     folder.mkdir()

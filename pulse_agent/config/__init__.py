@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pulse_agent.config.build import build_spec, errors_of
 from pulse_agent.config.check import NO_VALIDATORS, Validators
-from pulse_agent.config.child import ParseJob, wanted
+from pulse_agent.config.child import Job, start, wanted
 from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import Document, parse_document
@@ -27,7 +27,7 @@ __all__ = [
 
 def parse_config(
     text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
-    placeholders: bool = False, validators: Validators = NO_VALIDATORS, jobs: dict[int, ParseJob] | None = None,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS, jobs: dict[int, Job] | None = None,
 ) -> AgentSpec:  # fmt: skip
     """Config text -> AgentSpec; raise ConfigInvalid listing every error. placeholders: unset ${VAR}s
     are no error (validate without secrets); the spec then only tells the config's structure is right.
@@ -47,7 +47,7 @@ def parse_config(
 
 def _document(
     source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True, placeholders: bool = False,
-    job: ParseJob | None = None,
+    job: Job | None = None,
 ) -> Document:  # fmt: skip
     """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it).
     job: the child process parsing this source (see _children), which then takes the place of parsing here."""
@@ -63,14 +63,14 @@ def _document(
     return doc
 
 
-def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo | None, placeholders: bool) -> dict[int, ParseJob]:
+def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo | None, placeholders: bool) -> dict[int, Job]:
     """Child parses, started at once, for the large sources not remembered by the memo of a running agent:
     their YAML trees never take the agent's memory (config/child.py), and a directory's run in parallel."""
     if memo is None:
         return {}
     environ = os.environ if env is None else env
     return {
-        i: ParseJob(s.text, s.name, environ, placeholders=placeholders)
+        i: start(s.text, s.name, environ, placeholders=placeholders)
         for i, s in enumerate(sources)
         if wanted(s.text) and (s.name, digest_of(s.text)) not in memo.documents
     }
@@ -83,7 +83,7 @@ class Ahead:
 
     path: str
     sources: list[Source] | ConfigInvalid
-    jobs: dict[int, ParseJob] = field(default_factory=dict)  # by index in sources
+    jobs: dict[int, Job] = field(default_factory=dict)  # by index in sources
 
     def read(self) -> list[Source]:
         """The sources as read_sources gave them, or its ConfigInvalid raised now."""
@@ -134,7 +134,7 @@ def load_config(
 
 def parse_sources(
     sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
-    placeholders: bool = False, validators: Validators = NO_VALIDATORS, jobs: dict[int, ParseJob] | None = None,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS, jobs: dict[int, Job] | None = None,
 ) -> AgentSpec:  # fmt: skip
     """Several config texts -> one AgentSpec (see config/merge.py for the rules); jobs: child parses
     already started, by index in sources (see begin_load)."""
