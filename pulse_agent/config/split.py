@@ -6,11 +6,12 @@ YAML cannot be parsed from the middle, so a text is cut only where that is safe 
 value of a top-level `checks:` written last in the file, in block style, each item starting on a line of
 its own (`  - ...`) and every other line of it indented deeper (no comment, key or `---` at the list's
 indentation or left of it). A part is the text before the list, blank lines standing for the lines of
-the parts before it (so every line and column is the whole text's), and its own items. A quote, flow
-mapping or block scalar left open at a cut ends its part's parse in an error, and an alias to an anchor
-of another part is an undefined alias: any error, unset variable or `<<` merge in a part, or more values
-than the whole text's alias budget, and the caller parses the whole text instead (join gives None), so
-the document is always the whole parse's, only sooner.
+the parts before it (so every line and column is the whole text's), and its own items. A block scalar
+ends at the next item's line as it does in the whole text; a quote or flow collection left open at a cut
+ends its part's parse in an error, and an alias to an anchor of another part is an undefined alias (anchors
+both before the list and in it are not cut: an item could redefine one). Any error, unset variable or `<<`
+merge in a part, or more values than the whole text's alias budget, and the caller parses the whole text
+instead (join gives None): the document is always the whole parse's, only sooner.
 """
 
 from __future__ import annotations
