@@ -387,6 +387,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     gc_policy = GcPolicy()  # the process is the agent's: collections pause while loading and starting
     with gc_policy.paused():
         spec = _load(args.config, memo, ahead=ahead)
+    del ahead  # it holds the config's text, for as long as the agent runs
     if spec is None:
         return 1
     setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)

@@ -130,8 +130,10 @@ def test_a_load_begun_ahead_parses_while_the_caller_works_and_gives_the_same_spe
         memo = Memo()
         ahead = begin_load(path, memo, ENV)
         assert len(pids) == children  # started by begin_load, before load_config is called
+        jobs = dict(ahead.jobs)
         assert load_config(path, ENV, memo, ahead=ahead) == load_config(path, ENV)
-        assert len(pids) == children and all(job.pid is not None for job in ahead.jobs.values())
+        assert len(pids) == children and sorted(job.pid for job in jobs.values()) == sorted(pids)
+        assert ahead.jobs == {}  # collected: the Ahead holds no job (a job may hold the config's text)
         pids.clear()
     with pytest.raises(ValueError):  # an Ahead serves the load it was begun for only
         load_config(folder, ENV, Memo(), ahead=begin_load(cfg, Memo(), ENV))

@@ -126,8 +126,8 @@ def load_config(
         ok = True
         return spec
     finally:
-        for job in (jobs or {}).values():  # not collected: the load failed before reaching them
-            job.close()
+        while jobs:  # stop those not collected (the load failed before reaching them), and hold none: a job holds its text
+            jobs.popitem()[1].close()
         if memo is not None:
             memo.end(ok=ok)
 

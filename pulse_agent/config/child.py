@@ -126,8 +126,10 @@ class SplitParse:
             docs = [job.result() for job in self._parts]
         finally:
             self.close()
-        joined = join(self._text, self.source, parse_head(self._split, self.source, self._env), docs)
-        return joined if joined is not None else ParseJob(self._text, self.source, self._env).result()
+        text, split = self._text, self._split
+        self._text, self._split = "", Plan("", [])  # a job may outlive its result: keep no copy of the text
+        joined = join(text, self.source, parse_head(split, self.source, self._env), docs)
+        return joined if joined is not None else ParseJob(text, self.source, self._env).result()
 
     @property
     def pid(self) -> int | None:
