@@ -143,12 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(path: str, memo=None, *, placeholders: bool = False):  # -> AgentSpec | None
+def _load(path: str, memo=None, *, placeholders: bool = False, ahead=None):  # -> AgentSpec | None
     from pulse_agent.config import ConfigInvalid, load_config
     from pulse_agent.validators import SHELL_VALIDATORS
 
     try:
-        return load_config(path, memo=memo, placeholders=placeholders, validators=SHELL_VALIDATORS)
+        return load_config(path, memo=memo, placeholders=placeholders, validators=SHELL_VALIDATORS, ahead=ahead)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -361,7 +361,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from pulse_agent.config import Memo
+    from pulse_agent.config import Memo, begin_load
     from pulse_agent.gc_policy import GcPolicy
     from pulse_agent.logs import setup_logging
 
@@ -374,18 +374,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         # The config can follow the address: the bundled self-checks probe ${PULSE_LISTEN:-...}.
         os.environ["PULSE_LISTEN"] = args.listen
     memo = Memo()  # the agent's reloads redo only what an edit changed
-    gc_policy = GcPolicy()  # the process is the agent's: collections pause while loading and starting
-    with gc_policy.paused():
-        spec = _load(args.config, memo)
-    if spec is None:
-        return 1
-    setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
+    # A large config's parse starts first, in its child process (config/child.py), and the agent's own
+    # imports (aiohttp, duckdb, apprise: most of a second of CPU) run beside it rather than after it.
+    ahead = begin_load(args.config, memo)
 
     from pulse_agent.agent import Agent, RunOptions
     from pulse_agent.listen import OpenApiRefused
     from pulse_agent.loop import event_loop_factory
     from pulse_agent.shard import Shard, resolve
     from pulse_agent.store import StoreError
+
+    gc_policy = GcPolicy()  # the process is the agent's: collections pause while loading and starting
+    with gc_policy.paused():
+        spec = _load(args.config, memo, ahead=ahead)
+    del ahead  # it holds the config's text, for as long as the agent runs
+    if spec is None:
+        return 1
+    setup_logging(args.log_format or spec.agent.log_format, args.log_level or spec.agent.log_level)
 
     try:
         shard = resolve(args.shard or spec.agent.shard, os.environ)  # "ordinal/N": from the StatefulSet pod's name

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from pulse_agent.agent import Agent, RunOptions
+from pulse_agent.cli import main
 from pulse_agent.clock import ManualClock
-from pulse_agent.config import ConfigInvalid, Memo, child, load_config
+from pulse_agent.config import ConfigInvalid, Memo, begin_load, child, load_config
 from pulse_agent.config.load import Document, parse_document
 from tests.test_config_hostile import LAUGHS, ROWS
 
@@ -99,6 +100,71 @@ def test_a_running_agents_load_goes_through_a_child_and_gives_the_same_spec_and_
     with pytest.raises(ConfigInvalid) as remote:
         load_config(cfg, memo=Memo(), placeholders=True)
     assert [str(e) for e in remote.value.errors] == [str(e) for e in local.value.errors] and len(local.value.errors) >= 2
+
+
+def _counting_starts(monkeypatch) -> list[int]:
+    """The pids of the ParseJobs started from now on."""
+    pids: list[int] = []
+    real = child.ParseJob.__init__
+
+    def counted(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        pids.append(self.pid)
+
+    monkeypatch.setattr(child.ParseJob, "__init__", counted)
+    return pids
+
+
+def test_a_load_begun_ahead_parses_while_the_caller_works_and_gives_the_same_spec(tmp_path, monkeypatch):
+    monkeypatch.setattr(child, "CHILD_MIN_CHARS", 0)
+    monkeypatch.setattr(child.os, "cpu_count", lambda: 1)  # one child a file (tests/test_config_split.py: in parts)
+    cfg, folder = tmp_path / "pulse.yaml", tmp_path / "conf.d"
+    cfg.write_text(TEXTS[2])  # the bundled config: ${VAR}s with defaults
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.yaml").write_text(
+            "version: 1\nchecks:\n" + "".join(f"  - {{name: f{n}c{i}, url: 'http://h/{i}'}}\n" for i in range(20))
+        )
+    pids = _counting_starts(monkeypatch)
+    for path, children in ((cfg, 1), (folder, 3)):
+        memo = Memo()
+        ahead = begin_load(path, memo, ENV)
+        assert len(pids) == children  # started by begin_load, before load_config is called
+        jobs = dict(ahead.jobs)
+        assert load_config(path, ENV, memo, ahead=ahead) == load_config(path, ENV)
+        assert len(pids) == children and sorted(job.pid for job in jobs.values()) == sorted(pids)
+        assert ahead.jobs == {}  # collected: the Ahead holds no job (a job may hold the config's text)
+        pids.clear()
+    with pytest.raises(ValueError):  # an Ahead serves the load it was begun for only
+        load_config(folder, ENV, Memo(), ahead=begin_load(cfg, Memo(), ENV))
+
+
+def test_a_load_begun_ahead_refuses_as_a_load_does(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigInvalid) as direct:
+        load_config(missing, memo=Memo())
+    with pytest.raises(ConfigInvalid) as ahead:
+        memo = Memo()
+        load_config(missing, memo=memo, ahead=begin_load(missing, memo))
+    assert (
+        [str(e) for e in ahead.value.errors]
+        == [str(e) for e in direct.value.errors]
+        == [f"config file {str(missing)!r} not found; pass -c FILE"]
+    )
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(TEXTS[1] + "  - {name: slow, url: 'http://h/', timeout: 5 parsecs}\n")
+    monkeypatch.setattr(child, "CHILD_MIN_CHARS", 0)
+    assert main(["run", "-c", str(cfg)]) == 1  # `run` begins its load first: an error in the file is placed as before
+    assert capsys.readouterr().err.splitlines() == [
+        f'{cfg}:8:45: checks[1].timeout: "5 parsecs" is not a valid duration (e.g. 250ms, 30s, 5m, 1h30m, 7d, 10)',
+        f"{cfg}: 1 error",
+    ]
+    monkeypatch.setattr(child, "COMMAND", [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert main(["run", "-c", str(cfg)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{cfg}:1:1: config not loaded: the process parsing it was killed (SIGKILL)",
+        f"{cfg}: 1 error",
+    ]
 
 
 def test_a_small_config_pays_no_process_start(tmp_path, monkeypatch):

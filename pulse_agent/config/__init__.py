@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pulse_agent.config.build import build_spec, errors_of
 from pulse_agent.config.check import NO_VALIDATORS, Validators
-from pulse_agent.config.child import ParseJob, wanted
+from pulse_agent.config.child import Job, start, wanted
 from pulse_agent.config.errors import ConfigError, ConfigInvalid
 from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.load import Document, parse_document
@@ -19,19 +19,24 @@ from pulse_agent.config.merge import merge_documents
 from pulse_agent.config.model import AgentSpec, CheckSpec
 from pulse_agent.config.schema import validate_document
 
-__all__ = ["NO_VALIDATORS", "AgentSpec", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "Validators", "load_config", "parse_config"]
+__all__ = [
+    "NO_VALIDATORS", "AgentSpec", "Ahead", "CheckSpec", "ConfigError", "ConfigInvalid", "Memo", "Validators",
+    "begin_load", "load_config", "parse_config",
+]  # fmt: skip
 
 
 def parse_config(
     text: str, source: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
-    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS, jobs: dict[int, Job] | None = None,
 ) -> AgentSpec:  # fmt: skip
     """Config text -> AgentSpec; raise ConfigInvalid listing every error. placeholders: unset ${VAR}s
     are no error (validate without secrets); the spec then only tells the config's structure is right.
-    validators: the shell's checks of what lies outside the text (files, notifier URLs)."""
+    validators: the shell's checks of what lies outside the text (files, notifier URLs).
+    jobs: a child parse of the text already started ({0: job}: see begin_load)."""
     # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
     one = Source(source, text)
-    doc = _document(one, env, memo, keep=False, placeholders=placeholders, job=_children([one], env, memo, placeholders).get(0))
+    jobs = _children([one], env, memo, placeholders) if jobs is None else jobs
+    doc = _document(one, env, memo, keep=False, placeholders=placeholders, job=jobs.get(0))
     spec = build_spec(doc, memo, validators) if doc.data is not None else None
     if memo is not None:
         memo.forget_items()  # each item would hold its parsed check alive until the next load
@@ -42,7 +47,7 @@ def parse_config(
 
 def _document(
     source: Source, env: Mapping[str, str] | None, memo: Memo | None, *, keep: bool = True, placeholders: bool = False,
-    job: ParseJob | None = None,
+    job: Job | None = None,
 ) -> Document:  # fmt: skip
     """Parsed and schema-checked, or the same work remembered from the last load (keep: remember it).
     job: the child process parsing this source (see _children), which then takes the place of parsing here."""
@@ -58,49 +63,82 @@ def _document(
     return doc
 
 
-def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo | None, placeholders: bool) -> dict[int, ParseJob]:
+def _children(sources: list[Source], env: Mapping[str, str] | None, memo: Memo | None, placeholders: bool) -> dict[int, Job]:
     """Child parses, started at once, for the large sources not remembered by the memo of a running agent:
     their YAML trees never take the agent's memory (config/child.py), and a directory's run in parallel."""
     if memo is None:
         return {}
     environ = os.environ if env is None else env
     return {
-        i: ParseJob(s.text, s.name, environ, placeholders=placeholders)
+        i: start(s.text, s.name, environ, placeholders=placeholders)
         for i, s in enumerate(sources)
         if wanted(s.text) and (s.name, digest_of(s.text)) not in memo.documents
     }
 
 
+@dataclass
+class Ahead:
+    """A load of a running agent's config begun early (begin_load): its files read, or why they could not
+    be, and the child parses of its large ones started; load_config(ahead=...) finishes it."""
+
+    path: str
+    sources: list[Source] | ConfigInvalid
+    jobs: dict[int, Job] = field(default_factory=dict)  # by index in sources
+
+    def read(self) -> list[Source]:
+        """The sources as read_sources gave them, or its ConfigInvalid raised now."""
+        if isinstance(self.sources, ConfigInvalid):
+            raise self.sources
+        return self.sources
+
+
+def begin_load(path: str | Path, memo: Memo, env: Mapping[str, str] | None = None) -> Ahead:
+    """Read the config at path and start its child parses now, so that they run while the caller does
+    other work (`run` imports the agent meanwhile); load_config(path, env, memo, ahead=...) collects them."""
+    try:
+        sources = read_sources(path)
+    except ConfigInvalid as exc:  # load_config raises it, where it would have read the files
+        return Ahead(str(path), exc)
+    return Ahead(str(path), sources, _children(sources, env, memo, placeholders=False))
+
+
 def load_config(
     path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
-    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS, ahead: Ahead | None = None,
 ) -> AgentSpec:  # fmt: skip
     """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
     a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap.
-    placeholders: see parse_config (never for a config that is going to run)."""
+    placeholders: see parse_config (never for a config that is going to run).
+    ahead: this load begun by begin_load(path, memo, env): its files as read then, its parses running."""
+    if ahead is not None and (ahead.path != str(path) or placeholders):
+        raise ValueError("ahead was begun for another load")
     if memo is not None:
         memo.begin()
     ok = False
+    jobs = ahead.jobs if ahead is not None else None
     try:
-        sources = read_sources(path)
+        sources = ahead.read() if ahead is not None else read_sources(path)
         if len(sources) == 1 and not Path(path).is_dir():
-            spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders, validators=validators)
+            spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders, validators=validators, jobs=jobs)
             spec = replace(spec, digest=digest(sources))
         else:
-            spec = parse_sources(sources, str(path), env, memo, placeholders=placeholders, validators=validators)
+            spec = parse_sources(sources, str(path), env, memo, placeholders=placeholders, validators=validators, jobs=jobs)
         ok = True
         return spec
     finally:
+        while jobs:  # stop those not collected (the load failed before reaching them), and hold none: a job holds its text
+            jobs.popitem()[1].close()
         if memo is not None:
             memo.end(ok=ok)
 
 
 def parse_sources(
     sources: list[Source], name: str, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
-    placeholders: bool = False, validators: Validators = NO_VALIDATORS,
+    placeholders: bool = False, validators: Validators = NO_VALIDATORS, jobs: dict[int, Job] | None = None,
 ) -> AgentSpec:  # fmt: skip
-    """Several config texts -> one AgentSpec (see config/merge.py for the rules)."""
-    jobs = _children(sources, env, memo, placeholders)
+    """Several config texts -> one AgentSpec (see config/merge.py for the rules); jobs: child parses
+    already started, by index in sources (see begin_load)."""
+    jobs = _children(sources, env, memo, placeholders) if jobs is None else jobs
     try:
         docs = [_document(source, env, memo, placeholders=placeholders, job=jobs.pop(i, None)) for i, source in enumerate(sources)]
     finally:

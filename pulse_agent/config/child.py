@@ -27,6 +27,7 @@ from collections.abc import Mapping
 
 from pulse_agent.config.errors import ConfigError, ConfigInvalid, KeyPath, Position
 from pulse_agent.config.load import Document, Positions, parse_document
+from pulse_agent.config.split import Plan, join, parse_head, plan
 
 # Below this many characters a config is parsed in process: its tree is under a few MB and takes less
 # time to compose than a child takes to start (docs/performance.md); a sidecar's config is a few KB.
@@ -108,6 +109,47 @@ class ParseJob:
 
     def _invalid(self, message: str) -> ConfigInvalid:
         return ConfigInvalid([ConfigError(Position(self.source, 1, 1), (), f"config not loaded: {message}")])
+
+
+class SplitParse:
+    """One large text parsed as parts by children at once (config/split.py), joined into its Document; any
+    doubt (an error in a part, see split.join) and the whole text is parsed by one more child instead."""
+
+    def __init__(self, text: str, source: str, env: Mapping[str, str], split: Plan) -> None:
+        self.source = source
+        self._text, self._env, self._split = text, dict(env), split
+        self._parts = [ParseJob(part, source, env) for part in split.parts]
+
+    def result(self) -> Document:
+        """The whole text's Document; a part's child that fails or dies refuses the load as one does."""
+        try:
+            docs = [job.result() for job in self._parts]
+        finally:
+            self.close()
+        text, split = self._text, self._split
+        self._text, self._split = "", Plan("", [])  # a job may outlive its result: keep no copy of the text
+        joined = join(text, self.source, parse_head(split, self.source, self._env), docs)
+        return joined if joined is not None else ParseJob(text, self.source, self._env).result()
+
+    @property
+    def pid(self) -> int | None:
+        """The first part's child process id (None: it could not be started)."""
+        return self._parts[0].pid
+
+    def close(self) -> None:
+        """Stop the children still running."""
+        for job in self._parts:
+            job.close()
+
+
+Job = ParseJob | SplitParse  # a child parse under way
+
+
+def start(text: str, source: str, env: Mapping[str, str], *, placeholders: bool = False) -> Job:
+    """A child parse of text: split in parts parsed at once, one a core, when it can be (config/split.py)."""
+    parts = min(os.cpu_count() or 1, len(text) // max(CHILD_MIN_CHARS, 1))
+    split = None if placeholders else plan(text, parts)
+    return ParseJob(text, source, env, placeholders=placeholders) if split is None else SplitParse(text, source, env, split)
 
 
 def _send(process: subprocess.Popen[bytes], request: bytes) -> None:

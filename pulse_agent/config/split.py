@@ -1,0 +1,103 @@
+"""One large config parsed as several parts at once: the list of checks cut between items, each part
+parsed (by its own child process, config/child.py) with the text before the list, and the parts' documents
+joined into the one a parse of the whole text gives.
+
+YAML cannot be parsed from the middle, so a text is cut only where that is safe to prove: the list is the
+value of a top-level `checks:` written last in the file, in block style, each item starting on a line of
+its own (`  - ...`) and every other line of it indented deeper (no comment, key or `---` at the list's
+indentation or left of it). A part is the text before the list, blank lines standing for the lines of
+the parts before it (so every line and column is the whole text's), and its own items. A block scalar
+ends at the next item's line as it does in the whole text; a quote or flow collection left open at a cut
+ends its part's parse in an error, and an alias to an anchor of another part is an undefined alias (anchors
+both before the list and in it are not cut: an item could redefine one). Any error, unset variable or `<<`
+merge in a part, or more values than the whole text's alias budget, and the caller parses the whole text
+instead (join gives None): the document is always the whole parse's, only sooner.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pulse_agent.config.load import MIN_NODE_BUDGET, Document, Positions, parse_document
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A text cut into parts: the text before the list (ending with its `checks:` line) and each part's text."""
+
+    head: str
+    parts: list[str]
+
+
+def plan(text: str, parts: int) -> Plan | None:
+    """The text cut into up to parts parts of about equal size, or None when it cannot be cut safely."""
+    if parts < 2 or any(c in text for c in "\r\x85\u2028\u2029"):  # line breaks other than \n: count no lines
+        return None
+    lines = text.split("\n")
+    at = [i for i, line in enumerate(lines) if line.startswith("checks:")]
+    if len(at) != 1 or lines[at[0]].rstrip(" ") != "checks:":
+        return None
+    head, body = "\n".join(lines[: at[0] + 1]) + "\n", lines[at[0] + 1 :]
+    if "&" in head and any("&" in line for line in body):  # an item's anchor could redefine the head's
+        return None
+    first = next((i for i, line in enumerate(body) if line.strip()), None)
+    if first is None:
+        return None
+    indent = len(body[first]) - len(body[first].lstrip(" "))
+    item = " " * indent + "-"
+    starts: list[int] = []  # the lines that start an item
+    for i, line in enumerate(body):
+        if not line.strip():
+            continue
+        if line.startswith(item) and line[indent + 1 : indent + 2] in (" ", ""):
+            starts.append(i)
+        elif len(line) - len(line.lstrip(" ")) <= indent:
+            return None  # a comment, key, tab or document marker at the list's indentation or left of it
+    if len(starts) < parts or starts[0] != first:
+        return None
+    cuts = [0] + [starts[len(starts) * k // parts] for k in range(1, parts)] + [len(body)]
+    texts = [
+        head + "\n" * cuts[k] + "\n".join(body[cuts[k] : cuts[k + 1]]) + ("\n" if k < parts - 1 else "")
+        for k in range(parts)
+    ]  # fmt: skip
+    return Plan(head, texts)
+
+
+def join(text: str, source: str, head: Document, docs: list[Document]) -> Document | None:
+    """The document of the whole text from the documents of its parts (head: the parse of plan's head alone),
+    or None when any part says that the parts may not be the whole (see the module's docstring)."""
+    if head.errors or not isinstance(head.data, dict) or list(head.data)[-1:] != ["checks"] or head.data["checks"] is not None:
+        return None
+    n_values, n_keys = len(head.values), len(head.keys)
+    data: dict[str, Any] | None = None
+    values: array[int] = array("q")
+    keys: array[int] = array("q")
+    for doc in docs:
+        if doc.errors or doc.unknown or doc.needs or not isinstance(doc.data, dict) or not isinstance(doc.data.get("checks"), list):
+            return None
+        v, k = _packed(doc.values), _packed(doc.keys)
+        if v is None or k is None:  # a << merge: positions out of walk order
+            return None
+        if data is None:
+            data, values, keys = doc.data, v, k
+        else:
+            data["checks"].extend(doc.data["checks"])
+            values.extend(v[n_values:])
+            keys.extend(k[n_keys:])
+    if data is None or len(values) > MIN_NODE_BUDGET + 4 * len(text):  # the whole parse would refuse it (alias bomb)
+        return None
+    restore = Positions.restored
+    return Document(source, data, restore(source, "values", values, data), restore(source, "keys", keys, data))
+
+
+def _packed(positions: Any) -> array[int] | None:
+    state = positions.state() if isinstance(positions, Positions) else None
+    return state if isinstance(state, array) else None
+
+
+def parse_head(split: Plan, source: str, env: Mapping[str, str]) -> Document:
+    """plan's head parsed alone (a few lines: in process), for join."""
+    return parse_document(split.head, source, env)
