@@ -51,9 +51,14 @@ def _paused_then_trimmed() -> Iterator[None]:
     threading.Thread(target=release_free_memory, name="release-free-memory", daemon=True).start()
 
 
+YOUNG_THRESHOLD = 7000  # net new container objects before a generation-0 collection (Python's default: 700)
+
+
 class GcPolicy:
     """The agent process's: no collections while loading a config or starting, then start-up's heap frozen
-    (exempt from full collections, which would stall the event loop scanning it)."""
+    (exempt from full collections, which would stall the event loop scanning it) and collections rarer."""
+
+    _thresholds: tuple[int, int, int] | None = None
 
     def paused(self) -> AbstractContextManager[None]:
         """Around loading a config, and around start-up until settled(); the free memory they leave goes
@@ -61,12 +66,19 @@ class GcPolicy:
         return _paused_then_trimmed()
 
     def settled(self) -> None:
-        """Start-up is over: what it built lives on."""
+        """Start-up is over: what it built lives on. A run's objects are freed by their reference counts (no
+        cycles: tests/test_wire.py), so at 700 the collector ran a dozen times a second over objects of runs
+        still in flight, promoting them into long collections; at YOUNG_THRESHOLD it runs rarely (docs/performance.md)."""
         gc.freeze()
+        self._thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_THRESHOLD, *self._thresholds[1:])
 
     def released(self) -> None:
-        """The agent stopped: its heap is ordinary garbage again."""
+        """The agent stopped: its heap is ordinary garbage again, collected as before."""
         gc.unfreeze()
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
 
     def trim(self) -> None:
         """Now and then while the agent runs (the store's writer thread, every TRIM_EVERY_S): the C heap's free

@@ -36,3 +36,24 @@ def test_memory_freed_while_loading_goes_back_to_the_system_after_the_pause():
     out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True).stdout.split()
     before, after = float(out[0]), float(out[1])
     assert before - after > 100, (before, after)  # ~150 MB were free but still resident
+
+
+_THRESHOLDS = """
+import gc
+from pulse_agent.gc_policy import YOUNG_THRESHOLD, GcPolicy, LeaveGc
+
+before = gc.get_threshold()
+policy = GcPolicy()
+policy.settled()
+settled = gc.get_threshold()
+policy.released()
+LeaveGc().settled()
+print(before == gc.get_threshold(), settled == (YOUNG_THRESHOLD, *before[1:]), gc.get_freeze_count() == 0)
+"""
+
+
+def test_the_agent_collects_rarely_once_settled_and_as_before_once_stopped():
+    """Settled, the agent's generation-0 threshold is YOUNG_THRESHOLD (the other generations as they were);
+    released, the process's thresholds and unfrozen heap are back; an embedding process's are never touched."""
+    out = subprocess.run([sys.executable, "-c", _THRESHOLDS], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True"]

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from pulse_agent.result import Result
-from pulse_agent.store.db import ResultStore, StoreError
+from pulse_agent.store.db import APPEND_PIECE, ResultStore, StoreError, result_row
 from pulse_agent.store.migrations import MIGRATIONS
 
 T0 = 1_800_000_000.0
@@ -98,6 +98,37 @@ def test_full_batches_are_written_at_once(tmp_path):
     store.close()  # the rest on close
     assert store.written == 250
     assert rows(tmp_path / "p.duckdb", "SELECT count(*) FROM results") == [(250,)]
+
+
+def test_a_batch_appended_in_pieces_is_the_batch_appended_at_once(tmp_path):
+    """The writer appends a batch a piece at a time (the GIL goes to the event loop between pieces): the
+    table holds exactly what one append of the whole batch holds, row for row and in order."""
+    n = 7 * APPEND_PIECE + 3
+    results = [
+        Result(
+            f"c{i % 13}",
+            T0 + i / 7,
+            i % 3 != 0,
+            status_code=200 if i % 3 else 500,
+            response_time_ms=i / 10,
+            error_kind=None if i % 3 else "status",
+            error=None if i % 3 else f"status {i}",
+            attempts=1 + i % 2,
+            scheduled_ts=T0 + i / 7 - 0.001,
+            details={"i": i} if i % 5 == 0 else None,
+        )
+        for i in range(n)
+    ]
+    store = ResultStore(tmp_path / "p.duckdb", flush_interval=60, batch_size=n)
+    for r in results:
+        store.submit(r)
+    store.close()
+    assert store.written == n
+    with duckdb.connect(str(tmp_path / "p.duckdb")) as con:
+        con.execute("CREATE TABLE at_once AS SELECT * FROM results LIMIT 0")
+        with con.appender("at_once") as appender:
+            appender.append_rows([result_row(r) for r in results])
+        assert con.execute("SELECT * FROM results").fetchall() == con.execute("SELECT * FROM at_once").fetchall()
 
 
 async def test_results_a_refused_write_keeps_are_written_once_the_file_takes_them(tmp_path):

@@ -1,8 +1,11 @@
 """The prober's HTTP/1.1 client on the wire: framing, encodings, interim answers, credentials and redirects."""
 
 import asyncio
+import gc
 import gzip
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from werkzeug import Response as WzResponse
@@ -10,7 +13,7 @@ from werkzeug import Response as WzResponse
 from pulse_agent.config.model import Expect
 from pulse_agent.probe.connect import target_of
 from pulse_agent.probe.wire import request_bytes
-from tests.conftest import scripted, spec
+from tests.conftest import misbehaving, scripted, spec
 
 GZ = gzip.compress(b"compressed ok")
 BOMB = gzip.compress(b"0" * (2 * 1024 * 1024))  # 2 MiB inflated from about 2 KiB
@@ -57,6 +60,39 @@ async def test_response_framing_and_encodings(prober, answer, body, want):
     async with scripted(answer) as url:
         r = await prober.run(spec(url, timeout=3, expect=Expect(body_matches=f"\\A{body}\\Z")))
     assert (r.ok, r.status_code, r.error_kind) == want, r.error
+
+
+@contextmanager
+def cyclic_garbage() -> Iterator[list[object]]:
+    """What the cyclic collector found unreachable meanwhile (kept to look at instead of freed)."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    found: list[object] = []
+    try:
+        yield found
+    finally:
+        gc.collect()
+        found.extend(gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(0)
+
+
+async def test_a_run_leaves_no_reader_for_the_cyclic_collector(prober):
+    """Whatever the answer (framed, cut, refused, never sent), a run's reader and parser are freed when it
+    ends: a cycle per run is promoted through the collector's generations and lengthens the agent's
+    full collections, which stall the event loop (docs/performance.md)."""
+    with cyclic_garbage() as garbage:
+        for _, answer, _, _ in ANSWERS:
+            async with scripted(answer) as url:
+                await prober.run(spec(url, timeout=3))
+        async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n") as url:
+            await prober.run(spec(url, method="HEAD", timeout=3))
+        for mode in ("hang", "reset", "garbage", "many-headers", "headers-then-close"):
+            async with misbehaving(mode) as url:
+                await prober.run(spec(url, timeout=0.3))
+        await asyncio.sleep(0.05)  # the closed connections' connection_lost callbacks run
+    left = sorted({type(o).__name__ for o in garbage} & {"_Reader", "HttpResponseParser", "RawResponse"})
+    assert left == [], left
 
 
 async def test_head_does_not_wait_for_the_body_its_content_length_announces(prober):

@@ -30,6 +30,7 @@ QUERY_THREADS = 2  # reports and user SQL running at once
 QUERY_QUEUE = 8  # running or waiting before more are refused
 CHECKPOINT_THRESHOLD = "4MiB"  # WAL written before DuckDB checkpoints by itself
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
+APPEND_PIECE = 50  # rows per append_rows call, which holds the GIL throughout: the event loop waits meanwhile
 TRIM_EVERY_S = 30.0  # how often the writer calls its `trim` (the agent's: free C heap pages back to the system)
 _STOP = object()
 _FLUSH = object()
@@ -304,8 +305,10 @@ class ResultStore:
     def _write(self, batch: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
         """Append batch; on failure return it for the next try."""
         try:
-            with self._con.appender("results") as appender:
-                appender.append_rows(batch)
+            with self._con.appender("results") as appender:  # one appender: the same flushes as one call
+                for start in range(0, len(batch), APPEND_PIECE):
+                    appender.append_rows(batch[start : start + APPEND_PIECE])
+                    time.sleep(0)  # the GIL to the event loop between pieces (a whole batch held it for milliseconds)
         except duckdb.Error as exc:
             self.failing = last_line(str(exc))
             self.write_failures += 1
