@@ -88,3 +88,30 @@ def test_replay_from_a_restored_open_incident_raises_no_second_failure():
     later = [Result("api", T0 + 600 + i, False) for i in range(5)]
     state, again = replay(restored, later, AlertSpec())
     assert again == [] and state.incident == events[0].incident
+
+
+def test_a_success_streak_without_an_incident_keeps_no_result_and_its_start_was_never_read():
+    """The state after successes with no incident open holds no Result (memory at 100,000 checks); putting
+    one back changes no event and no later state: the kept start was never read."""
+    import random
+    from dataclasses import replace
+
+    rng = random.Random(23)
+    rules = [AlertSpec(), AlertSpec(failure_threshold=1, success_threshold=1), AlertSpec(remind_every=90),
+             AlertSpec(notify_on_degraded=True, success_threshold=3), AlertSpec(send_on_resolved=False, failure_threshold=2)]  # fmt: skip
+    checked = 0
+    for _ in range(300):
+        rule = rng.choice(rules)
+        pattern = "".join(rng.choice(".xs") for _ in range(rng.randrange(1, 30)))
+        results = runs(pattern)
+        state = AlertState()
+        for i, result in enumerate(results):
+            state, _ = step(state, result, rule)
+            if state.successes and state.incident is None:
+                assert state.streak_start is None
+                kept = replace(state, streak_start=results[0])  # what a kept start would have held
+                a, b = replay(state, results[i + 1 :], rule), replay(kept, results[i + 1 :], rule)
+                assert a[1] == b[1]
+                assert replace(a[0], streak_start=None) == replace(b[0], streak_start=None)
+                checked += 1
+    assert checked > 1000

@@ -126,4 +126,6 @@ def _success(state: AlertState, result: Result, rule: AlertSpec) -> tuple[AlertS
         elif degraded and fast >= rule.success_threshold:
             degraded = False
             events.append(Event("recovered", result.check, result, None, send=rule.send_on_resolved))
-    return AlertState(0, successes, start, slow, fast, incident, degraded), tuple(events)
+    # A success streak's start only dates the resolution of an open incident; with none open it is never read
+    # (only a failure opens one, and a failure starts a new streak): not keeping it frees a Result per check.
+    return AlertState(0, successes, start if incident is not None else None, slow, fast, incident, degraded), tuple(events)
