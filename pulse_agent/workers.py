@@ -346,6 +346,7 @@ def worker_of(name: str, count: int) -> int:
 async def child() -> None:
     """A worker process: checks in on stdin, results out on stdout, until told to stop."""
     from pulse_agent.clock import SystemClock
+    from pulse_agent.compact import CompactCheck, compact
     from pulse_agent.logs import setup_logging
     from pulse_agent.probe.kinds import Probes
     from pulse_agent.scheduler import Scheduler
@@ -366,8 +367,11 @@ async def child() -> None:
     dues: dict[str, float | None] = {}  # next due times set since the last frame (the agent exports them)
     full = asyncio.Event()
 
-    async def run(spec: CheckSpec, due: float) -> Result:
-        result = await prober.run(spec, due)
+    def probe(check: CompactCheck, due: float) -> Awaitable[Result]:
+        return prober.run(check.spec(), due)  # a spec for the run only: a worker keeps its checks compact
+
+    async def run(check: CompactCheck, due: float) -> Result:
+        result = await probe(check, due)
         outbox.append(result)
         if len(outbox) >= FLUSH_ROWS:
             full.set()
@@ -388,7 +392,7 @@ async def child() -> None:
 
     async def run_asked(token: int, spec: CheckSpec, due: float | None) -> None:
         """A run the agent asked for: its result goes back in its own frame, not with the scheduled ones."""
-        task = await scheduler.run_now(spec, time.time() if due is None else due, prober.run)
+        task = await scheduler.run_now(compact([spec])[0], time.time() if due is None else due, probe)
         result = await task if task is not None else None
         out.write(pack(("ran", token, _ROW(result) if isinstance(result, Result) else None)))
 
@@ -406,7 +410,7 @@ async def child() -> None:
     running = asyncio.create_task(scheduler.run())
     sending = asyncio.create_task(flushing())
     budget = 5.0
-    checks: dict[str, CheckSpec] = {}
+    checks: dict[str, CompactCheck] = {}
     asked: set[asyncio.Task[None]] = set()
     while (message := await read_message(reader)) is not None:
         if message[0] == "run":
@@ -417,7 +421,7 @@ async def child() -> None:
             _, changed, removed, soon = message
             for name in removed:
                 checks.pop(name, None)
-            checks.update((c.name, c) for c in changed)
+            checks.update((c.name, c) for c in compact(changed))
             prober.forget()
             scheduler.set_checks(checks.values(), soon=soon)
         elif message[0] == "stop":
