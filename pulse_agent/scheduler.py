@@ -88,23 +88,29 @@ class Scheduler(Generic[S]):
         """Schedule exactly these (enabled) checks; unchanged ones keep their place in time. With
         soon (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
         1,000 per second when many), then on their grid."""
+        specs = list(specs)
+        names = {spec.name for spec in specs}
+        self.update(specs, [name for name in self._entries if name not in names], soon=soon)
+
+    def update(self, changed: Iterable[S], removed: Iterable[str], *, soon: bool = False) -> None:
+        """As set_checks, given only what changed: checks new, edited or disabled, and the names of those
+        gone; the others stay as they are (a probe worker keeps its checks here and nowhere else)."""
         now = self._clock.time()
-        entries: dict[str, _Entry[S]] = {}
+        entries = self._entries
+        for name in removed:
+            entries.pop(name, None)
         fresh: list[S] = []
-        for spec in specs:
+        for spec in changed:
+            old = entries.get(spec.name)
             if not spec.enabled:
-                continue
-            old = self._entries.get(spec.name)
-            if old is not None and (old.spec is spec or old.spec == spec):
-                entries[spec.name] = old
-            else:
+                entries.pop(spec.name, None)
+            elif old is None or not (old.spec is spec or old.spec == spec):
                 fresh.append(spec)
         window = max(0.1, len(fresh) / PROMPT_RATE) if soon else None  # many new checks: a wider spread
         for spec in fresh:
             self._generation += 1
             entries[spec.name] = _Entry(spec, self._generation)
             self._push(first_due(spec, now, window), spec.name, self._generation)
-        self._entries = entries
         self._wake()
 
     def stop(self) -> None:

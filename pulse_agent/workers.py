@@ -410,7 +410,6 @@ async def child() -> None:
     running = asyncio.create_task(scheduler.run())
     sending = asyncio.create_task(flushing())
     budget = 5.0
-    checks: dict[str, CompactCheck] = {}
     asked: set[asyncio.Task[None]] = set()
     while (message := await read_message(reader)) is not None:
         if message[0] == "run":
@@ -419,11 +418,8 @@ async def child() -> None:
             task.add_done_callback(asked.discard)
         elif message[0] == "checks":
             _, changed, removed, soon = message
-            for name in removed:
-                checks.pop(name, None)
-            checks.update((c.name, c) for c in compact(changed))
             prober.forget()
-            scheduler.set_checks(checks.values(), soon=soon)
+            scheduler.update(compact(changed), removed, soon=soon)
         elif message[0] == "stop":
             budget = message[1]
             break
