@@ -24,7 +24,7 @@ import pickle
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -118,9 +118,12 @@ def rows_of(results: list[Result]) -> list[tuple[Any, ...]]:
     return [_ROW(r) for r in results]
 
 
-def results_of(rows: list[tuple[Any, ...]]) -> list[Result]:
-    """Tuples from a frame as Results."""
-    return [Result(*row) for row in rows]
+def results_of(rows: list[tuple[Any, ...]], checks: Mapping[str, CheckSpec] | None = None) -> list[Result]:
+    """Tuples from a frame as Results; a check in checks gets its spec's own name text, not the frame's copy
+    (the agent keeps each check's last Result)."""
+    if not checks:
+        return [Result(*row) for row in rows]
+    return [Result(spec.name, *row[1:]) if (spec := checks.get(row[0])) is not None else Result(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,7 @@ class Worker:
             if not done.done():
                 done.set_result(result)
             return
-        await self._on_results(results_of(message[1]), message[2], message[3])
+        await self._on_results(results_of(message[1], self._checks), message[2], message[3])
         self._running = frozenset(message[4])
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
