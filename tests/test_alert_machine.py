@@ -115,3 +115,16 @@ def test_a_success_streak_without_an_incident_keeps_no_result_and_its_start_was_
                 assert replace(a[0], streak_start=None) == replace(b[0], streak_start=None)
                 checked += 1
     assert checked > 1000
+
+
+def test_checks_with_the_same_run_of_plain_successes_and_nothing_open_share_one_state():
+    a = b = AlertState()
+    for x, y in zip(runs("xx" + "." * 300), runs(".x" + "." * 300), strict=True):  # two checks running in step
+        a, b = step(a, x, AlertSpec())[0], step(b, y, AlertSpec())[0]
+    assert a is b and a == AlertState(successes=300, fast=300)
+    b = step(b, runs(".")[0], AlertSpec())[0]
+    assert b == AlertState(successes=301, fast=301) and a == AlertState(successes=300, fast=300)
+    slow, _ = replay(AlertState(), runs("s" + "." * 299), AlertSpec())
+    assert slow == AlertState(successes=300, fast=299) and slow is not b
+    held, _ = replay(AlertState(), runs("xxx" + "." * 1), AlertSpec())
+    assert held.incident is not None and held.streak_start is not None  # dates the resolution to come
