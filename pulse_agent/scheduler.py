@@ -7,24 +7,36 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from pulse_agent.clock import Clock, SystemClock, Timer, resolve
-from pulse_agent.config.model import CheckSpec
 from pulse_agent.names import spread
-from pulse_agent.schedule import Interval
+from pulse_agent.schedule import Interval, Schedule
 
 log = logging.getLogger("pulse_agent.scheduler")
 
-Runner = Callable[[CheckSpec, float], Awaitable[object]]
+
+class Schedulable(Protocol):
+    """What the scheduler reads of a check: a CheckSpec, or a worker's CompactCheck (compact.py)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def schedule(self) -> Schedule: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+S = TypeVar("S", bound=Schedulable)
 
 
 @dataclass(slots=True)
-class _Entry:
-    spec: CheckSpec
+class _Entry(Generic[S]):
+    spec: S
     generation: int
 
 
-def first_due(spec: CheckSpec, now: float, window: float | None) -> float | None:
+def first_due(spec: Schedulable, now: float, window: float | None) -> float | None:
     """When a newly scheduled check first runs: its next due time; or, for an interval check added or
     changed while running (window set), within `window` seconds (spread by name), so an edit shows at once."""
     if window is not None and isinstance(spec.schedule, Interval):
@@ -35,12 +47,12 @@ def first_due(spec: CheckSpec, now: float, window: float | None) -> float | None
 PROMPT_RATE = 1000.0  # checks per second that a reload may start at once (at least 0.1 s of spread)
 
 
-class Scheduler:
+class Scheduler(Generic[S]):
     """Pops due checks off a heap and starts their runs, within a global concurrency bound."""
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Callable[[S, float], Awaitable[object]],
         *,
         clock: Clock | None = None,
         max_concurrency: int = 256,
@@ -55,7 +67,7 @@ class Scheduler:
         self._on_lag = on_lag
         self._on_due = on_due  # told each check's next due time as it is set (None: never again)
         self._heap: list[tuple[float, int, str, int]] = []
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, _Entry[S]] = {}
         self._generation = 0
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[object]] = set()
@@ -68,31 +80,37 @@ class Scheduler:
         return len(self._inflight)
 
     @property
-    def checks(self) -> list[CheckSpec]:
+    def checks(self) -> list[S]:
         """The checks being scheduled."""
         return [e.spec for e in self._entries.values()]
 
-    def set_checks(self, specs: Iterable[CheckSpec], *, soon: bool = False) -> None:
+    def set_checks(self, specs: Iterable[S], *, soon: bool = False) -> None:
         """Schedule exactly these (enabled) checks; unchanged ones keep their place in time. With
         soon (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
         1,000 per second when many), then on their grid."""
+        specs = list(specs)
+        names = {spec.name for spec in specs}
+        self.update(specs, [name for name in self._entries if name not in names], soon=soon)
+
+    def update(self, changed: Iterable[S], removed: Iterable[str], *, soon: bool = False) -> None:
+        """As set_checks, given only what changed: checks new, edited or disabled, and the names of those
+        gone; the others stay as they are (a probe worker keeps its checks here and nowhere else)."""
         now = self._clock.time()
-        entries: dict[str, _Entry] = {}
-        fresh: list[CheckSpec] = []
-        for spec in specs:
+        entries = self._entries
+        for name in removed:
+            entries.pop(name, None)
+        fresh: list[S] = []
+        for spec in changed:
+            old = entries.get(spec.name)
             if not spec.enabled:
-                continue
-            old = self._entries.get(spec.name)
-            if old is not None and (old.spec is spec or old.spec == spec):
-                entries[spec.name] = old
-            else:
+                entries.pop(spec.name, None)
+            elif old is None or not (old.spec is spec or old.spec == spec):
                 fresh.append(spec)
         window = max(0.1, len(fresh) / PROMPT_RATE) if soon else None  # many new checks: a wider spread
         for spec in fresh:
             self._generation += 1
             entries[spec.name] = _Entry(spec, self._generation)
             self._push(first_due(spec, now, window), spec.name, self._generation)
-        self._entries = entries
         self._wake()
 
     def stop(self) -> None:
@@ -108,7 +126,9 @@ class Scheduler:
         """The names of the checks with a run in progress."""
         return frozenset(self._inflight)
 
-    async def run_now(self, spec: CheckSpec, scheduled_ts: float, runner: Runner | None = None) -> asyncio.Task[object] | None:
+    async def run_now(
+        self, spec: S, scheduled_ts: float, runner: Callable[[S, float], Awaitable[object]] | None = None
+    ) -> asyncio.Task[object] | None:
         """Start a run outside the heap (catch-up, run-now), by runner if given, else the scheduler's: its
         task, whose result is the runner's; None if that check is already running or the scheduler is stopping."""
         if spec.name in self._inflight or self._stopping:
@@ -160,14 +180,14 @@ class Scheduler:
                 self._on_lag(max(0.0, self._clock.time() - due))
             self._start(spec, due)
 
-    def _start(self, spec: CheckSpec, due: float, runner: Runner | None = None) -> asyncio.Task[object]:
+    def _start(self, spec: S, due: float, runner: Callable[[S, float], Awaitable[object]] | None = None) -> asyncio.Task[object]:
         """Start a run; the caller holds a concurrency slot for it."""
         self._inflight.add(spec.name)
         task = asyncio.create_task(self._run_one(spec, due, runner or self._runner), name=f"check:{spec.name}")
         self._tasks.add(task)
         return task
 
-    async def _run_one(self, spec: CheckSpec, due: float, runner: Runner) -> object:
+    async def _run_one(self, spec: S, due: float, runner: Callable[[S, float], Awaitable[object]]) -> object:
         try:
             return await runner(spec, due)
         except asyncio.CancelledError:

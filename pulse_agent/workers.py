@@ -24,7 +24,7 @@ import pickle
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -118,9 +118,12 @@ def rows_of(results: list[Result]) -> list[tuple[Any, ...]]:
     return [_ROW(r) for r in results]
 
 
-def results_of(rows: list[tuple[Any, ...]]) -> list[Result]:
-    """Tuples from a frame as Results."""
-    return [Result(*row) for row in rows]
+def results_of(rows: list[tuple[Any, ...]], checks: Mapping[str, CheckSpec] | None = None) -> list[Result]:
+    """Tuples from a frame as Results; a check in checks gets its spec's own name text, not the frame's copy
+    (the agent keeps each check's last Result)."""
+    if not checks:
+        return [Result(*row) for row in rows]
+    return [Result(spec.name, *row[1:]) if (spec := checks.get(row[0])) is not None else Result(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,7 @@ class Worker:
             if not done.done():
                 done.set_result(result)
             return
-        await self._on_results(results_of(message[1]), message[2], message[3])
+        await self._on_results(results_of(message[1], self._checks), message[2], message[3])
         self._running = frozenset(message[4])
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
@@ -346,6 +349,7 @@ def worker_of(name: str, count: int) -> int:
 async def child() -> None:
     """A worker process: checks in on stdin, results out on stdout, until told to stop."""
     from pulse_agent.clock import SystemClock
+    from pulse_agent.compact import CompactCheck, compact
     from pulse_agent.logs import setup_logging
     from pulse_agent.probe.kinds import Probes
     from pulse_agent.scheduler import Scheduler
@@ -366,8 +370,11 @@ async def child() -> None:
     dues: dict[str, float | None] = {}  # next due times set since the last frame (the agent exports them)
     full = asyncio.Event()
 
-    async def run(spec: CheckSpec, due: float) -> Result:
-        result = await prober.run(spec, due)
+    def probe(check: CompactCheck, due: float) -> Awaitable[Result]:
+        return prober.run(check.spec(), due)  # a spec for the run only: a worker keeps its checks compact
+
+    async def run(check: CompactCheck, due: float) -> Result:
+        result = await probe(check, due)
         outbox.append(result)
         if len(outbox) >= FLUSH_ROWS:
             full.set()
@@ -388,7 +395,7 @@ async def child() -> None:
 
     async def run_asked(token: int, spec: CheckSpec, due: float | None) -> None:
         """A run the agent asked for: its result goes back in its own frame, not with the scheduled ones."""
-        task = await scheduler.run_now(spec, time.time() if due is None else due, prober.run)
+        task = await scheduler.run_now(compact([spec])[0], time.time() if due is None else due, probe)
         result = await task if task is not None else None
         out.write(pack(("ran", token, _ROW(result) if isinstance(result, Result) else None)))
 
@@ -406,7 +413,6 @@ async def child() -> None:
     running = asyncio.create_task(scheduler.run())
     sending = asyncio.create_task(flushing())
     budget = 5.0
-    checks: dict[str, CheckSpec] = {}
     asked: set[asyncio.Task[None]] = set()
     while (message := await read_message(reader)) is not None:
         if message[0] == "run":
@@ -415,11 +421,8 @@ async def child() -> None:
             task.add_done_callback(asked.discard)
         elif message[0] == "checks":
             _, changed, removed, soon = message
-            for name in removed:
-                checks.pop(name, None)
-            checks.update((c.name, c) for c in changed)
             prober.forget()
-            scheduler.set_checks(checks.values(), soon=soon)
+            scheduler.update(compact(changed), removed, soon=soon)
         elif message[0] == "stop":
             budget = message[1]
             break

@@ -88,3 +88,43 @@ def test_replay_from_a_restored_open_incident_raises_no_second_failure():
     later = [Result("api", T0 + 600 + i, False) for i in range(5)]
     state, again = replay(restored, later, AlertSpec())
     assert again == [] and state.incident == events[0].incident
+
+
+def test_a_success_streak_without_an_incident_keeps_no_result_and_its_start_was_never_read():
+    """The state after successes with no incident open holds no Result (memory at 100,000 checks); putting
+    one back changes no event and no later state: the kept start was never read."""
+    import random
+    from dataclasses import replace
+
+    rng = random.Random(23)
+    rules = [AlertSpec(), AlertSpec(failure_threshold=1, success_threshold=1), AlertSpec(remind_every=90),
+             AlertSpec(notify_on_degraded=True, success_threshold=3), AlertSpec(send_on_resolved=False, failure_threshold=2)]  # fmt: skip
+    checked = 0
+    for _ in range(300):
+        rule = rng.choice(rules)
+        pattern = "".join(rng.choice(".xs") for _ in range(rng.randrange(1, 30)))
+        results = runs(pattern)
+        state = AlertState()
+        for i, result in enumerate(results):
+            state, _ = step(state, result, rule)
+            if state.successes and state.incident is None:
+                assert state.streak_start is None
+                kept = replace(state, streak_start=results[0])  # what a kept start would have held
+                a, b = replay(state, results[i + 1 :], rule), replay(kept, results[i + 1 :], rule)
+                assert a[1] == b[1]
+                assert replace(a[0], streak_start=None) == replace(b[0], streak_start=None)
+                checked += 1
+    assert checked > 1000
+
+
+def test_checks_with_the_same_run_of_plain_successes_and_nothing_open_share_one_state():
+    a = b = AlertState()
+    for x, y in zip(runs("xx" + "." * 300), runs(".x" + "." * 300), strict=True):  # two checks running in step
+        a, b = step(a, x, AlertSpec())[0], step(b, y, AlertSpec())[0]
+    assert a is b and a == AlertState(successes=300, fast=300)
+    b = step(b, runs(".")[0], AlertSpec())[0]
+    assert b == AlertState(successes=301, fast=301) and a == AlertState(successes=300, fast=300)
+    slow, _ = replay(AlertState(), runs("s" + "." * 299), AlertSpec())
+    assert slow == AlertState(successes=300, fast=299) and slow is not b
+    held, _ = replay(AlertState(), runs("xxx" + "." * 1), AlertSpec())
+    assert held.incident is not None and held.streak_start is not None  # dates the resolution to come

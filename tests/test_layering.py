@@ -24,7 +24,7 @@ CONFIG = "pulse_agent.config"
 DOMAIN = {
     "pulse_agent.probe.expect", "pulse_agent.probe.retry", "pulse_agent.probe.blackbox", "pulse_agent.live",
     "pulse_agent.live.diff", "pulse_agent.shard", "pulse_agent.capacity", "pulse_agent.store.queries", "pulse_agent.store.sketch",
-    "pulse_agent.store.prefix", "pulse_agent.probe.push", "pulse_agent.store.table",
+    "pulse_agent.store.prefix", "pulse_agent.probe.push", "pulse_agent.store.table", "pulse_agent.compact",
 }  # fmt: skip  # report.py is not: it runs user SQL in store/sandbox.py (threads, timers)
 TRANSPORT = {"pulse_agent.probe.wire", "pulse_agent.probe.connect", "pulse_agent.probe.phases", "pulse_agent.probe.cert"}
 JUDGING = {"pulse_agent.probe.expect", "pulse_agent.config.expectations"}

@@ -128,3 +128,17 @@ def test_process_build_info_and_reload_gauges_describe_the_running_config():
     assert sample(m, "pulse_config_last_reload_successful") == 1
     assert sample(m, "pulse_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
     assert sample(m, "pulse_config_reloads_total", {"result": "success"}) == 0
+
+
+def test_failures_by_kind_stay_with_their_check_when_checks_that_never_failed_share_an_empty_count():
+    m = Metrics()
+    m.set_checks(["a", "b", "c"])
+    m.observe(Result("a", 0.0, False, error_kind="timeout"))
+    m.observe(Result("c", 0.0, True))
+    m.observe(Result("b", 0.0, False, error_kind="dns"))
+    m.observe(Result("a", 1.0, False, error_kind="timeout"))
+    failures = [line for line in m.render().decode().splitlines() if line.startswith("pulse_check_failures_total{")]
+    assert failures == ['pulse_check_failures_total{check="a",error_kind="timeout"} 2.0',
+                        'pulse_check_failures_total{check="b",error_kind="dns"} 1.0']  # fmt: skip
+    m.set_checks(["a", "b", "c", "d"])
+    assert not any('check="d"' in line or 'check="c"' in line for line in m.render().decode().splitlines() if "failures_total{" in line)

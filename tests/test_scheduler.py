@@ -205,3 +205,40 @@ async def test_checks_added_or_changed_by_a_reload_run_at_once_then_on_their_gri
     assert later == [parse_schedule("60s").next_due(first, "added")]  # then on its grid
     scheduler.stop()
     await task
+
+
+async def test_updates_by_difference_run_what_setting_the_whole_set_runs():
+    """A worker hands its scheduler only what changed (new, edited, disabled, removed): the runs are those
+    of a scheduler given the whole set each time."""
+
+    async def runs_of(by_difference: bool) -> list[tuple[str, float]]:
+        clock = ManualClock()
+        runs: list[tuple[str, float]] = []
+
+        async def runner(spec, due):
+            runs.append((spec.name, due))
+
+        scheduler = Scheduler(runner, clock=clock)
+        steps = [  # (changed, removed): the whole set after each is kept alongside
+            ([check("a"), check("b", "2s"), check("c"), check("off", enabled=False)], []),
+            ([check("b", "3s"), check("d", "2s")], ["c"]),  # b edited, d added, c removed
+            ([check("a", enabled=False), check("off")], []),  # a disabled, off enabled
+            ([check("a")], ["d"]),
+        ]
+        whole: dict[str, CheckSpec] = {}
+        task = await start(scheduler)
+        for changed, removed in steps:
+            for name in removed:
+                del whole[name]
+            whole.update((c.name, c) for c in changed)
+            if by_difference:
+                scheduler.update(changed, removed, soon=True)
+            else:
+                scheduler.set_checks(list(whole.values()), soon=True)
+            await clock.advance(4.5)
+        await stop(scheduler, task)
+        return runs
+
+    by_difference = await runs_of(True)
+    assert by_difference == await runs_of(False)
+    assert {name for name, _ in by_difference} == {"a", "b", "c", "d", "off"}

@@ -158,3 +158,10 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced(prober):
         second = await prober.run(spec(url, reuse_connections=True))
     assert first.ok and second.ok, (first.error, second.error)
     assert second.connect_ms is not None  # a new connection
+
+
+def test_parsed_urls_of_one_host_share_its_texts():
+    """The URL cache holds a target per checked URL: one host's name and Host header are one text each."""
+    a, b = target_of("http://127.0.0.1:8080/a"), target_of("http://127.0.0.1:" + "8080/b")
+    assert (a.host, a.host_header, b.path) == ("127.0.0.1", "127.0.0.1:8080", "/b")
+    assert a.host is b.host and a.host_header is b.host_header

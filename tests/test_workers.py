@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from pulse_agent.config.model import CheckSpec
 from pulse_agent.result import Result
 from pulse_agent.schedule import Interval
 from pulse_agent.workers import CHECKS_PER_FRAME, Worker, WorkerExecutor, WorkerSettings, pack, read_message, results_of, rows_of, worker_of
@@ -40,6 +42,16 @@ async def test_frames_carry_results_exactly():
     first, second, end = await read_message(reader), await read_message(reader), await read_message(reader)
     assert first is not None and results_of(first[1]) == results and first[2] == ["c"] and first[3] == {"a": 3.0, "b": None} and first[4] == ["a"]
     assert second == ("stop", 2.5) and end is None
+
+
+def test_results_from_a_frame_take_their_checks_own_name_text():
+    """The agent keeps each check's last Result: its name is the spec's text, not one more copy a check."""
+    results = [Result("check-one", 1.5, True, status_code=200), Result("check-two", 2.0, False, error_kind="timeout")]
+    spec = CheckSpec("-".join(["check", "one"]), "http://127.0.0.1:1/a")
+    rows = pickle.loads(pickle.dumps(rows_of(results)))
+    shared = results_of(rows, {spec.name: spec})
+    assert shared == results and shared[0].check is spec.name
+    assert shared[1].check is rows[1][0]  # a check not given keeps the frame's text
 
 
 def children(pid: int) -> list[int]:

@@ -164,7 +164,9 @@ class Alerting:
         self._ids = itertools.count(saved.next_id)
         self._dispatch(saved.pending)
         for spec in specs:
-            start = AlertState(incident=saved.incidents.get(spec.name), degraded=spec.name in saved.degraded)
+            incident, degraded = saved.incidents.get(spec.name), spec.name in saved.degraded
+            # most checks have nothing to restore: they share one state (frozen) instead of an object each
+            start = AlertState(incident=incident, degraded=degraded) if incident is not None or degraded else _QUIET
             # Runs stored after the last recorded event may have raised one the crash kept from being recorded.
             state, events = replay(start, saved.recent.get(spec.name, ()), spec.alert)
             self._states[spec.name] = state

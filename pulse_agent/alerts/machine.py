@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from pulse_agent.config.model import AlertSpec
 from pulse_agent.result import Result
@@ -126,4 +127,15 @@ def _success(state: AlertState, result: Result, rule: AlertSpec) -> tuple[AlertS
         elif degraded and fast >= rule.success_threshold:
             degraded = False
             events.append(Event("recovered", result.check, result, None, send=rule.send_on_resolved))
-    return AlertState(0, successes, start, slow, fast, incident, degraded), tuple(events)
+    if incident is None and not degraded and fast == successes:
+        return _all_well(successes), tuple(events)
+    # A success streak's start only dates the resolution of an open incident; with none open it is never read
+    # (only a failure opens one, and a failure starts a new streak): not keeping it frees a Result per check.
+    return AlertState(0, successes, start if incident is not None else None, slow, fast, incident, degraded), tuple(events)
+
+
+@lru_cache(maxsize=256)
+def _all_well(runs: int) -> AlertState:
+    """The state after `runs` ok, not degraded runs in a row with nothing open: one object for every check
+    at that count (checks of one interval run in step), where each kept its own and two numbers."""
+    return AlertState(0, runs, None, 0, runs, None, False)

@@ -7,6 +7,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
@@ -58,11 +59,11 @@ def target_of(url: str) -> Target:
     if parts.username is not None:
         authorization = basic_credentials(unquote(parts.username), unquote(parts.password or ""))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(
+    return Target(  # host texts interned: the cache holds a target per checked URL, and most URLs share a few hosts
         tls=tls,
-        host=host,
+        host=sys.intern(host),
         port=port or default,
-        host_header=shown if port in (None, default) else f"{shown}:{port}",
+        host_header=sys.intern(shown if port in (None, default) else f"{shown}:{port}"),
         path=encode_target(path),
         ip=ip,
         authorization=authorization,

@@ -40,6 +40,9 @@ COMPACT_OMITS = frozenset(("pulse_check_phase_duration_seconds", "pulse_check_pr
 _COUNTERS = (SUCCESS, FAILURE, SKIPPED)  # every other slot is absent (NaN) until there is a value
 
 
+_NO_KINDS: dict[str, float] = {}  # shared by every check with no failure yet; never written (observe gives a check its own)
+
+
 def escape(value: str) -> str:
     """A label value as the text format writes it between quotes."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -57,7 +60,7 @@ class _CheckState:
         self.values = array("d", [math.nan]) * (PHASE0 + len(PHASES))  # no value series before the first result
         for slot in _COUNTERS:
             self.values[slot] = 0.0
-        self.kinds: dict[str, float] = {}
+        self.kinds: dict[str, float] = _NO_KINDS  # its own dict from the first failure: most checks never fail
         self.protocol = ""  # pulse_check_protocol_info's extra labels, from the last run that got a response
 
 
@@ -127,9 +130,11 @@ class Metrics:
         else:
             v[FAILURE] += 1
             v[CONSECUTIVE] = (0.0 if math.isnan(v[CONSECUTIVE]) else v[CONSECUTIVE]) + 1
-            kinds = self._states[result.check].kinds
+            state = self._states[result.check]
+            if state.kinds is _NO_KINDS:
+                state.kinds = {}
             kind = result.error_kind or "internal"
-            kinds[kind] = kinds.get(kind, 0.0) + 1
+            state.kinds[kind] = state.kinds.get(kind, 0.0) + 1
         v[DEGRADED] = 1.0 if result.degraded else 0.0
         for i, ms in enumerate((result.dns_ms, result.connect_ms, result.tls_ms, result.first_byte_ms, result.response_time_ms)):
             v[PHASE0 + i] = ms / 1000 if ms is not None else math.nan
