@@ -82,14 +82,7 @@ def test_a_running_agents_load_goes_through_a_child_and_gives_the_same_spec_and_
     cfg = tmp_path / "pulse.yaml"
     cfg.write_text(TEXTS[0])
     monkeypatch.setattr(child, "CHILD_MIN_CHARS", 0)
-    started: list[int] = []
-    real = child.ParseJob.__init__
-
-    def counted(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        started.append(self.pid)
-
-    monkeypatch.setattr(child.ParseJob, "__init__", counted)
+    started = _counting_starts(monkeypatch)
     assert load_config(cfg, memo=Memo(), placeholders=True) == load_config(cfg, placeholders=True)
     assert len(started) == 1
     load_config(cfg, placeholders=True)  # validate and check stay in process
