@@ -89,7 +89,7 @@ def at_scale(url: str, n: int) -> dict[str, float]:
         # Keep reading: an agent whose stderr pipe fills up blocks on its next log line.
         threading.Thread(target=lambda: [lines.put(line) for line in agent.stderr], daemon=True).start()  # type: ignore[union-attr]
         first_result = ready = None
-        while first_result is None and time.monotonic() - started < 120:
+        while (first_result is None or ready is None) and time.monotonic() - started < 120:  # either may come first
             try:
                 line = lines.get(timeout=1)
             except queue.Empty:

@@ -63,10 +63,12 @@ def scale(url: str, n: int, seconds: float, detail: str = "full", keep_db: Path 
                     if record.get("msg") != "result":
                         records.put(record)
                     elif not first.is_set():
+                        first_seen.append(time.monotonic())  # read as it comes, before or after "agent started"
                         first.set()
                         records.put(record)
 
         first = threading.Event()
+        first_seen: list[float] = []
         threading.Thread(target=read, daemon=True).start()
 
         def wait(msg: str, limit: float) -> tuple[float, dict]:
@@ -81,7 +83,7 @@ def scale(url: str, n: int, seconds: float, detail: str = "full", keep_db: Path 
             raise RuntimeError(f"no {msg!r} within {limit} s")
 
         ready_at, start_record = wait("agent started", 300)
-        first_at = wait("result", 120)[0] if not first.is_set() else ready_at
+        first_at = wait("result", 120)[0] if not first.is_set() else first_seen[0]
         time.sleep(seconds)
         rss = {"agent": round(rss_mb(agent.pid, children=False), 1),
                "workers": [round(rss_mb(p, children=False), 1) for p in family(agent.pid)[1:]]}  # fmt: skip
