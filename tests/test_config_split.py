@@ -38,6 +38,7 @@ SPLIT = {
     "multi-line flow items": HEAD + "checks:\n" + items(12, "  - {{name: c{i},\n     url: 'http://h/{i}'}}\n"),
     "aliases to the head's anchors": "version: 1\nbase: &h {X: y}\nchecks:\n"
     + items(12, "  - {{name: c{i}, url: 'http://h/', headers: *h}}\n"),
+    "ampersands in URLs": HEAD + "checks:\n" + items(12, "  - {{name: c{i}, url: 'http://h/?a={i}&b=2'}}\n"),
     "no newline at the end": HEAD + "checks:\n" + items(12).rstrip("\n"),
     "${VAR}s and dates": HEAD
     + "checks:\n"
@@ -52,13 +53,14 @@ NOT_SPLIT = {
     "anchors in the head and the items": "version: 1\nbase: &h {X: y}\nchecks:\n"
     + items(12, "  - &a{i} {{name: c{i}, url: 'http://h/'}}\n"),
     "fewer items than parts": HEAD + "checks:\n" + items(1),
+    "an alias to another part's anchor": HEAD + "checks:\n  - &first {name: a, url: 'http://h/'}\n" + items(12, "  - *first\n"),
+    "one anchor in two parts": HEAD + "checks:\n" + items(6, "  - {{name: c{i}, url: &u 'http://a/'}}\n") + items(6, "  - {{name: d{i}, url: *u}}\n"),
     "a second document": HEAD + "checks:\n" + items(12) + "---\nversion: 1\n",
     "no checks": HEAD,
 }
 
 NOT_JOINED = {  # cut, but a part says the parts may not be the whole: parsed whole
     "a quote across the cuts": HEAD + "checks:\n  - {name: a, url: 'http://h/\n" + items(12, "  - {i}\n") + "    '}\n",
-    "an alias to another part's anchor": HEAD + "checks:\n  - &first {name: a, url: 'http://h/'}\n" + items(12, "  - *first\n"),
     "a merge": HEAD + "checks:\n" + items(12, "  - {{<<: {{timeout: 5s}}, name: c{i}, url: 'http://h/'}}\n"),
     "an error in a later part": HEAD + "checks:\n" + items(12) + "  - {name: x, name: y}\n",
     "an unset variable": HEAD + "checks:\n" + items(12) + "  - {name: x, url: '${NOPE}'}\n",

@@ -8,20 +8,24 @@ its own (`  - ...`) and every other line of it indented deeper (no comment, key 
 indentation or left of it). A part is the text before the list, blank lines standing for the lines of
 the parts before it (so every line and column is the whole text's), and its own items. A block scalar
 ends at the next item's line as it does in the whole text; a quote or flow collection left open at a cut
-ends its part's parse in an error, and an alias to an anchor of another part is an undefined alias (anchors
-both before the list and in it are not cut: an item could redefine one). Any error, unset variable or `<<`
+ends its part's parse in an error. A list with an anchor in it is not cut (the whole text refuses an anchor
+defined twice, which no part alone sees; what looks like one inside a quoted text counts too); its items
+may use the head's anchors. Any error, unset variable or `<<`
 merge in a part, or more values than the whole text's alias budget, and the caller parses the whole text
 instead (join gives None): the document is always the whole parse's, only sooner.
 """
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pulse_agent.config.load import MIN_NODE_BUDGET, Document, Positions, parse_document
+
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")  # `&name` where a node can start (a URL's `?a=1&b=2` is not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,7 @@ def plan(text: str, parts: int) -> Plan | None:
     if len(at) != 1 or lines[at[0]].rstrip(" ") != "checks:":
         return None
     head, body = "\n".join(lines[: at[0] + 1]) + "\n", lines[at[0] + 1 :]
-    if "&" in head and any("&" in line for line in body):  # an item's anchor could redefine the head's
+    if any(_ANCHOR.search(line) for line in body):  # an anchor defined twice is an error a part alone cannot see
         return None
     first = next((i for i, line in enumerate(body) if line.strip()), None)
     if first is None:
