@@ -174,14 +174,7 @@ def test_the_large_files_of_a_directory_are_parsed_by_children_at_once(tmp_path,
         checks = "".join(f"  - {{name: f{n}c{i}, url: 'http://127.0.0.1:1/{i}'}}\n" for i in range(60))
         (tmp_path / f"{n}.yaml").write_text("version: 1\nchecks:\n" + checks)
     (tmp_path / "small.yaml").write_text("version: 1\nchecks:\n  - {name: s, url: 'http://127.0.0.1:1/'}\n")
-    pids: list[int] = []
-    real = child.ParseJob.__init__
-
-    def counted(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        pids.append(self.pid)
-
-    monkeypatch.setattr(child.ParseJob, "__init__", counted)
+    pids = _counting_starts(monkeypatch)
     memo = Memo()
     assert load_config(tmp_path, memo=memo) == load_config(tmp_path)
     assert len(pids) == 3 and len(set(pids)) == 3

@@ -131,11 +131,6 @@ class SplitParse:
         joined = join(text, self.source, parse_head(split, self.source, self._env), docs)
         return joined if joined is not None else ParseJob(text, self.source, self._env).result()
 
-    @property
-    def pid(self) -> int | None:
-        """The first part's child process id (None: it could not be started)."""
-        return self._parts[0].pid
-
     def close(self) -> None:
         """Stop the children still running."""
         for job in self._parts:
