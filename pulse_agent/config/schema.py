@@ -50,14 +50,9 @@ def _validator() -> Draft202012Validator:
 
 @cache
 def _compiled() -> Callable[[Any], Any]:
-    import fastjsonschema
+    from pulse_agent.config.quick import quick_validator
 
-    # The inlined schema uses only draft-07 keywords; never fill defaults into the data. Only yes or no
-    # is wanted (jsonschema places the errors): without detailed exceptions the generated code is a
-    # fraction of the size, and compiling it was most of loading a small config. fastjsonschema cannot
-    # write const's short message, so const is asked as a one-value enum (it generates the same test).
-    schema = {**without_const(_inlined()), "$schema": "http://json-schema.org/draft-07/schema#"}
-    return fastjsonschema.compile(schema, use_default=False, detailed_exceptions=False)
+    return quick_validator(schema_text(), _inlined)
 
 
 _NAMED_SCHEMAS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")  # name -> schema maps
