@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import gc
 import threading
@@ -28,6 +27,8 @@ def gc_paused() -> Iterator[None]:
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None (musl, macOS: nothing to call)."""
+    import ctypes  # here: `report` pauses the collector (gc_paused) and trims nothing
+
     try:
         trim = ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):

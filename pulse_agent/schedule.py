@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
-
 from pulse_agent.durations import parse_duration
 from pulse_agent.names import spread
 from pulse_agent.phrases import PHRASES, PhraseError, phrase_to_cron
@@ -74,6 +72,8 @@ class Cron:
         return self._firing(before if following is None else following, forward=False)
 
     def _firing(self, start: float, *, forward: bool) -> float | None:
+        from croniter import CroniterError, croniter  # imported by the first cron: most configs have none
+
         zone = _zone(self.timezone)
         try:
             it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
@@ -167,6 +167,8 @@ def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | No
 
 
 def _cron(expr: str, timezone: str, text: str) -> Cron:
+    from croniter import CroniterError, croniter  # imported by the first cron: most configs have none
+
     try:
         croniter(expr, second_at_beginning=_has_seconds(expr))
     except (CroniterError, ValueError, KeyError) as exc:
@@ -182,6 +184,8 @@ _REFERENCE = 946_684_800.0  # 2000-01-01T00:00:00Z: a fixed start, so that valid
 
 
 def _cron_reason(expr: str, exc: Exception) -> str:
+    from croniter import CroniterError, croniter
+
     names = ("second", "minute", "hour", "day of month", "month", "day of week")
     fields = expr.split()
     labels = names if len(fields) == 6 else names[1:]

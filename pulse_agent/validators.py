@@ -4,11 +4,9 @@ can use (imported on first use)."""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 from pulse_agent.config import Validators
-from pulse_agent.probe.tlsconf import no_password
 
 
 def readable_file(path: str) -> str | None:
@@ -18,6 +16,10 @@ def readable_file(path: str) -> str | None:
 
 def client_cert(cert_file: str, key_file: str | None) -> str | None:
     """Why ssl cannot load this client certificate (and key), or None when it can."""
+    import ssl  # with the probes' TLS module (and asyncio under it), only for configs with client certificates
+
+    from pulse_agent.probe.tlsconf import no_password
+
     for path in (cert_file, key_file):
         if path is not None and (problem := readable_file(path)) is not None:
             return problem

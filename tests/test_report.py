@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -22,6 +23,8 @@ from pulse_agent.report import Report, ReportRequest, build_report, render
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore
 from tests.conftest import free_port, run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = datetime.fromisoformat("2026-11-20T00:00:00+00:00").timestamp()
 HOUR = 3600.0
@@ -160,24 +163,40 @@ def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql, capsys)
         assert con.execute("SELECT count(*) FROM results").fetchall() == [(180,)]
 
 
-def test_a_named_file_without_a_config_is_reported_without_the_config_or_the_writer(db, tmp_path):
-    """No config file and --db: nothing to load, so neither the config package nor the writer's module
-    (asyncio, threads) is imported; the answer is the same."""
-    argv = ["report", "-c", str(tmp_path / "absent.yaml"), "--db", str(db), "--from", "2026-11-20T00:00:00Z",
-            "--to", "2026-11-20T02:00:00Z", "--format", "json"]  # fmt: skip
+def _report_in_a_child(argv: list[str], modules: tuple[str, ...]) -> dict:
+    """main(argv) in a fresh interpreter: its exit code, which of modules it imported, and its rows."""
     code = (
         "import contextlib, io, json, sys\n"
         "from pulse_agent.cli import main\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
         f"    rc = main({argv!r})\n"
-        "heavy = ('pulse_agent.config', 'pulse_agent.store.db', 'asyncio')\n"
-        "print(json.dumps({'rc': rc, 'loaded': [m for m in heavy if m in sys.modules], 'rows': json.loads(out.getvalue())['rows']}))\n"
+        f"print(json.dumps({{'rc': rc, 'loaded': [m for m in {modules!r} if m in sys.modules], 'rows': json.loads(out.getvalue())['rows']}}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def test_a_named_file_without_a_config_is_reported_without_the_config_or_the_writer(db, tmp_path):
+    """No config file and --db: nothing to load, so neither the config package nor the writer's module
+    (asyncio, threads) is imported; the answer is the same."""
+    argv = ["report", "-c", str(tmp_path / "absent.yaml"), "--db", str(db), "--from", "2026-11-20T00:00:00Z",
+            "--to", "2026-11-20T02:00:00Z", "--format", "json"]  # fmt: skip
+    got = _report_in_a_child(argv, ("pulse_agent.config", "pulse_agent.store.db", "asyncio"))
     assert got["rc"] == 0 and got["loaded"] == []
+    assert got["rows"] == list(answer(db)) and len(got["rows"]) == 2
+
+
+def test_beside_the_bundled_config_a_report_loads_it_without_what_it_does_not_use(db, tmp_path):
+    """The bundled config (intervals, no client certificates) is loaded with the shipped schema validator,
+    and neither croniter, ssl nor asyncio (the probes' TLS module) is imported for it; the answer is the same."""
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text((ROOT / "pulse.yaml").read_text())
+    argv = ["report", "-c", str(cfg), "--db", str(db), "--from", "2026-11-20T00:00:00Z", "--to", "2026-11-20T02:00:00Z",
+            "--format", "json"]  # fmt: skip
+    got = _report_in_a_child(argv, ("pulse_agent.config", "pulse_agent.config.quick_code", "croniter", "ssl", "asyncio"))
+    assert got["rc"] == 0 and got["loaded"] == ["pulse_agent.config", "pulse_agent.config.quick_code"]
     assert got["rows"] == list(answer(db)) and len(got["rows"]) == 2
 
 
