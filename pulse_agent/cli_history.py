@@ -13,10 +13,25 @@ from typing import Any
 def cmd_report(args: argparse.Namespace) -> int:
     """Print a report; exit 1 when the data cannot be reached or the query is refused."""
     import shutil
+
+    from pulse_agent.gc_policy import gc_paused
+    from pulse_agent.report import WIDTH
+
+    # A report makes 100,000 rows of containers that all live until it is printed: collections would
+    # only rescan them (the process ends after printing).
+    with gc_paused():
+        code, text = _report(args, shutil.get_terminal_size((WIDTH, 24)).columns)
+    if text is not None:
+        sys.stdout.write(text)
+    return code
+
+
+def _report(args: argparse.Namespace, width: int) -> tuple[int, str | None]:
+    """cmd_report's exit code and its output (None: the error is printed)."""
     import time
     from functools import partial
 
-    from pulse_agent.report import WIDTH, ReportError, UnknownCheck, answer, render
+    from pulse_agent.report import ReportError, UnknownCheck, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent
     from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits
     from pulse_agent.store.table import Form
@@ -36,12 +51,11 @@ def cmd_report(args: argparse.Namespace) -> int:
                                        lambda url: from_agent(url, request))  # fmt: skip
     except UnknownCheck as exc:
         print(f"pulse-agent report: {exc}", file=sys.stderr)
-        return 2
+        return 2, None
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent report: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(render(report, args.format, shutil.get_terminal_size((WIDTH, 24)).columns))
-    return 0
+        return 1, None
+    return 0, render(report, args.format, width)
 
 
 def report_request(args: argparse.Namespace, spec: Any, now: float):  # spec: AgentSpec | None -> ReportRequest

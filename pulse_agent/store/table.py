@@ -110,8 +110,11 @@ class Table(Sequence[dict[str, Any]]):
                 return nulls
             return "".join(k + json.dumps(v) for k, v in zip(keys, values, strict=True)) + "}"
 
-        rows = zip(*columns, strict=True) if columns else [()] * len(self._lines)
-        lines = [line[:-1] + tail(values) for line, values in zip(self._lines, rows, strict=True)]
+        if all(column.count(None) == len(column) == len(self._lines) for column in columns):  # no SLOs: one tail for every row
+            lines = [line[:-1] + nulls for line in self._lines]
+        else:
+            rows = zip(*columns, strict=True) if columns else [()] * len(self._lines)
+            lines = [line[:-1] + tail(values) for line, values in zip(self._lines, rows, strict=True)]
         table = Table((*self.names, *names), None, lines, {**self._known, **dict(zip(names, columns, strict=True))})
         if self._columns is not None:
             table._columns = [*self._columns, *columns]
