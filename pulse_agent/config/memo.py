@@ -15,6 +15,7 @@ from typing import Any
 
 from pulse_agent.config.load import Document
 from pulse_agent.config.model import CheckSpec
+from pulse_agent.config.reparse import Kept
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Memo:
     # id(check item) -> (the item, its context, its key in specs): an item of a remembered document comes
     # back as the very same object, so its spec is found without writing the item out again
     items: dict[int, tuple[Any, tuple[object, ...], tuple[object, ...]]] = field(default_factory=dict)
+    kept: Kept | None = None  # one file's last good text and checks, compressed (config/reparse.py)
     _used: Memo | None = None
     _digests: dict[int, int] = field(default_factory=dict)  # id(item) -> digest of its canonical text, during one load
     # the parts of spec keys most checks share (contexts, header name sets): one object each, not one per key
@@ -41,6 +43,7 @@ class Memo:
         """Finish a load: after a good one keep only what it used; after a failed one keep everything."""
         if self._used is not None and ok:
             self.documents, self.valid, self.specs, self.items = self._used.documents, self._used.valid, self._used.specs, self._used.items
+            self.kept = self._used.kept
             self._shared = {part: part for key in self.specs for part in key[1:]}  # only what the kept specs share
         self._used = None
         self._digests = {}
@@ -52,6 +55,18 @@ class Memo:
         if found is None:
             found = self._digests[key] = digest(canonical(item))
         return found
+
+    def forget_digests(self) -> None:
+        """Forget the item digests of this load so far: its items were dropped, and their ids may be reused."""
+        self._digests = {}
+
+    def know_digests(self, digests: dict[int, int]) -> None:
+        """Digests of items of this load known without writing them out (by id: the items stay alive meanwhile)."""
+        self._digests.update(digests)
+
+    def keep_file(self, kept: Kept | None) -> None:
+        """What the next load of the same file may reuse (config/reparse.py), once this load ends well."""
+        self._keep().kept = kept
 
     def document(self, key: tuple[str, int]) -> Document | None:
         """A fresh copy (own error list) of the remembered document for key."""
