@@ -43,6 +43,8 @@ def parse_config(
     one = Source(source, text)
     jobs = _children([one], env, memo, placeholders) if jobs is None else jobs
     doc = _document(one, env, memo, keep=False, placeholders=placeholders, job=jobs.get(0))
+    if memo is not None:
+        memo.keep_no_items()
     spec = build_spec(doc, memo, validators) if doc.data is not None else None
     if memo is not None:
         memo.forget_items()  # each item would hold its parsed check alive until the next load
@@ -62,6 +64,7 @@ def _reparsed(text: str, source: str, env: Mapping[str, str] | None, memo: Memo,
         return None
     doc = again.doc
     memo.know_digests(again.digests)
+    memo.keep_no_items()
     validate_document(doc, memo)
     spec = None if doc.errors else build_spec(doc, memo, validators)
     memo.forget_items()

@@ -33,6 +33,8 @@ class Memo:
     _digests: dict[int, int] = field(default_factory=dict)  # id(item) -> digest of its canonical text, during one load
     # the parts of spec keys most checks share (contexts, header name sets): one object each, not one per key
     _shared: dict[object, object] = field(default_factory=dict)
+    _context: tuple[object, object] | None = None  # (the context object last given, its shared form): one lookup a load
+    _itemless: bool = False  # this load keeps no items (see keep_no_items)
 
     def begin(self) -> None:
         """Start a load: what it does not use is forgotten when it ends."""
@@ -47,6 +49,7 @@ class Memo:
             self._shared = {part: part for key in self.specs for part in key[1:]}  # only what the kept specs share
         self._used = None
         self._digests = {}
+        self._context = None
 
     def digest(self, item: Any) -> int:
         """digest(canonical(item)), computed once per load (the item stays alive, and unchanged, meanwhile)."""
@@ -94,7 +97,7 @@ class Memo:
 
     def spec(self, key: tuple[object, ...], item: Any = None, context: tuple[object, ...] = ()) -> CheckSpec | None:
         """The spec built before from exactly these inputs (item and context: what key was made of)."""
-        key = self._compact(key)
+        key = self._compact(key, context)
         spec = self.specs.get(key)
         if spec is not None:
             self._remember(key, spec, item, context)
@@ -112,24 +115,37 @@ class Memo:
 
     def remember_spec(self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = ()) -> None:
         """Keep a spec built without errors (item and context: what key was made of, for spec_of)."""
-        self._remember(self._compact(key), spec, item, context)
+        self._remember(self._compact(key, context), spec, item, context)
 
     def _remember(self, key: tuple[object, ...], spec: CheckSpec, item: Any, context: tuple[object, ...]) -> None:
         keep = self._keep()
         keep.specs[key] = spec
-        if item is not None:
+        if item is not None and not keep._itemless:
             keep.items[id(item)] = (item, context, key)  # holds the item: its id stays its own meanwhile
+
+    def keep_no_items(self) -> None:
+        """Note no items for the rest of this load (one file: they would be forgotten at its end anyway)."""
+        self._keep()._itemless = True
 
     def forget_items(self) -> None:
         """Keep no check items: their document is not remembered (one file), so none comes back as itself."""
         self._keep().items.clear()
 
-    def _compact(self, key: tuple[object, ...]) -> tuple[object, ...]:
+    def _compact(self, key: tuple[object, ...], given: tuple[object, ...] = ()) -> tuple[object, ...]:
         """A spec key, (item digest, header names from ${VAR}s, *context), as (digest, names, context) with
-        names and context the one object kept for their value: most checks share them."""
+        names and context the one object kept for their value: most checks share them. given: the context
+        object key was made of (a load gives the same one for every check: its shared form is looked up once)."""
         shared = self._shared
-        names, context = key[1:2], key[2:]
-        return (key[0], shared.setdefault(names, names), shared.setdefault(context, context))
+        names = key[1:2]
+        last = self._context
+        if given and last is not None and last[0] is given and len(key) == 2 + len(given):
+            context = last[1]
+        else:
+            context = key[2:]
+            context = shared.setdefault(context, context)
+            if given:
+                self._context = (given, context)
+        return (key[0], shared.setdefault(names, names), context)
 
     def _keep(self) -> Memo:
         return self._used if self._used is not None else self
