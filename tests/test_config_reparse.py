@@ -3,6 +3,7 @@ result is exactly the whole load's, refusals (every error, at its place) include
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,37 @@ def test_the_kept_state_is_small(tmp_path):
     load_config(path, ENV, memo)
     assert memo.kept is not None
     assert memo.kept.size < 40 * n  # the text alone is about 60 bytes a check; the digests 16
+
+
+async def test_a_file_reload_reads_the_config_once_and_parses_only_the_edit(tmp_path, httpserver, monkeypatch, parsed):
+    """The running agent: the files read for their digest are the ones loaded, and the memo of the start-up's
+    load makes the first reload parse just the added item."""
+    import pulse_agent.config as config_package
+    from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.clock import ManualClock
+    from pulse_agent.live import reloader
+    from tests.test_reload_refused import config
+
+    httpserver.expect_request("/a").respond_with_data("ok")
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config(httpserver, "a"))
+    memo = Memo()
+    options = RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0", config=str(cfg), watch=False)
+    agent = Agent(load_config(cfg, memo=memo), options, clock=ManualClock(1_800_000_000.0), memo=memo)
+    reads: list[str] = []
+    real = reloader.read_sources
+    for module in (reloader, config_package):  # the reloader's digest, load_config's read
+        monkeypatch.setattr(module, "read_sources", lambda path: reads.append(str(path)) or real(path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.wait_for(agent.started.wait(), 10)
+        cfg.write_text(config(httpserver, "a", "b"))
+        outcome = await agent.reloader.reload_if_changed()
+        assert outcome is not None and outcome.ok and outcome.diff is not None
+        assert outcome.diff.checks.added == ("b",)
+        assert reads == [str(cfg)]  # for the digest; load_config took those very files
+        assert len(parsed) == 1 and parsed[0].endswith(config(httpserver, "b").split("checks:\n")[1])
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0

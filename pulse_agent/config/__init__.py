@@ -135,19 +135,22 @@ def begin_load(path: str | Path, memo: Memo, env: Mapping[str, str] | None = Non
 def load_config(
     path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
     placeholders: bool = False, validators: Validators = NO_VALIDATORS, ahead: Ahead | None = None,
+    sources: list[Source] | None = None,
 ) -> AgentSpec:  # fmt: skip
     """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
     a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap.
     placeholders: see parse_config (never for a config that is going to run).
-    ahead: this load begun by begin_load(path, memo, env): its files as read then, its parses running."""
-    if ahead is not None and (ahead.path != str(path) or placeholders):
+    ahead: this load begun by begin_load(path, memo, env): its files as read then, its parses running.
+    sources: the files at path as read_sources(path) gave them just before (a reload read them for their digest)."""
+    if ahead is not None and (ahead.path != str(path) or placeholders or sources is not None):
         raise ValueError("ahead was begun for another load")
     if memo is not None:
         memo.begin()
     ok = False
     jobs = ahead.jobs if ahead is not None else None
     try:
-        sources = ahead.read() if ahead is not None else read_sources(path)
+        if sources is None:
+            sources = ahead.read() if ahead is not None else read_sources(path)
         if len(sources) == 1 and not Path(path).is_dir():
             spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders, validators=validators, jobs=jobs)
             spec = replace(spec, digest=digest(sources))
