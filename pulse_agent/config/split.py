@@ -12,7 +12,8 @@ ends its part's parse in an error. A list with an anchor in it is not cut (the w
 defined twice, which no part alone sees; what looks like one inside a quoted text counts too); its items
 may use the head's anchors. Any error, unset variable or `<<`
 merge in a part, or more values than the whole text's alias budget, and the caller parses the whole text
-instead (join gives None): the document is always the whole parse's, only sooner.
+instead (join gives None): the document is always the whole parse's, only sooner. The same cut, before
+every item (items), lets a reload parse only the items an edit changed (config/reparse.py).
 """
 
 from __future__ import annotations
