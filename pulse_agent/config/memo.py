@@ -128,8 +128,11 @@ class Memo:
         self._keep()._itemless = True
 
     def forget_items(self) -> None:
-        """Keep no check items: their document is not remembered (one file), so none comes back as itself."""
-        self._keep().items.clear()
+        """Keep no check items: their document is not remembered (one file), so none comes back as itself;
+        notes them again from now on."""
+        keep = self._keep()
+        keep.items.clear()
+        keep._itemless = False
 
     def _compact(self, key: tuple[object, ...], given: tuple[object, ...] = ()) -> tuple[object, ...]:
         """A spec key, (item digest, header names from ${VAR}s, *context), as (digest, names, context) with
