@@ -34,6 +34,8 @@ def item(i: int, form: int) -> str:
         f"  - {{name: c{i}, url: 'http://127.0.0.1:${{PORT}}/', headers: {{Authorization: 'Bearer ${{TOKEN}}'}}}}\n",
         f"  - {{name: c{i}, url: 'http://127.0.0.1:9/?a={i}&b=2', depends_on: [c0]}}\n",
         f"  - name: c{i}\n    url: http://127.0.0.1:9/\n    method: POST\n    body: |+\n      x\n\n",
+        f"  - {{name: c{i},\n     url: 'http://127.0.0.1:9/{i}'}}\n",  # a flow mapping over two lines
+        f"- {{name: c{i}, url: 'http://127.0.0.1:9/{i}'}}\n",  # at the key's indentation: among others, not cut
     ]
     return forms[form % len(forms)]
 
@@ -65,8 +67,8 @@ def outcome(path: Path, env: dict[str, str], memo: Memo | None) -> object:
 
 
 edit = st.one_of(
-    st.tuples(st.just("change"), st.integers(0, 99), st.integers(0, 5)),
-    st.tuples(st.just("add"), st.integers(0, 99), st.integers(0, 5)),
+    st.tuples(st.just("change"), st.integers(0, 99), st.integers(0, 7)),
+    st.tuples(st.just("add"), st.integers(0, 99), st.integers(0, 7)),
     st.tuples(st.just("remove"), st.integers(0, 99), st.just(0)),
     st.tuples(st.just("swap"), st.integers(0, 99), st.integers(0, 99)),
     st.tuples(st.just("head"), st.integers(0, len(HEADS) - 1), st.just(0)),
@@ -103,7 +105,7 @@ def apply(state: dict, op: tuple[str, int, int]) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    forms=st.lists(st.integers(0, 5), min_size=1, max_size=8),
+    forms=st.lists(st.integers(0, 7), min_size=1, max_size=8),
     edits=st.lists(st.lists(edit, min_size=1, max_size=3), min_size=1, max_size=3),
 )
 def test_a_reload_gives_what_the_whole_load_gives(tmp_path, forms, edits):
@@ -135,7 +137,7 @@ def parsed(monkeypatch):
 
 def test_a_reload_parses_only_the_changed_item_and_the_head(tmp_path, parsed):
     path = tmp_path / "pulse.yaml"
-    items = [item(i, i) for i in range(30)]
+    items = [item(i, i % 7) for i in range(30)]
     memo = Memo()
     path.write_text(text_of(HEAD, items))
     load_config(path, ENV, memo)
@@ -160,7 +162,7 @@ def test_an_unchanged_text_loaded_again_parses_only_its_head(tmp_path, parsed):
 
 def test_a_refused_reload_places_its_errors_as_the_whole_load_does(tmp_path):
     path = tmp_path / "pulse.yaml"
-    items = [item(i, i) for i in range(20)]
+    items = [item(i, i % 7) for i in range(20)]
     memo = Memo()
     path.write_text(text_of(HEAD, items))
     load_config(path, ENV, memo)
