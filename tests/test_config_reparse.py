@@ -97,7 +97,7 @@ def apply(state: dict, op: tuple[str, int, int]) -> None:
     elif kind == "break":
         items.insert(a % (len(items) + 1), BROKEN[b])
     elif kind == "env":
-        state["env"] = {**ENV, "TOKEN": f"t{a}"}
+        state["env"] = {"TOKEN": f"t{a}", "PORT": f"808{a}"}  # the head's ${PORT} too
     elif kind == "newline":
         state["newline"] = not state["newline"]
     state["next"] = fresh + 1
