@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pulse_agent.config import reparse
 from pulse_agent.config.build import build_spec, errors_of
 from pulse_agent.config.check import NO_VALIDATORS, Validators
 from pulse_agent.config.child import Job, start, wanted
@@ -33,16 +34,45 @@ def parse_config(
     are no error (validate without secrets); the spec then only tells the config's structure is right.
     validators: the shell's checks of what lies outside the text (files, notifier URLs).
     jobs: a child parse of the text already started ({0: job}: see begin_load)."""
-    # One file: an unchanged text is never loaded again (the digest says so), so keep no document.
+    # One file: an unchanged text is never loaded again (the digest says so), so keep no document, only
+    # what lets the next load parse just the items an edit changed (config/reparse.py).
+    if memo is not None and memo.kept is not None and not placeholders and not jobs:
+        spec = _reparsed(text, source, env, memo, validators)
+        if spec is not None:
+            return spec
     one = Source(source, text)
     jobs = _children([one], env, memo, placeholders) if jobs is None else jobs
     doc = _document(one, env, memo, keep=False, placeholders=placeholders, job=jobs.get(0))
+    if memo is not None:
+        memo.keep_no_items()
     spec = build_spec(doc, memo, validators) if doc.data is not None else None
     if memo is not None:
         memo.forget_items()  # each item would hold its parsed check alive until the next load
     if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
+    if memo is not None and not placeholders:
+        memo.keep_file(reparse.keep(text, source, doc.data, memo.digest))
     return replace(spec, unset_variables=tuple(sorted(doc.needs))) if doc.needs else spec
+
+
+def _reparsed(text: str, source: str, env: Mapping[str, str] | None, memo: Memo, validators: Validators) -> AgentSpec | None:
+    """The spec of text from the last good load of this file and a parse of the items it changed, or None
+    when anything is wrong or in doubt: the whole text is loaded then, to give (and place) every error."""
+    assert memo.kept is not None
+    again = reparse.reparsed(memo.kept, text, source, os.environ if env is None else env)
+    if again is None:
+        return None
+    doc = again.doc
+    memo.know_digests(again.digests)
+    memo.keep_no_items()
+    validate_document(doc, memo)
+    spec = None if doc.errors else build_spec(doc, memo, validators)
+    memo.forget_items()
+    if spec is None or doc.errors:
+        memo.forget_digests()  # this document's items are dropped: the ids of the whole load's may be theirs
+        return None
+    memo.keep_file(reparse.keep(again.cut, source, doc.data, memo.digest))
+    return spec
 
 
 def _document(
@@ -105,19 +135,22 @@ def begin_load(path: str | Path, memo: Memo, env: Mapping[str, str] | None = Non
 def load_config(
     path: str | Path, env: Mapping[str, str] | None = None, memo: Memo | None = None, *,
     placeholders: bool = False, validators: Validators = NO_VALIDATORS, ahead: Ahead | None = None,
+    sources: list[Source] | None = None,
 ) -> AgentSpec:  # fmt: skip
     """Read and parse a config file, or every *.yaml/*.yml of a directory merged; unreadable input is
     a ConfigInvalid too. A memo (kept by a running agent) makes loading an edited config cheap.
     placeholders: see parse_config (never for a config that is going to run).
-    ahead: this load begun by begin_load(path, memo, env): its files as read then, its parses running."""
-    if ahead is not None and (ahead.path != str(path) or placeholders):
+    ahead: this load begun by begin_load(path, memo, env): its files as read then, its parses running.
+    sources: the files at path as read_sources(path) gave them just before (a reload read them for their digest)."""
+    if ahead is not None and (ahead.path != str(path) or placeholders or sources is not None):
         raise ValueError("ahead was begun for another load")
     if memo is not None:
         memo.begin()
     ok = False
     jobs = ahead.jobs if ahead is not None else None
     try:
-        sources = ahead.read() if ahead is not None else read_sources(path)
+        if sources is None:
+            sources = ahead.read() if ahead is not None else read_sources(path)
         if len(sources) == 1 and not Path(path).is_dir():
             spec = parse_config(sources[0].text, sources[0].name, env, memo, placeholders=placeholders, validators=validators, jobs=jobs)
             spec = replace(spec, digest=digest(sources))

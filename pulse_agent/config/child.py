@@ -16,7 +16,6 @@ near the interpreter's own.
 from __future__ import annotations
 
 import gc
-import marshal
 import os
 import pickle
 import signal
@@ -27,6 +26,7 @@ from collections.abc import Mapping
 
 from pulse_agent.config.errors import ConfigError, ConfigInvalid, KeyPath, Position
 from pulse_agent.config.load import Document, Positions, parse_document
+from pulse_agent.config.reparse import pack, unpack
 from pulse_agent.config.split import Plan, join, parse_head, plan
 
 # Below this many characters a config is parsed in process: its tree is under a few MB and takes less
@@ -175,11 +175,8 @@ def parse_in_child(text: str, source: str, env: Mapping[str, str], *, placeholde
 def encode(doc: Document) -> tuple[object, ...]:
     """doc as plain values that pickle quickly: its data marshalled when it can be (several times faster
     than pickle; header values from ${VAR}s and dates cannot be), positions as state() gives them."""
-    try:
-        data, marshalled = marshal.dumps(doc.data), True
-    except ValueError:
-        data, marshalled = pickle.dumps(doc.data, protocol=pickle.HIGHEST_PROTOCOL), False
-    return ("doc", doc.source, marshalled, data, _state(doc.values), _state(doc.keys), doc.errors, doc.unknown, doc.needs)
+    data, pickled = pack(doc.data)
+    return ("doc", doc.source, pickled, data, _state(doc.values), _state(doc.keys), doc.errors, doc.unknown, doc.needs)
 
 
 def _state(positions: Mapping[KeyPath, Position]) -> object:
@@ -188,8 +185,8 @@ def _state(positions: Mapping[KeyPath, Position]) -> object:
 
 def decode(answer: tuple[object, ...]) -> Document:
     """The Document encode() was given."""
-    _, source, marshalled, blob, values, keys, errors, unknown, needs = answer
-    data = marshal.loads(blob) if marshalled else pickle.loads(blob)  # type: ignore[arg-type]
+    _, source, pickled, blob, values, keys, errors, unknown, needs = answer
+    data = unpack(blob, pickled)  # type: ignore[arg-type]
     restore = Positions.restored
     return Document(source, data, restore(source, "values", values, data), restore(source, "keys", keys, data), errors, unknown, needs)  # type: ignore[arg-type]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pulse_agent.config.load import Document
 from pulse_agent.config.model import CheckSpec
+from pulse_agent.config.reparse import Kept
 
 
 @dataclass
@@ -27,10 +28,13 @@ class Memo:
     # id(check item) -> (the item, its context, its key in specs): an item of a remembered document comes
     # back as the very same object, so its spec is found without writing the item out again
     items: dict[int, tuple[Any, tuple[object, ...], tuple[object, ...]]] = field(default_factory=dict)
+    kept: Kept | None = None  # one file's last good text and checks, compressed (config/reparse.py)
     _used: Memo | None = None
     _digests: dict[int, int] = field(default_factory=dict)  # id(item) -> digest of its canonical text, during one load
     # the parts of spec keys most checks share (contexts, header name sets): one object each, not one per key
     _shared: dict[object, object] = field(default_factory=dict)
+    _context: tuple[object, object] | None = None  # (the context object last given, its shared form): one lookup a load
+    _itemless: bool = False  # this load keeps no items (see keep_no_items)
 
     def begin(self) -> None:
         """Start a load: what it does not use is forgotten when it ends."""
@@ -41,9 +45,11 @@ class Memo:
         """Finish a load: after a good one keep only what it used; after a failed one keep everything."""
         if self._used is not None and ok:
             self.documents, self.valid, self.specs, self.items = self._used.documents, self._used.valid, self._used.specs, self._used.items
+            self.kept = self._used.kept
             self._shared = {part: part for key in self.specs for part in key[1:]}  # only what the kept specs share
         self._used = None
         self._digests = {}
+        self._context = None
 
     def digest(self, item: Any) -> int:
         """digest(canonical(item)), computed once per load (the item stays alive, and unchanged, meanwhile)."""
@@ -52,6 +58,18 @@ class Memo:
         if found is None:
             found = self._digests[key] = digest(canonical(item))
         return found
+
+    def forget_digests(self) -> None:
+        """Forget the item digests of this load so far: its items were dropped, and their ids may be reused."""
+        self._digests = {}
+
+    def know_digests(self, digests: dict[int, int]) -> None:
+        """Digests of items of this load known without writing them out (by id: the items stay alive meanwhile)."""
+        self._digests.update(digests)
+
+    def keep_file(self, kept: Kept | None) -> None:
+        """What the next load of the same file may reuse (config/reparse.py), once this load ends well."""
+        self._keep().kept = kept
 
     def document(self, key: tuple[str, int]) -> Document | None:
         """A fresh copy (own error list) of the remembered document for key."""
@@ -79,7 +97,7 @@ class Memo:
 
     def spec(self, key: tuple[object, ...], item: Any = None, context: tuple[object, ...] = ()) -> CheckSpec | None:
         """The spec built before from exactly these inputs (item and context: what key was made of)."""
-        key = self._compact(key)
+        key = self._compact(key, context)
         spec = self.specs.get(key)
         if spec is not None:
             self._remember(key, spec, item, context)
@@ -97,24 +115,40 @@ class Memo:
 
     def remember_spec(self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = ()) -> None:
         """Keep a spec built without errors (item and context: what key was made of, for spec_of)."""
-        self._remember(self._compact(key), spec, item, context)
+        self._remember(self._compact(key, context), spec, item, context)
 
     def _remember(self, key: tuple[object, ...], spec: CheckSpec, item: Any, context: tuple[object, ...]) -> None:
         keep = self._keep()
         keep.specs[key] = spec
-        if item is not None:
+        if item is not None and not keep._itemless:
             keep.items[id(item)] = (item, context, key)  # holds the item: its id stays its own meanwhile
 
-    def forget_items(self) -> None:
-        """Keep no check items: their document is not remembered (one file), so none comes back as itself."""
-        self._keep().items.clear()
+    def keep_no_items(self) -> None:
+        """Note no items for the rest of this load (one file: they would be forgotten at its end anyway)."""
+        self._keep()._itemless = True
 
-    def _compact(self, key: tuple[object, ...]) -> tuple[object, ...]:
+    def forget_items(self) -> None:
+        """Keep no check items: their document is not remembered (one file), so none comes back as itself;
+        notes them again from now on."""
+        keep = self._keep()
+        keep.items.clear()
+        keep._itemless = False
+
+    def _compact(self, key: tuple[object, ...], given: tuple[object, ...] = ()) -> tuple[object, ...]:
         """A spec key, (item digest, header names from ${VAR}s, *context), as (digest, names, context) with
-        names and context the one object kept for their value: most checks share them."""
+        names and context the one object kept for their value: most checks share them. given: the context
+        object key was made of (a load gives the same one for every check: its shared form is looked up once)."""
         shared = self._shared
-        names, context = key[1:2], key[2:]
-        return (key[0], shared.setdefault(names, names), shared.setdefault(context, context))
+        names = key[1:2]
+        last = self._context
+        if given and last is not None and last[0] is given and len(key) == 2 + len(given):
+            context = last[1]
+        else:
+            context = key[2:]
+            context = shared.setdefault(context, context)
+            if given:
+                self._context = (given, context)
+        return (key[0], shared.setdefault(names, names), context)
 
     def _keep(self) -> Memo:
         return self._used if self._used is not None else self

@@ -12,7 +12,8 @@ ends its part's parse in an error. A list with an anchor in it is not cut (the w
 defined twice, which no part alone sees; what looks like one inside a quoted text counts too); its items
 may use the head's anchors. Any error, unset variable or `<<`
 merge in a part, or more values than the whole text's alias budget, and the caller parses the whole text
-instead (join gives None): the document is always the whole parse's, only sooner.
+instead (join gives None): the document is always the whole parse's, only sooner. The same cut, before
+every item (items), lets a reload parse only the items an edit changed (config/reparse.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 from pulse_agent.config.load import MIN_NODE_BUDGET, Document, Positions, parse_document
 
 _ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")  # `&name` where a node can start (a URL's `?a=1&b=2` is not)
+_AMPERSAND = re.compile(r"&[^\s\[\]{},]")  # the same, found faster: the character before is looked at alone
+_NODE_START = re.compile(r"[\s\[{,]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +41,59 @@ class Plan:
 
 def plan(text: str, parts: int) -> Plan | None:
     """The text cut into up to parts parts of about equal size, or None when it cannot be cut safely."""
-    if parts < 2 or any(c in text for c in "\r\x85\u2028\u2029"):  # line breaks other than \n: count no lines
+    found = _scan(text) if parts >= 2 else None
+    if found is None or len(found[2]) < parts:
+        return None
+    head, body, starts = found
+    cuts = [0] + [starts[len(starts) * k // parts] for k in range(1, parts)] + [len(body)]
+    texts = [
+        head + "\n" * cuts[k] + "\n".join(body[cuts[k] : cuts[k + 1]]) + ("\n" if k < parts - 1 else "")
+        for k in range(parts)
+    ]  # fmt: skip
+    return Plan(head, texts)
+
+
+@dataclass(frozen=True, slots=True)
+class Items:
+    """A text cut before each item of its list: the text before the list (ending with its `checks:` line)
+    and each item's text (its lines, with the blank and deeper lines after it, each ending with its newline
+    but the text's last one when the text has none), so that head + "".join(items) is the text."""
+
+    head: str
+    items: list[str]
+
+
+def items(text: str) -> Items | None:
+    """The text cut before each item by plan's rules, or None when it cannot be cut safely (or the head
+    defines an anchor: an item's alias to it would have to be counted against the alias budget)."""
+    found = _scan(text)
+    if found is None or _ANCHOR.search(found[0]):
+        return None
+    head, body, starts = found
+    begins, ends = [0, *starts[1:]], [*starts[1:], len(body)]  # blank lines before the first item are the first's
+    return Items(head, ["\n".join(body[b:e]) + ("\n" if e < len(body) else "") for b, e in zip(begins, ends, strict=True)])
+
+
+def _anchored(text: str, start: int) -> bool:
+    """Whether _ANCHOR matches in a line of text from start on (start: the beginning of a line)."""
+    for m in _AMPERSAND.finditer(text, start):
+        at = m.start()
+        if at == start or _NODE_START.match(text, at - 1):
+            return True
+    return False
+
+
+def _scan(text: str) -> tuple[str, list[str], list[int]] | None:
+    """(the head, the list's lines, the indexes of those that start an item), or None when the text
+    cannot be cut safely (see the module's docstring)."""
+    if any(c in text for c in "\r\x85\u2028\u2029"):  # line breaks other than \n: count no lines
         return None
     lines = text.split("\n")
     at = [i for i, line in enumerate(lines) if line.startswith("checks:")]
     if len(at) != 1 or lines[at[0]].rstrip(" ") != "checks:":
         return None
     head, body = "\n".join(lines[: at[0] + 1]) + "\n", lines[at[0] + 1 :]
-    if any(_ANCHOR.search(line) for line in body):  # an anchor defined twice is an error a part alone cannot see
+    if _anchored(text, len(head)):  # an anchor defined twice is an error a part alone cannot see
         return None
     first = next((i for i, line in enumerate(body) if line.strip()), None)
     if first is None:
@@ -60,14 +108,9 @@ def plan(text: str, parts: int) -> Plan | None:
             starts.append(i)
         elif len(line) - len(line.lstrip(" ")) <= indent:
             return None  # a comment, key, tab or document marker at the list's indentation or left of it
-    if len(starts) < parts or starts[0] != first:
+    if not starts or starts[0] != first:
         return None
-    cuts = [0] + [starts[len(starts) * k // parts] for k in range(1, parts)] + [len(body)]
-    texts = [
-        head + "\n" * cuts[k] + "\n".join(body[cuts[k] : cuts[k + 1]]) + ("\n" if k < parts - 1 else "")
-        for k in range(parts)
-    ]  # fmt: skip
-    return Plan(head, texts)
+    return head, body, starts
 
 
 def join(text: str, source: str, head: Document, docs: list[Document]) -> Document | None:

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 
 from pulse_agent.clock import Clock
 from pulse_agent.config import ConfigInvalid, Memo, load_config
-from pulse_agent.config.files import digest, read_sources
+from pulse_agent.config.files import Source, digest, read_sources
 from pulse_agent.config.model import AgentSpec
 from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
 from pulse_agent.live.reload import Reload, record_version
@@ -28,10 +28,16 @@ Apply = Callable[[AgentSpec, ConfigDiff], Awaitable[None]]
 
 def disk_digest(config: str) -> str:
     """Digest of the config as it is on disk now; "unreadable" while it cannot be read (reload says why)."""
+    return on_disk(config)[0]
+
+
+def on_disk(config: str) -> tuple[str, list[Source] | None]:
+    """The config's files as they are on disk now and their digest; ("unreadable", None) while they cannot be read."""
     try:
-        return digest(read_sources(config))
+        sources = read_sources(config)
     except (ConfigInvalid, OSError, ValueError):
-        return "unreadable"
+        return "unreadable", None
+    return digest(sources), sources
 
 
 class Reloader:
@@ -69,7 +75,7 @@ class Reloader:
         """Reload when the files' digest differs from the running (or last refused) config's."""
         if self.config is None:
             return None
-        now, running = await asyncio.to_thread(disk_digest, self.config), self._running().digest
+        (now, sources), running = await asyncio.to_thread(on_disk, self.config), self._running().digest
         if now == running and self._refused:
             async with self._lock:  # a refused edit was undone: the files are the running config again
                 if self._refused:
@@ -79,16 +85,17 @@ class Reloader:
             return None
         if now in (running, self._refused):
             return None
-        return await self.reload("file")
+        async with self._lock:
+            return await self._reload("file", sources)  # the files as just read: not read again
 
-    async def _reload(self, reason: str) -> Reload:
+    async def _reload(self, reason: str, sources: list[Source] | None = None) -> Reload:
         old = self._running()
         if self.config is None:
             return Reload(False, reason, old.digest, errors=("the agent was not started from a config file",))
         loading = time.perf_counter()
         try:
             with self._loading():
-                loaded = await asyncio.to_thread(load_config, self.config, None, self._memo, validators=SHELL_VALIDATORS)
+                loaded = await asyncio.to_thread(load_config, self.config, None, self._memo, validators=SHELL_VALIDATORS, sources=sources)
             new = owned(loaded, self._shard)
         except ConfigInvalid as exc:
             return await self._refuse(reason, tuple(str(e) for e in exc.errors))

@@ -1,0 +1,221 @@
+"""One config file loaded again (config/reparse.py): only the items an edit changed are parsed, and the
+result is exactly the whole load's, refusals (every error, at its place) included."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pulse_agent.config import ConfigInvalid, Memo, load_config, reparse
+from pulse_agent.config.reparse import Kept
+
+ENV = {"TOKEN": "s3cret", "PORT": "8080"}
+HEAD = "version: 1\nagent: {max_concurrency: 64}\ndefaults: {timeout: 5s}\nchecks:\n"
+HEADS = [
+    HEAD,
+    "version: 1\nagent: {max_concurrency: 64}\ndefaults: {timeout: 3s, labels: {team: a}}\nchecks:\n",
+    "version: 1\nnotifiers: {ops: {urls: ['json://127.0.0.1:9/']}}\nchecks:\n",
+    "version: 1\nagent: {listen: '127.0.0.1:${PORT}'}\nchecks:\n",
+    "version: 1\nbase: &b {X: y}\nchecks:\n",  # an anchor in the head: always the whole load
+    "version: 1\nchecks:\n\n",  # a blank line before the first item
+]
+
+
+def item(i: int, form: int) -> str:
+    """One check item's text in one of several forms."""
+    forms = [
+        f"  - {{name: c{i}, url: 'http://127.0.0.1:9/{i}', schedule: 60s}}\n",
+        f"  - name: c{i}\n    url: http://127.0.0.1:9/{i}\n    labels: {{team: b}}\n",
+        f"  - name: c{i}\n    # a note\n    url: http://127.0.0.1:9/{i}\n\n",
+        f"  - {{name: c{i}, url: 'http://127.0.0.1:${{PORT}}/', headers: {{Authorization: 'Bearer ${{TOKEN}}'}}}}\n",
+        f"  - {{name: c{i}, url: 'http://127.0.0.1:9/?a={i}&b=2', depends_on: [c0]}}\n",
+        f"  - name: c{i}\n    url: http://127.0.0.1:9/\n    method: POST\n    body: |+\n      x\n\n",
+        f"  - {{name: c{i},\n     url: 'http://127.0.0.1:9/{i}'}}\n",  # a flow mapping over two lines
+        f"- {{name: c{i}, url: 'http://127.0.0.1:9/{i}'}}\n",  # at the key's indentation: among others, not cut
+    ]
+    return forms[form % len(forms)]
+
+
+BROKEN = [
+    "  - {name: bad, url: 'http://127.0.0.1:9/', schedule: every banana}\n",  # the builder refuses it
+    "  - {name: bad, url: 'http://127.0.0.1:9/', colour: red}\n",  # the schema refuses it
+    "  - {name: bad, url: [}\n",  # invalid YAML
+    "  - {name: bad, url: 'http://127.0.0.1:9/${NOPE}'}\n",  # an unset variable
+    "  - {name: c1, url: 'http://127.0.0.1:9/dup'}\n",  # a duplicate name (when c1 is there)
+    "  - {name: bad, url: 'http://127.0.0.1:9/', depends_on: [nobody]}\n",  # a dependency on no check
+    "  - {name: bad, name: worse, url: 'http://127.0.0.1:9/'}\n",  # a duplicate key
+    "  - &a {name: bad, url: 'http://127.0.0.1:9/'}\n",  # an anchor: the text is not cut
+    "  # a comment at the list's indentation\n",  # not cut either
+]
+
+
+def text_of(head: str, items: list[str], newline: bool = True) -> str:
+    text = head + "".join(items)
+    return text if newline else text.rstrip("\n")
+
+
+def outcome(path: Path, env: dict[str, str], memo: Memo | None) -> object:
+    """The spec, or the refusal's error lines."""
+    try:
+        return load_config(path, env, memo)
+    except ConfigInvalid as exc:
+        return [str(e) for e in exc.errors]
+
+
+edit = st.one_of(
+    st.tuples(st.just("change"), st.integers(0, 99), st.integers(0, 7)),
+    st.tuples(st.just("add"), st.integers(0, 99), st.integers(0, 7)),
+    st.tuples(st.just("remove"), st.integers(0, 99), st.just(0)),
+    st.tuples(st.just("swap"), st.integers(0, 99), st.integers(0, 99)),
+    st.tuples(st.just("head"), st.integers(0, len(HEADS) - 1), st.just(0)),
+    st.tuples(st.just("break"), st.integers(0, 99), st.integers(0, len(BROKEN) - 1)),
+    st.tuples(st.just("env"), st.integers(0, 1), st.just(0)),
+    st.tuples(st.just("newline"), st.just(0), st.just(0)),
+)
+
+
+def apply(state: dict, op: tuple[str, int, int]) -> None:
+    """One edit of state (head, items, env, newline), in place."""
+    kind, a, b = op
+    items: list[str] = state["items"]
+    fresh = state["next"]
+    if kind == "change" and items:
+        items[a % len(items)] = item(fresh, b)
+    elif kind == "add":
+        items.insert(a % (len(items) + 1), item(fresh, b))
+    elif kind == "remove" and len(items) > 1:
+        del items[a % len(items)]
+    elif kind == "swap" and items:
+        i, j = a % len(items), b % len(items)
+        items[i], items[j] = items[j], items[i]
+    elif kind == "head":
+        state["head"] = HEADS[a]
+    elif kind == "break":
+        items.insert(a % (len(items) + 1), BROKEN[b])
+    elif kind == "env":
+        state["env"] = {"TOKEN": f"t{a}", "PORT": f"808{a}"}  # the head's ${PORT} too
+    elif kind == "newline":
+        state["newline"] = not state["newline"]
+    state["next"] = fresh + 1
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    forms=st.lists(st.integers(0, 7), min_size=1, max_size=8),
+    edits=st.lists(st.lists(edit, min_size=1, max_size=3), min_size=1, max_size=3),
+)
+def test_a_reload_gives_what_the_whole_load_gives(tmp_path, forms, edits):
+    path = tmp_path / "pulse.yaml"
+    state = {"head": HEAD, "items": [item(i, f) for i, f in enumerate(forms)], "env": ENV, "newline": True, "next": 100}
+    memo = Memo()
+    path.write_text(text_of(state["head"], state["items"]))
+    assert outcome(path, ENV, memo) == outcome(path, ENV, None)
+    for step in edits:  # each reload starts from what the last one (good or refused) left
+        for op in step:
+            apply(state, op)
+        path.write_text(text_of(state["head"], state["items"], state["newline"]))
+        assert outcome(path, state["env"], memo) == outcome(path, state["env"], None)
+
+
+@pytest.fixture
+def parsed(monkeypatch):
+    """The texts parse_document is given by a reload (config/reparse.py's parses only)."""
+    texts: list[str] = []
+    real = reparse.parse_document
+
+    def spy(text, *args, **kwargs):
+        texts.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(reparse, "parse_document", spy)
+    return texts
+
+
+def test_a_reload_parses_only_the_changed_item_and_the_head(tmp_path, parsed):
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, i % 7) for i in range(30)]
+    memo = Memo()
+    path.write_text(text_of(HEAD, items))
+    load_config(path, ENV, memo)
+    assert isinstance(memo.kept, Kept)
+    items[7] = item(7, 1).replace("team: b", "team: c")
+    path.write_text(text_of(HEAD, items))
+    spec = load_config(path, ENV, memo)
+    # the changed item and those naming a ${VAR} (the environment may have changed): nothing else
+    assert parsed == [HEAD + "".join(i for i in items if "$" in i or i is items[7])]
+    assert spec == load_config(path, ENV)
+    assert dict(next(c for c in spec.checks if c.name == "c7").labels) == {"team": "c"}
+
+
+def test_an_unchanged_text_loaded_again_parses_only_its_head(tmp_path, parsed):
+    path = tmp_path / "pulse.yaml"
+    path.write_text(text_of(HEAD, [item(i, 0) for i in range(50)]))
+    memo = Memo()
+    first = load_config(path, ENV, memo)
+    assert load_config(path, ENV, memo) == first
+    assert parsed == [HEAD]
+
+
+def test_a_refused_reload_places_its_errors_as_the_whole_load_does(tmp_path):
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, i % 7) for i in range(20)]
+    memo = Memo()
+    path.write_text(text_of(HEAD, items))
+    load_config(path, ENV, memo)
+    kept = memo.kept
+    items.insert(12, "  - {name: c3, url: 'http://127.0.0.1:9/', schedule: every banana}\n")
+    path.write_text(text_of(HEAD, items))
+    refused = outcome(path, ENV, memo)
+    assert refused == outcome(path, ENV, None)
+    line = text_of(HEAD, items).splitlines().index(items[12].rstrip("\n")) + 1
+    assert any("duplicate check name 'c3' (first at line" in e for e in refused)
+    assert any(f":{line}:54: checks[12].schedule" in e for e in refused)
+    assert memo.kept is kept  # a refused load keeps what the last good one left
+
+
+def test_the_kept_state_is_small(tmp_path):
+    path = tmp_path / "pulse.yaml"
+    n = 5000
+    path.write_text(text_of(HEAD, [item(i, 0) for i in range(n)]))
+    memo = Memo()
+    load_config(path, ENV, memo)
+    assert memo.kept is not None
+    assert memo.kept.size < 40 * n  # the text alone is about 60 bytes a check; the digests 16
+
+
+async def test_a_file_reload_reads_the_config_once_and_parses_only_the_edit(tmp_path, httpserver, monkeypatch, parsed):
+    """The running agent: the files read for their digest are the ones loaded, and the memo of the start-up's
+    load makes the first reload parse just the added item."""
+    import pulse_agent.config as config_package
+    from pulse_agent.agent import Agent, RunOptions
+    from pulse_agent.clock import ManualClock
+    from pulse_agent.live import reloader
+    from tests.test_reload_refused import config
+
+    httpserver.expect_request("/a").respond_with_data("ok")
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config(httpserver, "a"))
+    memo = Memo()
+    options = RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0", config=str(cfg), watch=False)
+    agent = Agent(load_config(cfg, memo=memo), options, clock=ManualClock(1_800_000_000.0), memo=memo)
+    reads: list[str] = []
+    real = reloader.read_sources
+    for module in (reloader, config_package):  # the reloader's digest, load_config's read
+        monkeypatch.setattr(module, "read_sources", lambda path: reads.append(str(path)) or real(path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.wait_for(agent.started.wait(), 10)
+        cfg.write_text(config(httpserver, "a", "b"))
+        outcome = await agent.reloader.reload_if_changed()
+        assert outcome is not None and outcome.ok and outcome.diff is not None
+        assert outcome.diff.checks.added == ("b",)
+        assert reads == [str(cfg)]  # for the digest; load_config took those very files
+        assert len(parsed) == 1 and parsed[0].endswith(config(httpserver, "b").split("checks:\n")[1])
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0
