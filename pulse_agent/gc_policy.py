@@ -36,6 +36,29 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim  # type: ignore[no-any-return]
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter: the most malloc arenas the process may create
+ARENAS = 2  # the agent's: one for the event loop, one shared by its other threads (docs/performance.md)
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    """glibc's mallopt, or None (musl, macOS: nothing to call)."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt  # type: ignore[no-any-return]
+
+
+def limit_arenas(arenas: int = ARENAS) -> None:
+    """At most `arenas` malloc arenas from now on (as MALLOC_ARENA_MAX would at start). glibc gives each new thread
+    an arena of its own, up to 8 a core; what the writer, query and DuckDB threads free stays mapped in theirs,
+    and each arena's free pages grow apart from the others'. Threads started before keep the arena they have."""
+    if (mallopt := _mallopt()) is not None:
+        mallopt(M_ARENA_MAX, arenas)
+
+
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system. Loading a large config frees many large blocks
     (dict tables, lists, text) at once; glibc keeps them mapped unless asked (docs/performance.md)."""
@@ -62,7 +85,9 @@ class GcPolicy:
 
     def paused(self) -> AbstractContextManager[None]:
         """Around loading a config, and around start-up until settled(); the free memory they leave goes
-        back to the system after."""
+        back to the system after. The first call (cmd_run's, before the agent starts its threads) also
+        bounds the process's malloc arenas; later calls change nothing."""
+        limit_arenas()
         return _paused_then_trimmed()
 
     def settled(self) -> None:
