@@ -26,43 +26,32 @@ def gc_paused() -> Iterator[None]:
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None (musl, macOS: nothing to call)."""
+def _glibc(name: str, *argtypes: type) -> Callable[..., int] | None:
+    """glibc's function of that name, taking argtypes and giving an int, or None (musl, macOS: nothing to call)."""
     try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
+        fn = getattr(ctypes.CDLL("libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
+    return fn  # type: ignore[no-any-return]
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter: the most malloc arenas the process may create
 ARENAS = 2  # the agent's: one for the event loop, one shared by its other threads (docs/performance.md)
 
 
-@functools.cache
-def _mallopt() -> Callable[[int, int], int] | None:
-    """glibc's mallopt, or None (musl, macOS: nothing to call)."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return None
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt  # type: ignore[no-any-return]
-
-
 def limit_arenas(arenas: int = ARENAS) -> None:
     """At most `arenas` malloc arenas from now on (as MALLOC_ARENA_MAX would at start). glibc gives each new thread
     an arena of its own, up to 8 a core; what the writer, query and DuckDB threads free stays mapped in theirs,
     and each arena's free pages grow apart from the others'. Threads started before keep the arena they have."""
-    if (mallopt := _mallopt()) is not None:
+    if (mallopt := _glibc("mallopt", ctypes.c_int, ctypes.c_int)) is not None:
         mallopt(M_ARENA_MAX, arenas)
 
 
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system. Loading a large config frees many large blocks
     (dict tables, lists, text) at once; glibc keeps them mapped unless asked (docs/performance.md)."""
-    if (trim := _malloc_trim()) is not None:
+    if (trim := _glibc("malloc_trim", ctypes.c_size_t)) is not None:
         trim(0)
 
 
