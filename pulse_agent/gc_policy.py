@@ -43,7 +43,8 @@ ARENAS = 2  # the agent's: one for the event loop, one shared by its other threa
 def limit_arenas(arenas: int = ARENAS) -> None:
     """At most `arenas` malloc arenas from now on (as MALLOC_ARENA_MAX would at start). glibc gives each new thread
     an arena of its own, up to 8 a core; what the writer, query and DuckDB threads free stays mapped in theirs,
-    and each arena's free pages grow apart from the others'. Threads started before keep the arena they have."""
+    and each arena's free pages grow apart from the others'. Threads started before keep the arena they have;
+    for the process's life (glibc fixes its limit the first time it applies it, so released() cannot undo it)."""
     if (mallopt := _glibc("mallopt", ctypes.c_int, ctypes.c_int)) is not None:
         mallopt(M_ARENA_MAX, arenas)
 
