@@ -41,7 +41,9 @@ if os.environ.get("PULSE_TRACE_OUT") and "pulse_agent" in sys.orig_argv and "run
                 return inner(self, *args)
             finally:
                 if (seconds := time.time() - start) * 1000 >= min_ms:
-                    what = {"rows": len(args[0])} if kind == "write" else {"fn": getattr(getattr(args[0], "fn", None), "__qualname__", "?")}  # type: ignore[arg-type]
+                    fn = getattr(args[0], "fn", None)
+                    fn = getattr(fn, "func", fn)  # a functools.partial: the function it calls
+                    what = {"rows": len(args[0])} if kind == "write" else {"fn": getattr(fn, "__qualname__", "?")}  # type: ignore[arg-type]
                     _emit(kind, start, seconds, cpu_ms=round((time.thread_time() - cpu) * 1000, 2), **what)
 
         setattr(cls, name, timed)
