@@ -3,7 +3,11 @@
 attached. Reports RSS, open file descriptors and threads over time (after a warm-up), scheduler
 lag per minute, and stored vs. scheduled runs. Traffic only to 127.0.0.1; bounded by --minutes.
 
-    python bench/soak.py [--minutes 30] [--rate 1000] [--workers auto|N] [--query-memory-limit 1GiB]
+    python bench/soak.py [--minutes 30] [--rate 1000] [--workers auto|N] [--query-memory-limit 1GiB] [--trace FILE]
+
+--trace FILE loads bench/trace/sitecustomize.py into the agent (garbage collections, writer batches and calls,
+maintenance rounds, late wake-ups of the event loop, as JSON lines in FILE) and reports them per minute beside
+that minute's p99 lag, and the worst 10-second windows with what happened in them.
 """
 
 from __future__ import annotations
@@ -70,7 +74,42 @@ def rss_floor(warm: list[dict[str, object]]) -> dict[str, object]:
     return {"rss_mb_floor_per_minute": whole, "rss_floor_growth_mb": round(whole[-1] - whole[0], 1) if whole else None}
 
 
-def soak(url: str, rate: int, minutes: float, workers: str = "auto", query_memory_limit: str = "1GiB") -> dict[str, object]:
+def by_kind(events: list[dict[str, object]]) -> dict[str, list[float]]:
+    """Traced events by kind (a writer call by its function): [count, longest ms, total ms]."""
+    kinds: dict[str, list[float]] = {}
+    for e in events:
+        if e["k"] == "heap":
+            continue
+        kind = str(e["k"]) + (f":{str(e['fn']).split('.<locals>')[0]}" if e["k"] == "call" else "")
+        n, longest, total = kinds.get(kind, [0, 0.0, 0.0])
+        ms = float(e["ms"])  # type: ignore[arg-type]
+        kinds[kind] = [n + 1, round(max(longest, ms), 1), round(total + ms, 1)]
+    return dict(sorted(kinds.items()))
+
+
+def traced(trace: Path, t0: float, per_minute: list[float], per_10s: list[tuple[float, float, float]]) -> dict[str, object]:
+    """The trace beside the lag: each minute's p99 and events, and the 8 worst 10-second windows (p99, max) with theirs."""
+    events = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+
+    def within(lo: float, hi: float) -> list[dict[str, object]]:
+        return [e for e in events if lo <= float(e["t"]) < hi]
+
+    minutes = [
+        {"minute": m, "lag_p99_ms": round(p, 1), **by_kind(within(t0 + 60 * m, t0 + 60 * (m + 1)))} for m, p in enumerate(per_minute)
+    ]
+    worst = sorted(per_10s, key=lambda w: -w[1])[:8]
+    windows = [
+        {"at_s": round(s - t0), "lag_p99_ms": round(p, 1), "lag_max_ms": round(x, 1), **by_kind(within(s - 1, s + 11))} for s, p, x in worst
+    ]
+    rounds = [[round(float(e["t"]) - t0), e["ms"]] for e in events if e["k"] == "maintenance"]
+    quiet = ("k", "t", "ms", "thread")
+    heap = [{"at_s": round(float(e["t"]) - t0), **{k: v for k, v in e.items() if k not in quiet}} for e in events if e["k"] == "heap"]
+    return {"trace_heap": heap, "trace_per_minute": minutes, "trace_worst_10s": windows, "maintenance_rounds_at_s_ms": rounds}
+
+
+def soak(
+    url: str, rate: int, minutes: float, workers: str = "auto", query_memory_limit: str = "1GiB", trace: Path | None = None
+) -> dict[str, object]:
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = free_port()
@@ -88,9 +127,11 @@ def soak(url: str, rate: int, minutes: float, workers: str = "auto", query_memor
             f"  - {{name: c{i}, url: '{url}/{'flaky/' if i % 3 == 0 else ''}c{i}', schedule: 1s, timeout: 5s}}" for i in range(rate)
         ]
         cfg.write_text("\n".join(lines) + "\n")
+        tracing = {"PULSE_TRACE_OUT": str(trace), "PYTHONPATH": os.pathsep.join([str(HERE / "trace"), os.environ.get("PYTHONPATH", "")])}
         agent = subprocess.Popen(
             [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{port}"],
             stderr=subprocess.DEVNULL,
+            env=os.environ | tracing if trace else None,
         )
         wait_for_port(port, "agent", 60)
         base = f"http://127.0.0.1:{port}"
@@ -140,6 +181,11 @@ def soak(url: str, rate: int, minutes: float, workers: str = "auto", query_memor
                 "FROM results WHERE epoch(scheduled_ts) BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
                 [t0, t0, t1],
             ).fetchall()
+            per_10s = con.execute(
+                "SELECT floor(epoch(scheduled_ts) / 10) * 10, quantile_cont(epoch(ts) - epoch(scheduled_ts), 0.99) * 1000, "
+                "max(epoch(ts) - epoch(scheduled_ts)) * 1000 FROM results WHERE epoch(scheduled_ts) BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
+                [t0, t1],
+            ).fetchall()
             incidents = con.execute("SELECT count(*) FROM incidents").fetchone()[0]  # type: ignore[index]
     warm = [s for s in samples if s["t"] >= WARMUP]
     return {
@@ -160,6 +206,7 @@ def soak(url: str, rate: int, minutes: float, workers: str = "auto", query_memor
         "polls": polls,
         "lag_p99_ms_median_minute": round(statistics.median([p for _, p in per_minute]), 1) if per_minute else None,
         **rss_floor(warm),
+        **(traced(trace, t0, [p for _, p in per_minute], per_10s) if trace else {}),
     }
 
 
@@ -169,13 +216,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="checks of 1 s (runs per second)")
     parser.add_argument("--workers", default="auto", help="agent.workers")
     parser.add_argument("--query-memory-limit", default="1GiB", help="agent.query_memory_limit (DuckDB's memory_limit)")
+    parser.add_argument("--trace", type=Path, help="trace the agent's collections, writer and loop into this file (JSON lines)")
     args = parser.parse_args()
     with nginx_target() as url:
         out = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "nproc": os.cpu_count(),
             "query_memory_limit": args.query_memory_limit,
-            **soak(url, args.rate, args.minutes, args.workers, args.query_memory_limit),
+            **soak(url, args.rate, args.minutes, args.workers, args.query_memory_limit, args.trace and args.trace.absolute()),
         }
     print(json.dumps(out, indent=2))
     (HERE / "results" / "soak.json").write_text(json.dumps(out, indent=2))

@@ -25,22 +25,36 @@ def gc_paused() -> Iterator[None]:
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None (musl, macOS: nothing to call)."""
+def _glibc(name: str, *argtypes: str) -> Callable[..., int] | None:
+    """glibc's function of that name, taking the ctypes types named and giving an int, or None (musl, macOS:
+    nothing to call)."""
     import ctypes  # here: `report` pauses the collector (gc_paused) and trims nothing
 
     try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
+        fn = getattr(ctypes.CDLL("libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    fn.argtypes, fn.restype = [getattr(ctypes, t) for t in argtypes], ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter: the most malloc arenas the process may create
+ARENAS = 2  # the agent's: one for the event loop, one shared by its other threads (docs/performance.md)
+
+
+def limit_arenas(arenas: int = ARENAS) -> None:
+    """At most `arenas` malloc arenas from now on (as MALLOC_ARENA_MAX would at start). glibc gives each new thread
+    an arena of its own, up to 8 a core; what the writer, query and DuckDB threads free stays mapped in theirs,
+    and each arena's free pages grow apart from the others'. Threads started before keep the arena they have;
+    for the process's life (glibc fixes its limit the first time it applies it, so released() cannot undo it)."""
+    if (mallopt := _glibc("mallopt", "c_int", "c_int")) is not None:
+        mallopt(M_ARENA_MAX, arenas)
 
 
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system. Loading a large config frees many large blocks
     (dict tables, lists, text) at once; glibc keeps them mapped unless asked (docs/performance.md)."""
-    if (trim := _malloc_trim()) is not None:
+    if (trim := _glibc("malloc_trim", "c_size_t")) is not None:
         trim(0)
 
 
@@ -63,7 +77,9 @@ class GcPolicy:
 
     def paused(self) -> AbstractContextManager[None]:
         """Around loading a config, and around start-up until settled(); the free memory they leave goes
-        back to the system after."""
+        back to the system after. The first call (cmd_run's, before the agent starts its threads) also
+        bounds the process's malloc arenas; later calls change nothing."""
+        limit_arenas()
         return _paused_then_trimmed()
 
     def settled(self) -> None:

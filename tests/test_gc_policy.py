@@ -57,3 +57,40 @@ def test_the_agent_collects_rarely_once_settled_and_as_before_once_stopped():
     released, the process's thresholds and unfrozen heap are back; an embedding process's are never touched."""
     out = subprocess.run([sys.executable, "-c", _THRESHOLDS], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "True"]
+
+
+# Eight threads each allocate (malloc's blocks, not Python's pools) while all are alive, then glibc's malloc_stats()
+# prints one "Arena N:" block per arena to stderr; argv[1] says whether the agent's policy ran first.
+_ARENAS = """
+import sys, threading
+from pulse_agent.gc_policy import GcPolicy, LeaveGc
+
+with (GcPolicy() if sys.argv[1] == "agent" else LeaveGc()).paused():
+    pass
+ready, go = threading.Barrier(9), threading.Event()
+
+def work():
+    held = [bytes(4096) + bytes([i % 256]) for i in range(100)]
+    ready.wait()
+    go.wait()
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+ready.wait()
+import ctypes
+ctypes.CDLL("libc.so.6").malloc_stats()
+go.set()
+for t in threads:
+    t.join()
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_agent_process_uses_at_most_two_malloc_arenas_however_many_threads_allocate():
+    def arenas(who: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _ARENAS, who], capture_output=True, text=True, check=True)
+        return sum(line.startswith("Arena ") for line in done.stderr.splitlines())
+
+    assert arenas("agent") <= 2
+    assert arenas("embedding") > 2  # the same threads without the policy: one arena each, as glibc gives them
