@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
-
 from pulse_agent.durations import parse_duration
 from pulse_agent.names import spread
 from pulse_agent.phrases import PHRASES, PhraseError, phrase_to_cron
@@ -74,6 +72,8 @@ class Cron:
         return self._firing(before if following is None else following, forward=False)
 
     def _firing(self, start: float, *, forward: bool) -> float | None:
+        from croniter import CroniterError, croniter  # here, not at the top: see _cron
+
         zone = _zone(self.timezone)
         try:
             it = croniter(self.expr, datetime.fromtimestamp(start, zone), second_at_beginning=_has_seconds(self.expr))
@@ -167,6 +167,10 @@ def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | No
 
 
 def _cron(expr: str, timezone: str, text: str) -> Cron:
+    # croniter (and dateutil) imported by the first cron schedule only: a probe worker or an agent whose checks
+    # are all intervals never loads them (docs/performance.md, "Memory at 100,000 checks: the last step").
+    from croniter import CroniterError, croniter
+
     try:
         croniter(expr, second_at_beginning=_has_seconds(expr))
     except (CroniterError, ValueError, KeyError) as exc:
@@ -185,6 +189,8 @@ def _cron_reason(expr: str, exc: Exception) -> str:
     names = ("second", "minute", "hour", "day of month", "month", "day of week")
     fields = expr.split()
     labels = names if len(fields) == 6 else names[1:]
+    from croniter import CroniterError, croniter
+
     for i, label in enumerate(labels[: len(fields)]):
         alone = ["*"] * len(fields)
         alone[i] = fields[i]  # this field with every other one a wildcard
