@@ -168,7 +168,7 @@ def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | No
 
 def _cron(expr: str, timezone: str, text: str) -> Cron:
     # croniter (and dateutil) imported by the first cron schedule only: a probe worker or an agent whose checks
-    # are all intervals never loads them (docs/performance.md, "Memory at 100,000 checks: the last step").
+    # are all intervals never loads them (docs/performance.md, "Memory at 100,000 checks: origins, last results, lazy imports").
     from croniter import CroniterError, croniter
 
     try:

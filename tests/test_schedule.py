@@ -1,7 +1,5 @@
 """Every schedule form, table-driven, from fixed instants, in UTC, Berlin and New York, across 2026's DST changes."""
 
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -189,17 +187,3 @@ def test_forms_parse_to_their_kinds():
     assert isinstance(parse_schedule("every monday at 9am"), Cron)
     assert isinstance(parse_schedule("at 2026-12-01T09:00:00Z"), OneShot)
     assert parse_schedule("every day at 9am", "Europe/Berlin") != parse_schedule("every day at 9am", "UTC")
-
-
-def test_croniter_is_imported_by_the_first_cron_schedule_only():
-    """Interval checks, in an agent or a worker, never load croniter and dateutil (their memory, per process)."""
-    code = (
-        "import sys; import pulse_agent.agent, pulse_agent.workers;"
-        "from pulse_agent.schedule import parse_schedule;"
-        "s = parse_schedule('every 30s'); s.next_due(1e9, 'c');"
-        "print('croniter' in sys.modules, 'dateutil' in sys.modules);"
-        "c = parse_schedule('0 9 * * MON-FRI', 'Europe/Berlin');"
-        "print('croniter' in sys.modules, c.next_due(946_684_800.0))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == ["False False", f"True {946_684_800.0 + 2 * 86400 + 8 * 3600}"]  # Monday 2000-01-03, 09:00 CET
