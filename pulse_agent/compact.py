@@ -36,14 +36,18 @@ class CompactCheck:
         self.enabled = enabled
         self._template = template
         self._layout = layout
-        self._values = values
+        # one differing value (most checks differ from their template by URL alone) is kept without a tuple
+        self._values: Any = values[0] if len(layout) == 1 else values
 
     def spec(self) -> CheckSpec:
         """The check's spec, equal field for field to the one the agent sent."""
         values = list(self._template)
         values[_NAME] = self.name
-        for index, value in zip(self._layout, self._values, strict=True):
-            values[index] = value
+        if len(self._layout) == 1:
+            values[self._layout[0]] = self._values
+        else:
+            for index, value in zip(self._layout, self._values, strict=True):
+                values[index] = value
         return CheckSpec(*values)
 
     def __eq__(self, other: object) -> bool:

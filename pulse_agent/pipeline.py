@@ -10,7 +10,7 @@ from dataclasses import replace
 from pulse_agent.alerts.alerting import Alerting
 from pulse_agent.config.model import CheckSpec, MaintenanceWindow
 from pulse_agent.live.events import EventHub
-from pulse_agent.result import Result
+from pulse_agent.result import Result, from_kept, kept
 from pulse_agent.store import ResultStore
 from pulse_agent.view import CheckStatus
 from pulse_agent.web.metrics import Metrics
@@ -57,7 +57,7 @@ class ResultPipeline:
         self.store: ResultStore | None = None
         self.alerting: Alerting | None = None
         self._checks: dict[str, CheckSpec] = {}
-        self._last: dict[str, Result] = {}
+        self._last: dict[str, bytes | Result] = {}  # by check: its last result, as `kept` packs it
         self._windows = WindowSpans()
 
     def set_checks(self, checks: Iterable[CheckSpec]) -> list[str]:
@@ -85,12 +85,13 @@ class ResultPipeline:
             degraded=state.degraded if state is not None else False,
             incident=state.incident if state is not None else None,
             next_due=spec.schedule.next_due(now, spec.name) if spec.enabled else None,
-            last_result=self._last.get(spec.name),
+            last_result=self.last(spec.name),
         )
 
     def last(self, name: str) -> Result | None:
         """The last result of the check called name, since the agent started."""
-        return self._last.get(name)
+        value = self._last.get(name)
+        return from_kept(name, value) if value is not None else None
 
     async def finished(self, spec: CheckSpec, result: Result) -> Result:
         """Everything that follows one run; returns the result as stored."""
@@ -99,7 +100,7 @@ class ResultPipeline:
         if self.store is not None:
             self.store.submit(result)
         self.metrics.observe(result)
-        self._last[spec.name] = result
+        self._last[spec.name] = kept(result, spec.name)
         if self.events.active:
             self.events.publish("result", result.to_json())
         log_result(result)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import marshal
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Literal, get_args
 
 # The closed set of error_kind values; docs/probes.md explains each (a test keeps them in step).
@@ -81,6 +83,26 @@ class Result:
         out["scheduled_ts"] = iso(self.scheduled_ts) if self.scheduled_ts is not None else None
         out["cert_expires"] = iso(self.cert_expires) if self.cert_expires is not None else None
         return out
+
+
+_KEPT = attrgetter(*Result.__slots__[1:])  # every value but the check's name, in the order Result takes them
+
+
+def kept(result: Result, name: str) -> bytes | Result:
+    """result as the agent keeps the last one of the check called name: its values but the name, marshalled (a
+    third of the object with its own floats); result itself when its check is another or marshal cannot write
+    a value exactly as it is (a subclass of int or str, say)."""
+    if result.check != name:
+        return result
+    try:
+        return marshal.dumps(_KEPT(result))
+    except ValueError:
+        return result
+
+
+def from_kept(name: str, value: bytes | Result) -> Result:
+    """The result `kept` made value of, equal to it field for field."""
+    return value if isinstance(value, Result) else Result(name, *marshal.loads(value))
 
 
 def iso(ts: float) -> str:

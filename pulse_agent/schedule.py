@@ -72,7 +72,7 @@ class Cron:
         return self._firing(before if following is None else following, forward=False)
 
     def _firing(self, start: float, *, forward: bool) -> float | None:
-        from croniter import CroniterError, croniter  # imported by the first cron: most configs have none
+        from croniter import CroniterError, croniter  # here, not at the top: see _cron
 
         zone = _zone(self.timezone)
         try:
@@ -167,7 +167,9 @@ def missed_due(schedule: Schedule, last_run: float | None, last_seen: float | No
 
 
 def _cron(expr: str, timezone: str, text: str) -> Cron:
-    from croniter import CroniterError, croniter  # imported by the first cron: most configs have none
+    # croniter (and dateutil) imported by the first cron schedule only: a probe worker or an agent whose checks
+    # are all intervals never loads them (docs/performance.md, "Memory at 100,000 checks: origins, last results, lazy imports").
+    from croniter import CroniterError, croniter
 
     try:
         croniter(expr, second_at_beginning=_has_seconds(expr))
@@ -184,11 +186,11 @@ _REFERENCE = 946_684_800.0  # 2000-01-01T00:00:00Z: a fixed start, so that valid
 
 
 def _cron_reason(expr: str, exc: Exception) -> str:
-    from croniter import CroniterError, croniter
-
     names = ("second", "minute", "hour", "day of month", "month", "day of week")
     fields = expr.split()
     labels = names if len(fields) == 6 else names[1:]
+    from croniter import CroniterError, croniter
+
     for i, label in enumerate(labels[: len(fields)]):
         alone = ["*"] * len(fields)
         alone[i] = fields[i]  # this field with every other one a wildcard

@@ -75,7 +75,7 @@ def test_checks_written_alike_share_their_numbers_and_parts_and_keep_only_what_d
     checks = compact(specs)
     made = [c.spec() for c in checks]
     assert all(m.timeout is made[0].timeout and m.max_body_size is made[0].max_body_size for m in made)
-    assert all(c._values == (c.spec().url,) for c in checks[1:])  # the URL: all that differs from the template
+    assert all(c._values is c.spec().url for c in checks[1:])  # the URL: all that differs from the template, kept alone
 
 
 def test_compact_checks_compare_as_their_specs() -> None:
@@ -90,3 +90,13 @@ def test_a_value_equal_to_the_templates_but_not_the_same_is_kept_its_own() -> No
     others = [replace(template, name="b", timeout=-0.0), replace(template, name="c", timeout=0), replace(template, name="d", retries=Retries(2, 1))]
     for sent, check in zip(others, compact(through_a_frame([template, *others]))[1:], strict=True):
         assert exact(check.spec()) == exact(sent), sent.name
+
+
+def test_a_check_differing_by_one_tuple_or_by_nothing_gives_back_its_spec() -> None:
+    template = CheckSpec("a", "http://127.0.0.1:1/a", headers=(("X-A", "1"),))
+    one_tuple = replace(template, name="b", headers=(("X-B", "2"), ("X-C", "3")))  # the lone differing value is a tuple
+    nothing = replace(template, name="c")
+    two = replace(template, name="d", url="http://127.0.0.1:1/d", headers=())
+    received = through_a_frame([template, one_tuple, nothing, two])
+    for sent, check in zip([template, one_tuple, nothing, two], compact(received), strict=True):
+        assert check.spec() == sent and exact(check.spec()) == exact(sent)

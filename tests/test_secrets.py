@@ -233,8 +233,8 @@ async def test_removed_checks_credentials_leave_the_url_cache(tmp_path):
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await agent.started.wait()
-    target_of(secret_url)  # as a run of it does
-    assert held(S["url_pass"]) and held(S["url_query"])
+    target_of(secret_url)  # as a run of it does: its origin (with the credentials) is cached, its query never
+    assert held(S["url_pass"]) and not held(S["url_query"])
     cfg.write_text(head)
     assert (await agent.reload("test")).ok
     stop.set()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
@@ -31,9 +31,42 @@ ATTEMPT_DELAY = 0.25  # RFC 8305 "Connection Attempt Delay": the next address is
 Resolver = Callable[[str, int], Awaitable[list[str]]]  # host, port -> addresses in the order to try
 
 
-@lru_cache(maxsize=65536)
+# scheme://netloc, then the path, query and fragment: a URL urlsplit reads the same whole or cut after its netloc
+# (printable ASCII netloc, no tab or line break, which urlsplit would drop). Anything else is parsed whole.
+_PLAIN = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[!\"$-.0-9:->@-~]*)((?:[/?#][^\t\r\n]*)?)")
+
+
 def target_of(url: str) -> Target:
     """Parse an http(s) URL (ProbeFailure 'connect' when it cannot be requested)."""
+    plain = _PLAIN.fullmatch(url)
+    if plain is None:
+        return _parse(url)
+    # Only the origin is cached: a target per checked URL was a worker's largest structure, and most URLs
+    # share a few origins; the path and query are cut out per run.
+    origin = _origin_of(plain[1])
+    rest = plain[2].split("#", 1)[0]
+    if rest in ("", "/"):
+        return origin
+    path, mark, query = rest.partition("?")
+    return Target(
+        tls=origin.tls,
+        host=origin.host,
+        port=origin.port,
+        host_header=origin.host_header,
+        path=encode_target((path or "/") + (f"?{query}" if mark and query else "")),
+        ip=origin.ip,
+        authorization=origin.authorization,
+    )
+
+
+@lru_cache(maxsize=65536)
+def _origin_of(scheme_netloc: str) -> Target:
+    """The parse of a URL with nothing after its netloc (its path '/')."""
+    return _parse(scheme_netloc)
+
+
+def _parse(url: str) -> Target:
+    """Parse an http(s) URL whole."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -59,11 +92,11 @@ def target_of(url: str) -> Target:
     if parts.username is not None:
         authorization = basic_credentials(unquote(parts.username), unquote(parts.password or ""))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(  # host texts interned: the cache holds a target per checked URL, and most URLs share a few hosts
+    return Target(
         tls=tls,
-        host=sys.intern(host),
+        host=host,
         port=port or default,
-        host_header=sys.intern(shown if port in (None, default) else f"{shown}:{port}"),
+        host_header=shown if port in (None, default) else f"{shown}:{port}",
         path=encode_target(path),
         ip=ip,
         authorization=authorization,
@@ -73,7 +106,7 @@ def target_of(url: str) -> Target:
 def forget_targets() -> None:
     """Drop every parsed URL: called when checks change, so no removed or edited check's
     credentials (user info, query values) stay in memory; running checks parse theirs again once."""
-    target_of.cache_clear()
+    _origin_of.cache_clear()
 
 
 Allow = Callable[[Target, Sequence[str]], bool]  # may a connection to this target at these addresses be made?

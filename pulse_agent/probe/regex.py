@@ -7,8 +7,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import re2
-
 # Python's \Z (end of text) is RE2's \z: accept the Python spelling (an escaped backslash before Z is left alone).
 _PY_END = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
 MAX_PROGRAM_BYTES = 8 << 20  # RE2's memory for one compiled pattern (its default); bigger ones are refused
@@ -21,6 +19,10 @@ class RegexError(ValueError):
 @lru_cache(maxsize=4096)
 def compile_regex(pattern: str, *, ignore_case: bool = False) -> Any:
     """The compiled pattern, matched against UTF-8 bytes; RegexError when RE2 refuses it."""
+    # re2 imported by the first pattern: a worker or an agent whose checks have none never loads it
+    # (2.5 MB a process; docs/performance.md, "Memory at 100,000 checks: origins, last results, lazy imports")
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # the reason goes into our error, not to stderr
     options.max_mem = MAX_PROGRAM_BYTES
