@@ -127,7 +127,8 @@ def soak(
             f"  - {{name: c{i}, url: '{url}/{'flaky/' if i % 3 == 0 else ''}c{i}', schedule: 1s, timeout: 5s}}" for i in range(rate)
         ]
         cfg.write_text("\n".join(lines) + "\n")
-        tracing = {"PULSE_TRACE_OUT": str(trace), "PYTHONPATH": os.pathsep.join([str(HERE / "trace"), os.environ.get("PYTHONPATH", "")])}
+        path = os.pathsep.join(filter(None, [str(HERE / "trace"), os.environ.get("PYTHONPATH")]))
+        tracing = {"PULSE_TRACE_OUT": str(trace), "PYTHONPATH": path}
         agent = subprocess.Popen(
             [sys.executable, "-m", "pulse_agent", "run", "-c", str(cfg), "--db", str(db), "--listen", f"127.0.0.1:{port}"],
             stderr=subprocess.DEVNULL,

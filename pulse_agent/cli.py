@@ -362,7 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     from pulse_agent.config import Memo, begin_load
-    from pulse_agent.gc_policy import GcPolicy
+    from pulse_agent.gc_policy import GcPolicy, limit_arenas
     from pulse_agent.logs import setup_logging
 
     if args.listen is not None:
@@ -384,7 +384,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulse_agent.shard import Shard, resolve
     from pulse_agent.store import StoreError
 
-    gc_policy = GcPolicy()  # the process is the agent's: collections pause while loading and starting
+    limit_arenas()  # the process is the agent's: before it starts any thread (glibc keeps the limit for good)
+    gc_policy = GcPolicy()  # collections pause while loading and starting
     with gc_policy.paused():
         spec = _load(args.config, memo, ahead=ahead)
     del ahead  # it holds the config's text, for as long as the agent runs

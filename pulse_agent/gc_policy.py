@@ -77,9 +77,7 @@ class GcPolicy:
 
     def paused(self) -> AbstractContextManager[None]:
         """Around loading a config, and around start-up until settled(); the free memory they leave goes
-        back to the system after. The first call (cmd_run's, before the agent starts its threads) also
-        bounds the process's malloc arenas; later calls change nothing."""
-        limit_arenas()
+        back to the system after."""
         return _paused_then_trimmed()
 
     def settled(self) -> None:

@@ -145,8 +145,9 @@ def test_a_reload_parses_only_the_changed_item_and_the_head(tmp_path, parsed):
     items[7] = item(7, 1).replace("team: b", "team: c")
     path.write_text(text_of(HEAD, items))
     spec = load_config(path, ENV, memo)
-    # the changed item and those naming a ${VAR} (the environment may have changed): nothing else
-    assert parsed == [HEAD + "".join(i for i in items if "$" in i or i is items[7])]
+    # the head alone (is it a bare `checks:`?), then with the changed item and those naming a ${VAR} (the
+    # environment may have changed): nothing else
+    assert parsed == [HEAD, HEAD + "".join(i for i in items if "$" in i or i is items[7])]
     assert spec == load_config(path, ENV)
     assert dict(next(c for c in spec.checks if c.name == "c7").labels) == {"team": "c"}
 
@@ -215,7 +216,38 @@ async def test_a_file_reload_reads_the_config_once_and_parses_only_the_edit(tmp_
         assert outcome is not None and outcome.ok and outcome.diff is not None
         assert outcome.diff.checks.added == ("b",)
         assert reads == [str(cfg)]  # for the digest; load_config took those very files
-        assert len(parsed) == 1 and parsed[0].endswith(config(httpserver, "b").split("checks:\n")[1])
+        assert len(parsed) == 2 and parsed[1].endswith(config(httpserver, "b").split("checks:\n")[1])  # the head, then it and the edit
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+def test_lines_of_a_quoted_string_that_look_like_the_list_are_never_taken_for_its_items(tmp_path: Path) -> None:
+    """`checks :` opens a flow list whose quoted string spans a `checks:` line and `  - ` lines: they are no items,
+    so the reload must not pair them with checks by count (a removed check came back with old values)."""
+    old = (
+        "version: 1\nchecks : [{url: 'http://127.0.0.1:9/0', labels: {note: \"a\nchecks:\n  - x\n"
+        "  - y\"}, name: c0}, {name: c1, url: 'http://127.0.0.1:9/1'}]\n"
+    )
+    new = old.replace("  - y\"}, name: c0}, {name: c1, url: 'http://127.0.0.1:9/1'}]", '  - z"}, name: c5}]')
+    path, memo = tmp_path / "pulse.yaml", Memo()
+    path.write_text(old)
+    assert [c.name for c in load_config(path, {}, memo).checks] == ["c0", "c1"]
+    path.write_text(new)
+    reloaded = load_config(path, {}, memo)
+    assert [c.name for c in reloaded.checks] == ["c5"]
+    assert reloaded == load_config(path, {}, None)
+
+
+def test_an_item_naming_its_variable_through_an_escape_follows_the_environment(tmp_path: Path) -> None:
+    """"\\x24{PATHPART}" has no '$' in its text, but is `${PATHPART}` once parsed."""
+    head = "version: 1\nchecks:\n"
+    a = '  - {name: a, url: "http://127.0.0.1:9/\\x24{PATHPART}"}\n'
+    b = "  - {name: b, url: 'http://127.0.0.1:9/b'}\n"
+    path, memo = tmp_path / "pulse.yaml", Memo()
+    path.write_text(head + a)
+    assert load_config(path, {"PATHPART": "old"}, memo).checks[0].url.endswith("/old")
+    path.write_text(head + a + b)  # an edit elsewhere
+    reloaded = load_config(path, {"PATHPART": "new"}, memo)
+    assert reloaded.checks[0].url.endswith("/new")
+    assert reloaded == load_config(path, {"PATHPART": "new"}, None)

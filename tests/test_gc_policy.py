@@ -60,13 +60,13 @@ def test_the_agent_collects_rarely_once_settled_and_as_before_once_stopped():
 
 
 # Eight threads each allocate (malloc's blocks, not Python's pools) while all are alive, then glibc's malloc_stats()
-# prints one "Arena N:" block per arena to stderr; argv[1] says whether the agent's policy ran first.
+# prints one "Arena N:" block per arena to stderr; argv[1] says whether the agent's limit was set first.
 _ARENAS = """
 import sys, threading
-from pulse_agent.gc_policy import GcPolicy, LeaveGc
+from pulse_agent.gc_policy import limit_arenas
 
-with (GcPolicy() if sys.argv[1] == "agent" else LeaveGc()).paused():
-    pass
+if sys.argv[1] == "agent":
+    limit_arenas()  # as cmd_run does
 ready, go = threading.Barrier(9), threading.Event()
 
 def work():

@@ -3,6 +3,7 @@ a config directory updated the way Kubernetes updates a ConfigMap, and the API t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -11,6 +12,11 @@ import textwrap
 import duckdb
 import httpx
 
+from pulse_agent.clock import SystemClock
+from pulse_agent.config import load_config
+from pulse_agent.live import reloader
+from pulse_agent.shard import Shard
+from pulse_agent.web.metrics import Metrics
 from tests.agent_process import AgentProcess
 
 TOKEN = "e2e-token-0123456789abcdef"
@@ -126,3 +132,38 @@ def test_a_file_dropped_into_a_config_directory_is_picked_up(tmp_path, httpserve
     finally:
         assert agent.stop() == 0
     assert not any(r.get("msg") == "config reload refused; still running the last good config" for r in agent.seen)
+
+
+def test_a_file_reload_that_waited_for_another_reload_does_not_roll_it_back(tmp_path, monkeypatch):
+    """The watcher reads the files, then waits while an API reload applies a newer edit: it must not then apply
+    the older text it read (reloader.on_disk is wrapped to land the newer edit just after the watcher's read)."""
+    text = "version: 1\nchecks:\n  - {{name: {n}, url: 'http://127.0.0.1:9/'}}\n"
+    path = tmp_path / "pulse.yaml"
+    path.write_text(text.format(n="x"))
+    running = {"spec": load_config(path)}
+    path.write_text(text.format(n="a"))  # the edit the watcher sees
+
+    async def apply(spec, change):
+        running["spec"] = spec
+
+    r = reloader.Reloader(str(path), Shard(), lambda: running["spec"], apply, Metrics(), SystemClock())
+    read = reloader.on_disk
+
+    def read_then_edit(config):
+        found = read(config)
+        path.write_text(text.format(n="b"))  # the next edit lands just after the watcher read the file
+        return found
+
+    monkeypatch.setattr(reloader, "on_disk", read_then_edit)
+
+    async def main():
+        async with r._lock:  # an API reload is running when the watcher's read ends
+            watcher = asyncio.create_task(r.reload_if_changed())
+            while "name: b" not in path.read_text():
+                await asyncio.sleep(0.005)
+            await r._reload("api")
+            assert [c.name for c in running["spec"].checks] == ["b"]
+        await watcher
+
+    asyncio.run(main())
+    assert [c.name for c in running["spec"].checks] == ["b"]

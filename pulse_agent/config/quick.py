@@ -9,8 +9,10 @@ made from (an edited checkout), the code is generated in the process, as before.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 _HEADER = (
@@ -46,9 +48,11 @@ def quick_code(schema_text: str, inlined: dict[str, Any]) -> str:
 def quick_validator(schema_text: str, inlined: Callable[[], dict[str, Any]]) -> Callable[[Any], Any]:
     """The validator for this schema text: the shipped one when it was made from this text, else one
     generated now from inlined() (raises fastjsonschema.JsonSchemaException on invalid data)."""
-    from pulse_agent.config import quick_code as shipped
-
-    if schema_digest(schema_text) == shipped.SCHEMA_DIGEST:
+    try:
+        shipped: ModuleType | None = importlib.import_module("pulse_agent.config.quick_code")
+    except ImportError:  # a fastjsonschema without the exceptions the shipped code names: generate it here
+        shipped = None
+    if shipped is not None and schema_digest(schema_text) == shipped.SCHEMA_DIGEST:
         validate: Callable[[Any], Any] = shipped.validate
         return validate
     namespace: dict[str, Any] = {}

@@ -113,10 +113,18 @@ def _scan(text: str) -> tuple[str, list[str], list[int]] | None:
     return head, body, starts
 
 
+def bare_head(head: Document) -> bool:
+    """Whether head (a text's lines up to its `checks:` line, parsed alone) is a good mapping whose last key is
+    `checks` with nothing after it: only then are the lines after it the list's items (not, say, lines of a
+    quoted string that a `checks :` key's flow list opened)."""
+    data = head.data
+    return not head.errors and isinstance(data, dict) and list(data)[-1:] == ["checks"] and data["checks"] is None
+
+
 def join(text: str, source: str, head: Document, docs: list[Document]) -> Document | None:
     """The document of the whole text from the documents of its parts (head: the parse of plan's head alone),
     or None when any part says that the parts may not be the whole (see the module's docstring)."""
-    if head.errors or not isinstance(head.data, dict) or list(head.data)[-1:] != ["checks"] or head.data["checks"] is not None:
+    if not bare_head(head):
         return None
     n_values, n_keys = len(head.values), len(head.keys)
     data: dict[str, Any] | None = None

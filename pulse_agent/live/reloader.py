@@ -86,7 +86,8 @@ class Reloader:
         if now in (running, self._refused):
             return None
         async with self._lock:
-            return await self._reload("file", sources)  # the files as just read: not read again
+            # the files as just read, unless another reload ran while this one waited: then as they are now
+            return await self._reload("file", sources if self._running().digest == running else None)
 
     async def _reload(self, reason: str, sources: list[Source] | None = None) -> Reload:
         old = self._running()
