@@ -169,7 +169,8 @@ def worker_steps_of(quick: bool) -> list[int]:
     """Check counts for the ramp of one agent with a probe worker per core."""
     # The ramp stops at the first step not sustained, so quick runs climb as high as full ones (a
     # sustained top step would only say "at least"); quick skips the first step.
-    return [4000, 5000, 6000, 7000, 8000, 9000, 10000] if quick else [3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000]
+    top = [4000, 5000, 6000, 7000, 8000, 9000, 10000, 11000, 12000, 13000, 14000, 16000]
+    return top if quick else [3000, *top]
 
 
 def main() -> None:
@@ -177,7 +178,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter windows and fewer steps (a few minutes)")
     args = parser.parse_args()
     seconds = 5.0 if args.quick else 10.0
-    steps = [1000, 2000, 3000, 3500, 4000, 4500, 5000] if args.quick else [1000, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
+    steps = [1000, 2000, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 7000, 8000]
+    steps = steps if args.quick else [1000, 2000, 2500, *steps[2:]]
     out: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nproc": os.cpu_count(), "quick": args.quick}
     with nginx_target() as url:
         out["nginx_ceiling_rps"] = round(wrk(url + "/", seconds, 64))
