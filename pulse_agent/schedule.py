@@ -186,11 +186,11 @@ _REFERENCE = 946_684_800.0  # 2000-01-01T00:00:00Z: a fixed start, so that valid
 
 
 def _cron_reason(expr: str, exc: Exception) -> str:
+    from croniter import CroniterError, croniter  # here, not at the top: see _cron
+
     names = ("second", "minute", "hour", "day of month", "month", "day of week")
     fields = expr.split()
     labels = names if len(fields) == 6 else names[1:]
-    from croniter import CroniterError, croniter
-
     for i, label in enumerate(labels[: len(fields)]):
         alone = ["*"] * len(fields)
         alone[i] = fields[i]  # this field with every other one a wildcard

@@ -28,6 +28,7 @@ class Schedulable(Protocol):
 
 
 S = TypeVar("S", bound=Schedulable)
+Runner = Callable[[S, float], Awaitable[object]]  # starts one run of a check due at a time
 
 
 @dataclass(slots=True)
@@ -52,7 +53,7 @@ class Scheduler(Generic[S]):
 
     def __init__(
         self,
-        runner: Callable[[S, float], Awaitable[object]],
+        runner: Runner[S],
         *,
         clock: Clock | None = None,
         max_concurrency: int = 256,
@@ -126,9 +127,7 @@ class Scheduler(Generic[S]):
         """The names of the checks with a run in progress."""
         return frozenset(self._inflight)
 
-    async def run_now(
-        self, spec: S, scheduled_ts: float, runner: Callable[[S, float], Awaitable[object]] | None = None
-    ) -> asyncio.Task[object] | None:
+    async def run_now(self, spec: S, scheduled_ts: float, runner: Runner[S] | None = None) -> asyncio.Task[object] | None:
         """Start a run outside the heap (catch-up, run-now), by runner if given, else the scheduler's: its
         task, whose result is the runner's; None if that check is already running or the scheduler is stopping."""
         if spec.name in self._inflight or self._stopping:
@@ -180,14 +179,14 @@ class Scheduler(Generic[S]):
                 self._on_lag(max(0.0, self._clock.time() - due))
             self._start(spec, due)
 
-    def _start(self, spec: S, due: float, runner: Callable[[S, float], Awaitable[object]] | None = None) -> asyncio.Task[object]:
+    def _start(self, spec: S, due: float, runner: Runner[S] | None = None) -> asyncio.Task[object]:
         """Start a run; the caller holds a concurrency slot for it."""
         self._inflight.add(spec.name)
         task = asyncio.create_task(self._run_one(spec, due, runner or self._runner), name=f"check:{spec.name}")
         self._tasks.add(task)
         return task
 
-    async def _run_one(self, spec: S, due: float, runner: Callable[[S, float], Awaitable[object]]) -> object:
+    async def _run_one(self, spec: S, due: float, runner: Runner[S]) -> object:
         try:
             return await runner(spec, due)
         except asyncio.CancelledError:

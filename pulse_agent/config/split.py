@@ -10,10 +10,10 @@ the parts before it (so every line and column is the whole text's), and its own 
 ends at the next item's line as it does in the whole text; a quote or flow collection left open at a cut
 ends its part's parse in an error. A list with an anchor in it is not cut (the whole text refuses an anchor
 defined twice, which no part alone sees; what looks like one inside a quoted text counts too); its items
-may use the head's anchors. Any error, unset variable or `<<`
-merge in a part, or more values than the whole text's alias budget, and the caller parses the whole text
-instead (join gives None): the document is always the whole parse's, only sooner. The same cut, before
-every item (items), lets a reload parse only the items an edit changed (config/reparse.py).
+may use the head's anchors. Any error, unset variable or `<<` merge in a part, or more values than the
+whole text's alias budget, and the caller parses the whole text instead (join gives None): the document is
+always the whole parse's, only sooner. The same cut, before every item (items), lets a reload parse only
+the items an edit changed (config/reparse.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from typing import Any
 
 from pulse_agent.config.load import MIN_NODE_BUDGET, Document, Positions, parse_document
 
-_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")  # `&name` where a node can start (a URL's `?a=1&b=2` is not)
-_AMPERSAND = re.compile(r"&[^\s\[\]{},]")  # the same, found faster: the character before is looked at alone
+_AMPERSAND = re.compile(r"&[^\s\[\]{},]")  # `&name`: an anchor when a node can start before it (see _anchored)
 _NODE_START = re.compile(r"[\s\[{,]")
 
 
@@ -67,7 +66,7 @@ def items(text: str) -> Items | None:
     """The text cut before each item by plan's rules, or None when it cannot be cut safely (or the head
     defines an anchor: an item's alias to it would have to be counted against the alias budget)."""
     found = _scan(text)
-    if found is None or _ANCHOR.search(found[0]):
+    if found is None or _anchored(found[0], 0):
         return None
     head, body, starts = found
     begins, ends = [0, *starts[1:]], [*starts[1:], len(body)]  # blank lines before the first item are the first's
@@ -75,7 +74,8 @@ def items(text: str) -> Items | None:
 
 
 def _anchored(text: str, start: int) -> bool:
-    """Whether _ANCHOR matches in a line of text from start on (start: the beginning of a line)."""
+    """Whether an anchor `&name` stands where a node can start (a URL's `?a=1&b=2` is none) in text from start on
+    (start: the beginning of a line)."""
     for m in _AMPERSAND.finditer(text, start):
         at = m.start()
         if at == start or _NODE_START.match(text, at - 1):
