@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,11 +44,8 @@ def parse_config(
     one = Source(source, text)
     jobs = _children([one], env, memo, placeholders) if jobs is None else jobs
     doc = _document(one, env, memo, keep=False, placeholders=placeholders, job=jobs.get(0))
-    if memo is not None:
-        memo.keep_no_items()
-    spec = build_spec(doc, memo, validators) if doc.data is not None else None
-    if memo is not None:
-        memo.forget_items()  # each item would hold its parsed check alive until the next load
+    with memo.without_items() if memo is not None else nullcontext():
+        spec = build_spec(doc, memo, validators) if doc.data is not None else None
     if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
     if memo is not None and not placeholders:
@@ -64,10 +62,9 @@ def _reparsed(text: str, source: str, env: Mapping[str, str] | None, memo: Memo,
         return None
     doc = again.doc
     memo.know_digests(again.digests)
-    memo.keep_no_items()
-    validate_document(doc, memo)
-    spec = None if doc.errors else build_spec(doc, memo, validators)
-    memo.forget_items()
+    with memo.without_items():
+        validate_document(doc, memo)
+        spec = None if doc.errors else build_spec(doc, memo, validators)
     if spec is None or doc.errors:
         memo.forget_digests()  # this document's items are dropped: the ids of the whole load's may be theirs
         return None

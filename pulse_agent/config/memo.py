@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +36,7 @@ class Memo:
     # the parts of spec keys most checks share (contexts, header name sets): one object each, not one per key
     _shared: dict[object, object] = field(default_factory=dict)
     _context: tuple[object, object] | None = None  # (the context object last given, its shared form): one lookup a load
-    _itemless: bool = False  # this load keeps no items (see keep_no_items)
+    _itemless: bool = False  # this load keeps no items (see without_items)
 
     def begin(self) -> None:
         """Start a load: what it does not use is forgotten when it ends."""
@@ -123,16 +125,17 @@ class Memo:
         if item is not None and not keep._itemless:
             keep.items[id(item)] = (item, context, key)  # holds the item: its id stays its own meanwhile
 
-    def keep_no_items(self) -> None:
-        """Note no items for the rest of this load (one file: they would be forgotten at its end anyway)."""
-        self._keep()._itemless = True
-
-    def forget_items(self) -> None:
-        """Keep no check items: their document is not remembered (one file), so none comes back as itself;
-        notes them again from now on."""
+    @contextmanager
+    def without_items(self) -> Iterator[None]:
+        """Note no check items meanwhile, and keep none after: their document is not remembered (one file),
+        so none comes back as itself, and each would hold its parsed check alive until the next load."""
         keep = self._keep()
-        keep.items.clear()
-        keep._itemless = False
+        keep._itemless = True
+        try:
+            yield
+        finally:
+            keep.items.clear()
+            keep._itemless = False
 
     def _compact(self, key: tuple[object, ...], given: tuple[object, ...] = ()) -> tuple[object, ...]:
         """A spec key, (item digest, header names from ${VAR}s, *context), as (digest, names, context) with
