@@ -6,8 +6,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from pulse_agent.config import AgentSpec
+    from pulse_agent.config.files import Source
+    from pulse_agent.config_facts import ConfigFacts
+    from pulse_agent.report import ReportRequest
+
+T = TypeVar("T")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -29,7 +39,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, width: int) -> tuple[int, str | None]:
     """cmd_report's exit code and its output (None: the error is printed)."""
     import time
-    from functools import partial
 
     from pulse_agent.report import ReportError, UnknownCheck, answer, render
     from pulse_agent.report_source import from_agent, from_parquet, local_or_agent
@@ -37,16 +46,16 @@ def _report(args: argparse.Namespace, width: int) -> tuple[int, str | None]:
     from pulse_agent.store.table import Form
 
     try:
-        spec = _config(args)
-        request = report_request(args, spec, time.time())
-        limits = Limits(timeout=spec.agent.query_timeout) if spec is not None else DEFAULT_LIMITS
+        facts = _facts(args)
+        request = report_request(args, facts, time.time())
+        limits = Limits(timeout=facts.query_timeout) if facts is not None else DEFAULT_LIMITS
         form: Form = "lines" if args.format == "json" else "values"  # fetched as the format wants it (either serves every format)
         if args.from_parquet:
             report = from_parquet(args.from_parquet, request, limits, form)
         elif args.agent:
             report = from_agent(args.agent, request)
         else:
-            database, listen = _where(args, spec)
+            database, listen = _where(args, facts)
             report, _ = local_or_agent(database, listen, partial(answer, request=request, limits=limits, form=form),
                                        lambda url: from_agent(url, request))  # fmt: skip
     except UnknownCheck as exc:
@@ -58,7 +67,7 @@ def _report(args: argparse.Namespace, width: int) -> tuple[int, str | None]:
     return 0, render(report, args.format, width)
 
 
-def report_request(args: argparse.Namespace, spec: Any, now: float):  # spec: AgentSpec | None -> ReportRequest
+def report_request(args: argparse.Namespace, facts: ConfigFacts | None, now: float) -> ReportRequest:
     """The question of `report`, with check names resolved from --check and --label through the config."""
     from pulse_agent.report import ReportRequest
 
@@ -68,11 +77,10 @@ def report_request(args: argparse.Namespace, spec: Any, now: float):  # spec: Ag
         wanted = [tuple(label.split("=", 1)) for label in args.label]
         if any(len(w) != 2 for w in wanted):
             raise ValueError("--label takes KEY=VALUE")
-        checks += [c.name for c in spec.checks if all((k, v) in c.labels for k, v in wanted)]
+        checks += facts.labelled(wanted) if facts else []
         if not checks:
             raise ValueError(f"no check has the labels {', '.join(args.label)}")
-    slos = {c.name: c.slo for c in spec.checks if c.slo is not None} if spec else {}
-    known = tuple(c.name for c in spec.checks) if spec else ()
+    slos, known = (dict(facts.slos), facts.names) if facts else ({}, ())
     return ReportRequest(start, end, tuple(dict.fromkeys(checks)), args.by, args.incidents, args.sql, slos, known)
 
 
@@ -101,7 +109,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         check_agent_name(name)
         start, end = window_of(args, time.time())
-        database, listen = _where(args, _config(args))
+        database, listen = _where(args, _facts(args))
         out = str(Path(args.out).absolute())
         body = {"out": out, "start": start, "end": end, "agent": name}
         done, via = local_or_agent(
@@ -126,30 +134,61 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _config(args: argparse.Namespace) -> Any:  # -> AgentSpec | None
-    """The config; None when it cannot be loaded but the data is named explicitly (it only adds
-    labels, SLOs, the database and the agent's address)."""
+def _config(args: argparse.Namespace) -> AgentSpec | None:
+    """The config; None when it cannot be loaded but the data is named explicitly (see _accepted)."""
+    return _accepted(args, _load(args))
+
+
+def _facts(args: argparse.Namespace) -> ConfigFacts | None:
+    """What `report` and `export` need of the config (as _config), remembered per accepted text
+    (config_facts.py): a large config is loaded once, not by every report."""
+
+    def facts(sources: list[Source]) -> ConfigFacts:
+        from pulse_agent.config_facts import accepted_facts
+
+        return accepted_facts([(Path(s.name).name, s.text) for s in sources], partial(_load(args), sources))
+
+    return _accepted(args, facts)
+
+
+def _load(args: argparse.Namespace) -> Callable[[list[Source]], AgentSpec]:
+    """A load of the config at -c from its files as read, with the shell's checks of what lies outside the text."""
+
+    def load(sources: list[Source]) -> AgentSpec:
+        from pulse_agent.config import load_config
+        from pulse_agent.validators import SHELL_VALIDATORS
+
+        return load_config(args.config, validators=SHELL_VALIDATORS, sources=sources)
+
+    return load
+
+
+def _accepted(args: argparse.Namespace, load: Callable[[list[Source]], T]) -> T | None:
+    """load(the config's files as read); None when the config cannot be read or loaded but the data is
+    named explicitly (then it only adds labels, SLOs, the database and the agent's address)."""
     explicit = args.db or getattr(args, "agent", None) or getattr(args, "from_parquet", None)
     if explicit and not getattr(args, "label", None) and not os.path.lexists(args.config):
         return None  # what load_config's "no such file" comes to here, without importing the config package
-    from pulse_agent.config import ConfigInvalid, load_config
-    from pulse_agent.validators import SHELL_VALIDATORS
+    from pulse_agent.config import ConfigInvalid
+    from pulse_agent.config.files import read_sources
 
     try:
-        return load_config(args.config, validators=SHELL_VALIDATORS)
+        return load(read_sources(args.config))
     except ConfigInvalid as exc:
         if getattr(args, "label", None) or not explicit:
             raise ValueError(f"{args.config}: {exc.errors[0]}") from None
         return None
 
 
-def _where(args: argparse.Namespace, spec: Any) -> tuple[str, str]:
+def _where(args: argparse.Namespace, facts: ConfigFacts | None) -> tuple[str, str]:
     """The database file and the agent's listen address: --db, else the config's, else the defaults."""
-    if spec is None and args.db:
+    if facts is not None:
+        return args.db or facts.database, facts.listen
+    if args.db:
         from pulse_agent.listen import DEFAULT_LISTEN  # AgentSettings' default, without importing the config package
 
         return args.db, DEFAULT_LISTEN
     from pulse_agent.config.model import AgentSettings
 
-    settings = spec.agent if spec is not None else AgentSettings()
-    return args.db or settings.database, settings.listen
+    settings = AgentSettings()
+    return settings.database, settings.listen

@@ -25,6 +25,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
     from pulse_agent.alerts.condition import rule_actives
     from pulse_agent.cli_history import _config, _where
+    from pulse_agent.config_facts import facts_of
     from pulse_agent.report import Report, ReportError, ReportRequest, answer
     from pulse_agent.report_source import from_agent, local_or_agent
 
@@ -36,11 +37,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"no rule called {', '.join(unknown)} (rules: {', '.join(r.name for r in spec.rules) or 'none'})")
         chosen = [r for r in spec.rules if not args.rule or r.name in args.rule]
-        database, listen = _where(args, spec)
+        database, listen = _where(args, facts_of(spec))
     except (ReportError, ValueError) as exc:
         print(f"pulse-agent rules: {exc}", file=sys.stderr)
         return 1
-    now, failed, out = time.time(), 0, []
+    now, failed = time.time(), 0
+    out: list[dict[str, Any]] = []
     for rule in chosen:
         request = ReportRequest(now - rule.window, now, sql=rule.sql)
 

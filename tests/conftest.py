@@ -9,7 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -19,6 +19,18 @@ from pulse_agent.config.model import CheckSpec
 from pulse_agent.probe.http import Prober
 
 REQUIRE_SYSTEM_TOOLS = os.environ.get("PULSE_REQUIRE_SYSTEM_TOOLS") == "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' own cache directory (what `report` remembers of configs: config_facts.py), never the user's."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 def require_binary(name: str, package: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -163,8 +164,9 @@ def test_writes_and_outside_reads_are_refused_offline(db, tmp_path, sql, capsys)
         assert con.execute("SELECT count(*) FROM results").fetchall() == [(180,)]
 
 
-def _report_in_a_child(argv: list[str], modules: tuple[str, ...]) -> dict:
-    """main(argv) in a fresh interpreter: its exit code, which of modules it imported, and its rows."""
+def _report_in_a_child(argv: list[str], modules: tuple[str, ...], cache: Path | None = None) -> dict:
+    """main(argv) in a fresh interpreter (cache: its XDG_CACHE_HOME): its exit code, which of modules it
+    imported, and its rows."""
     code = (
         "import contextlib, io, json, sys\n"
         "from pulse_agent.cli import main\n"
@@ -173,7 +175,8 @@ def _report_in_a_child(argv: list[str], modules: tuple[str, ...]) -> dict:
         f"    rc = main({argv!r})\n"
         f"print(json.dumps({{'rc': rc, 'loaded': [m for m in {modules!r} if m in sys.modules], 'rows': json.loads(out.getvalue())['rows']}}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    env = {**os.environ, **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -195,9 +198,13 @@ def test_beside_the_bundled_config_a_report_loads_it_without_what_it_does_not_us
     cfg.write_text((ROOT / "pulse.yaml").read_text())
     argv = ["report", "-c", str(cfg), "--db", str(db), "--from", "2026-11-20T00:00:00Z", "--to", "2026-11-20T02:00:00Z",
             "--format", "json"]  # fmt: skip
-    got = _report_in_a_child(argv, ("pulse_agent.config", "pulse_agent.config.quick_code", "croniter", "ssl", "asyncio"))
+    modules = ("pulse_agent.config", "pulse_agent.config.quick_code", "croniter", "ssl", "asyncio")
+    got = _report_in_a_child(argv, modules, cache=tmp_path / "cache")
     assert got["rc"] == 0 and got["loaded"] == ["pulse_agent.config", "pulse_agent.config.quick_code"]
     assert got["rows"] == list(answer(db)) and len(got["rows"]) == 2
+    # The next report reads what the first remembered of the same text: no validator, no load.
+    again = _report_in_a_child(argv, modules, cache=tmp_path / "cache")
+    assert again["rc"] == 0 and again["loaded"] == ["pulse_agent.config"] and again["rows"] == got["rows"]
 
 
 @pytest.mark.timeout(240)  # many CLI subprocesses: minutes on a loaded 2-core machine
