@@ -136,23 +136,6 @@ def _plural(n: int, word: str) -> str:
 
 def _config(args: argparse.Namespace) -> AgentSpec | None:
     """The config; None when it cannot be loaded but the data is named explicitly (see _accepted)."""
-    return _accepted(args, _load(args))
-
-
-def _facts(args: argparse.Namespace) -> ConfigFacts | None:
-    """What `report` and `export` need of the config (as _config), remembered per accepted text
-    (config_facts.py): a large config is loaded once, not by every report."""
-
-    def facts(sources: list[Source]) -> ConfigFacts:
-        from pulse_agent.config_facts import accepted_facts
-
-        return accepted_facts([(Path(s.name).name, s.text) for s in sources], partial(_load(args), sources))
-
-    return _accepted(args, facts)
-
-
-def _load(args: argparse.Namespace) -> Callable[[list[Source]], AgentSpec]:
-    """A load of the config at -c from its files as read, with the shell's checks of what lies outside the text."""
 
     def load(sources: list[Source]) -> AgentSpec:
         from pulse_agent.config import load_config
@@ -160,7 +143,22 @@ def _load(args: argparse.Namespace) -> Callable[[list[Source]], AgentSpec]:
 
         return load_config(args.config, validators=SHELL_VALIDATORS, sources=sources)
 
-    return load
+    return _accepted(args, load)
+
+
+def _facts(args: argparse.Namespace) -> ConfigFacts | None:
+    """What `report` and `export` need of the config (as _config), remembered per accepted config
+    (config_facts.py): a large config is loaded once, not by every report."""
+
+    def facts(sources: list[Source]) -> ConfigFacts:
+        from pulse_agent.config import load_config
+        from pulse_agent.config_facts import accepted_facts
+        from pulse_agent.validators import SHELL_VALIDATORS
+
+        texts = [(Path(s.name).name, s.text) for s in sources]
+        return accepted_facts(texts, partial(load_config, args.config, sources=sources), SHELL_VALIDATORS)
+
+    return _accepted(args, facts)
 
 
 def _accepted(args: argparse.Namespace, load: Callable[[list[Source]], T]) -> T | None:
