@@ -105,7 +105,7 @@ def apply(state: dict, op: tuple[str, int, int]) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    forms=st.lists(st.integers(0, 7), min_size=1, max_size=8),
+    forms=st.lists(st.integers(0, 7), min_size=1, max_size=30),
     edits=st.lists(st.lists(edit, min_size=1, max_size=3), min_size=1, max_size=3),
 )
 def test_a_reload_gives_what_the_whole_load_gives(tmp_path, forms, edits):
