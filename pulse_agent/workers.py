@@ -189,6 +189,11 @@ class Worker:
         for start in range(0, max(len(changed), 1), max(step, 1)):
             self._send(("checks", changed[start : start + step], removed if start == 0 else [], soon))
 
+    @property
+    def handed(self) -> Mapping[str, CheckSpec]:
+        """The checks this worker runs, by name (as set_checks last gave them)."""
+        return self._checks
+
     def running(self, name: str) -> bool:
         """Whether the child runs the check called name now (or has been asked to)."""
         return name in self._running or any(spec.name == name for spec, _ in self._asked.values())
@@ -328,8 +333,16 @@ class WorkerExecutor:
     def set_checks(self, checks: Sequence[CheckSpec], *, soon: bool) -> None:
         """Split checks across the workers and hand each its share."""
         shares: list[list[CheckSpec]] = [[] for _ in self.workers]
+        # a check a worker has goes back to it: its name need not be hashed again (a reload of 100,000 checks)
+        handed = [(worker.handed, share) for worker, share in zip(self.workers, shares, strict=True)]
         for spec in checks:
-            shares[worker_of(spec.name, len(self.workers))].append(spec)
+            name = spec.name
+            for had, share in handed:
+                if name in had:
+                    share.append(spec)
+                    break
+            else:
+                shares[worker_of(name, len(self.workers))].append(spec)
         for worker, share in zip(self.workers, shares, strict=True):
             worker.set_checks(share, soon)
 

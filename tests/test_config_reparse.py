@@ -251,3 +251,37 @@ def test_an_item_naming_its_variable_through_an_escape_follows_the_environment(t
     reloaded = load_config(path, {"PATHPART": "new"}, memo)
     assert reloaded.checks[0].url.endswith("/new")
     assert reloaded == load_config(path, {"PATHPART": "new"}, None)
+
+
+@pytest.mark.parametrize("at", [0, 1, 37, 79, 80])
+def test_an_added_check_parses_it_alone_and_takes_every_other_spec_as_it_was(tmp_path, parsed, at):
+    """Only the added item is parsed (with the head); the checks before and after it are the last load's own
+    spec objects, found by position (the texts' common prefix and suffix), not looked up one by one."""
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, 0) for i in range(80)]
+    memo = Memo()
+    path.write_text(text_of(HEAD, items))
+    before = load_config(path, ENV, memo).checks
+    added = item(500, 1)
+    path.write_text(text_of(HEAD, [*items[:at], added, *items[at:]]))
+    parsed.clear()
+    after = load_config(path, ENV, memo).checks
+    assert after == load_config(path, ENV).checks
+    assert [c.name for c in after] == [c.name for c in before[:at]] + ["c500"] + [c.name for c in before[at:]]
+    assert all(new is old for new, old in zip([*after[:at], *after[at + 1 :]], before, strict=True))
+    # the head (is it a bare `checks:`?), then it with the added item, or with it and the item it was written before
+    assert parsed[0] == HEAD and parsed[1] in (HEAD + added, HEAD + added + "".join(items[at : at + 1]))
+    assert len(parsed) == 2
+
+
+def test_removing_the_last_checks_and_editing_the_first_reuse_the_rest(tmp_path, parsed):
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, i % 3) for i in range(20)]
+    memo = Memo()
+    path.write_text(text_of(HEAD, items))
+    load_config(path, ENV, memo)
+    for edited in (items[:15], [item(0, 1).replace("team: b", "team: z"), *items[1:15]], items[1:15]):
+        path.write_text(text_of(HEAD, edited))
+        parsed.clear()
+        assert load_config(path, ENV, memo) == load_config(path, ENV)
+        assert len(parsed) <= 2 and all(len(text) < len(HEAD) + 200 for text in parsed)  # never the whole list
