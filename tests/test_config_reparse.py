@@ -285,3 +285,15 @@ def test_removing_the_last_checks_and_editing_the_first_reuse_the_rest(tmp_path,
         parsed.clear()
         assert load_config(path, ENV, memo) == load_config(path, ENV)
         assert len(parsed) <= 2 and all(len(text) < len(HEAD) + 200 for text in parsed)  # never the whole list
+
+
+def test_a_head_whose_defaults_follow_the_environment_rebuilds_every_check_in_the_new_context(tmp_path):
+    head = "version: 1\ndefaults: {labels: {stage: '${STAGE}'}}\nchecks:\n"
+    items = [item(i, 0) for i in range(10)]
+    path, memo = tmp_path / "pulse.yaml", Memo()
+    path.write_text(text_of(head, items))
+    load_config(path, {"STAGE": "a"}, memo)
+    path.write_text(text_of(head, [*items, item(10, 0)]))
+    reloaded = load_config(path, {"STAGE": "b"}, memo)
+    assert reloaded == load_config(path, {"STAGE": "b"})
+    assert {dict(c.labels)["stage"] for c in reloaded.checks} == {"b"}

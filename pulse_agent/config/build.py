@@ -77,7 +77,8 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
         else:
             spec = reuse.spec_of(raw, context) if reuse is not None else None
         if spec is None:
-            key = (reuse.digest(raw), env_headers(raw), *context) if reuse is not None else ()
+            was = again.keys[i] if again is not None else None  # an unchanged item's digest: no need to write it out
+            key = (reuse.digest(raw) if was is None else was[0], env_headers(raw), *context) if reuse is not None else ()
             spec = reuse.spec(key, raw, context) if reuse is not None else None
         if spec is None and fast is not None:
             spec = fast.spec(raw)
