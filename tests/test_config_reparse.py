@@ -3,7 +3,6 @@ result is exactly the whole load's, refusals (every error, at its place) include
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -192,34 +191,24 @@ async def test_a_file_reload_reads_the_config_once_and_parses_only_the_edit(tmp_
     """The running agent: the files read for their digest are the ones loaded, and the memo of the start-up's
     load makes the first reload parse just the added item."""
     import pulse_agent.config as config_package
-    from pulse_agent.agent import Agent, RunOptions
-    from pulse_agent.clock import ManualClock
     from pulse_agent.live import reloader
-    from tests.test_reload_refused import config
+    from tests.test_reload_refused import config, memo_agent, running
 
     httpserver.expect_request("/a").respond_with_data("ok")
     cfg = tmp_path / "pulse.yaml"
     cfg.write_text(config(httpserver, "a"))
-    memo = Memo()
-    options = RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0", config=str(cfg), watch=False)
-    agent = Agent(load_config(cfg, memo=memo), options, clock=ManualClock(1_800_000_000.0), memo=memo)
+    agent = memo_agent(tmp_path, cfg)
     reads: list[str] = []
     real = reloader.read_sources
     for module in (reloader, config_package):  # the reloader's digest, load_config's read
         monkeypatch.setattr(module, "read_sources", lambda path: reads.append(str(path)) or real(path))
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        await asyncio.wait_for(agent.started.wait(), 10)
+    async with running(agent):
         cfg.write_text(config(httpserver, "a", "b"))
         outcome = await agent.reloader.reload_if_changed()
         assert outcome is not None and outcome.ok and outcome.diff is not None
         assert outcome.diff.checks.added == ("b",)
         assert reads == [str(cfg)]  # for the digest; load_config took those very files
         assert len(parsed) == 2 and parsed[1].endswith(config(httpserver, "b").split("checks:\n")[1])  # the head, then it and the edit
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
 
 
 def test_lines_of_a_quoted_string_that_look_like_the_list_are_never_taken_for_its_items(tmp_path: Path) -> None:
@@ -274,12 +263,18 @@ def test_an_added_check_parses_it_alone_and_takes_every_other_spec_as_it_was(tmp
     assert len(parsed) == 2
 
 
-def test_removing_the_last_checks_and_editing_the_first_reuse_the_rest(tmp_path, parsed):
-    path = tmp_path / "pulse.yaml"
-    items = [item(i, i % 3) for i in range(20)]
+def loaded(path: Path, items: list[str]) -> Memo:
+    """The memo of a good load of HEAD and items, written to path."""
     memo = Memo()
     path.write_text(text_of(HEAD, items))
     load_config(path, ENV, memo)
+    return memo
+
+
+def test_removing_the_last_checks_and_editing_the_first_reuse_the_rest(tmp_path, parsed):
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, i % 3) for i in range(20)]
+    memo = loaded(path, items)
     for edited in (items[:15], [item(0, 1).replace("team: b", "team: z"), *items[1:15]], items[1:15]):
         path.write_text(text_of(HEAD, edited))
         parsed.clear()
