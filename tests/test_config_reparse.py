@@ -292,3 +292,14 @@ def test_a_head_whose_defaults_follow_the_environment_rebuilds_every_check_in_th
     reloaded = load_config(path, {"STAGE": "b"}, memo)
     assert reloaded == load_config(path, {"STAGE": "b"})
     assert {dict(c.labels)["stage"] for c in reloaded.checks} == {"b"}
+
+
+def test_a_check_with_keys_of_several_types_is_refused_as_the_whole_load_refuses_it(tmp_path):
+    """`1:` beside `name:`: the memo's canonical text of the item cannot sort its keys, which raised a
+    TypeError at a reload (the agent refused it with that instead of the schema's error at its place)."""
+    path = tmp_path / "pulse.yaml"
+    memo = loaded(path, [item(0, 0)])
+    path.write_text(text_of(HEAD, [item(0, 0), "  - {name: b, url: 'http://127.0.0.1:9/b', 1: x}\n"]))
+    refused = outcome(path, ENV, memo)
+    assert refused == outcome(path, ENV, None)
+    assert any("checks[1][1]: unknown key '1'" in e for e in refused)

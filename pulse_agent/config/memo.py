@@ -171,7 +171,10 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 
 def canonical(value: Any) -> str:
     """A stable text of plain config data, usable as a key."""
-    return _CANONICAL.encode(value)
+    try:
+        return _CANONICAL.encode(value)
+    except TypeError:  # keys of several types (`1:` beside `name:`) cannot be sorted: the schema refuses them,
+        return "repr:" + repr(value)  # but the memo still needs a key, distinct from any JSON text
 
 
 def digest(text: str) -> int:
