@@ -120,6 +120,31 @@ def test_a_reload_gives_what_the_whole_load_gives(tmp_path, forms, edits):
         assert outcome(path, state["env"], memo) == outcome(path, state["env"], None)
 
 
+# pieces a character-level edit inserts anywhere: what ends an item, starts one, opens or closes a value, or
+# makes the text uncuttable; the region between the texts' common prefix and suffix must cope with each
+PIECES = [" ", "\n", "-", "  - ", "\n  - ", "{", "}", ":", ",", "a", "$", "\\", "#", "'", "\n\n", "&x ", "*x", "|+\n",
+          "  - {name: zz, url: 'http://127.0.0.1:9/z'}\n"]  # fmt: skip
+chars = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3), st.sampled_from(PIECES)), min_size=1, max_size=3)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    forms=st.lists(st.integers(0, 6), min_size=1, max_size=12), head=st.sampled_from(HEADS), steps=st.lists(chars, min_size=1, max_size=3)
+)
+def test_a_reload_after_edits_of_characters_gives_what_the_whole_load_gives(tmp_path, forms, head, steps):
+    path = tmp_path / "pulse.yaml"
+    text = text_of(head, [item(i, f) for i, f in enumerate(forms)])
+    memo = Memo()
+    path.write_text(text)
+    assert outcome(path, ENV, memo) == outcome(path, ENV, None)
+    for step in steps:
+        for at, cut, piece in step:  # replace up to 3 characters at `at` by piece
+            at %= len(text) + 1
+            text = text[:at] + piece + text[at + cut :]
+        path.write_text(text)
+        assert outcome(path, ENV, memo) == outcome(path, ENV, None)
+
+
 @pytest.fixture
 def parsed(monkeypatch):
     """The texts parse_document is given by a reload (config/reparse.py's parses only)."""
