@@ -1,14 +1,17 @@
 """One config file loaded again after an edit: only the check items whose text changed are parsed.
 
 A good load of one file leaves a `Kept`: its text and its list of checks, compressed (a large config repeats
-itself, so both shrink many times). The next load cuts the old and the new text into items by
-config/split.py's rules; when the text before the list is the same (and, parsed alone, a mapping whose last
-key is `checks` with nothing after it, so that the lines after it are the list's items), an item whose text
-is byte-identical to an old one takes the old item's data, and the others are parsed, with the head, as one
-small text. That is the whole parse's data for the reason a split parse is (config/split.py): no anchors (so
+itself, so both shrink many times), and each check's spec and memo key. The next load finds where the old
+and the new text differ (their common prefix and suffix, widened to whole items): the items before and after
+that region are byte-identical and take the old checks' data and specs by position. The region of each text
+is cut into items by config/split.py's rules; when the text before the list is the same (and, parsed alone,
+a mapping whose last key is `checks` with nothing after it, so that the lines after it are the list's items),
+an item of the region whose text is byte-identical to an old one takes that one's, and the others are
+parsed, with the head, as one small text. That is the whole parse's data for the reason a split parse is (config/split.py): no anchors (so
 no alias reaches from one item into another, and the alias budget cannot be exceeded), each item parsed as
 it stands in the whole text. An item that names a `${VAR}`, or has a backslash (a double-quoted escape may
-spell one), is always parsed again (the environment may have changed), and so is the head. Any error, unset
+spell one), is always parsed again (the environment may have changed: the region is widened to it), and so
+is the head. Any error, unset
 variable or doubt, and the caller loads the whole text: this gives its document sooner, never another one.
 The document has no positions: it is used only when nothing in it is wrong (the caller loads the whole text
 again to place any error).
