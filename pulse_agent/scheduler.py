@@ -45,7 +45,7 @@ def first_due(spec: Schedulable, now: float, window: float | None) -> float | No
     return spec.schedule.next_due(now, spec.name)
 
 
-PROMPT_RATE = 1000.0  # checks per second that a reload may start at once (at least 0.1 s of spread)
+PROMPT_RATE = 1000.0  # checks per second that a reload may start at once
 
 
 class Scheduler(Generic[S]):
@@ -87,8 +87,8 @@ class Scheduler(Generic[S]):
 
     def set_checks(self, specs: Iterable[S], *, soon: bool = False) -> None:
         """Schedule exactly these (enabled) checks; unchanged ones keep their place in time. With
-        soon (a reload), new and changed interval checks run once soon (within 0.1 s, or spread at
-        1,000 per second when many), then on their grid."""
+        soon (a reload), new and changed interval checks run once soon (spread at 1,000 per second: one
+        at once, 100 within 0.1 s), then on their grid."""
         specs = list(specs)
         names = {spec.name for spec in specs}
         self.update(specs, [name for name in self._entries if name not in names], soon=soon)
@@ -107,7 +107,7 @@ class Scheduler(Generic[S]):
                 entries.pop(spec.name, None)
             elif old is None or not (old.spec is spec or old.spec == spec):
                 fresh.append(spec)
-        window = max(0.1, len(fresh) / PROMPT_RATE) if soon else None  # many new checks: a wider spread
+        window = len(fresh) / PROMPT_RATE if soon else None  # many new checks: a wider spread; one: no wait
         for spec in fresh:
             self._generation += 1
             entries[spec.name] = _Entry(spec, self._generation)

@@ -175,9 +175,12 @@ class Worker:
     def set_checks(self, checks: list[CheckSpec], soon: bool) -> None:
         """Schedule exactly these checks in the child (unchanged ones keep their place in time)."""
         new = {c.name: c for c in checks}
-        changed = [c for name, c in new.items() if self._checks.get(name) is not c]
-        removed = [name for name in self._checks if name not in new]
-        self._checks = new
+        self.take(new, [c for name, c in new.items() if self._checks.get(name) is not c], soon)
+
+    def take(self, checks: dict[str, CheckSpec], changed: list[CheckSpec], soon: bool) -> None:
+        """set_checks given the checks by name and those of them that are not the very ones handed before."""
+        removed = [name for name in self._checks if name not in checks]
+        self._checks = checks
         if changed or removed:
             self._send_checks(changed, removed, soon=soon)
 
@@ -188,6 +191,11 @@ class Worker:
         step = len(changed) if soon else CHECKS_PER_FRAME
         for start in range(0, max(len(changed), 1), max(step, 1)):
             self._send(("checks", changed[start : start + step], removed if start == 0 else [], soon))
+
+    @property
+    def handed(self) -> Mapping[str, CheckSpec]:
+        """The checks this worker runs, by name (as set_checks last gave them)."""
+        return self._checks
 
     def running(self, name: str) -> bool:
         """Whether the child runs the check called name now (or has been asked to)."""
@@ -327,11 +335,25 @@ class WorkerExecutor:
 
     def set_checks(self, checks: Sequence[CheckSpec], *, soon: bool) -> None:
         """Split checks across the workers and hand each its share."""
-        shares: list[list[CheckSpec]] = [[] for _ in self.workers]
+        shares: list[dict[str, CheckSpec]] = [{} for _ in self.workers]
+        changed: list[list[CheckSpec]] = [[] for _ in self.workers]
+        # one pass: a check a worker has goes back to it (its name is not hashed again), and whether it is
+        # the very spec it has is known on the way (a reload of 100,000 checks)
+        handed = [(worker.handed, share, fresh) for worker, share, fresh in zip(self.workers, shares, changed, strict=True)]
         for spec in checks:
-            shares[worker_of(spec.name, len(self.workers))].append(spec)
-        for worker, share in zip(self.workers, shares, strict=True):
-            worker.set_checks(share, soon)
+            name = spec.name
+            for owner in handed:
+                was = owner[0].get(name)
+                if was is not None:
+                    break
+            else:  # a new check: the worker its name hashes to
+                k = worker_of(name, len(self.workers))
+                owner = (self.workers[k].handed, shares[k], changed[k])
+            owner[1][name] = spec
+            if was is not spec:
+                owner[2].append(spec)
+        for worker, share, fresh in zip(self.workers, shares, changed, strict=True):
+            worker.take(share, fresh, soon)
 
     async def stop(self, budget: float) -> int:
         """Stop every child after its in-flight runs (a child cancels what outlasts budget itself)."""

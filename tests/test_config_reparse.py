@@ -3,7 +3,6 @@ result is exactly the whole load's, refusals (every error, at its place) include
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -105,7 +104,7 @@ def apply(state: dict, op: tuple[str, int, int]) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    forms=st.lists(st.integers(0, 7), min_size=1, max_size=8),
+    forms=st.lists(st.integers(0, 7), min_size=1, max_size=30),
     edits=st.lists(st.lists(edit, min_size=1, max_size=3), min_size=1, max_size=3),
 )
 def test_a_reload_gives_what_the_whole_load_gives(tmp_path, forms, edits):
@@ -119,6 +118,31 @@ def test_a_reload_gives_what_the_whole_load_gives(tmp_path, forms, edits):
             apply(state, op)
         path.write_text(text_of(state["head"], state["items"], state["newline"]))
         assert outcome(path, state["env"], memo) == outcome(path, state["env"], None)
+
+
+# pieces a character-level edit inserts anywhere: what ends an item, starts one, opens or closes a value, or
+# makes the text uncuttable; the region between the texts' common prefix and suffix must cope with each
+PIECES = [" ", "\n", "-", "  - ", "\n  - ", "{", "}", ":", ",", "a", "$", "\\", "#", "'", "\n\n", "&x ", "*x", "|+\n",
+          "  - {name: zz, url: 'http://127.0.0.1:9/z'}\n"]  # fmt: skip
+chars = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3), st.sampled_from(PIECES)), min_size=1, max_size=3)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    forms=st.lists(st.integers(0, 6), min_size=1, max_size=12), head=st.sampled_from(HEADS), steps=st.lists(chars, min_size=1, max_size=3)
+)
+def test_a_reload_after_edits_of_characters_gives_what_the_whole_load_gives(tmp_path, forms, head, steps):
+    path = tmp_path / "pulse.yaml"
+    text = text_of(head, [item(i, f) for i, f in enumerate(forms)])
+    memo = Memo()
+    path.write_text(text)
+    assert outcome(path, ENV, memo) == outcome(path, ENV, None)
+    for step in steps:
+        for at, cut, piece in step:  # replace up to 3 characters at `at` by piece
+            at %= len(text) + 1
+            text = text[:at] + piece + text[at + cut :]
+        path.write_text(text)
+        assert outcome(path, ENV, memo) == outcome(path, ENV, None)
 
 
 @pytest.fixture
@@ -192,34 +216,24 @@ async def test_a_file_reload_reads_the_config_once_and_parses_only_the_edit(tmp_
     """The running agent: the files read for their digest are the ones loaded, and the memo of the start-up's
     load makes the first reload parse just the added item."""
     import pulse_agent.config as config_package
-    from pulse_agent.agent import Agent, RunOptions
-    from pulse_agent.clock import ManualClock
     from pulse_agent.live import reloader
-    from tests.test_reload_refused import config
+    from tests.test_reload_refused import config, memo_agent, running
 
     httpserver.expect_request("/a").respond_with_data("ok")
     cfg = tmp_path / "pulse.yaml"
     cfg.write_text(config(httpserver, "a"))
-    memo = Memo()
-    options = RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0", config=str(cfg), watch=False)
-    agent = Agent(load_config(cfg, memo=memo), options, clock=ManualClock(1_800_000_000.0), memo=memo)
+    agent = memo_agent(tmp_path, cfg)
     reads: list[str] = []
     real = reloader.read_sources
     for module in (reloader, config_package):  # the reloader's digest, load_config's read
         monkeypatch.setattr(module, "read_sources", lambda path: reads.append(str(path)) or real(path))
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        await asyncio.wait_for(agent.started.wait(), 10)
+    async with running(agent):
         cfg.write_text(config(httpserver, "a", "b"))
         outcome = await agent.reloader.reload_if_changed()
         assert outcome is not None and outcome.ok and outcome.diff is not None
         assert outcome.diff.checks.added == ("b",)
         assert reads == [str(cfg)]  # for the digest; load_config took those very files
         assert len(parsed) == 2 and parsed[1].endswith(config(httpserver, "b").split("checks:\n")[1])  # the head, then it and the edit
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
 
 
 def test_lines_of_a_quoted_string_that_look_like_the_list_are_never_taken_for_its_items(tmp_path: Path) -> None:
@@ -251,3 +265,66 @@ def test_an_item_naming_its_variable_through_an_escape_follows_the_environment(t
     reloaded = load_config(path, {"PATHPART": "new"}, memo)
     assert reloaded.checks[0].url.endswith("/new")
     assert reloaded == load_config(path, {"PATHPART": "new"}, None)
+
+
+@pytest.mark.parametrize("at", [0, 1, 37, 79, 80])
+def test_an_added_check_parses_it_alone_and_takes_every_other_spec_as_it_was(tmp_path, parsed, at):
+    """Only the added item is parsed (with the head); the checks before and after it are the last load's own
+    spec objects, found by position (the texts' common prefix and suffix), not looked up one by one."""
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, 0) for i in range(80)]
+    memo = Memo()
+    path.write_text(text_of(HEAD, items))
+    before = load_config(path, ENV, memo).checks
+    added = item(500, 1)
+    path.write_text(text_of(HEAD, [*items[:at], added, *items[at:]]))
+    parsed.clear()
+    after = load_config(path, ENV, memo).checks
+    assert after == load_config(path, ENV).checks
+    assert [c.name for c in after] == [c.name for c in before[:at]] + ["c500"] + [c.name for c in before[at:]]
+    assert all(new is old for new, old in zip([*after[:at], *after[at + 1 :]], before, strict=True))
+    # the head (is it a bare `checks:`?), then it with the added item, or with it and the item it was written before
+    assert parsed[0] == HEAD and parsed[1] in (HEAD + added, HEAD + added + "".join(items[at : at + 1]))
+    assert len(parsed) == 2
+
+
+def loaded(path: Path, items: list[str]) -> Memo:
+    """The memo of a good load of HEAD and items, written to path."""
+    memo = Memo()
+    path.write_text(text_of(HEAD, items))
+    load_config(path, ENV, memo)
+    return memo
+
+
+def test_removing_the_last_checks_and_editing_the_first_reuse_the_rest(tmp_path, parsed):
+    path = tmp_path / "pulse.yaml"
+    items = [item(i, i % 3) for i in range(20)]
+    memo = loaded(path, items)
+    for edited in (items[:15], [item(0, 1).replace("team: b", "team: z"), *items[1:15]], items[1:15]):
+        path.write_text(text_of(HEAD, edited))
+        parsed.clear()
+        assert load_config(path, ENV, memo) == load_config(path, ENV)
+        assert len(parsed) <= 2 and all(len(text) < len(HEAD) + 200 for text in parsed)  # never the whole list
+
+
+def test_a_head_whose_defaults_follow_the_environment_rebuilds_every_check_in_the_new_context(tmp_path):
+    head = "version: 1\ndefaults: {labels: {stage: '${STAGE}'}}\nchecks:\n"
+    items = [item(i, 0) for i in range(10)]
+    path, memo = tmp_path / "pulse.yaml", Memo()
+    path.write_text(text_of(head, items))
+    load_config(path, {"STAGE": "a"}, memo)
+    path.write_text(text_of(head, [*items, item(10, 0)]))
+    reloaded = load_config(path, {"STAGE": "b"}, memo)
+    assert reloaded == load_config(path, {"STAGE": "b"})
+    assert {dict(c.labels)["stage"] for c in reloaded.checks} == {"b"}
+
+
+def test_a_check_with_keys_of_several_types_is_refused_as_the_whole_load_refuses_it(tmp_path):
+    """`1:` beside `name:`: the memo's canonical text of the item cannot sort its keys, which raised a
+    TypeError at a reload (the agent refused it with that instead of the schema's error at its place)."""
+    path = tmp_path / "pulse.yaml"
+    memo = loaded(path, [item(0, 0)])
+    path.write_text(text_of(HEAD, [item(0, 0), "  - {name: b, url: 'http://127.0.0.1:9/b', 1: x}\n"]))
+    refused = outcome(path, ENV, memo)
+    assert refused == outcome(path, ENV, None)
+    assert any("checks[1][1]: unknown key '1'" in e for e in refused)

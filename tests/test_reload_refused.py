@@ -4,16 +4,18 @@ refused reload; the old config keeps running, the failure is counted, the API ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from pulse_agent.agent import Agent, RunOptions
 from pulse_agent.clock import ManualClock
-from pulse_agent.config import load_config
+from pulse_agent.config import Memo, load_config
 from tests.agent_process import AgentProcess
 from tests.test_config_hostile import LAUGHS
 from tests.test_reload_e2e import atomic_write
@@ -116,3 +118,42 @@ async def test_an_unexpected_exception_is_a_refused_reload(tmp_path, httpserver,
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+def memo_agent(tmp_path, cfg) -> Agent:
+    """An agent of the config file cfg in this process, keeping a memo as `run` does; reloads only when asked."""
+    memo = Memo()
+    options = RunOptions(database=str(tmp_path / "p.duckdb"), listen="127.0.0.1:0", config=str(cfg), watch=False)
+    return Agent(load_config(cfg, memo=memo), options, clock=ManualClock(1_800_000_000.0), memo=memo)
+
+
+@contextlib.asynccontextmanager
+async def running(agent: Agent) -> AsyncIterator[None]:
+    """agent running (started) meanwhile, then stopped cleanly."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.wait_for(agent.started.wait(), 10)
+        yield
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_the_api_finds_every_check_of_the_running_config_by_name_before_and_after_a_reload(tmp_path, httpserver):
+    """Agent.check looks enabled checks up in the pipeline's index and disabled ones in its own: the same
+    answers as a scan of the spec, from start-up (the API serves before the checks are scheduled) and after a reload."""
+    httpserver.expect_request("/a").respond_with_data("ok")
+    cfg = tmp_path / "pulse.yaml"
+    cfg.write_text(config(httpserver, "a", "b").replace("name: b,", "name: b, enabled: false,"))
+    agent = memo_agent(tmp_path, cfg)
+    assert [agent.check(n) for n in ("a", "b", "c")] == [agent.spec.check(n) for n in ("a", "b", "c")]
+    assert agent.check("a") is not None and agent.check("b") is not None and agent.check("c") is None
+    async with running(agent):
+        cfg.write_text(config(httpserver, "a", "c"))
+        outcome = await agent.reloader.reload_if_changed()
+        assert outcome is not None and outcome.ok
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.port}") as api:
+            codes = {n: (await api.get(f"/api/v1/checks/{n}")).status_code for n in ("a", "b", "c")}
+        assert codes == {"a": 200, "b": 404, "c": 200}
+        assert [agent.check(n) for n in ("a", "b", "c")] == [agent.spec.check(n) for n in ("a", "b", "c")]

@@ -49,7 +49,7 @@ def parse_config(
     if doc.errors or spec is None:
         raise ConfigInvalid(errors_of(doc))
     if memo is not None and not placeholders:
-        memo.keep_file(reparse.keep(text, source, doc.data, memo.digest))
+        memo.keep_file(reparse.keep(text, source, doc.data, memo.built(), spec.checks))
     return replace(spec, unset_variables=tuple(sorted(doc.needs))) if doc.needs else spec
 
 
@@ -60,15 +60,14 @@ def _reparsed(text: str, source: str, env: Mapping[str, str] | None, memo: Memo,
     again = reparse.reparsed(memo.kept, text, source, os.environ if env is None else env)
     if again is None:
         return None
-    doc = again.doc
-    memo.know_digests(again.digests)
+    doc, kept = again.doc, memo.kept
     with memo.without_items():
-        validate_document(doc, memo)
-        spec = None if doc.errors else build_spec(doc, memo, validators)
+        validate_document(doc, memo, again.reuse.keys)
+        spec = None if doc.errors else build_spec(doc, memo, validators, again.reuse)
     if spec is None or doc.errors:
-        memo.forget_digests()  # this document's items are dropped: the ids of the whole load's may be theirs
+        memo.forget_items()  # this document's items are dropped: the ids of the whole load's may be theirs
         return None
-    memo.keep_file(reparse.keep(again.cut, source, doc.data, memo.digest))
+    memo.keep_file(reparse.keep(text, source, doc.data, memo.built(), spec.checks, (kept.head, kept.marker)))
     return spec
 
 

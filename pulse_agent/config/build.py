@@ -23,6 +23,7 @@ from pulse_agent.config.model import (
     Shard,
     StatusPageSpec,
 )
+from pulse_agent.config.reparse import Reuse
 from pulse_agent.config.transport import transport_of
 from pulse_agent.durations import parse_duration
 from pulse_agent.listen import listen_problem
@@ -30,11 +31,12 @@ from pulse_agent.probe.allow import entry_problem
 from pulse_agent.sizes import parse_size
 
 
-def build_spec(doc: Document, memo: Memo | None = None, validators: Validators = NO_VALIDATORS) -> AgentSpec:
+def build_spec(doc: Document, memo: Memo | None = None, validators: Validators = NO_VALIDATORS, again: Reuse | None = None) -> AgentSpec:
     """Typed spec of a schema-checked document; semantic problems are appended to doc.errors.
 
     A value with a schema error is not checked again, but everything else is, so that all
     errors come out at once. The spec is only used when doc.errors stays empty.
+    again: the specs the last load built of the checks an edit left as they were (config/reparse.py).
     """
     clean = _cleanliness([e.path for e in doc.errors])
 
@@ -58,6 +60,8 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
     # The common check straight to its spec (config/fast.py), when no error anywhere could need placing.
     fast = fast_path(defaults, windows, parsed) if clean(()) else None
     context = (canonical(defaults), env_headers(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
+    # built in this very context (the head's defaults, notifiers and windows): each its spec again, as is
+    known = again.specs if again is not None and reuse is not None and again.context == context else None
     for i, raw in enumerate(raw_checks):
         if not isinstance(raw, dict):
             continue
@@ -68,9 +72,13 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
             doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
-        spec = reuse.spec_of(raw, context) if reuse is not None else None
+        if known is not None and (spec := known[i]) is not None:
+            spec = reuse.reused(again.keys[i], spec)  # type: ignore[union-attr,arg-type]
+        else:
+            spec = reuse.spec_of(raw, context) if reuse is not None else None
         if spec is None:
-            key = (reuse.digest(raw), env_headers(raw), *context) if reuse is not None else ()
+            was = again.keys[i] if again is not None else None  # an unchanged item's digest: no need to write it out
+            key = (reuse.digest(raw) if was is None else was[0], env_headers(raw), *context) if reuse is not None else ()
             spec = reuse.spec(key, raw, context) if reuse is not None else None
         if spec is None and fast is not None:
             spec = fast.spec(raw)

@@ -33,6 +33,7 @@ class Memo:
     kept: Kept | None = None  # one file's last good text and checks, compressed (config/reparse.py)
     _used: Memo | None = None
     _digests: dict[int, int] = field(default_factory=dict)  # id(item) -> digest of its canonical text, during one load
+    _order: list[tuple[object, ...]] = field(default_factory=list)  # the key of each spec this load took, in order
     # the parts of spec keys most checks share (contexts, header name sets): one object each, not one per key
     _shared: dict[object, object] = field(default_factory=dict)
     _context: tuple[object, object] | None = None  # (the context object last given, its shared form): one lookup a load
@@ -61,13 +62,15 @@ class Memo:
             found = self._digests[key] = digest(canonical(item))
         return found
 
-    def forget_digests(self) -> None:
-        """Forget the item digests of this load so far: its items were dropped, and their ids may be reused."""
+    def forget_items(self) -> None:
+        """Forget what this load noted of its items so far: they were dropped (their ids may be reused), and
+        the document built next from scratch takes its specs in an order of its own."""
         self._digests = {}
+        self._keep()._order.clear()
 
-    def know_digests(self, digests: dict[int, int]) -> None:
-        """Digests of items of this load known without writing them out (by id: the items stay alive meanwhile)."""
-        self._digests.update(digests)
+    def built(self) -> list[tuple[object, ...]]:
+        """The key of each spec this load took, in the order it took them (a good load: its checks' order)."""
+        return self._keep()._order
 
     def keep_file(self, kept: Kept | None) -> None:
         """What the next load of the same file may reuse (config/reparse.py), once this load ends well."""
@@ -115,6 +118,11 @@ class Memo:
             self._remember(entry[2], spec, item, context)
         return spec
 
+    def reused(self, key: tuple[object, ...], spec: CheckSpec) -> CheckSpec:
+        """spec, which the last load built under key (a key it kept, config/reparse.py), taken again as it is."""
+        self._remember(key, spec, None, ())
+        return spec
+
     def remember_spec(self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = ()) -> None:
         """Keep a spec built without errors (item and context: what key was made of, for spec_of)."""
         self._remember(self._compact(key, context), spec, item, context)
@@ -122,6 +130,7 @@ class Memo:
     def _remember(self, key: tuple[object, ...], spec: CheckSpec, item: Any, context: tuple[object, ...]) -> None:
         keep = self._keep()
         keep.specs[key] = spec
+        keep._order.append(key)
         if item is not None and not keep._itemless:
             keep.items[id(item)] = (item, context, key)  # holds the item: its id stays its own meanwhile
 
@@ -162,7 +171,10 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 
 def canonical(value: Any) -> str:
     """A stable text of plain config data, usable as a key."""
-    return _CANONICAL.encode(value)
+    try:
+        return _CANONICAL.encode(value)
+    except TypeError:  # keys of several types (`1:` beside `name:`) cannot be sorted: the schema refuses them,
+        return "repr:" + repr(value)  # but the memo still needs a key, distinct from any JSON text
 
 
 def digest(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,9 +131,10 @@ def _split_validators() -> tuple[Draft202012Validator, Draft202012Validator]:
     return Draft202012Validator(outer), Draft202012Validator(one)
 
 
-def validate_document(doc: Document, memo: Memo | None = None) -> None:
+def validate_document(doc: Document, memo: Memo | None = None, keys: Sequence[tuple[Any, ...] | None] = ()) -> None:
     """Append every schema violation of doc.data to doc.errors, placed at its key; with a memo,
-    checks the schema accepted before are not judged again."""
+    checks the schema accepted before are not judged again. keys: the memo's spec key of each check the last
+    load built, by index (None: not known), which holds the digest of the check."""
     raw = doc.data.get("checks") if isinstance(doc.data, dict) else None
     checks = raw if isinstance(raw, list) else []
     if memo is None or not memo.valid:
@@ -149,7 +150,8 @@ def validate_document(doc: Document, memo: Memo | None = None) -> None:
     for error in outer.iter_errors(doc.data):
         _place(doc, error)
     for i, item in enumerate(checks):
-        known = memo.digest(item)
+        key = keys[i] if i < len(keys) else None
+        known = memo.digest(item) if key is None else key[0]
         if memo.is_valid(known):
             continue
         errors = list(one.iter_errors(item))

@@ -43,7 +43,7 @@ def plan(text: str, parts: int) -> Plan | None:
     found = _scan(text) if parts >= 2 else None
     if found is None or len(found[2]) < parts:
         return None
-    head, body, starts = found
+    head, body, starts, _ = found
     cuts = [0] + [starts[len(starts) * k // parts] for k in range(1, parts)] + [len(body)]
     texts = [
         head + "\n" * cuts[k] + "\n".join(body[cuts[k] : cuts[k + 1]]) + ("\n" if k < parts - 1 else "")
@@ -60,6 +60,12 @@ class Items:
 
     head: str
     items: list[str]
+    indent: int = 0  # the spaces before each item's `-`
+
+    @property
+    def marker(self) -> str:
+        """What starts each item's line, with the newline before it (every such line starts an item)."""
+        return "\n" + " " * self.indent + "-"
 
 
 def items(text: str) -> Items | None:
@@ -68,9 +74,10 @@ def items(text: str) -> Items | None:
     found = _scan(text)
     if found is None or _anchored(found[0], 0):
         return None
-    head, body, starts = found
+    head, body, starts, indent = found
     begins, ends = [0, *starts[1:]], [*starts[1:], len(body)]  # blank lines before the first item are the first's
-    return Items(head, ["\n".join(body[b:e]) + ("\n" if e < len(body) else "") for b, e in zip(begins, ends, strict=True)])
+    cut = ["\n".join(body[b:e]) + ("\n" if e < len(body) else "") for b, e in zip(begins, ends, strict=True)]
+    return Items(head, cut, indent)
 
 
 def _anchored(text: str, start: int) -> bool:
@@ -83,8 +90,8 @@ def _anchored(text: str, start: int) -> bool:
     return False
 
 
-def _scan(text: str) -> tuple[str, list[str], list[int]] | None:
-    """(the head, the list's lines, the indexes of those that start an item), or None when the text
+def _scan(text: str) -> tuple[str, list[str], list[int], int] | None:
+    """(the head, the list's lines, the indexes of those that start an item, their indentation), or None when the text
     cannot be cut safely (see the module's docstring)."""
     if any(c in text for c in "\r\x85\u2028\u2029"):  # line breaks other than \n: count no lines
         return None
@@ -110,7 +117,7 @@ def _scan(text: str) -> tuple[str, list[str], list[int]] | None:
             return None  # a comment, key, tab or document marker at the list's indentation or left of it
     if not starts or starts[0] != first:
         return None
-    return head, body, starts
+    return head, body, starts, indent
 
 
 def bare_head(head: Document) -> bool:

@@ -50,16 +50,19 @@ class ConfigDiff:
 def compare(old: Sequence[_Named], new: Sequence[_Named]) -> Changes:
     """Items matched by name: equal ones are unchanged."""
     before = {item.name: item for item in old}
-    after = {item.name: item for item in new}
+    added: list[str] = []
     changed: list[str] = []
     unchanged: list[str] = []
-    for name, item in after.items():  # one pass, each pair compared once (100,000 checks at a reload)
-        was = before.get(name)
-        if was is not None:
+    for item in new:  # one pass, each pair compared once, the old ones left in before are removed (100,000 checks)
+        name = item.name
+        was = before.pop(name, None)
+        if was is None:
+            added.append(name)
+        else:
             (unchanged if _same(item, was) else changed).append(name)
     return Changes(
-        added=tuple(sorted(after.keys() - before.keys())),
-        removed=tuple(sorted(before.keys() - after.keys())),
+        added=tuple(sorted(added)),
+        removed=tuple(sorted(before)),
         changed=tuple(sorted(changed)),
         unchanged=tuple(sorted(unchanged)),
     )
