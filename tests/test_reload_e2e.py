@@ -8,11 +8,12 @@ import itertools
 import os
 import signal
 import textwrap
+import time
 
 import duckdb
 import httpx
 
-from pulse_agent.clock import SystemClock
+from pulse_agent.clock import ManualClock, SystemClock
 from pulse_agent.config import load_config
 from pulse_agent.live import reloader
 from pulse_agent.shard import Shard
@@ -167,3 +168,37 @@ def test_a_file_reload_that_waited_for_another_reload_does_not_roll_it_back(tmp_
 
     asyncio.run(main())
     assert [c.name for c in running["spec"].checks] == ["b"]
+
+
+def test_the_watch_poll_reads_a_config_again_only_when_stat_says_it_changed(tmp_path, monkeypatch):
+    """The watch asks every second whether the config changed; a large one is read and hashed only when
+    stat says it changed, or was changed too recently for its times to tell (RACY_NS, on the agent's clock)."""
+    text = "version: 1\nchecks:\n  - {{name: {n}, url: 'http://127.0.0.1:9/'}}\n"
+    path = tmp_path / "pulse.yaml"
+    path.write_text(text.format(n="x"))
+    running = {"spec": load_config(path)}
+
+    async def apply(spec, change):
+        running["spec"] = spec
+
+    reads: list[str] = []
+    read = reloader.on_disk
+    monkeypatch.setattr(reloader, "on_disk", lambda config: reads.append(config) or read(config))
+    clock = ManualClock(time.time() + 60)  # a minute after the file was written
+    r = reloader.Reloader(str(path), Shard(), lambda: running["spec"], apply, Metrics(), clock)
+
+    async def main():
+        assert [await r.reload_if_changed() for _ in range(3)] == [None] * 3
+        assert len(reads) == 1
+        mtime = path.stat().st_mtime_ns
+        path.write_text(text.format(n="y"))  # the same size, in place, its times put back (`touch -r`): ctime moved
+        os.utime(path, ns=(mtime, mtime))
+        await clock.advance(60)
+        assert (await r.reload_if_changed()).ok and [c.name for c in running["spec"].checks] == ["y"]
+        assert await r.reload_if_changed() is None and len(reads) == 2
+        path.write_text(text.format(n="z"))
+        clock.now = time.time()  # just written: read at every poll until its times are settled
+        assert (await r.reload_if_changed()).ok and await r.reload_if_changed() is None
+        assert len(reads) == 4 and [c.name for c in running["spec"].checks] == ["z"]
+
+    asyncio.run(main())

@@ -40,6 +40,33 @@ def digest(sources: list[Source]) -> str:
     return h.hexdigest()[:12]
 
 
+Signature = tuple[tuple[str, int, int, int, int, int], ...]
+RACY_NS = 2_000_000_000  # a file changed this recently may change again within its timestamp's granularity
+
+
+def stat_signature(path: str | Path) -> Signature | None:
+    """What stat says of the config at path (a file, or a directory and each entry in it, links followed:
+    an editor's rename and a ConfigMap's `..data` swap change it); None when it cannot be read."""
+    try:
+        root = Path(path)
+        st = os.stat(root)
+        marks = [("", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)]
+        if stat.S_ISDIR(st.st_mode):
+            for entry in sorted(os.scandir(root), key=lambda e: e.name):
+                es = entry.stat()
+                marks.append((entry.name, es.st_dev, es.st_ino, es.st_size, es.st_mtime_ns, es.st_ctime_ns))
+        return tuple(marks)
+    except OSError:
+        return None
+
+
+def settled(signature: Signature, read_at_ns: int) -> bool:
+    """Whether nothing the signature covers was changed within RACY_NS before read_at_ns: then the same
+    signature later means the same texts (a write changes the times, and would have to land in the same
+    tick of a coarse file system clock to leave them as they were)."""
+    return all(max(mtime, ctime) < read_at_ns - RACY_NS for *_, mtime, ctime in signature)
+
+
 MAX_BYTES = 32 << 20  # 32 MiB: about 300,000 checks; more is a mistake (or /dev/zero), not a config
 
 

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 
 from pulse_agent.clock import Clock
 from pulse_agent.config import ConfigInvalid, Memo, load_config
-from pulse_agent.config.files import Source, digest, read_sources
+from pulse_agent.config.files import Signature, Source, digest, read_sources, settled, stat_signature
 from pulse_agent.config.model import AgentSpec
 from pulse_agent.live.diff import RESTART_SETTINGS, ConfigDiff, diff
 from pulse_agent.live.reload import Reload, record_version
@@ -64,6 +64,7 @@ class Reloader:
         self._loading = loading  # around each load: the agent process pauses the collector (gc_policy.py)
         self._lock = asyncio.Lock()
         self._refused = ""  # digest of a refused edit: reported once, not at every file event
+        self._seen: tuple[Signature, str] | None = None  # the files' settled signature and their digest then
         self.store: ResultStore | None = None  # where versions are recorded, once open
 
     async def reload(self, reason: str) -> Reload:
@@ -75,7 +76,7 @@ class Reloader:
         """Reload when the files' digest differs from the running (or last refused) config's."""
         if self.config is None:
             return None
-        (now, sources), running = await asyncio.to_thread(on_disk, self.config), self._running().digest
+        (now, sources), running = await asyncio.to_thread(self._on_disk, self.config), self._running().digest
         if now == running and self._refused:
             async with self._lock:  # a refused edit was undone: the files are the running config again
                 if self._refused:
@@ -88,6 +89,17 @@ class Reloader:
         async with self._lock:
             # the files as just read, unless another reload ran while this one waited: then as they are now
             return await self._reload("file", sources if self._running().digest == running else None)
+
+    def _on_disk(self, config: str) -> tuple[str, list[Source] | None]:
+        """on_disk, or the digest alone while stat says the files are as when it was last taken (the watch's
+        poll every second would otherwise read and hash a large config each time)."""
+        signature = stat_signature(config)
+        if signature is not None and self._seen is not None and self._seen[0] == signature:
+            return self._seen[1], None
+        read_at = int(self._clock.time() * 1e9)  # the wall clock the file system's times are on
+        now, sources = on_disk(config)
+        self._seen = (signature, now) if signature is not None and sources is not None and settled(signature, read_at) else None
+        return now, sources
 
     async def _reload(self, reason: str, sources: list[Source] | None = None) -> Reload:
         old = self._running()
