@@ -7,7 +7,8 @@ SLOs, as /metrics shows them; the database, listen address and query timeout), n
 texts and of this installation (our code and schema, the installed packages, the time zone data). An
 entry holds what else the load depended on, and is used only while all of it still holds: the
 environment variables the load looked up (a salted hash of their values: a token in a header is never
-written down) and the shell's checks of this machine (files, client certificates, ICMP sockets), run again.
+written down) and the shell's checks of this machine (config/check.py's MACHINE_CHECKS), run again; the
+others (notifier URLs, rule SQL) depend only on the installed packages.
 """
 
 from __future__ import annotations
@@ -22,17 +23,16 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pulse_agent.config.check import MACHINE_CHECKS, noting
 
 FORMAT = 2  # bumped when the stored form changes: older entries are then never read
 KEEP = 8  # entries kept, the most recently used: a 100,000-check config's take about 0.25 MB
 MAX_STORED = 16 << 20  # bytes of an entry on disk; anything larger is not ours
 MAX_JSON = 256 << 20  # bytes an entry may decompress to
-# The shell's checks whose answer depends on this machine now (Validators' fields): run again before an
-# entry is believed. The others (notifier URLs, rule SQL) depend only on the installed packages.
-RECHECKED = ("file", "client_cert", "icmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ class Entry:
     names: tuple[str, ...]  # the environment variables the load looked up (set or not)
     salt: str
     env: str  # env_digest(names, the environment then, salt)
-    checks: tuple[tuple[str, tuple[str | None, ...]], ...]  # (Validators field, arguments) of the RECHECKED calls
+    checks: tuple[tuple[str, tuple[str | None, ...]], ...]  # (Validators field, arguments) of the MACHINE_CHECKS calls
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for json (from_json reads it back equal)."""
@@ -104,7 +104,7 @@ class Entry:
         """to_json's data back; ValueError when it is anything else (a damaged or foreign file)."""
         try:
             _expect(isinstance(data, dict) and data["format"] == FORMAT and isinstance(data["names"], list))
-            _expect(all(isinstance(c, list) and len(c) == 2 and c[0] in RECHECKED and isinstance(c[1], list) for c in data["checks"]))
+            _expect(all(isinstance(c, list) and len(c) == 2 and c[0] in MACHINE_CHECKS and isinstance(c[1], list) for c in data["checks"]))
             checks = tuple((kind, tuple(args)) for kind, args in data["checks"])
             _strings(data["salt"], data["env"], *data["names"], *(a for _, args in checks for a in args if a is not None))
             return cls(ConfigFacts.from_json(data["facts"]), tuple(data["names"]), data["salt"], data["env"], checks)
@@ -168,21 +168,6 @@ class LookedUp(Mapping[str, str]):
     def __len__(self) -> int:
         self.copied = True
         return len(self._env)
-
-
-def recording(validators: Any) -> tuple[Any, list[tuple[str, tuple[str | None, ...]]]]:
-    """validators (a Validators) with each RECHECKED call noted in the list returned with it."""
-    calls: list[tuple[str, tuple[str | None, ...]]] = []
-
-    def noting(kind: str, check: Callable[..., str | None]) -> Callable[..., str | None]:
-        def noted(*args: str | None) -> str | None:
-            calls.append((kind, args))
-            return check(*args)
-
-        return noted
-
-    wrapped = {f.name: noting(f.name, getattr(validators, f.name)) for f in fields(validators) if f.name in RECHECKED}
-    return replace(validators, **wrapped), calls
 
 
 # The shell: the installation, the cache directory.
@@ -289,8 +274,8 @@ def accepted_facts(
     if known is not None and _holds(known, env, validators):
         return known.facts
     looked_up = LookedUp(env)
-    noting, calls = recording(validators)
-    facts = facts_of(load(env=looked_up, validators=noting))
+    calls: list[tuple[str, tuple[str | None, ...]]] = []
+    facts = facts_of(load(env=looked_up, validators=noting(validators, lambda *call: calls.append(call))))
     if not looked_up.copied:
         salt = os.urandom(16).hex()
         names = tuple(sorted(looked_up.names))

@@ -328,3 +328,36 @@ def test_a_check_with_keys_of_several_types_is_refused_as_the_whole_load_refuses
     refused = outcome(path, ENV, memo)
     assert refused == outcome(path, ENV, None)
     assert any("checks[1][1]: unknown key '1'" in e for e in refused)
+
+
+def test_a_reused_check_that_asked_this_machine_asks_it_again(tmp_path):
+    """A check whose build read a file (ca_file) is built again at every load: a reload after the file went
+    away refuses what a fresh load refuses, at the same place, and accepts again once it is back."""
+    from pulse_agent.validators import SHELL_VALIDATORS
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    path = tmp_path / "pulse.yaml"
+    head = "version: 1\nchecks:\n"
+    a = f"  - {{name: a, url: 'https://127.0.0.1:9/', ca_file: '{ca}'}}\n"
+    b = "  - {name: b, url: 'http://127.0.0.1:9/b'}\n"
+
+    def names_or_errors(memo: Memo | None) -> list[str]:
+        try:
+            return [c.name for c in load_config(path, {}, memo, validators=SHELL_VALIDATORS).checks]
+        except ConfigInvalid as exc:
+            return [str(e) for e in exc.errors]
+
+    memo = Memo()
+    path.write_text(head + a)
+    assert names_or_errors(memo) == ["a"]
+    ca.unlink()
+    for text in (head + a + b, head + b + a):  # added after it, and before it (its position moves)
+        path.write_text(text)
+        refused = names_or_errors(memo)
+        assert refused == names_or_errors(None) and "ca_file" in refused[0] and "is not a readable file" in refused[0]
+    ca.write_text("x")
+    assert names_or_errors(memo) == ["b", "a"]
+    path.write_text(head + a + b)
+    ca.unlink()
+    assert names_or_errors(memo) == names_or_errors(None) != ["a", "b"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pulse_agent.alerts.template import template_problem
 from pulse_agent.config import slo_rules
-from pulse_agent.config.check import NO_VALIDATORS, CheckBuilder, Validators, converted_value, env_headers, maintenance_windows
+from pulse_agent.config.check import NO_VALIDATORS, CheckBuilder, Validators, converted_value, env_headers, maintenance_windows, noting
 from pulse_agent.config.depends import dependency_problems
 from pulse_agent.config.errors import ConfigError, KeyPath
 from pulse_agent.config.fast import fast_path
@@ -62,6 +62,8 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
     context = (canonical(defaults), env_headers(defaults), tuple(sorted(notifier_names)), windows) if reuse is not None else ()
     # built in this very context (the head's defaults, notifiers and windows): each its spec again, as is
     known = again.specs if again is not None and reuse is not None and again.context == context else None
+    asked: list[object] = []  # the checks of this machine the builds below made (their specs are built again next load)
+    checked = noting(validators, lambda *call: asked.append(call)) if reuse is not None else validators
     for i, raw in enumerate(raw_checks):
         if not isinstance(raw, dict):
             continue
@@ -72,7 +74,7 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
             doc.error(("checks", i, "name"), f"duplicate check name {name!r}{at}")
         elif isinstance(name, str):
             first_seen[name] = i
-        if known is not None and (spec := known[i]) is not None:
+        if known is not None and (spec := known[i]) is not None and not reuse.asks_machine(again.keys[i]):  # type: ignore[union-attr,index]
             spec = reuse.reused(again.keys[i], spec)  # type: ignore[union-attr,arg-type]
         else:
             spec = reuse.spec_of(raw, context) if reuse is not None else None
@@ -85,11 +87,11 @@ def build_spec(doc: Document, memo: Memo | None = None, validators: Validators =
             if spec is not None and reuse is not None:
                 reuse.remember_spec(key, spec, raw, context)
         if spec is None:
-            errors = len(doc.errors)
-            builder = CheckBuilder(doc, ("checks", i), raw, defaults, clean, validators, parsed)
+            errors, asks = len(doc.errors), len(asked)
+            builder = CheckBuilder(doc, ("checks", i), raw, defaults, clean, checked, parsed)
             spec = _guarded(doc, ("checks", i), lambda builder=builder: builder.build(notifier_names, windows))
             if reuse is not None and spec is not None and len(doc.errors) == errors:
-                reuse.remember_spec(key, spec, raw, context)
+                reuse.remember_spec(key, spec, raw, context, machine=len(asked) > asks)
         if spec is not None:
             checks.append(spec)
     _check_dependencies(doc, raw_checks, first_seen)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,6 +74,24 @@ class Validators:
 
 
 NO_VALIDATORS = Validators()
+# Validators' checks whose answer depends on this machine now (files, privileges), not only on the installed
+# code: what they accepted once is asked again at every load (a reload, a report's remembered config).
+MACHINE_CHECKS = ("file", "client_cert", "icmp")
+
+
+def noting(validators: Validators, note: Callable[[str, tuple[str | None, ...]], None]) -> Validators:
+    """validators with each call of a MACHINE_CHECKS check passed to note(kind, arguments) first."""
+
+    def noted(kind: str) -> Callable[..., str | None]:
+        check = getattr(validators, kind)
+
+        def call(*args: str | None) -> str | None:
+            note(kind, args)
+            return check(*args)  # type: ignore[no-any-return]
+
+        return call
+
+    return replace(validators, **{kind: noted(kind) for kind in MACHINE_CHECKS})
 
 
 # Label names pulse-agent or Prometheus set themselves; a check label with one of them would clash or be renamed.

@@ -31,6 +31,9 @@ class Memo:
     # back as the very same object, so its spec is found without writing the item out again
     items: dict[int, tuple[Any, tuple[object, ...], tuple[object, ...]]] = field(default_factory=dict)
     kept: Kept | None = None  # one file's last good text and checks, compressed (config/reparse.py)
+    # keys of specs whose build asked this machine (check.MACHINE_CHECKS: files, privileges): built again at each
+    # load, so that what was true of the machine then is asked again
+    machine: set[tuple[object, ...]] = field(default_factory=set)
     _used: Memo | None = None
     _digests: dict[int, int] = field(default_factory=dict)  # id(item) -> digest of its canonical text, during one load
     _order: list[tuple[object, ...]] = field(default_factory=list)  # the key of each spec this load took, in order
@@ -48,7 +51,7 @@ class Memo:
         """Finish a load: after a good one keep only what it used; after a failed one keep everything."""
         if self._used is not None and ok:
             self.documents, self.valid, self.specs, self.items = self._used.documents, self._used.valid, self._used.specs, self._used.items
-            self.kept = self._used.kept
+            self.kept, self.machine = self._used.kept, self._used.machine
             self._shared = {part: part for key in self.specs for part in key[1:]}  # only what the kept specs share
         self._used = None
         self._digests = {}
@@ -103,7 +106,7 @@ class Memo:
     def spec(self, key: tuple[object, ...], item: Any = None, context: tuple[object, ...] = ()) -> CheckSpec | None:
         """The spec built before from exactly these inputs (item and context: what key was made of)."""
         key = self._compact(key, context)
-        spec = self.specs.get(key)
+        spec = self.specs.get(key) if not self.asks_machine(key) else None
         if spec is not None:
             self._remember(key, spec, item, context)
         return spec
@@ -113,7 +116,7 @@ class Memo:
         entry = self.items.get(id(item))
         if entry is None or entry[0] is not item or entry[1] != context:
             return None
-        spec = self.specs.get(entry[2])
+        spec = self.specs.get(entry[2]) if not self.asks_machine(entry[2]) else None
         if spec is not None:
             self._remember(entry[2], spec, item, context)
         return spec
@@ -123,9 +126,19 @@ class Memo:
         self._remember(key, spec, None, ())
         return spec
 
-    def remember_spec(self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = ()) -> None:
-        """Keep a spec built without errors (item and context: what key was made of, for spec_of)."""
-        self._remember(self._compact(key, context), spec, item, context)
+    def asks_machine(self, key: tuple[object, ...] | None) -> bool:
+        """Whether the spec kept under key (a compact key) was built asking this machine: build it again."""
+        return bool(self.machine) and key in self.machine
+
+    def remember_spec(
+        self, key: tuple[object, ...], spec: CheckSpec, item: Any = None, context: tuple[object, ...] = (), *, machine: bool = False
+    ) -> None:
+        """Keep a spec built without errors (item and context: what key was made of, for spec_of; machine:
+        its build asked this machine)."""
+        key = self._compact(key, context)
+        self._remember(key, spec, item, context)
+        if machine:
+            self._keep().machine.add(key)
 
     def _remember(self, key: tuple[object, ...], spec: CheckSpec, item: Any, context: tuple[object, ...]) -> None:
         keep = self._keep()

@@ -24,6 +24,9 @@ from pulse_agent.web.metrics import Metrics
 log = logging.getLogger("pulse_agent.agent")
 
 Apply = Callable[[AgentSpec, ConfigDiff], Awaitable[None]]
+# The watch's poll reads the files at least this often even while stat says they did not change: a file
+# system whose clock differs from ours, or whose attributes a client caches (NFS), may show an edit late.
+READ_ANYWAY_NS = 10_000_000_000
 
 
 def disk_digest(config: str) -> str:
@@ -64,7 +67,7 @@ class Reloader:
         self._loading = loading  # around each load: the agent process pauses the collector (gc_policy.py)
         self._lock = asyncio.Lock()
         self._refused = ""  # digest of a refused edit: reported once, not at every file event
-        self._seen: tuple[Signature, str] | None = None  # the files' settled signature and their digest then
+        self._seen: tuple[Signature, str, int] | None = None  # the files' settled signature, their digest, when read
         self.store: ResultStore | None = None  # where versions are recorded, once open
 
     async def reload(self, reason: str) -> Reload:
@@ -93,12 +96,12 @@ class Reloader:
     def _on_disk(self, config: str) -> tuple[str, list[Source] | None]:
         """on_disk, or the digest alone while stat says the files are as when it was last taken (the watch's
         poll every second would otherwise read and hash a large config each time)."""
-        signature = stat_signature(config)
-        if signature is not None and self._seen is not None and self._seen[0] == signature:
-            return self._seen[1], None
-        read_at = int(self._clock.time() * 1e9)  # the wall clock the file system's times are on
+        signature, at = stat_signature(config), int(self._clock.time() * 1e9)  # the wall clock of the files' times
+        seen = self._seen
+        if signature is not None and seen is not None and seen[0] == signature and at - seen[2] < READ_ANYWAY_NS:
+            return seen[1], None
         now, sources = on_disk(config)
-        self._seen = (signature, now) if signature is not None and sources is not None and settled(signature, read_at) else None
+        self._seen = (signature, now, at) if signature is not None and sources is not None and settled(signature, at) else None
         return now, sources
 
     async def _reload(self, reason: str, sources: list[Source] | None = None) -> Reload:
