@@ -311,6 +311,8 @@ class WorkerExecutor:
         return sum(w.inflight for w in self.workers)
 
     def _owner(self, name: str) -> Worker:
+        # The worker set_checks gave it: it keeps each check where it is, which is where the name hashes while
+        # the number of workers stays what it was at start (it never changes during the executor's life).
         return self.workers[worker_of(name, len(self.workers))]
 
     async def run_now(self, spec: CheckSpec, due: float | None = None) -> asyncio.Future[Result | None]:
