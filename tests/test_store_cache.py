@@ -132,3 +132,36 @@ async def test_results_and_calls_wait_while_the_file_cannot_be_opened_again_then
         store.close()
     assert len(failures) == 2 and store.dropped == 0
     assert counted == [(101_000, 101_000)]
+
+
+def test_the_gate_shuts_only_once_no_query_runs_and_queries_arriving_meanwhile_wait_for_it_to_open():
+    gate, order = instance.QueryGate(), []
+    inside, leave = threading.Event(), threading.Event()
+
+    def running_query() -> None:
+        with gate.passed():
+            inside.set()
+            leave.wait(10)
+            order.append("first query left")
+
+    first = threading.Thread(target=running_query)
+    first.start()
+    inside.wait(10)
+    with gate.shut(0.02) as idle:
+        assert not idle  # a query still runs: the caller postpones
+    leave.set()
+    first.join(10)
+
+    def late_query() -> None:
+        with gate.passed():
+            order.append("late query ran")
+
+    with gate.shut(1.0) as idle:
+        assert idle
+        late = threading.Thread(target=late_query)
+        late.start()
+        late.join(0.05)
+        assert late.is_alive()  # held off while shut
+        order.append("replaced")
+    late.join(10)
+    assert order == ["first query left", "replaced", "late query ran"]

@@ -1,4 +1,5 @@
-"""DuckDB: open the file (migrations: store/migrations.py), and write results in batches from one writer thread."""
+"""DuckDB: open the file (store/instance.py), and write results in batches from one writer thread, which also
+replaces the instance now and then so DuckDB's block cache does not grow with the file."""
 
 from __future__ import annotations
 
