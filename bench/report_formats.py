@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pulse_agent.store.db import open_database
+from pulse_agent.store.connect import open_database
 from pulse_agent.store.migrations import migrate
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pulse_agent.report import ReportRequest, build_report
 from pulse_agent.store import retention
-from pulse_agent.store.db import open_database
+from pulse_agent.store.connect import open_database
 from pulse_agent.store.migrations import migrate
 
 END = 1_800_000_000.0  # the newest run; every window ends here

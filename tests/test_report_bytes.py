@@ -19,7 +19,7 @@ from pulse_agent.alerts.template import human_duration
 from pulse_agent.report import Report, ReportRequest, build_report, render
 from pulse_agent.result import iso
 from pulse_agent.store import queries, retention
-from pulse_agent.store.db import open_database
+from pulse_agent.store.connect import open_database
 from pulse_agent.store.migrations import migrate
 from pulse_agent.store.table import Table
 

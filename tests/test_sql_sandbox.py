@@ -14,7 +14,7 @@ import duckdb
 import httpx
 import pytest
 
-from pulse_agent.store.db import open_database
+from pulse_agent.store.connect import open_database
 from pulse_agent.store.migrations import MIGRATIONS, migrate
 from pulse_agent.store.sandbox import Limits, QueryRefused, QueryTimeout, lock_down, one_select, read_only, run_select
 from tests.agent_process import AgentProcess

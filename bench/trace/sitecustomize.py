@@ -14,12 +14,14 @@ if os.environ.get("PULSE_TRACE_OUT") and "pulse_agent" in sys.orig_argv and "run
     import time
 
     _out = open(os.environ["PULSE_TRACE_OUT"], "a", buffering=1)  # noqa: SIM115 (open for the process's life)
-    _lock = threading.Lock()
+    # reentrant: a collection can start inside the write, and its callback emits a line on the same thread
+    _lock = threading.RLock()
 
     def _emit(kind: str, start: float, seconds: float, **more: object) -> None:
         line = {"k": kind, "t": round(start, 4), "ms": round(seconds * 1000, 2), "thread": threading.current_thread().name, **more}
+        text = json.dumps(line) + "\n"  # outside the lock: it allocates, and a collection's line may come first
         with _lock:
-            _out.write(json.dumps(line) + "\n")
+            _out.write(text)
 
     _gc_start: dict[str, float] = {}
 

@@ -1,4 +1,5 @@
-"""DuckDB: open the file (migrations: store/migrations.py), and write results in batches from one writer thread."""
+"""DuckDB: open the file (store/instance.py), and write results in batches from one writer thread, which also
+replaces the instance now and then so DuckDB's block cache does not grow with the file."""
 
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ from typing import TypeVar, cast
 import duckdb
 
 from pulse_agent.result import Result, utc
-from pulse_agent.store import sandbox
-from pulse_agent.store.connect import StoreError, last_line, open_database
-from pulse_agent.store.migrations import migrate
+from pulse_agent.store import instance, sandbox
+from pulse_agent.store.connect import StoreError, last_line
 
 log = logging.getLogger("pulse_agent.store")
 
 
 QUERY_THREADS = 2  # reports and user SQL running at once
 QUERY_QUEUE = 8  # running or waiting before more are refused
-CHECKPOINT_THRESHOLD = "4MiB"  # WAL written before DuckDB checkpoints by itself
+CACHE_LIMIT = 4 << 20  # bytes of table blocks DuckDB may keep cached before the writer replaces its instance
+CACHE_CHECK_EVERY_S = 30.0  # how often the writer looks at that figure
+QUERY_WAIT_S = 0.1  # the longest the writer waits for running reports (and stalls) before it postpones the replacement
 WAKE_EVERY = 500  # results queued before the writer is woken ahead of its flush interval
 APPEND_PIECE = 50  # rows per append_rows call, which holds the GIL throughout: the event loop waits meanwhile
 TRIM_EVERY_S = 30.0  # how often the writer calls its `trim` (the agent's: free C heap pages back to the system)
@@ -108,18 +110,14 @@ class ResultStore:
         query_timeout: float = sandbox.DEFAULT_TIMEOUT,
         trim: Callable[[], None] | None = None,
         trim_every: float = TRIM_EVERY_S,
+        cache_limit: int = CACHE_LIMIT,
+        cache_check_every: float = CACHE_CHECK_EVERY_S,
     ) -> None:
         self.path = Path(path)
-        self._con = open_database(self.path)
+        self._export_dir, self._memory_limit = export_dir, memory_limit
+        self._con = instance.prepare(self.path, export_dir=export_dir, memory_limit=memory_limit)
         try:
-            # DuckDB's default (16 MiB of WAL) keeps about 18 MB of the newest results in memory uncompressed
-            # before each checkpoint; 4 MiB bounds that part of an agent's memory to a few MB.
-            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            migrate(self._con)
             self.history = read_history(self._con)
-            # From here on the engine itself refuses files, extensions and setting changes to every connection.
-            allowed = [str(Path(export_dir).absolute())] if export_dir else []
-            sandbox.lock_down(self._con, allowed_dirs=allowed, memory_limit=memory_limit)
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"cannot prepare database {str(self.path)!r}: {last_line(str(exc))}") from None
@@ -135,6 +133,12 @@ class ResultStore:
         self._on_write_failed = on_write_failed
         self._trim, self._trim_every = trim, trim_every
         self._trimmed = time.monotonic()
+        self._cache_limit, self._cache_check_every = cache_limit, cache_check_every
+        self._cache_checked = time.monotonic()
+        self._gate = instance.QueryGate()  # shut while the writer replaces the instance
+        self._lost: str | None = None  # why the instance could not be opened again, until it is
+        self.instances = 1  # DuckDB instances this store has opened on the file
+        self._held: collections.deque[_Call] = collections.deque()  # calls waiting for the file to open again
         self.failing: str | None = None  # why the last write of results failed, until one succeeds
         self.write_failures = 0  # failed write attempts (each retry of the same rows counts)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # calls, flush requests, stop
@@ -186,13 +190,16 @@ class ResultStore:
         limit = self.limits.timeout if timeout is None else timeout
 
         def run() -> T:
-            with self._cursor_lock:  # the writer's connection belongs to the writer thread: cursors come from their own
-                base = self._cursors.cursor()
-            try:
-                with sandbox.read_only(base, limit, self._stopping) as cur:
-                    return fn(cur)
-            finally:
-                base.close()
+            with self._gate.passed():
+                if self._lost is not None:  # the writer could not open the file again yet
+                    raise QueriesBusy(f"the database is being reopened ({self._lost}); try again later")
+                with self._cursor_lock:  # the writer's connection belongs to the writer thread: cursors come from their own
+                    base = self._cursors.cursor()
+                try:
+                    with sandbox.read_only(base, limit, self._stopping) as cur:
+                        return fn(cur)
+                finally:
+                    base.close()
 
         self._queries_waiting += 1
         try:
@@ -254,17 +261,67 @@ class ResultStore:
                 item = self._queue.get(timeout=self._flush_interval)
             except queue.Empty:
                 item = _FLUSH
+            if self._lost is not None:
+                self._reopen()
             self._drain()  # every result submitted before a call is written before it runs
             if isinstance(item, _Call):
-                self._call(item)
+                self._held.append(item)
+            while self._held and self._lost is None:  # in order; held while the file is not open (the outbox's rows too)
+                self._call(self._held.popleft())
             if self._trim is not None and time.monotonic() - self._trimmed >= self._trim_every:
                 self._trimmed = time.monotonic()
                 self._trim()  # in this thread: glibc's malloc_trim through ctypes lets the event loop run meanwhile
+            if item is not _STOP and time.monotonic() - self._cache_checked >= self._cache_check_every:
+                self._cache_checked = time.monotonic()
+                self._bound_cache()
             if item is _STOP:
+                for call in self._held:
+                    call.done(None, StoreError(f"{self.path} was not open again when the agent stopped: {self._lost}"))
                 if self._unwritten:
                     self.dropped += len(self._unwritten)
                     log.error("closing with %d results that could not be written to %s", len(self._unwritten), self.path)
                 return
+
+    def _bound_cache(self) -> None:
+        """Replace the instance when its cached table blocks pass cache_limit, unless a report runs."""
+        try:
+            if self._lost is not None or instance.cached_table_bytes(self._con) <= self._cache_limit:
+                return
+        except duckdb.Error:
+            return  # the file refuses work: the writes say so
+        with self._gate.shut(QUERY_WAIT_S) as idle:
+            if not idle or not self._reader_lock.acquire(timeout=QUERY_WAIT_S):
+                log.debug("replacing the database instance postponed: a report is running")
+                return
+            try:
+                with self._cursor_lock:
+                    self._close_instance()
+                    self._reopen()
+            finally:
+                self._reader_lock.release()
+
+    def _close_instance(self) -> None:
+        """Close every connection of the instance, which ends it (DuckDB checkpoints at the last one)."""
+        for con in (self._cursors, self._reader, self._con):
+            try:
+                con.close()
+            except duckdb.Error as exc:
+                log.error("closing %s failed: %s", self.path, last_line(str(exc)))
+        self._lost = "closed to free its cache"
+
+    def _reopen(self) -> None:
+        """Open the file again as at start (no migration left to run); on failure the writes fail and keep
+        their rows, and the next flush tries again."""
+        try:
+            con = instance.prepare(self.path, export_dir=self._export_dir, memory_limit=self._memory_limit)
+        except StoreError as exc:
+            if self._lost != str(exc):
+                log.error("reopening the database failed, will retry: %s", exc)
+            self._lost = str(exc)
+            return
+        self._con, self._reader, self._cursors = con, con.cursor(), con.cursor()
+        self._lost = None
+        self.instances += 1
 
     def _drain(self) -> None:
         """Write the results queued now (not those arriving meanwhile: they wait for the next flush), batch_size rows per append."""
