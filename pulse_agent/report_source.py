@@ -13,7 +13,7 @@ import duckdb
 
 from pulse_agent.listen import agent_url
 from pulse_agent.report import Report, ReportError, ReportRequest, UnknownCheck, answer
-from pulse_agent.store.connect import StoreError, open_database
+from pulse_agent.store.connect import StoreError, held_by_agent, open_database
 from pulse_agent.store.export import Exported, export_parquet, table_of
 from pulse_agent.store.migrations import MIGRATIONS, migrate
 from pulse_agent.store.sandbox import DEFAULT_LIMITS, Limits, lock_down
@@ -29,6 +29,8 @@ def open_read_only(path: str, allowed_dirs: Sequence[str] = ()) -> duckdb.DuckDB
     agent holds it (ask the agent then)."""
     if not Path(path).exists():
         raise ReportError(f"no database at {path!r}; pass --db FILE or -c with the agent's config")
+    if held_by_agent(path):  # even in the moment the agent has let go of the file (store/db.py)
+        return None
     try:
         con = open_database(path, read_only=True)
     except StoreError as exc:

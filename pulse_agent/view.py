@@ -19,13 +19,10 @@ from pulse_agent.live.reload import Reload
 from pulse_agent.probe.push import PushState, Signal
 from pulse_agent.report import Report, ReportRequest
 from pulse_agent.result import Result
+from pulse_agent.store.connect import StoreClosed as StoreClosed  # the port's name for it (503)
 from pulse_agent.store.export import Exported
 
 T = TypeVar("T")
-
-
-class StoreClosed(Exception):
-    """The database is not open (starting or stopping): queries cannot be answered now."""
 
 
 class AlertingClosed(Exception):

@@ -165,3 +165,75 @@ def test_the_gate_shuts_only_once_no_query_runs_and_queries_arriving_meanwhile_w
         order.append("replaced")
     late.join(10)
     assert order == ["first query left", "replaced", "late query ran"]
+
+
+async def test_no_other_process_takes_the_file_while_the_writer_replaces_its_instance(tmp_path):
+    """DuckDB's lock goes while the instance is replaced; the agent's (store/connect.py) stays: a `report`
+    opening the file meanwhile is sent to the agent, never given the file. Once the store closes, it is."""
+    import subprocess
+    import sys
+
+    path, stop = tmp_path / "p.duckdb", tmp_path / "stop"
+    probe = (  # open_read_only as fast as it goes until told to stop: how often it got the file, how often not
+        "import os, sys\nfrom pulse_agent.report_source import open_read_only\n"
+        "got = away = 0\nprint('ready', flush=True)\n"
+        f"while not os.path.exists({str(stop)!r}) or got + away == 0:\n"
+        f"    con = open_read_only({str(path)!r})\n"
+        "    if con is None: away += 1\n"
+        "    else: got += 1; con.close()\n"
+        "print(got, away, flush=True)\n"
+    )
+    store = ResultStore(path, cache_limit=0, cache_check_every=0)
+    child = subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+        rng = random.Random(3)
+        for k in range(30):  # each turn of the writer after a checkpoint replaces the instance
+            await written(store, results(rng, k * 1_000, 1_000))
+        stop.touch()
+        got, away = map(int, child.stdout.readline().split())  # type: ignore[union-attr]
+        replaced = store.instances
+        counted = await store.read(lambda con: con.execute("SELECT count(*) FROM results").fetchall())
+    finally:
+        stop.touch()
+        child.wait(30)
+        store.close()
+    assert replaced > 20 and got == 0 and away > 0 and counted == [(30_000,)]
+    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout.split()
+    assert after[1:3] == ["1", "0"]  # the store closed: the file is anybody's again
+
+
+async def test_while_the_file_cannot_be_opened_again_reads_say_closed_and_no_write_is_attempted(tmp_path, monkeypatch):
+    from pulse_agent.view import StoreClosed  # what the API answers 503 to
+
+    prepare, refusing = instance.prepare, threading.Event()
+    refusing.set()
+
+    def refused_while_asked(*args, **kwargs):
+        if refusing.is_set():
+            raise StoreError("cannot open database: it is locked by another process")
+        return prepare(*args, **kwargs)
+
+    store = ResultStore(tmp_path / "p.duckdb", cache_limit=0, cache_check_every=0, flush_interval=0.01)
+    try:
+        rng = random.Random(5)
+        for r in results(rng, 0, 5_000):
+            store.submit(r)
+        await store.checkpoint()
+        monkeypatch.setattr(instance, "prepare", refused_while_asked)
+        for r in results(rng, 5_000, 500):
+            store.submit(r)
+        for _ in range(1000):  # a turn of the writer closes the instance (its cache is past 0) and cannot open it again
+            if store.failing is not None:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # five more flushes of the writer meanwhile
+        with pytest.raises(StoreClosed):
+            await store.read(lambda con: con.execute("SELECT 1").fetchall())
+        assert store.write_failures == 0 and store.failing is not None and "locked" in store.failing
+        refusing.clear()
+        counted = await store.call(lambda con: con.execute("SELECT count(*) FROM results").fetchall())
+        read = await store.read(lambda con: con.execute("SELECT count(*) FROM results").fetchall())
+    finally:
+        store.close()
+    assert counted == read == [(5_500,)] and store.dropped == 0

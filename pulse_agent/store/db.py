@@ -8,6 +8,7 @@ import collections
 import contextlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -21,7 +22,7 @@ import duckdb
 
 from pulse_agent.result import Result, utc
 from pulse_agent.store import instance, sandbox
-from pulse_agent.store.connect import StoreError, last_line
+from pulse_agent.store.connect import StoreClosed, StoreError, hold, last_line
 
 log = logging.getLogger("pulse_agent.store")
 
@@ -115,12 +116,17 @@ class ResultStore:
     ) -> None:
         self.path = Path(path)
         self._export_dir, self._memory_limit = export_dir, memory_limit
-        self._con = instance.prepare(self.path, export_dir=export_dir, memory_limit=memory_limit)
+        self._held_lock = hold(self.path)  # kept while the instance is replaced (connect.py: the agent's lock)
         try:
-            self.history = read_history(self._con)
-        except duckdb.Error as exc:
-            self._con.close()
-            raise StoreError(f"cannot prepare database {str(self.path)!r}: {last_line(str(exc))}") from None
+            self._con = instance.prepare(self.path, export_dir=export_dir, memory_limit=memory_limit)
+            try:
+                self.history = read_history(self._con)
+            except duckdb.Error as exc:
+                self._con.close()
+                raise StoreError(f"cannot prepare database {str(self.path)!r}: {last_line(str(exc))}") from None
+        except BaseException:
+            self._let_go()
+            raise
         self._reader = self._con.cursor()  # a second connection to the same database, for queries
         self._reader_lock = threading.Lock()
         self._cursors = self._con.cursor()  # where the query pool's connections are opened
@@ -171,6 +177,8 @@ class ResultStore:
 
         def run() -> T:
             with self._reader_lock:
+                if self._lost is not None:  # the instance is being replaced and the file is not open again yet
+                    raise StoreClosed(f"the database is being opened again ({self._lost}); try again in a moment")
                 # In a transaction of its own, ended here: a result fn left unread would otherwise keep its
                 # transaction open, and DuckDB cannot checkpoint while one is.
                 self._reader.execute("BEGIN")
@@ -254,6 +262,14 @@ class ResultStore:
             self._con.close()
         except duckdb.Error as exc:  # a file that refuses writes may refuse the final checkpoint too
             log.error("closing %s failed: %s", self.path, last_line(str(exc)))
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Release the agent's lock of the file (after the file itself)."""
+        if self._held_lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._held_lock)
+            self._held_lock = None
 
     def _write_loop(self) -> None:
         while True:
@@ -361,6 +377,9 @@ class ResultStore:
 
     def _write(self, batch: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
         """Append batch; on failure return it for the next try."""
+        if self._lost is not None:  # no instance to write to: no attempt (the reopening says why, once)
+            self.failing = self._lost
+            return batch
         try:
             with self._con.appender("results") as appender:  # one appender: the same flushes as one call
                 for start in range(0, len(batch), APPEND_PIECE):
