@@ -173,7 +173,9 @@ def _report_in_a_child(argv: list[str], modules: tuple[str, ...], cache: Path | 
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
         f"    rc = main({argv!r})\n"
-        f"print(json.dumps({{'rc': rc, 'loaded': [m for m in {modules!r} if m in sys.modules], 'rows': json.loads(out.getvalue())['rows']}}))\n"
+        f"loaded = [m for m in {modules!r} if m in sys.modules]\n"
+        "from pulse_agent.config_facts import installation\n"  # after the list: what it imports is not the report's
+        "print(json.dumps({'rc': rc, 'loaded': loaded, 'rows': json.loads(out.getvalue())['rows'], 'installation': installation()}))\n"
     )
     env = {**os.environ, **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
@@ -203,7 +205,9 @@ def test_beside_the_bundled_config_a_report_loads_it_without_what_it_does_not_us
     assert got["rc"] == 0 and got["loaded"] == ["pulse_agent.config", "pulse_agent.config.quick_code"]
     assert got["rows"] == list(answer(db)) and len(got["rows"]) == 2
     # The next report reads what the first remembered of the same text: no validator, no load.
+    assert len(list((tmp_path / "cache" / "pulse-agent").glob("*.json.z"))) == 1
     again = _report_in_a_child(argv, modules, cache=tmp_path / "cache")
+    assert again["installation"] == got["installation"]
     assert again["rc"] == 0 and again["loaded"] == ["pulse_agent.config"] and again["rows"] == got["rows"]
 
 
