@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pulse_agent.config import AgentSpec
@@ -136,14 +136,7 @@ def _plural(n: int, word: str) -> str:
 
 def _config(args: argparse.Namespace) -> AgentSpec | None:
     """The config; None when it cannot be loaded but the data is named explicitly (see _accepted)."""
-
-    def load(sources: list[Source]) -> AgentSpec:
-        from pulse_agent.config import load_config
-        from pulse_agent.validators import SHELL_VALIDATORS
-
-        return load_config(args.config, validators=SHELL_VALIDATORS, sources=sources)
-
-    return _accepted(args, load)
+    return _accepted(args, partial(_load, args))
 
 
 def _facts(args: argparse.Namespace) -> ConfigFacts | None:
@@ -151,14 +144,21 @@ def _facts(args: argparse.Namespace) -> ConfigFacts | None:
     (config_facts.py): a large config is loaded once, not by every report."""
 
     def facts(sources: list[Source]) -> ConfigFacts:
-        from pulse_agent.config import load_config
         from pulse_agent.config_facts import accepted_facts
         from pulse_agent.validators import SHELL_VALIDATORS
 
-        texts = [(Path(s.name).name, s.text) for s in sources]
-        return accepted_facts(texts, partial(load_config, args.config, sources=sources), SHELL_VALIDATORS)
+        return accepted_facts(sources, partial(_load, args, sources), SHELL_VALIDATORS)
 
     return _accepted(args, facts)
+
+
+def _load(args: argparse.Namespace, sources: list[Source], env: Mapping[str, str] | None = None, validators: Any = None) -> AgentSpec:
+    """The config at -c from its files as read, with the shell's checks of what lies outside the text
+    (validators: those, noted by config_facts)."""
+    from pulse_agent.config import load_config
+    from pulse_agent.validators import SHELL_VALIDATORS
+
+    return load_config(args.config, env, validators=validators or SHELL_VALIDATORS, sources=sources)
 
 
 def _accepted(args: argparse.Namespace, load: Callable[[list[Source]], T]) -> T | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pulse_agent.config.check import MACHINE_CHECKS, noting
+from pulse_agent.config.files import Source, digest
 
 FORMAT = 2  # bumped when the stored form changes: older entries are then never read
 KEEP = 8  # entries kept, the most recently used: a 100,000-check config's take about 0.25 MB
@@ -121,12 +122,9 @@ def _strings(*values: object) -> None:
     _expect(all(isinstance(v, str) for v in values))
 
 
-def texts_key(texts: Iterable[tuple[str, str]], installation: str) -> str:
-    """The name of the entry for these (file name, text) pairs loaded by this installation."""
-    h = hashlib.sha256(f"{FORMAT}\0{installation}\0".encode())
-    for name, text in texts:
-        h.update(_utf8(f"{len(name)}:{name}\0{len(text)}:") + _utf8(text) + b"\0")
-    return h.hexdigest()
+def texts_key(sources: list[Source], installation: str) -> str:
+    """The name of the entry for these files (as read) loaded by this installation."""
+    return hashlib.sha256(f"{FORMAT}\0{installation}\0{digest(sources, 64)}".encode()).hexdigest()
 
 
 def env_digest(names: Iterable[str], env: Mapping[str, str], salt: str) -> str:
@@ -256,16 +254,16 @@ def remember(where: Path, key: str, entry: Entry) -> None:
 
 
 def accepted_facts(
-    texts: list[tuple[str, str]], load: Callable[..., Any], validators: Any,
+    sources: list[Source], load: Callable[..., Any], validators: Any,
     env: Mapping[str, str] | None = None, where: Path | None = None,
 ) -> ConfigFacts:  # fmt: skip
-    """The facts of the config made of texts ((file name, text) pairs, as read): from the cache while
+    """The facts of the config made of sources (its files as read): from the cache while
     all they depend on holds, else load(env=..., validators=...) (raising what a refused config raises:
     nothing is stored then), stored."""
     env = os.environ if env is None else env
     where = cache_dir(env) if where is None else where
     try:
-        key = texts_key(texts, installation()) if where is not None else None
+        key = texts_key(sources, installation()) if where is not None else None
     except OSError:  # the installation changing under us (a reinstall): load, store nothing
         key = None
     if where is None or key is None:

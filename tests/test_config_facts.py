@@ -13,6 +13,7 @@ import pytest
 
 from pulse_agent.cli import main
 from pulse_agent.config import NO_VALIDATORS, ConfigInvalid, load_config
+from pulse_agent.config.files import Source
 from pulse_agent.config_facts import KEEP, ConfigFacts, Entry, accepted_facts, env_digest, facts_of, recall, remember, texts_key
 from pulse_agent.result import Result
 from pulse_agent.store import ResultStore
@@ -181,14 +182,14 @@ def test_a_damaged_foreign_or_shared_cache_is_not_believed(setup, capsys, tmp_pa
 
 
 def test_keys_follow_the_texts_and_the_installation_and_the_environment_what_the_load_looked_up():
-    texts = [("pulse.yaml", "a: 1\n")]
+    texts = [Source("pulse.yaml", "a: 1\n")]
     base = texts_key(texts, "install")
     others = [
         texts_key(texts, "other install"),
-        texts_key([("pulse.yaml", "a: 1\n ")], "install"),
-        texts_key([("other.yaml", "a: 1\n")], "install"),
-        texts_key([("pulse.yaml", "a: 1\n"), ("b.yaml", "")], "install"),
-        texts_key([("pulse.yaml", "a"), ("yaml", ": 1\n")], "install"),
+        texts_key([Source("pulse.yaml", "a: 1\n ")], "install"),
+        texts_key([Source("other.yaml", "a: 1\n")], "install"),
+        texts_key([Source("pulse.yaml", "a: 1\n"), Source("b.yaml", "")], "install"),
+        texts_key([Source("pulse.yaml", "a"), Source("yaml", ": 1\n")], "install"),
     ]
     assert len({base, *others}) == len(others) + 1
     env = env_digest(["A", "B"], {"A": "1", "Z": "9"}, "salt")
@@ -220,7 +221,7 @@ def test_a_refused_load_is_raised_and_nothing_is_stored(tmp_path):
 
     where = tmp_path / "cache"
     with pytest.raises(ConfigInvalid):
-        accepted_facts([("x.yaml", "x")], refuse, NO_VALIDATORS, env={}, where=where)
+        accepted_facts([Source("x.yaml", "x")], refuse, NO_VALIDATORS, env={}, where=where)
     assert entries(where) == []
 
 

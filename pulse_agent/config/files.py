@@ -32,12 +32,12 @@ def read_sources(path: str | Path) -> list[Source]:
     return [_read(root)]
 
 
-def digest(sources: list[Source]) -> str:
-    """A short content hash of the whole config: equal texts, equal digest."""
+def digest(sources: list[Source], length: int = 12) -> str:
+    """A content hash of the whole config, length hex digits (short: a name for people): equal texts, equal digest."""
     h = hashlib.sha256()
     for s in sources:
         h.update(s.name.rsplit("/", 1)[-1].encode() + b"\0" + s.text.encode() + b"\0")
-    return h.hexdigest()[:12]
+    return h.hexdigest()[:length]
 
 
 Signature = tuple[tuple[str, int, int, int, int, int], ...]
